@@ -1,0 +1,58 @@
+"""The three stage interfaces every model (trained or baseline) implements.
+
+Frames are RGB uint8 arrays (H, W, 3) at the input video's resolution; points are
+input-video pixels. Each predictor resizes to the model resolution itself and maps back.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+import numpy as np
+
+from bleedorigin.types import Point, TrackPoint
+
+
+@dataclass
+class OnsetStep:
+    """Output of one onset-detector step.
+
+    `score` is the bleeding confidence attached to the current frame (for timelines);
+    `onset_frame` is set on the step where an onset is raised. It may be earlier than the
+    current frame (the sliding-window model places the onset inside its window).
+    """
+
+    score: float
+    onset_frame: int | None = None
+
+
+class OnsetDetectorBase(ABC):
+    name: str = "onset"
+
+    @abstractmethod
+    def reset(self) -> None:
+        """Forget everything; the next frame is frame 0."""
+
+    @abstractmethod
+    def step(self, frame: np.ndarray) -> OnsetStep:
+        """Consume the next frame."""
+
+
+class SourceLocatorBase(ABC):
+    name: str = "source"
+
+    @abstractmethod
+    def locate(self, frame: np.ndarray, history: list[np.ndarray] | None = None) -> Point:
+        """Bleeding source on `frame`; `history` optionally holds earlier frames (oldest first)."""
+
+
+class PointTrackerBase(ABC):
+    name: str = "track"
+
+    @abstractmethod
+    def start(self, frame: np.ndarray, point: tuple[float, float], frame_index: int = 0) -> None:
+        """Initialise on `frame` (index `frame_index`) at `point` (x, y)."""
+
+    @abstractmethod
+    def step(self, frame: np.ndarray) -> TrackPoint:
+        """Track into the next frame; returns the point with confidence and visibility."""

@@ -1,0 +1,155 @@
+"""Result objects: plain Python/numpy, no tensors or images, each with to_dict/from_dict.
+
+Coordinates are pixels of the input video (x right, y down); frames are 0-based indices.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass
+class Point:
+    x: float
+    y: float
+    confidence: float = 1.0
+
+    def to_dict(self) -> dict[str, float]:
+        return {"x": float(self.x), "y": float(self.y), "confidence": float(self.confidence)}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Point:
+        return cls(float(d["x"]), float(d["y"]), float(d.get("confidence", 1.0)))
+
+
+@dataclass
+class TrackPoint:
+    frame: int
+    x: float
+    y: float
+    confidence: float
+    visible: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"frame": int(self.frame), "x": float(self.x), "y": float(self.y),
+                "confidence": float(self.confidence), "visible": bool(self.visible)}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrackPoint:
+        return cls(int(d["frame"]), float(d["x"]), float(d["y"]), float(d["confidence"]),
+                   bool(d.get("visible", True)))
+
+
+@dataclass
+class Onset:
+    frame: int
+    time_s: float
+    confidence: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"frame": int(self.frame), "time_s": float(self.time_s),
+                "confidence": float(self.confidence)}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Onset:
+        return cls(int(d["frame"]), float(d["time_s"]), float(d["confidence"]))
+
+
+PHASES = ("waiting", "bleeding", "tracking")
+
+
+@dataclass
+class FrameResult:
+    """What the pipeline knows after one frame."""
+
+    frame: int
+    time_s: float
+    phase: str  # one of PHASES
+    onset_score: float
+    onset: Onset | None = None  # set on the frame where an onset is raised
+    source: Point | None = None  # set on the onset frame
+    track: TrackPoint | None = None  # set on every tracked frame
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"frame": self.frame, "time_s": self.time_s, "phase": self.phase,
+                "onset_score": float(self.onset_score),
+                "onset": None if self.onset is None else self.onset.to_dict(),
+                "source": None if self.source is None else self.source.to_dict(),
+                "track": None if self.track is None else self.track.to_dict(),
+                "timings_ms": {k: round(float(v), 3) for k, v in self.timings_ms.items()}}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> FrameResult:
+        return cls(int(d["frame"]), float(d["time_s"]), str(d["phase"]), float(d["onset_score"]),
+                   None if d.get("onset") is None else Onset.from_dict(d["onset"]),
+                   None if d.get("source") is None else Point.from_dict(d["source"]),
+                   None if d.get("track") is None else TrackPoint.from_dict(d["track"]),
+                   dict(d.get("timings_ms", {})))
+
+
+@dataclass
+class BleedingEvent:
+    """One bleeding episode: onset, located source and the tracked path."""
+
+    onset: Onset
+    source: Point
+    track: list[TrackPoint] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"onset": self.onset.to_dict(), "source": self.source.to_dict(),
+                "track": [t.to_dict() for t in self.track]}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> BleedingEvent:
+        return cls(Onset.from_dict(d["onset"]), Point.from_dict(d["source"]),
+                   [TrackPoint.from_dict(t) for t in d["track"]])
+
+
+@dataclass
+class RunResult:
+    """The `result.json` of `bleedorigin run` (DESIGN.md). `onset`/`source`/`track` describe
+    the first bleeding event; `events` lists all of them."""
+
+    video: str
+    fps: float
+    width: int
+    height: int
+    frames: int
+    scores: list[float] = field(default_factory=list)
+    events: list[BleedingEvent] = field(default_factory=list)
+    models: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def onset(self) -> Onset | None:
+        return self.events[0].onset if self.events else None
+
+    @property
+    def source(self) -> Point | None:
+        return self.events[0].source if self.events else None
+
+    @property
+    def track(self) -> list[TrackPoint]:
+        return self.events[0].track if self.events else []
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"video": self.video, "fps": self.fps, "width": self.width, "height": self.height,
+                "frames": self.frames,
+                "onset": None if self.onset is None else self.onset.to_dict(),
+                "source": None if self.source is None else self.source.to_dict(),
+                "track": [t.to_dict() for t in self.track],
+                "events": [e.to_dict() for e in self.events],
+                "scores": [round(float(s), 5) for s in self.scores],
+                "models": dict(self.models)}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> RunResult:
+        return cls(d["video"], float(d["fps"]), int(d["width"]), int(d["height"]),
+                   int(d["frames"]), [float(s) for s in d.get("scores", [])],
+                   [BleedingEvent.from_dict(e) for e in d.get("events", [])],
+                   dict(d.get("models", {})))
+
+
+def as_plain(obj: Any) -> Any:
+    """Dataclass -> dict for JSON dumping of the simple records above."""
+    return obj.to_dict() if hasattr(obj, "to_dict") else asdict(obj)
