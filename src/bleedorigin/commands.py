@@ -1,0 +1,165 @@
+"""What the CLI commands do, as plain functions (the CLI only parses arguments)."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bleedorigin import MODEL_SIZE
+from bleedorigin.errors import InputError
+from bleedorigin.io.video import FrameMapper, open_video
+from bleedorigin.models.loading import load_stage
+from bleedorigin.utils.jsonio import JsonLinesWriter, write_json_atomic
+from bleedorigin.utils.progress import track as progress_track
+
+log = logging.getLogger(__name__)
+
+ASSETS = Path(__file__).parent / "assets"
+SAMPLE_CLIP = ASSETS / "sample" / "bleedsim_full.mp4"
+
+
+def _write_partial(out: Path, payload: dict[str, Any], error: InputError) -> None:
+    """Keep what was computed before the stream broke, then let the error through."""
+    payload["complete"] = False
+    payload["error"] = str(error)
+    write_json_atomic(out, payload)
+    log.warning("partial results written to %s", out)
+
+
+def detect_onset(source: Any, out: Path, model: str | None, device: str, progress: bool) -> dict:
+    detector = load_stage("onset", model, device)
+    detector.reset()
+    scores: list[float] = []
+    onset: int | None = None
+    confidence = 0.0
+    payload: dict[str, Any] = {}
+    with open_video(source) as reader:
+        mapper = FrameMapper((reader.info.width, reader.info.height), MODEL_SIZE)
+        try:
+            for item in progress_track(reader, reader.info.frames, "onset", progress, "frames"):
+                step = detector.step(mapper.resize(item.image))
+                scores.append(float(step.score))
+                if onset is None and step.onset_frame is not None:
+                    onset, confidence = int(step.onset_frame), float(step.score)
+        except InputError as e:
+            _write_partial(out, {"onset_frame": onset, "confidence": confidence,
+                                 "scores": scores}, e)
+            raise
+    payload = {"onset_frame": onset, "confidence": confidence if onset is not None else
+               float(max(scores, default=0.0)), "scores": scores}
+    write_json_atomic(out, payload)
+    return payload
+
+
+def _frame_at(source: str, frame: int) -> np.ndarray:
+    if frame < 0:
+        raise InputError(f"--frame must be >= 0, got {frame}")
+    with open_video(source) as reader:
+        history: list[np.ndarray] = []
+        for item in reader:
+            if item.index == frame:
+                return item.image
+            history.append(item.image)
+    raise InputError(f"{source}: frame {frame} is past the end ({len(history)} frames)")
+
+
+def locate_source(source: str, frame: int, out: Path, model: str | None, device: str) -> dict:
+    locator = load_stage("source", model, device)
+    image = _frame_at(source, frame)
+    mapper = FrameMapper((image.shape[1], image.shape[0]), MODEL_SIZE)
+    p = locator.locate(mapper.resize(image))
+    x, y = mapper.to_input(np.array([[p.x, p.y]]))[0]
+    payload = {"frame": frame, "x": float(x), "y": float(y), "confidence": float(p.confidence)}
+    write_json_atomic(out, payload)
+    return payload
+
+
+def track_point(source: Any, point: tuple[float, float], start: int, out: Path,
+                model: str | None, device: str, progress: bool) -> dict:
+    tracker = load_stage("track", model, device)
+    if start < 0:
+        raise InputError(f"--start must be >= 0, got {start}")
+    rows: list[list[float]] = []
+    with open_video(source) as reader:
+        w, h = reader.info.width, reader.info.height
+        x, y = point
+        if not (0 <= x < w and 0 <= y < h):
+            raise InputError(f"--point {x} {y} is outside the {w}x{h} frame")
+        mapper = FrameMapper((w, h), MODEL_SIZE)
+        started = False
+        try:
+            for item in progress_track(reader, reader.info.frames, "tracking", progress, "frames"):
+                if item.index < start:
+                    continue
+                small = mapper.resize(item.image)
+                if not started:
+                    mx, my = mapper.to_model(np.array([[x, y]]))[0]
+                    tracker.start(small, (float(mx), float(my)), frame_index=item.index)
+                    rows.append([float(x), float(y), 1.0])
+                    started = True
+                    continue
+                tp = tracker.step(small)
+                px, py = mapper.to_input(np.array([[tp.x, tp.y]]))[0]
+                rows.append([float(px), float(py), float(tp.confidence)])
+        except InputError as e:
+            _write_partial(out, {"start": start, "points": rows}, e)
+            raise
+    if not started:
+        raise InputError(f"{source}: --start {start} is past the end of the video")
+    payload = {"start": start, "points": rows}
+    write_json_atomic(out, payload)
+    return payload
+
+
+def run_pipeline(source: Any, out: Path, onset_model: str | None, source_model: str | None,
+                 track_model: str | None, device: str, overlay: bool, progress: bool) -> Path:
+    from bleedorigin.io.video import VideoWriter
+    from bleedorigin.pipeline import Pipeline, PipelineConfig
+    from bleedorigin.render import OverlayRenderer
+    from bleedorigin.types import RunResult
+
+    pipe = Pipeline.from_pretrained(PipelineConfig(onset_model, source_model, track_model, device))
+    out.mkdir(parents=True, exist_ok=True)
+    with open_video(source) as reader:
+        info = reader.info
+    fps = float(info.fps or 30.0)
+    renderer = OverlayRenderer()
+    scores: list[float] = []
+    writer = VideoWriter(out / "overlay.mp4", fps, (info.width, info.height)) if overlay else None
+    error: InputError | None = None
+    with JsonLinesWriter(out / "results.jsonl") as jsonl:
+        try:
+            if writer is not None:
+                writer.__enter__()
+            pipe.reset()
+            with open_video(source) as reader:
+                frames = progress_track(reader, info.frames, "pipeline", progress, "frames")
+                for item in frames:
+                    res = pipe.step(item.image, item.time_s, fps)
+                    scores.append(res.onset_score)
+                    jsonl.write(res.to_dict())
+                    if writer is not None:
+                        writer.write(renderer.render(item.image, res))
+        except InputError as e:
+            error = e
+        finally:
+            if writer is not None:
+                writer.__exit__(None, None, None)
+    result = RunResult(str(source), fps, info.width, info.height, len(scores), scores,
+                       list(pipe.events), pipe.models)
+    payload = result.to_dict()
+    if error is not None:
+        _write_partial(out / "result.json", payload, error)
+        raise error
+    write_json_atomic(out / "result.json", payload)
+    return out / "result.json"
+
+
+def run_demo(out: Path, progress: bool) -> Path:
+    if not SAMPLE_CLIP.is_file():
+        raise InputError(f"sample clip missing from the installation: {SAMPLE_CLIP}")
+    path = run_pipeline(str(SAMPLE_CLIP), out, None, None, None, "auto", True, progress)
+    log.info("demo outputs: %s, %s, %s", path, out / "overlay.mp4", out / "results.jsonl")
+    return path

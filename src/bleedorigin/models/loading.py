@@ -1,0 +1,63 @@
+"""Turn a model name (registry) or a checkpoint folder (config.json + weights) into a predictor."""
+from __future__ import annotations
+
+import importlib
+import inspect
+import json
+from pathlib import Path
+from typing import Any
+
+from bleedorigin.errors import ConfigError, InputError
+from bleedorigin.models import registry
+
+# Trained predictors by stage, as "module:Class"; each has from_pretrained(path, device=...).
+PREDICTORS = {
+    "onset": "bleedorigin.models.onset.predictor:OnsetDetector",
+    "source": "bleedorigin.models.source.predictor:SourceLocator",
+    "track": "bleedorigin.models.tracker.predictor:PointTracker",
+}
+
+# Defaults used when the user names no model.
+DEFAULT_MODELS = {"onset": "onset_hsv", "source": "source_redmask", "track": "track_lk"}
+
+
+def _predictor_class(stage: str) -> Any:
+    module, cls = PREDICTORS[stage].split(":")
+    return getattr(importlib.import_module(module), cls)
+
+
+def load_stage(stage: str, name_or_path: str | None = None, device: str = "auto") -> Any:
+    """A ready predictor for `stage` ("onset" | "source" | "track")."""
+    if stage not in PREDICTORS:
+        raise ConfigError(f"unknown stage {stage!r}; expected one of {sorted(PREDICTORS)}")
+    name = name_or_path or DEFAULT_MODELS[stage]
+    path = Path(name)
+    if path.is_dir():
+        config = path / "config.json"
+        if not config.is_file():
+            raise InputError(f"{path}: not a checkpoint folder (no config.json)")
+        try:
+            found = json.loads(config.read_text()).get("stage", stage)
+        except json.JSONDecodeError as e:
+            raise InputError(f"{config}: unreadable JSON ({e.msg}, line {e.lineno})") from None
+        if found != stage:
+            raise ConfigError(f"{path} holds a {found!r} model, not a {stage!r} model")
+        return _predictor_class(stage).from_pretrained(str(path), device=device)
+    if not name.startswith(stage + "_"):
+        raise ConfigError(f"model {name!r} is not a {stage} model (names start with {stage}_)")
+    if name not in registry.list_models():
+        registry.create(name)  # raises ConfigError with a suggestion
+    return registry.create(name, **_accepted(name, {"device": device}))
+
+
+def _accepted(name: str, kwargs: dict[str, Any]) -> dict[str, Any]:
+    # Baselines take no device; trained models do. Pass only what the factory accepts.
+    params = inspect.signature(registry._REGISTRY[name]).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return kwargs
+    return {k: v for k, v in kwargs.items() if k in params}
+
+
+def model_id(model: Any) -> str:
+    """A short identification string for result.json's `models` field."""
+    return str(getattr(model, "model_id", getattr(model, "name", type(model).__name__)))

@@ -1,0 +1,165 @@
+"""Deployment mode of Algorithm 1: waiting for bleeding -> locate the source once -> track it.
+
+Frames are resized once to the model resolution; every stage sees that frame and the
+pipeline maps points back to input pixels. After a bleeding episode ends (the tracked point's
+confidence stays low) the pipeline goes back to waiting, so one video can hold several events.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from bleedorigin import MODEL_SIZE
+from bleedorigin.io.video import FrameMapper, open_video
+from bleedorigin.models.loading import load_stage, model_id
+from bleedorigin.types import BleedingEvent, FrameResult, Onset, Point, RunResult, TrackPoint
+from bleedorigin.utils.progress import track as progress_track
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    onset_model: str | None = None  # None: the stage's default (models.loading.DEFAULT_MODELS)
+    source_model: str | None = None
+    track_model: str | None = None
+    device: str = "auto"
+    end_confidence: float = 0.25  # an episode ends when the tracked confidence stays below this...
+    end_patience: int = 90  # ...for this many consecutive frames
+    buffer_frames: int = 90  # recent frames kept so a back-dated onset can be located and caught up
+    history_frames: int = 10  # frames before the onset handed to the localizer
+
+
+@dataclass
+class _Episode:
+    event: BleedingEvent
+    low_confidence_run: int = 0
+
+
+@dataclass
+class Pipeline:
+    onset: Any
+    source: Any
+    tracker: Any
+    config: PipelineConfig = field(default_factory=PipelineConfig)
+
+    def __post_init__(self) -> None:
+        self._mapper: FrameMapper | None = None
+        self.reset()
+
+    @classmethod
+    def from_pretrained(cls, config: PipelineConfig | None = None, **overrides: Any) -> Pipeline:
+        cfg = config or PipelineConfig(**overrides)
+        return cls(load_stage("onset", cfg.onset_model, cfg.device),
+                   load_stage("source", cfg.source_model, cfg.device),
+                   load_stage("track", cfg.track_model, cfg.device), cfg)
+
+    @property
+    def models(self) -> dict[str, str]:
+        return {"onset": model_id(self.onset), "source": model_id(self.source),
+                "track": model_id(self.tracker)}
+
+    def reset(self) -> None:
+        self.onset.reset()
+        self._frame_index = 0
+        self._buffer: deque[tuple[int, np.ndarray]] = deque(maxlen=self.config.buffer_frames)
+        self._episode: _Episode | None = None
+        self.events: list[BleedingEvent] = []
+
+    # -- streaming -------------------------------------------------------------------------
+    def step(self, frame: np.ndarray, time_s: float | None = None, fps: float = 30.0) -> FrameResult:
+        """Consume the next frame (RGB uint8, input resolution)."""
+        h, w = frame.shape[:2]
+        if self._mapper is None or self._mapper.in_size != (w, h):
+            self._mapper = FrameMapper((w, h), MODEL_SIZE)
+        index = self._frame_index
+        self._frame_index += 1
+        t = index / fps if time_s is None else time_s
+        small = self._mapper.resize(frame)
+        self._buffer.append((index, small))
+        timings: dict[str, float] = {}
+        if self._episode is None:
+            return self._wait_step(index, t, small, fps, timings)
+        return self._track_step(index, t, small, timings)
+
+    def _wait_step(self, index: int, t: float, small: np.ndarray, fps: float,
+                   timings: dict[str, float]) -> FrameResult:
+        t0 = time.perf_counter()
+        out = self.onset.step(small)
+        timings["onset"] = (time.perf_counter() - t0) * 1e3
+        if out.onset_frame is None:
+            return FrameResult(index, t, "waiting", out.score, timings_ms=timings)
+        onset_frame = self._clamp_to_buffer(out.onset_frame)
+        onset = Onset(onset_frame, onset_frame / fps, out.score)
+        frames = [img for i, img in self._buffer if i <= onset_frame]
+        history = frames[-1 - self.config.history_frames:-1]
+        t0 = time.perf_counter()
+        p = self.source.locate(frames[-1], history=history or None)
+        timings["source"] = (time.perf_counter() - t0) * 1e3
+        source = self._to_input_point(p)
+        event = BleedingEvent(onset, source)
+        t0 = time.perf_counter()
+        self.tracker.start(frames[-1], (p.x, p.y), frame_index=onset_frame)
+        event.track.append(TrackPoint(onset_frame, source.x, source.y, source.confidence, True))
+        for i, img in self._buffer:  # catch up from the (back-dated) onset to now
+            if i > onset_frame:
+                event.track.append(self._to_input_track(self.tracker.step(img), i))
+        timings["track"] = (time.perf_counter() - t0) * 1e3
+        self._episode = _Episode(event)
+        self.events.append(event)
+        log.info("bleeding onset at frame %d (raised at frame %d)", onset_frame, index)
+        return FrameResult(index, t, "bleeding", out.score, onset, source, event.track[-1], timings)
+
+    def _track_step(self, index: int, t: float, small: np.ndarray,
+                    timings: dict[str, float]) -> FrameResult:
+        assert self._episode is not None
+        t0 = time.perf_counter()
+        tp = self._to_input_track(self.tracker.step(small), index)
+        timings["track"] = (time.perf_counter() - t0) * 1e3
+        episode = self._episode
+        episode.event.track.append(tp)
+        low = tp.confidence < self.config.end_confidence
+        episode.low_confidence_run = episode.low_confidence_run + 1 if low else 0
+        if episode.low_confidence_run >= self.config.end_patience:
+            log.info("bleeding episode ended at frame %d", index)
+            self._episode = None
+            self.onset.reset()
+        return FrameResult(index, t, "tracking", 1.0, track=tp, timings_ms=timings)
+
+    def _clamp_to_buffer(self, frame: int) -> int:
+        oldest, newest = self._buffer[0][0], self._buffer[-1][0]
+        return int(min(max(frame, oldest), newest))
+
+    def _to_input_point(self, p: Point) -> Point:
+        assert self._mapper is not None
+        x, y = self._mapper.to_input(np.array([[p.x, p.y]]))[0]
+        return Point(float(x), float(y), p.confidence)
+
+    def _to_input_track(self, tp: TrackPoint, index: int) -> TrackPoint:
+        assert self._mapper is not None
+        x, y = self._mapper.to_input(np.array([[tp.x, tp.y]]))[0]
+        return TrackPoint(index, float(x), float(y), tp.confidence, tp.visible)
+
+    # -- whole videos ------------------------------------------------------------------------
+    def stream(self, source: Any, progress: bool = False) -> Iterator[FrameResult]:
+        """Generator of FrameResult, one per decoded frame (video file, folder, camera, URL)."""
+        self.reset()
+        with open_video(source) as reader:
+            fps = reader.info.fps or 30.0
+            frames = progress_track(reader, total=reader.info.frames, description="frames",
+                                    enabled=progress, unit="frames")
+            for item in frames:
+                yield self.step(item.image, item.time_s, fps)
+
+    def run(self, source: Any, progress: bool = True) -> RunResult:
+        with open_video(source) as reader:
+            info = reader.info
+        scores = [r.onset_score for r in self.stream(source, progress)]
+        return RunResult(str(source), float(info.fps), info.width, info.height, len(scores),
+                         scores, list(self.events), self.models)

@@ -1,0 +1,104 @@
+"""Overlay video in the paper's display style, one frame at a time (supervision-style annotators).
+
+"Non Bleeding" / "Bleeding" label top left, a flashing red box around the source after the
+onset, the tracked point with its confidence, and a short trail.
+"""
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from bleedorigin.types import FrameResult
+
+RED = (230, 30, 30)
+GREEN = (40, 220, 60)
+WHITE = (255, 255, 255)
+
+
+def _scale(frame: np.ndarray) -> float:
+    """Drawing sizes grow with the frame so the overlay reads the same at 112 px or 1080 px."""
+    return max(frame.shape[0], frame.shape[1]) / 512.0
+
+
+@dataclass
+class OnsetBannerAnnotator:
+    """Top-left status label."""
+
+    def annotate(self, frame: np.ndarray, result: FrameResult) -> np.ndarray:
+        bleeding = result.phase != "waiting"
+        text = "Bleeding" if bleeding else "Non Bleeding"
+        s = _scale(frame)
+        font_scale, thick = 0.6 * s, max(1, int(round(2 * s)))
+        (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, font_scale, thick)
+        pad = int(6 * s)
+        cv2.rectangle(frame, (0, 0), (tw + 2 * pad, th + base + 2 * pad), (0, 0, 0), -1)
+        cv2.putText(frame, text, (pad, th + pad), cv2.FONT_HERSHEY_SIMPLEX, font_scale,
+                    RED if bleeding else GREEN, thick, cv2.LINE_AA)
+        return frame
+
+
+@dataclass
+class OnsetBoxAnnotator:
+    """A red box around the source that flashes for `duration` frames after the onset."""
+
+    duration: int = 45
+    period: int = 6
+    _onset_at: int | None = None
+    _center: tuple[float, float] | None = None
+
+    def annotate(self, frame: np.ndarray, result: FrameResult) -> np.ndarray:
+        if result.onset is not None and result.source is not None:
+            self._onset_at, self._center = result.frame, (result.source.x, result.source.y)
+        if self._onset_at is None or result.frame - self._onset_at >= self.duration:
+            return frame
+        if ((result.frame - self._onset_at) // (self.period // 2)) % 2 == 1:
+            return frame  # the "off" half of the flash
+        s = _scale(frame)
+        half = int(40 * s)
+        cx, cy = (result.track.x, result.track.y) if result.track else self._center
+        x, y = int(round(cx)), int(round(cy))
+        cv2.rectangle(frame, (x - half, y - half), (x + half, y + half), RED,
+                      max(1, int(round(3 * s))), cv2.LINE_AA)
+        return frame
+
+
+@dataclass
+class TrackTrailAnnotator:
+    """The tracked point, its confidence, and the last `length` positions."""
+
+    length: int = 30
+    _trail: deque = field(default_factory=lambda: deque(maxlen=30))
+
+    def annotate(self, frame: np.ndarray, result: FrameResult) -> np.ndarray:
+        if result.phase == "waiting":
+            self._trail.clear()
+            return frame
+        if result.track is None:
+            return frame
+        s = _scale(frame)
+        p = (int(round(result.track.x)), int(round(result.track.y)))
+        self._trail.append(p)
+        pts = np.array(self._trail, np.int32).reshape(-1, 1, 2)
+        if len(pts) > 1:
+            cv2.polylines(frame, [pts], False, GREEN, max(1, int(round(2 * s))), cv2.LINE_AA)
+        color = GREEN if result.track.visible else (240, 200, 40)
+        cv2.circle(frame, p, max(2, int(round(6 * s))), color, -1, cv2.LINE_AA)
+        cv2.circle(frame, p, max(3, int(round(9 * s))), WHITE, max(1, int(round(s))), cv2.LINE_AA)
+        cv2.putText(frame, f"{result.track.confidence:.2f}", (p[0] + int(12 * s), p[1] - int(8 * s)),
+                    cv2.FONT_HERSHEY_SIMPLEX, 0.5 * s, WHITE, max(1, int(round(s))), cv2.LINE_AA)
+        return frame
+
+
+@dataclass
+class OverlayRenderer:
+    annotators: list = field(default_factory=lambda: [OnsetBannerAnnotator(), OnsetBoxAnnotator(),
+                                                      TrackTrailAnnotator()])
+
+    def render(self, frame: np.ndarray, result: FrameResult) -> np.ndarray:
+        out = np.ascontiguousarray(frame.copy())
+        for annotator in self.annotators:
+            out = annotator.annotate(out, result)
+        return out

@@ -1,0 +1,112 @@
+"""The CLI contract of DESIGN.md: outputs on a clip with known truth, and clean failures."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from bleedorigin.cli import main
+
+
+def cli(*args: str) -> int:
+    with pytest.raises(SystemExit) as exc:
+        main([str(a) for a in args])
+    return int(exc.value.code or 0)
+
+
+def test_detect_finds_onset_of_tiny_clip(tiny_clip, tmp_path):
+    out = tmp_path / "onset.json"
+    assert cli("-q", "detect", tiny_clip.path, "--out", out) == 0
+    res = json.loads(out.read_text())
+    assert len(res["scores"]) == len(tiny_clip.frames)
+    assert res["onset_frame"] is not None
+    assert abs(res["onset_frame"] - tiny_clip.onset_frame) <= 2
+
+
+def test_locate_points_at_the_red_disc(tiny_clip, tmp_path):
+    out = tmp_path / "src.json"
+    assert cli("locate", tiny_clip.path, "--frame", 20, "--out", out) == 0
+    res = json.loads(out.read_text())
+    truth = tiny_clip.path_xy[20]
+    assert res["frame"] == 20
+    assert np.hypot(res["x"] - truth[0], res["y"] - truth[1]) < 4
+
+
+def test_track_follows_the_drifting_texture(tiny_clip, tmp_path):
+    out = tmp_path / "track.json"
+    x0, y0 = tiny_clip.path_xy[0]
+    assert cli("-q", "track", tiny_clip.path, "--point", x0, y0 - 10, "--start", 0, "--out", out) == 0
+    res = json.loads(out.read_text())
+    assert res["start"] == 0 and len(res["points"]) == len(tiny_clip.frames)
+    x, y, conf = res["points"][-1]
+    # The background drifts 0.5 px/frame to the right; the point rides on it.
+    assert abs(x - (x0 + 0.5 * (len(tiny_clip.frames) - 1))) < 2.5 and abs(y - (y0 - 10)) < 2.5
+
+
+def test_run_writes_result_overlay_and_jsonl(tiny_clip, tmp_path):
+    out = tmp_path / "run"
+    assert cli("-q", "run", tiny_clip.path, "--out", out) == 0
+    res = json.loads((out / "result.json").read_text())
+    assert res["frames"] == len(tiny_clip.frames) and res["width"] == 64
+    assert res["onset"] is not None and abs(res["onset"]["frame"] - tiny_clip.onset_frame) <= 2
+    assert res["source"] is not None and res["track"][0]["frame"] == res["onset"]["frame"]
+    assert res["track"][-1]["frame"] == len(tiny_clip.frames) - 1
+    lines = (out / "results.jsonl").read_text().splitlines()
+    assert len(lines) == len(tiny_clip.frames)
+    with av.open(str(out / "overlay.mp4")) as f:
+        assert sum(1 for _ in f.decode(video=0)) == len(tiny_clip.frames)
+
+
+def _assert_clean_error(capsys, code: int) -> str:
+    err = capsys.readouterr().err.strip()
+    assert code == 2, err
+    assert err.startswith("error:") and "Traceback" not in err
+    assert len(err.splitlines()) == 1
+    return err
+
+
+@pytest.mark.parametrize("content", [b"", b"this is not a video at all"])
+def test_broken_video_is_a_clean_error(tmp_path, capsys, content):
+    bad = tmp_path / "broken.mp4"
+    bad.write_bytes(content)
+    code = cli("detect", bad, "--out", tmp_path / "r.json")
+    _assert_clean_error(capsys, code)
+    assert not (tmp_path / "r.json").exists()
+
+
+def test_missing_file_and_bad_arguments(tiny_clip, tmp_path, capsys):
+    _assert_clean_error(capsys, cli("detect", tmp_path / "nope.mp4", "--out", tmp_path / "r.json"))
+    _assert_clean_error(capsys, cli("track", tiny_clip.path, "--point", 500, 5, "--out",
+                                    tmp_path / "t.json"))
+    _assert_clean_error(capsys, cli("locate", tiny_clip.path, "--frame", 999, "--out",
+                                    tmp_path / "l.json"))
+    _assert_clean_error(capsys, cli("detect", tiny_clip.path, "--model", "onset_nope", "--out",
+                                    tmp_path / "r.json"))
+
+
+def test_truncated_video_keeps_results_up_to_the_break(tiny_clip, tmp_path, capsys):
+    data = tiny_clip.path.read_bytes()
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(data[: int(len(data) * 0.6)])
+    out = tmp_path / "onset.json"
+    code = cli("detect", cut, "--out", out)
+    if code == 0:  # the decoder may end cleanly on a truncated file: then it is a short video
+        assert len(json.loads(out.read_text())["scores"]) > 0
+        return
+    _assert_clean_error(capsys, code)
+    res = json.loads(out.read_text())
+    assert res["complete"] is False and len(res["scores"]) > 0
+
+
+def test_python_dash_m_with_broken_input_exits_2(tmp_path):
+    bad = tmp_path / "broken.mp4"
+    bad.write_text("not a video")
+    proc = subprocess.run([sys.executable, "-m", "bleedorigin", "detect", str(bad), "--out",
+                           str(tmp_path / "r.json")], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("error:") and "Traceback" not in proc.stderr
