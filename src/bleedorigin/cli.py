@@ -107,6 +107,56 @@ def demo(out: Path = typer.Option(Path("runs/demo"), help="Output folder.")) -> 
     run_demo(out, _progress())
 
 
+@app.command()
+def bench(json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the JSON here."),
+          frames: int = typer.Option(300, help="Frames per stage timing."),
+          onset_model: Optional[str] = typer.Option(None, help="Onset model name or folder."),
+          source_model: Optional[str] = typer.Option(None, help="Source model name or folder."),
+          track_model: Optional[str] = typer.Option(None, help="Tracker name or folder."),
+          baselines: bool = typer.Option(True, help="Also time the baselines."),
+          device: str = DEVICE) -> None:
+    """Speed, latency, parameters, GFLOPs and peak memory per stage and end to end (512x384)."""
+    from bleedorigin.bench import format_bench, run_bench
+    from bleedorigin.utils.jsonio import write_json_atomic
+    if frames < 10:
+        raise InputError(f"--frames must be >= 10, got {frames}")
+    result = run_bench({"onset": onset_model, "source": source_model, "track": track_model},
+                       frames, device, baselines=baselines)
+    typer.echo(format_bench(result))
+    if json_out is not None:
+        write_json_atomic(json_out, result)
+
+
+@app.command()
+def sim(out: Path = typer.Option(..., help="Output benchmark folder."),
+        n: int = typer.Option(10, help="Number of clips."),
+        seed: int = typer.Option(0, help="Random seed (output is deterministic per seed)."),
+        kind: str = typer.Option("detect", help="detect | track | track_short | track_long | full | negative"),
+        width: int = typer.Option(512), height: int = typer.Option(384)) -> None:
+    """BleedSim: synthetic ESD bleeding clips with dense ground truth, in the benchmark layout."""
+    from bleedorigin.sim import write_bench
+    if n < 1:
+        raise InputError(f"--n must be >= 1, got {n}")
+    clips = write_bench(out, n, seed, kind, size=(width, height), progress=_progress())
+    typer.echo(f"wrote {len(clips)} {kind} clips to {out}")
+
+
+@app.command()
+def train(stage: str = typer.Argument(..., help="onset | source | track"),
+          config: Optional[Path] = typer.Option(None, help="Recipe YAML (default: the small preset)."),
+          out: Path = typer.Option(..., help="Output folder (checkpoints, logs, model card)."),
+          set_: list[str] = typer.Option([], "--set", help="Override a recipe key: key=value."),
+          resume: bool = typer.Option(False, help="Continue from OUT's last checkpoint."),
+          seed: Optional[int] = typer.Option(None, help="Random seed."),
+          device: str = DEVICE) -> None:
+    """Train a stage (one trainer for all; multi-process under torchrun)."""
+    from bleedorigin.training.trainer import train_main
+    if config is not None and not config.is_file():
+        raise InputError(f"--config {config}: file not found")
+    result = train_main(stage, config, out, set_, resume, seed, device)
+    typer.echo(f"checkpoints in {out}: best score {result.get('best_score')}")
+
+
 @data_app.command("check")
 def data_check(root: Path = typer.Argument(..., help="Benchmark folder.")) -> None:
     """List every problem in a benchmark folder; exit 1 if there are any."""

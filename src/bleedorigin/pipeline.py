@@ -20,6 +20,7 @@ from bleedorigin.io.video import FrameMapper, open_video
 from bleedorigin.models.loading import load_stage, model_id
 from bleedorigin.types import BleedingEvent, FrameResult, Onset, Point, RunResult, TrackPoint
 from bleedorigin.utils.progress import track as progress_track
+from bleedorigin.vision.color import red_mask
 
 log = logging.getLogger(__name__)
 
@@ -30,8 +31,10 @@ class PipelineConfig:
     source_model: str | None = None
     track_model: str | None = None
     device: str = "auto"
-    end_confidence: float = 0.25  # an episode ends when the tracked confidence stays below this...
-    end_patience: int = 90  # ...for this many consecutive frames
+    end_confidence: float = 0.25  # an episode ends when the tracked confidence stays below this,
+    end_blood_fraction: float = 0.02  # or the blood around the point stays below this fraction,
+    end_patience: int = 90  # for this many consecutive frames
+    end_patch: int = 64  # side (model pixels) of the patch around the point checked for blood
     buffer_frames: int = 90  # recent frames kept so a back-dated onset can be located and caught up
     history_frames: int = 10  # frames before the onset handed to the localizer
 
@@ -39,7 +42,7 @@ class PipelineConfig:
 @dataclass
 class _Episode:
     event: BleedingEvent
-    low_confidence_run: int = 0
+    quiet_run: int = 0  # consecutive frames with low confidence or no blood near the point
 
 
 @dataclass
@@ -124,13 +127,24 @@ class Pipeline:
         timings["track"] = (time.perf_counter() - t0) * 1e3
         episode = self._episode
         episode.event.track.append(tp)
-        low = tp.confidence < self.config.end_confidence
-        episode.low_confidence_run = episode.low_confidence_run + 1 if low else 0
-        if episode.low_confidence_run >= self.config.end_patience:
+        low = tp.confidence < self.config.end_confidence or \
+            self._blood_near(small, tp) < self.config.end_blood_fraction
+        episode.quiet_run = episode.quiet_run + 1 if low else 0
+        if episode.quiet_run >= self.config.end_patience:
             log.info("bleeding episode ended at frame %d", index)
             self._episode = None
             self.onset.reset()
         return FrameResult(index, t, "tracking", 1.0, track=tp, timings_ms=timings)
+
+    def _blood_near(self, small: np.ndarray, tp: TrackPoint) -> float:
+        """Fraction of blood pixels in a patch around the tracked point (model pixels)."""
+        assert self._mapper is not None
+        x, y = self._mapper.to_model(np.array([[tp.x, tp.y]]))[0]
+        half = self.config.end_patch // 2
+        h, w = small.shape[:2]
+        x0, y0 = int(np.clip(x - half, 0, w - 1)), int(np.clip(y - half, 0, h - 1))
+        patch = small[y0:y0 + 2 * half, x0:x0 + 2 * half]
+        return float((red_mask(patch) > 0.5).mean()) if patch.size else 0.0
 
     def _clamp_to_buffer(self, frame: int) -> int:
         oldest, newest = self._buffer[0][0], self._buffer[-1][0]

@@ -17,6 +17,9 @@ PREDICTORS = {
     "track": "bleedorigin.models.tracker.predictor:PointTracker",
 }
 
+# Reference rows kept in every report and benchmark.
+BASELINES = {"onset": ["onset_hsv"], "source": ["source_redmask"], "track": ["track_lk", "track_dis"]}
+
 # Defaults used when the user names no model.
 DEFAULT_MODELS = {"onset": "onset_hsv", "source": "source_redmask", "track": "track_lk"}
 

@@ -1,0 +1,32 @@
+"""Onset detector (paper section 4.1.1): MDCFM + MDG + sliding-window transformer.
+
+Registers `onset_small` (shipped weights) and `onset_test` (tiny, random, seeded) models.
+"""
+from __future__ import annotations
+
+import torch
+
+from bleedorigin.config import OnsetConfig, from_dict, to_dict
+from bleedorigin.models.onset.model import OnsetNet, decode_onset
+from bleedorigin.models.onset.predictor import OnsetDetector
+from bleedorigin.models.registry import register_model
+
+# Mirrors configs/onset_test.yaml `model:` (a test checks they agree).
+ONSET_TEST = OnsetConfig(window=16, internal_size=(64, 48), d_model=32, num_layers=1, num_heads=4,
+                         ff_dim=64, dropout=0.0, channels=(8, 8, 16), branch_dim=16,
+                         mdcfm_channels=(4, 8, 8), memory_size=2, memory_stride=4)
+
+
+@register_model("onset_small")
+def onset_small(device: str = "auto", weights: str = "small") -> OnsetDetector:
+    return OnsetDetector.from_pretrained(weights, device=device)
+
+
+@register_model("onset_test")
+def onset_test(device: str = "auto", seed: int = 0, **overrides: object) -> OnsetDetector:
+    cfg = from_dict(OnsetConfig, {**to_dict(ONSET_TEST), **overrides}, "onset_test")
+    torch.manual_seed(seed)
+    return OnsetDetector(OnsetNet(cfg), device, model_id="onset_test")
+
+
+__all__ = ["ONSET_TEST", "OnsetConfig", "OnsetDetector", "OnsetNet", "decode_onset"]

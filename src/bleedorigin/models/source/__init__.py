@@ -1,0 +1,43 @@
+"""BleedOrigin-Detect, source stage (paper section 4.1.2): where does the bleeding start?
+
+Registry names: `source_small` (shipped weights), `source_paper` (PE-Spatial-style ViT at
+512x384, encoder weights from a local file, or a trained checkpoint folder) and
+`source_test` (tiny random network).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from bleedorigin.models.registry import register_model
+from bleedorigin.models.source.model import SourceConfig, SourceNet
+from bleedorigin.models.source.predictor import SourceLocator, evaluate_source
+
+__all__ = ["SourceConfig", "SourceNet", "SourceLocator", "evaluate_source", "PAPER_MODEL", "TEST_MODEL"]
+
+# The paper's localizer: PE-Spatial encoder on 512x384 frames (H/8 = 48x64 features).
+PAPER_MODEL: dict[str, Any] = dict(encoder="vit_pe_spatial_small", input_size=(512, 384), dim=32, heads=4,
+                                   heat_channels=16, sigma=6.0, refine_radius=3)
+TEST_MODEL: dict[str, Any] = dict(encoder="cnn_test", input_size=(64, 48), dim=8, heads=2, heat_channels=4,
+                                  sigma=2.0)
+
+
+@register_model("source_small")
+def source_small(device: str = "auto", weights: str | None = None) -> SourceLocator:
+    return SourceLocator.from_pretrained(weights or "small", device=device)
+
+
+@register_model("source_paper")
+def source_paper(device: str = "auto", weights: str | None = None, pretrained: str = "",
+                 **overrides: Any) -> SourceLocator:
+    """A trained paper-size checkpoint folder (`weights`), or an untrained head on a
+    PE-Spatial-style encoder loaded from the local file `pretrained` (to train or fine-tune)."""
+    if weights:
+        return SourceLocator.from_pretrained(weights, device=device)
+    cfg = SourceConfig(**{**PAPER_MODEL, "pretrained": pretrained, **overrides})
+    return SourceLocator.from_config(cfg, device=device, model_id="source:paper-untrained")
+
+
+@register_model("source_test")
+def source_test(device: str = "cpu", seed: int = 0, **overrides: Any) -> SourceLocator:
+    return SourceLocator.from_config(SourceConfig(**{**TEST_MODEL, **overrides}), device=device, seed=seed,
+                                     model_id="source:test")

@@ -1,0 +1,177 @@
+"""`bleedorigin bench`: speed, latency, size and memory per stage and end to end at 512x384.
+
+Timings are wall-clock per call after a warm-up, on whatever device the models use. Peak
+memory is the process's resident-set high-water mark after each stage (it only grows).
+"""
+from __future__ import annotations
+
+import logging
+import resource
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from bleedorigin import MODEL_SIZE
+from bleedorigin.models.loading import load_stage, model_id
+
+log = logging.getLogger(__name__)
+
+# Paper Table 10 (A6000 GPU, 512x384): fps, latency s, GFLOPs, params M, memory MB.
+PAPER_TABLE10 = {
+    "onset": {"fps": 9.73, "latency_s": 0.102, "gflops": 27.45, "params_m": 107.44, "memory_mb": 5890},
+    "source": {"fps": 6.51, "latency_s": 0.153, "gflops": 43.17, "params_m": 129.03, "memory_mb": 3260},
+    "track": {"fps": 11.82, "latency_s": 0.084, "gflops": 90.13, "params_m": 402.82, "memory_mb": 1874},
+}
+
+
+@dataclass
+class Timing:
+    ms: np.ndarray
+
+    def summary(self) -> dict[str, float]:
+        return {"fps": float(1000.0 / self.ms.mean()), "p50_ms": float(np.percentile(self.ms, 50)),
+                "p95_ms": float(np.percentile(self.ms, 95)), "mean_ms": float(self.ms.mean())}
+
+
+def _time_calls(fn: Callable[[int], Any], n: int, warmup: int = 3) -> Timing:
+    for i in range(warmup):
+        fn(i)
+    ms = np.empty(n)
+    for i in range(n):
+        t0 = time.perf_counter()
+        fn(i)
+        ms[i] = (time.perf_counter() - t0) * 1e3
+    return Timing(ms)
+
+
+def _peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def _torch_module(predictor: Any) -> Any:
+    import torch
+    for attr in ("model", "net", "module"):
+        m = getattr(predictor, attr, None)
+        if isinstance(m, torch.nn.Module):
+            return m
+    return None
+
+
+def _params(predictor: Any) -> int | None:
+    m = _torch_module(predictor)
+    return None if m is None else int(sum(p.numel() for p in m.parameters()))
+
+
+def _gflops(call: Callable[[], Any], predictor: Any) -> float | None:
+    """FLOPs of one call counted by torch's dispatcher (matmuls/convs), None for non-torch models."""
+    if _torch_module(predictor) is None:
+        return None
+    from torch.utils.flop_counter import FlopCounterMode
+    counter = FlopCounterMode(display=False)
+    with counter:
+        call()
+    return counter.get_total_flops() / 1e9
+
+
+def bench_frames(n: int, seed: int = 0) -> list[np.ndarray]:
+    """A 512x384 bleeding clip: BleedSim when available (onset half way), else textured noise."""
+    try:
+        from bleedorigin.sim import generate_clip
+        clip = generate_clip("full", seed=seed, size=MODEL_SIZE, num_frames=n)
+        return list(clip.frames)
+    except ImportError:
+        rng = np.random.default_rng(seed)
+        base = rng.integers(0, 255, (MODEL_SIZE[1], MODEL_SIZE[0], 3), dtype=np.uint8)
+        return [np.roll(base, i, axis=1) for i in range(n)]
+
+
+def bench_stage(stage: str, name: str | None, frames: list[np.ndarray], device: str) -> dict:
+    model = load_stage(stage, name, device)
+    n = len(frames)
+    if stage == "onset":
+        model.reset()
+        call = lambda i: model.step(frames[i % n])  # noqa: E731
+        timing = _time_calls(call, n)
+        flops = _gflops(lambda: model.step(frames[0]), model)
+    elif stage == "source":
+        call = lambda i: model.locate(frames[i % n])  # noqa: E731
+        timing = _time_calls(call, max(10, n // 10))
+        flops = _gflops(lambda: model.locate(frames[0]), model)
+    else:
+        h, w = frames[0].shape[:2]
+        model.start(frames[0], (w / 2, h / 2), frame_index=0)
+        call = lambda i: model.step(frames[1 + i % (n - 1)])  # noqa: E731
+        timing = _time_calls(call, n)
+        flops = _gflops(lambda: model.step(frames[1]), model)
+    params = _params(model)
+    return {"model": model_id(model), **timing.summary(), "params": params,
+            "gflops": None if flops is None else round(flops, 3), "peak_mb": round(_peak_mb(), 1)}
+
+
+def bench_end_to_end(models: dict[str, str | None], frames: list[np.ndarray], device: str) -> dict:
+    from bleedorigin.pipeline import Pipeline, PipelineConfig
+    pipe = Pipeline.from_pretrained(PipelineConfig(models.get("onset"), models.get("source"),
+                                                   models.get("track"), device))
+    pipe.reset()
+    for f in frames[:3]:  # warm-up, then start again from a clean state
+        pipe.step(f)
+    pipe.reset()
+    ms, phases = np.empty(len(frames)), []
+    for i, f in enumerate(frames):
+        t0 = time.perf_counter()
+        res = pipe.step(f)
+        ms[i] = (time.perf_counter() - t0) * 1e3
+        phases.append(res.phase)
+    out = Timing(ms).summary()
+    for phase in ("waiting", "tracking"):
+        sel = np.array([p == phase for p in phases])
+        if sel.any():
+            out[f"{phase}_fps"] = float(1000.0 / ms[sel].mean())
+    out["frames"] = len(frames)
+    out["onset_frame"] = pipe.events[0].onset.frame if pipe.events else None
+    out["peak_mb"] = round(_peak_mb(), 1)
+    return out
+
+
+def run_bench(models: dict[str, str | None], frames: int = 300, device: str = "auto",
+              stages: tuple[str, ...] = ("onset", "source", "track"),
+              baselines: bool = True) -> dict:
+    clip = bench_frames(frames)
+    result: dict[str, Any] = {"resolution": list(MODEL_SIZE), "frames": frames, "stages": {},
+                              "baselines": {}, "paper_table10": PAPER_TABLE10}
+    for stage in stages:
+        log.info("bench %s", stage)
+        result["stages"][stage] = bench_stage(stage, models.get(stage), clip, device)
+    if baselines:
+        from bleedorigin.models.loading import BASELINES
+        for stage, names in BASELINES.items():
+            for name in names:
+                if name != result["stages"].get(stage, {}).get("model"):
+                    result["baselines"][name] = bench_stage(stage, name, clip, device)
+    result["end_to_end"] = bench_end_to_end(models, clip, device)
+    return result
+
+
+def format_bench(result: dict) -> str:
+    rows = ["| stage | model | fps | p50 ms | p95 ms | params | GFLOPs | peak MB | paper fps (A6000) |",
+            "|---|---|---|---|---|---|---|---|---|"]
+
+    def row(stage: str, r: dict) -> str:
+        paper = PAPER_TABLE10.get(stage, {}).get("fps", "")
+        params = "-" if r["params"] is None else f"{r['params'] / 1e6:.2f} M"
+        gflops = "-" if r["gflops"] is None else f"{r['gflops']:.2f}"
+        return (f"| {stage} | {r['model']} | {r['fps']:.1f} | {r['p50_ms']:.1f} | {r['p95_ms']:.1f} "
+                f"| {params} | {gflops} | {r['peak_mb']:.0f} | {paper} |")
+
+    for stage, r in result["stages"].items():
+        rows.append(row(stage, r))
+    for name, r in result.get("baselines", {}).items():
+        rows.append(row(name.split("_")[0], r))
+    e = result["end_to_end"]
+    rows.append(f"| end to end | pipeline | {e['fps']:.1f} | {e['p50_ms']:.1f} | {e['p95_ms']:.1f} "
+                f"| | | {e['peak_mb']:.0f} | |")
+    extra = ", ".join(f"{k} {e[k]:.1f}" for k in ("waiting_fps", "tracking_fps") if k in e)
+    return "\n".join(rows) + (f"\n\nend to end by phase (frames/s): {extra}" if extra else "")

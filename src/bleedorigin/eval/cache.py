@@ -1,0 +1,91 @@
+"""Per-clip result cache, so an interrupted `evaluate` resumes where it stopped.
+
+Layout: `OUT/cache/<stage>/<model-key>/<clip-id>.json`, one JSON record per (stage, model,
+clip), written atomically. A record is reused only when its `signature` (protocol version,
+model key and a fingerprint of the clip's video and labels) matches, so editing a clip's
+labels or retraining a checkpoint into the same folder re-evaluates instead of serving stale
+numbers.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+from pathlib import Path
+from typing import Any
+
+from bleedorigin.utils.jsonio import write_json_atomic
+
+log = logging.getLogger(__name__)
+
+# Bump when the protocol changes what a record means; old cache entries are then recomputed.
+PROTOCOL_VERSION = 1
+
+_SAFE = re.compile(r"[^A-Za-z0-9_.+-]+")
+
+
+def _digest(parts: list[bytes]) -> str:
+    h = hashlib.sha1()
+    for p in parts:
+        h.update(len(p).to_bytes(8, "little"))
+        h.update(p)
+    return h.hexdigest()[:10]
+
+
+def model_key(name_or_path: str) -> str:
+    """A file-system-safe key for a model: its registry name, or for a checkpoint folder
+    `<folder>-<hash of config.json and weights>` so two checkpoints never share a cache."""
+    path = Path(name_or_path)
+    if not path.is_dir():
+        return _SAFE.sub("_", name_or_path)
+    files = sorted(p for p in path.iterdir()
+                   if p.is_file() and (p.name == "config.json" or p.suffix in (".safetensors", ".pt", ".pth")))
+    digest = _digest([p.name.encode() + p.read_bytes() for p in files])
+    return f"{_SAFE.sub('_', path.resolve().name)}-{digest}"
+
+
+def clip_signature(clip: Any) -> str:
+    """Fingerprint of what a clip's result depends on: video bytes (size), truth, frame count."""
+    video = Path(clip.video)
+    size = video.stat().st_size if video.is_file() else -1
+    gt = Path(clip.gt) if getattr(clip, "gt", None) else None
+    gt_size = gt.stat().st_size if gt is not None and gt.is_file() else -1
+    labels = {str(k): v for k, v in sorted(clip.labels.items())}
+    blob = json.dumps([clip.id, clip.kind, clip.num_frames, clip.width, clip.height,
+                       clip.onset_frame, labels, size, gt_size], default=str, sort_keys=True)
+    return _digest([blob.encode()])
+
+
+class ResultCache:
+    """JSON records under `root/<stage>/<model-key>/<clip-id>.json`."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+
+    def path(self, stage: str, key: str, clip_id: str) -> Path:
+        return self.root / stage / key / f"{_SAFE.sub('_', clip_id)}.json"
+
+    @staticmethod
+    def signature(key: str, clip: Any) -> str:
+        return f"v{PROTOCOL_VERSION}:{key}:{clip_signature(clip)}"
+
+    def get(self, stage: str, key: str, clip: Any) -> dict[str, Any] | None:
+        """The cached record, or None when absent, unreadable or stale."""
+        path = self.path(stage, key, clip.id)
+        if not path.is_file():
+            return None
+        try:
+            record = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError):
+            log.warning("ignoring unreadable cache entry %s", path)
+            return None
+        if record.get("signature") != self.signature(key, clip):
+            log.info("cache entry %s is stale; recomputing", path)
+            return None
+        return record
+
+    def put(self, stage: str, key: str, clip: Any, record: dict[str, Any]) -> dict[str, Any]:
+        record = dict(record, signature=self.signature(key, clip))
+        write_json_atomic(self.path(stage, key, clip.id), record, indent=None)
+        return record

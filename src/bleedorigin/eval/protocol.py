@@ -1,0 +1,273 @@
+"""Evaluation mode of Algorithm 1 (paper section 4.3): each stage scored on its own, per clip.
+
+- onset: stream the clip from frame 0, the first raised onset is the prediction;
+- source: the localizer runs on the GT onset frame (sparse clips: their first labelled frame),
+  with the frames before it as history;
+- track: the tracker starts from the GT point at the first labelled frame (full clips: the GT
+  onset) and runs to the end; every later labelled frame is scored, and every frame when the
+  clip has dense truth (gt.npz `source_xy`).
+Deployment mode (`eval_end_to_end`) runs the Pipeline and scores its onset and track.
+
+Predictors see frames resized to the model resolution (as in the Pipeline); their points are
+mapped back to input pixels before scoring. Errors are in 512x384 pixels (eval.metrics).
+Every function returns a plain JSON-serialisable dict ("record"), cached by eval.cache.
+"""
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bleedorigin import MODEL_SIZE
+from bleedorigin.eval import metrics
+from bleedorigin.io.video import FrameMapper, open_video
+
+log = logging.getLogger(__name__)
+
+ONSET_KINDS = ("detect", "full", "negative")
+SOURCE_KINDS = ("detect", "full", "sparse")
+TRACK_KINDS = ("track_short", "track_long", "sparse", "full")
+E2E_KINDS = ("full",)
+HISTORY_FRAMES = 10  # frames before the onset handed to the localizer (as the Pipeline does)
+FRAME_BUDGET_MB = 384  # resized frames kept in memory for multi-point clips (else re-decoded)
+
+XY = tuple[float, float]
+
+
+def clip_meta(clip: Any) -> dict[str, Any]:
+    """The grouping keys every record carries (metrics.json is grouped by them)."""
+    return {"clip": clip.id, "kind": clip.kind, "scenario": clip.scenario or "unknown",
+            "site": clip.site or "unknown", "patient": clip.patient, "split": clip.split,
+            "image_size": [int(clip.width), int(clip.height)]}
+
+
+def applicable(stage: str, clip: Any) -> bool:
+    """Whether `clip` is scored for `stage` under this protocol."""
+    if stage == "onset":
+        return clip.kind in ONSET_KINDS and (clip.kind == "negative" or clip.onset_frame is not None)
+    if stage == "source":
+        return source_query(clip) is not None
+    if stage == "track":
+        return track_queries(clip) is not None
+    if stage == "e2e":
+        return clip.kind in E2E_KINDS and clip.gt is not None and Path(clip.gt).is_file()
+    raise ValueError(f"unknown stage {stage!r}")
+
+
+# -- ground truth -----------------------------------------------------------------------------
+def dense_source(clip: Any) -> np.ndarray | None:
+    """gt.npz `source_xy` (T, 2) in input pixels, or None when the clip has no dense truth."""
+    if clip.gt is None or not Path(clip.gt).is_file():
+        return None
+    with np.load(Path(clip.gt), allow_pickle=False) as z:  # only this array: masks stay packed
+        return np.asarray(z["source_xy"], np.float64) if "source_xy" in z.files else None
+
+
+def _label_point(clip: Any, frame: int, k: int = 0) -> XY | None:
+    pts = clip.labels.get(frame) or []
+    p = pts[k] if k < len(pts) else None
+    return None if p is None else (float(p[0]), float(p[1]))
+
+
+def _onset_point(clip: Any) -> XY | None:
+    """The bleeding source at the GT onset: its label, else the dense truth."""
+    p = _label_point(clip, clip.onset_frame)
+    if p is None:
+        dense = dense_source(clip)
+        if dense is not None and clip.onset_frame < len(dense):
+            p = (float(dense[clip.onset_frame, 0]), float(dense[clip.onset_frame, 1]))
+    return p
+
+
+def source_query(clip: Any) -> tuple[int, XY] | None:
+    """(frame, GT source) the localizer is scored on, or None when the clip has none.
+    Multi-point sparse clips (e.g. VL-SurgPT) mark tissue/instrument points, not one
+    bleeding source, so they are not localisation clips."""
+    if clip.kind in ("detect", "full") and clip.onset_frame is not None:
+        p = _onset_point(clip)
+        return None if p is None else (int(clip.onset_frame), p)
+    if clip.kind == "sparse" and clip.labels:
+        first = min(clip.labels)
+        pts = clip.labels[first]
+        if len(pts) == 1 and pts[0] is not None:
+            return first, (float(pts[0][0]), float(pts[0][1]))
+    return None
+
+
+def track_queries(clip: Any) -> tuple[int, list[tuple[int, XY]]] | None:
+    """(start frame, [(point index, GT start point), ...]) or None. Null start points are skipped."""
+    if clip.kind not in TRACK_KINDS:
+        return None
+    if clip.kind == "full":
+        if clip.onset_frame is None:
+            return None
+        p = _onset_point(clip)
+        return None if p is None else (int(clip.onset_frame), [(0, p)])
+    if not clip.labels:
+        return None
+    start = min(clip.labels)
+    points = [(k, (float(p[0]), float(p[1]))) for k, p in enumerate(clip.labels[start]) if p is not None]
+    return (start, points) if points else None
+
+
+# -- frames ---------------------------------------------------------------------------------
+class ClipFrames:
+    """The clip's frames resized to the model resolution, decoded once and kept in memory when
+    they fit in `budget_mb` (multi-point clips are tracked once per point), else re-decoded."""
+
+    def __init__(self, clip: Any, budget_mb: float = FRAME_BUDGET_MB):
+        self.video = clip.video
+        w, h = MODEL_SIZE
+        self._keep = clip.num_frames * w * h * 3 <= budget_mb * 2**20
+        self._frames: list[np.ndarray] | None = None
+        self.mapper: FrameMapper | None = None
+
+    def __iter__(self) -> Iterator[tuple[int, np.ndarray]]:
+        if self._frames is not None:
+            yield from enumerate(self._frames)
+            return
+        kept: list[np.ndarray] = []
+        with open_video(self.video) as reader:
+            for item in reader:
+                img = item.image
+                if self.mapper is None:
+                    self.mapper = FrameMapper((img.shape[1], img.shape[0]), MODEL_SIZE)
+                small = self.mapper.resize(img)
+                if self._keep:
+                    kept.append(small)
+                yield item.index, small
+        if self._keep:
+            self._frames = kept
+
+    def to_model(self, xy: XY) -> XY:
+        assert self.mapper is not None
+        x, y = self.mapper.to_model(np.array([xy], np.float64))[0]
+        return float(x), float(y)
+
+    def to_input(self, xy: XY) -> XY:
+        assert self.mapper is not None
+        x, y = self.mapper.to_input(np.array([xy], np.float64))[0]
+        return float(x), float(y)
+
+
+def _error(pred: XY, gt: XY, image_size: list[int]) -> float:
+    return float(metrics.point_errors(np.array([pred]), np.array([gt]), tuple(image_size))[0])
+
+
+# -- stages ---------------------------------------------------------------------------------
+def eval_onset(detector: Any, clip: Any) -> dict[str, Any]:
+    """Stream the whole clip; the first raised onset is the prediction (None = missed, or no
+    false alarm on a negative clip). Scores of every frame are kept for timelines."""
+    detector.reset()
+    scores: list[float] = []
+    pred = raised_at = None
+    confidence = None
+    for index, small in ClipFrames(clip, budget_mb=0):
+        out = detector.step(small)
+        scores.append(round(float(out.score), 5))
+        if pred is None and out.onset_frame is not None:
+            pred, raised_at, confidence = int(out.onset_frame), index, float(out.score)
+    gt = None if clip.kind == "negative" else clip.onset_frame
+    return {"stage": "onset", **clip_meta(clip), "gt": gt, "pred": pred, "raised_at": raised_at,
+            "confidence": confidence, "frames": len(scores), "scores": scores}
+
+
+def eval_source(locator: Any, clip: Any, history_frames: int = HISTORY_FRAMES) -> dict[str, Any]:
+    """Localise on the GT onset frame with up to `history_frames` earlier frames as history."""
+    query = source_query(clip)
+    if query is None:
+        raise ValueError(f"clip {clip.id} has no source query")
+    frame, gt = query
+    frames = ClipFrames(clip, budget_mb=0)
+    history: deque[np.ndarray] = deque(maxlen=history_frames)
+    target = None
+    for index, small in frames:
+        if index == frame:
+            target = small
+            break
+        history.append(small)
+    if target is None:
+        raise ValueError(f"clip {clip.id}: source frame {frame} is past the end of the video")
+    p = locator.locate(target, history=list(history) or None)
+    pred = frames.to_input((p.x, p.y))
+    meta = clip_meta(clip)
+    return {"stage": "source", **meta, "frame": frame, "gt": list(gt), "pred": list(pred),
+            "confidence": float(p.confidence), "error": _error(pred, gt, meta["image_size"])}
+
+
+def _track_one(tracker: Any, frames: ClipFrames, start: int, xy: XY) -> dict[int, list[float]]:
+    """Predicted [x, y, confidence, visible] per frame from `start` to the end (input pixels)."""
+    out: dict[int, list[float]] = {}
+    for index, small in frames:
+        if index < start:
+            continue
+        if index == start:
+            tracker.start(small, frames.to_model(xy), frame_index=start)
+            out[index] = [xy[0], xy[1], 1.0, 1.0]
+            continue
+        tp = tracker.step(small)
+        x, y = frames.to_input((tp.x, tp.y))
+        out[index] = [round(x, 3), round(y, 3), round(float(tp.confidence), 5), float(bool(tp.visible))]
+    return out
+
+
+def eval_track(tracker: Any, clip: Any) -> dict[str, Any]:
+    """Track every non-null start point to the end; score labelled frames (and dense truth)."""
+    query = track_queries(clip)
+    if query is None:
+        raise ValueError(f"clip {clip.id} has no tracking query")
+    start, points = query
+    meta = clip_meta(clip)
+    size = meta["image_size"]
+    dense_gt = dense_source(clip) if len(points) == 1 and points[0][0] == 0 else None
+    frames = ClipFrames(clip)
+    tracks = []
+    for k, xy in points:
+        pred = _track_one(tracker, frames, start, xy)
+        rows = []
+        for f in sorted(clip.labels):
+            gt = _label_point(clip, f, k)
+            if f <= start or gt is None or f not in pred:
+                continue  # a point whose later label is null is not scored there
+            p = (pred[f][0], pred[f][1])
+            rows.append({"frame": f, "since": f - start, "gt": list(gt), "pred": list(p),
+                         "error": _error(p, gt, size), "confidence": pred[f][2]})
+        dense = None
+        if dense_gt is not None:
+            fs = [f for f in sorted(pred) if start < f < len(dense_gt)]
+            if fs:
+                errs = metrics.point_errors(np.array([pred[f][:2] for f in fs]), dense_gt[fs], tuple(size))
+                dense = {"frames": fs, "errors": [round(float(e), 4) for e in errs]}
+        tracks.append({"point": k, "start_xy": list(xy), "labelled": rows, "dense": dense,
+                       "pred": [pred[f] for f in sorted(pred)]})
+    return {"stage": "track", **meta, "start": start, "points": tracks}
+
+
+def eval_end_to_end(pipeline: Any, clip: Any) -> dict[str, Any]:
+    """Deployment mode: the Pipeline's own onset, source and track vs the dense truth.
+    Tracking is scored on frames from the GT onset on where the pipeline has a point;
+    `coverage` is the share of those frames that have one (late or missed onsets lower it)."""
+    result = pipeline.run(clip.video, progress=False)
+    meta = clip_meta(clip)
+    dense = dense_source(clip)
+    onset = result.onset
+    pred_onset = None if onset is None else int(onset.frame)
+    gt_onset = clip.onset_frame
+    track = {int(t.frame): (t.x, t.y) for t in result.track}
+    scored = [] if dense is None or gt_onset is None else \
+        [f for f in range(gt_onset, min(len(dense), result.frames)) if f in track]
+    errors: list[float] = []
+    if scored:
+        errs = metrics.point_errors(np.array([track[f] for f in scored]), dense[scored], tuple(meta["image_size"]))
+        errors = [round(float(e), 4) for e in errs]
+    n_after = 0 if dense is None or gt_onset is None else max(0, min(len(dense), result.frames) - gt_onset)
+    source = result.source
+    return {"stage": "e2e", **meta, "gt": gt_onset, "pred": pred_onset,
+            "source": None if source is None else [source.x, source.y],
+            "frames": scored, "errors": errors,
+            "coverage": (len(scored) / n_after) if n_after else 0.0,
+            "events": len(result.events)}

@@ -1,0 +1,375 @@
+"""`bleedorigin evaluate`: run the evaluation protocol over a benchmark folder for every model,
+cache per-clip records, aggregate them into metrics.json and write report.md, plots, config.
+
+    evaluate("bench/", "runs/eval", models={"track": ["track_small", "ckpt/track_v2"]})
+
+Baselines (models.loading.BASELINES) are always added as reference rows. `workers > 1`
+spreads clips over a spawn pool; each worker process loads each model once.
+"""
+from __future__ import annotations
+
+import logging
+import multiprocessing as mp
+import os
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from bleedorigin import __version__
+from bleedorigin.errors import ConfigError, InputError
+from bleedorigin.eval import protocol
+from bleedorigin.eval.cache import PROTOCOL_VERSION, ResultCache, model_key
+from bleedorigin.utils.jsonio import write_json_atomic
+from bleedorigin.utils.progress import track as progress_track
+
+log = logging.getLogger(__name__)
+
+STAGES = ("onset", "source", "track", "e2e")
+DEFAULT_STAGES = ("onset", "source", "track", "e2e")
+MODEL_STAGES = ("onset", "source", "track")
+
+
+@dataclass(frozen=True)
+class Task:
+    stage: str  # onset | source | track | e2e
+    models: tuple[str, ...]  # one name/path, or (onset, source, track) for e2e
+    key: str  # cache key of the model (e2e: the three keys joined by "+")
+    clip: Any
+
+
+# -- models -----------------------------------------------------------------------------------
+def group_models(names: Sequence[str]) -> dict[str, list[str]]:
+    """`--models A B ...` -> {stage: [...]}: registry names by their `<stage>_` prefix,
+    checkpoint folders by the `stage` field of their config.json."""
+    import json
+
+    out: dict[str, list[str]] = {}
+    for name in names:
+        cfg = Path(name) / "config.json"
+        if cfg.is_file():
+            try:
+                stage = json.loads(cfg.read_text()).get("stage")
+            except json.JSONDecodeError as e:
+                raise InputError(f"{cfg}: unreadable JSON ({e.msg}, line {e.lineno})") from None
+        else:
+            stage = next((s for s in MODEL_STAGES if str(name).startswith(s + "_")), None)
+        if stage not in MODEL_STAGES:
+            raise ConfigError(f"cannot tell the stage of model {name!r}: use a name starting with "
+                              f"onset_/source_/track_ or a checkpoint folder whose config.json has 'stage'")
+        out.setdefault(stage, []).append(str(name))
+    return out
+
+
+def model_lists(models: dict[str, Sequence[str]] | Sequence[str] | None, stages: Sequence[str],
+                baselines: bool = True) -> dict[str, list[str]]:
+    """Models to evaluate per stage: the user's, then the baselines (deduplicated, in order)."""
+    from bleedorigin.models.loading import BASELINES, DEFAULT_MODELS
+
+    models = dict(models) if isinstance(models, dict) else group_models(models or [])
+    unknown = set(models) - set(MODEL_STAGES)
+    if unknown:
+        raise ConfigError(f"models given for unknown stage(s) {sorted(unknown)}; expected {MODEL_STAGES}")
+    out: dict[str, list[str]] = {}
+    for stage in MODEL_STAGES:
+        if stage not in stages and not ("e2e" in stages):
+            continue
+        names = [str(m) for m in models.get(stage, [])]
+        names += BASELINES[stage] if baselines else []
+        out[stage] = list(dict.fromkeys(names)) or [DEFAULT_MODELS[stage]]
+    return out
+
+
+def e2e_combos(lists: dict[str, list[str]], baselines: bool = True) -> list[tuple[str, str, str]]:
+    """Pipelines run end to end: the first model of each stage (the user's first choice) and,
+    as reference, the all-baseline pipeline."""
+    from bleedorigin.models.loading import BASELINES
+
+    first = tuple(lists[s][0] for s in MODEL_STAGES)
+    combos = [first]
+    if baselines:
+        combos.append(tuple(BASELINES[s][0] for s in MODEL_STAGES))
+    return list(dict.fromkeys(combos))  # type: ignore[arg-type]
+
+
+_LOADED: dict[tuple[str, str], Any] = {}  # per process: each model loaded once
+_DEVICE = "cpu"
+
+
+def _predictor(stage: str, name: str) -> Any:
+    if (stage, name) not in _LOADED:
+        from bleedorigin.models.loading import load_stage
+        _LOADED[(stage, name)] = load_stage(stage, name, _DEVICE)
+    return _LOADED[(stage, name)]
+
+
+def run_task(task: Task, cache_root: str | None = None) -> dict[str, Any]:
+    """Evaluate one (stage, model, clip); stores the record in the cache when given one."""
+    clip = task.clip
+    try:
+        record = _evaluate_task(task)
+    except InputError as e:  # a broken clip is reported, not fatal, and not cached
+        log.warning("%s on %s failed: %s", task.stage, clip.id, e)
+        return {"stage": task.stage, **protocol.clip_meta(clip), "model": task.key, "failed": str(e)}
+    record["model"] = task.key
+    if cache_root is not None:
+        record = ResultCache(cache_root).put(task.stage, task.key, clip, record)
+    return record
+
+
+def _evaluate_task(task: Task) -> dict[str, Any]:
+    clip = task.clip
+    if task.stage == "onset":
+        record = protocol.eval_onset(_predictor("onset", task.models[0]), clip)
+    elif task.stage == "source":
+        record = protocol.eval_source(_predictor("source", task.models[0]), clip)
+    elif task.stage == "track":
+        record = protocol.eval_track(_predictor("track", task.models[0]), clip)
+    else:
+        from bleedorigin.pipeline import Pipeline
+        pipeline = Pipeline(*(_predictor(s, m) for s, m in zip(MODEL_STAGES, task.models)))
+        record = protocol.eval_end_to_end(pipeline, clip)
+    return record
+
+
+def _init_worker(device: str, threads: int) -> None:
+    global _DEVICE
+    _DEVICE = device
+    try:  # one model per worker: keep workers from fighting over the cores
+        import torch
+        torch.set_num_threads(threads)
+    except ImportError:
+        pass
+
+
+def _run_indexed(args: tuple[int, Task, str]) -> tuple[int, dict[str, Any]]:
+    i, task, root = args
+    return i, run_task(task, root)
+
+
+def _execute(tasks: list[Task], cache_root: Path, workers: int, device: str,
+             progress: bool) -> Iterator[tuple[int, dict[str, Any]]]:
+    jobs = [(i, t, str(cache_root)) for i, t in enumerate(tasks)]
+    if workers <= 1 or len(jobs) <= 1:
+        global _DEVICE
+        _DEVICE = device
+        last: tuple[str, ...] | None = None
+        for job in progress_track(jobs, len(jobs), "evaluate", progress, "clip"):
+            if last is not None and job[1].models != last and job[1].stage != "e2e":
+                _LOADED.clear()  # tasks come grouped by model: free the previous one
+            last = job[1].models
+            yield _run_indexed(job)
+        _LOADED.clear()
+        return
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    ctx = mp.get_context("spawn")
+    with ctx.Pool(workers, initializer=_init_worker, initargs=(device, threads)) as pool:
+        results = pool.imap_unordered(_run_indexed, jobs, chunksize=1)
+        yield from progress_track(results, len(jobs), "evaluate", progress, "clip")
+
+
+# -- main entry ---------------------------------------------------------------------------------
+def build_tasks(clips: Sequence[Any], stages: Sequence[str], lists: dict[str, list[str]],
+                combos: Iterable[tuple[str, str, str]]) -> list[Task]:
+    tasks: list[Task] = []
+    for stage in MODEL_STAGES:
+        if stage not in stages:
+            continue
+        for name in lists[stage]:
+            key = model_key(name)
+            tasks += [Task(stage, (name,), key, c) for c in clips if protocol.applicable(stage, c)]
+    if "e2e" in stages:
+        full = [c for c in clips if protocol.applicable("e2e", c)]
+        for combo in combos:
+            key = "+".join(model_key(m) for m in combo)
+            tasks += [Task("e2e", tuple(combo), key, c) for c in full]
+    return tasks
+
+
+def evaluate(data_path: str | Path, out_dir: str | Path,
+             models: dict[str, Sequence[str]] | Sequence[str] | None = None,
+             stages: Sequence[str] = DEFAULT_STAGES, workers: int = 1, progress: bool = True,
+             device: str = "auto", baselines: bool = True) -> dict[str, Any]:
+    """Evaluate every model on every applicable clip of `data_path`; returns metrics.json's dict.
+
+    Maps 1:1 to `bleedorigin evaluate DATA --out DIR [--models A B ...] [--stages ...]
+    [--workers N] [--device D]`: `models` is a list of names/checkpoint folders (stage inferred,
+    see group_models) or a {stage: [names]} dict. Writes OUT/metrics.json, OUT/report.md, OUT/plots/*.png, OUT/config.yaml and
+    OUT/cache/ (per-clip records; a rerun only computes what is missing).
+    """
+    from bleedorigin.io.bench import discover_clips
+
+    stages = tuple(stages)
+    bad = [s for s in stages if s not in STAGES]
+    if bad or not stages:
+        raise ConfigError(f"unknown stage(s) {bad}; expected some of {', '.join(STAGES)}")
+    if workers < 1:
+        raise ConfigError(f"workers must be >= 1, got {workers}")
+    clips = discover_clips(data_path)
+    if not clips:
+        raise InputError(f"{data_path}: no clips found")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    cache = ResultCache(out / "cache")
+    lists = model_lists(models, stages, baselines)
+    combos = e2e_combos(lists, baselines) if "e2e" in stages else []
+    tasks = build_tasks(clips, stages, lists, combos)
+
+    records: list[dict[str, Any] | None] = [cache.get(t.stage, t.key, t.clip) for t in tasks]
+    todo = [i for i, r in enumerate(records) if r is None]
+    log.info("%d clips, %d tasks, %d cached, %d to run", len(clips), len(tasks),
+             len(tasks) - len(todo), len(todo))
+    for j, record in _execute([tasks[i] for i in todo], out / "cache", workers, device, progress):
+        records[todo[j]] = record
+
+    config = effective_config(data_path, out, lists, combos, stages, workers, device, baselines)
+    by_model: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    failed = [r for r in records if r is not None and "failed" in r]
+    for t, r in zip(tasks, records):
+        if r is not None and "failed" not in r:
+            by_model.setdefault((t.stage, t.key), []).append(r)
+    result = summarize(by_model, tasks, clips, config)
+    result["errors"] = [{k: r[k] for k in ("stage", "model", "clip", "failed")} for r in failed]
+    write_outputs(out, result, by_model, config)
+    return result
+
+
+def effective_config(data_path: str | Path, out: Path, lists: dict[str, list[str]],
+                     combos: Sequence[tuple[str, str, str]], stages: Sequence[str], workers: int,
+                     device: str, baselines: bool) -> dict[str, Any]:
+    from bleedorigin.eval import metrics
+    return {"bleedorigin": __version__, "protocol_version": PROTOCOL_VERSION,
+            "data": str(Path(data_path).resolve()), "out": str(out.resolve()),
+            "stages": list(stages), "models": {s: list(v) for s, v in lists.items()},
+            "e2e_pipelines": [list(c) for c in combos], "baselines": baselines,
+            "workers": workers, "device": device,
+            "onset_tolerances": list(metrics.ONSET_TOLERANCES),
+            "pixel_thresholds": list(metrics.PIXEL_THRESHOLDS),
+            "history_frames": protocol.HISTORY_FRAMES}
+
+
+def write_outputs(out: Path, result: dict[str, Any], by_model: dict[tuple[str, str], list[dict[str, Any]]],
+                  config: dict[str, Any]) -> None:
+    from bleedorigin.eval.plots import write_plots
+    from bleedorigin.eval.report import write_report
+
+    write_json_atomic(out / "metrics.json", result)
+    tmp = out / ".config.yaml.tmp"
+    tmp.write_text(yaml.safe_dump(config, sort_keys=False))
+    os.replace(tmp, out / "config.yaml")
+    plots = write_plots(result, by_model, out / "plots")
+    write_report(result, out / "report.md", plots=[p.relative_to(out) for p in plots])
+
+
+# -- aggregation: records -> metrics.json -----------------------------------------------------
+GROUPS = ("scenario", "site", "kind")
+TIME_BIN = 30  # frames per bin of "frames since start" (labels come every 30 frames)
+
+
+def onset_block(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Paper onset metrics on clips with an onset, false-alarm rate on negative clips."""
+    from bleedorigin.eval import metrics
+
+    pos = [r for r in records if r["gt"] is not None]
+    neg = [r for r in records if r["gt"] is None]
+    block: dict[str, Any] = {"n": len(pos), "negatives": len(neg)}
+    if pos:
+        s = metrics.onset_summary([r["pred"] for r in pos], [r["gt"] for r in pos])
+        block.update(acc={str(k): float(v) for k, v in s["acc"].items()}, err_avg=s["err_avg"],
+                     missed=int(s["missed"]))
+    block["false_alarm_rate"] = float(metrics.false_alarm_rate([r["pred"] for r in neg])) if neg else None
+    return block
+
+
+def point_block(errors: Sequence[float]) -> dict[str, Any]:
+    from bleedorigin.eval import metrics
+
+    if not len(errors):
+        return {"n": 0}
+    s = metrics.point_summary(list(errors))
+    return {"n": len(errors), "acc": {str(k): float(v) for k, v in s["acc"].items()},
+            "err_avg": float(s["err_avg"])}
+
+
+def _grouped(items: Sequence[dict[str, Any]], block: Any, key: str = "errors") -> dict[str, Any]:
+    """overall + by_scenario/by_site/by_kind, each computed by `block` on the items' values."""
+    def run(sub: Sequence[dict[str, Any]]) -> dict[str, Any]:
+        return block([v for it in sub for v in it[key]]) if key else block(sub)
+    out = {"overall": run(items)}
+    for g in GROUPS:
+        groups: dict[str, list[dict[str, Any]]] = {}
+        for it in items:
+            groups.setdefault(str(it[g]), []).append(it)
+        out[f"by_{g}"] = {name: run(sub) for name, sub in sorted(groups.items())}
+    return out
+
+
+def _by_time(pairs: Sequence[tuple[int, float]]) -> list[dict[str, Any]]:
+    bins: dict[int, list[float]] = {}
+    for since, err in pairs:
+        bins.setdefault((since - 1) // TIME_BIN, []).append(err)
+    return [{"since": f"{b * TIME_BIN + 1}-{(b + 1) * TIME_BIN}", "since_max": (b + 1) * TIME_BIN,
+             **point_block(v)} for b, v in sorted(bins.items())]
+
+
+def track_summary(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    meta = [{g: r[g] for g in GROUPS} for r in records]
+    labelled = [dict(m, errors=[row["error"] for p in r["points"] for row in p["labelled"]])
+                for m, r in zip(meta, records)]
+    dense = [dict(m, errors=[e for p in r["points"] if p["dense"] for e in p["dense"]["errors"]])
+             for m, r in zip(meta, records)]
+    has_dense = any(d["errors"] for d in dense)
+    lab_time = [(row["since"], row["error"]) for r in records for p in r["points"] for row in p["labelled"]]
+    dense_time = [(f - r["start"], e) for r in records for p in r["points"] if p["dense"]
+                  for f, e in zip(p["dense"]["frames"], p["dense"]["errors"])]
+    return {"clips": len(records),
+            "points": sum(len(r["points"]) for r in records),
+            "labelled": _grouped(labelled, point_block),
+            "dense": _grouped([d for d in dense if d["errors"]], point_block) if has_dense else None,
+            "by_time": {"labelled": _by_time(lab_time), "dense": _by_time(dense_time) if has_dense else []}}
+
+
+def e2e_summary(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    return {"clips": len(records), "onset": onset_block(records),
+            "track": point_block([e for r in records for e in r["errors"]]),
+            "coverage": float(sum(r["coverage"] for r in records) / len(records)) if records else 0.0}
+
+
+def summarize(by_model: dict[tuple[str, str], list[dict[str, Any]]], tasks: Sequence[Task],
+              clips: Sequence[Any], config: dict[str, Any]) -> dict[str, Any]:
+    """metrics.json: per stage and model, overall and per scenario/site/kind."""
+    from bleedorigin.models.loading import BASELINES
+
+    baseline_names = {m for names in BASELINES.values() for m in names}
+    names = {(t.stage, t.key): t.models for t in tasks}
+    result: dict[str, Any] = {
+        "protocol_version": PROTOCOL_VERSION, "config": config,
+        "data": {"clips": len(clips),
+                 **{f"by_{g}": _count(str(getattr(c, g) or "unknown") for c in clips) for g in GROUPS}},
+        "models": {}}
+    for (stage, key), records in by_model.items():
+        models = names[(stage, key)]
+        result["models"].setdefault(stage, []).append(
+            {"key": key, "name": "+".join(Path(m).name for m in models), "source": list(models),
+             "baseline": all(m in baseline_names for m in models)})
+        if stage == "onset":
+            summary = _grouped(records, onset_block, key="")
+            summary["clips"] = len(records)
+        elif stage == "source":
+            summary = _grouped([dict(r, errors=[r["error"]]) for r in records], point_block)
+            summary["clips"] = len(records)
+        elif stage == "track":
+            summary = track_summary(records)
+        else:
+            summary = e2e_summary(records)
+        result.setdefault(stage, {})[key] = summary
+    return result
+
+
+def _count(values: Iterable[str]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for v in values:
+        out[v] = out.get(v, 0) + 1
+    return dict(sorted(out.items()))

@@ -1,0 +1,296 @@
+"""Streaming onset detector: frame preparation, keyframe memory, `OnsetDetector.step`.
+
+Per frame the cost is constant: one low-res resize + HSV, 1 + M DIS flows at the internal
+resolution, one MDG embedding, and one transformer pass over the cached last N embeddings.
+`embed_clip` / `window_logits` do the same computation batched over a whole clip (training,
+validation, and the streaming == batch test).
+"""
+from __future__ import annotations
+
+import logging
+import os
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+
+from bleedorigin.config import OnsetConfig, from_dict
+from bleedorigin.errors import ConfigError, InputError
+from bleedorigin.models.base import OnsetDetectorBase, OnsetStep
+from bleedorigin.models.onset.model import OnsetNet
+
+log = logging.getLogger(__name__)
+
+FLOW_SCALE = 4.0  # internal-resolution pixels per unit of the flow input channels
+
+
+class FramePrep:
+    """RGB uint8 frame (any size) -> low-res appearance (6, h, w) float32 and gray uint8."""
+
+    def __init__(self, internal_size: tuple[int, int]):
+        self.size = (int(internal_size[0]), int(internal_size[1]))
+        self._dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST)
+
+    def prepare(self, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if not isinstance(frame, np.ndarray) or frame.ndim != 3 or frame.shape[2] != 3:
+            raise InputError(f"expected an RGB frame (H, W, 3), got shape {getattr(frame, 'shape', None)}")
+        if frame.dtype != np.uint8:
+            raise InputError(f"expected a uint8 frame, got {frame.dtype}")
+        small = frame if frame.shape[1::-1] == self.size else \
+            cv2.resize(frame, self.size, interpolation=cv2.INTER_AREA)
+        hsv = cv2.cvtColor(small, cv2.COLOR_RGB2HSV)
+        # rotate hue by half a turn so red (blood) sits mid-range instead of on the 0/180 wrap
+        hsv[..., 0] = (hsv[..., 0].astype(np.uint16) + 90) % 180
+        appear = np.empty((6, self.size[1], self.size[0]), np.float32)
+        appear[:3] = small.transpose(2, 0, 1) * (1 / 255)
+        appear[3] = hsv[..., 0] * (1 / 180)
+        appear[4:] = hsv[..., 1:].transpose(2, 0, 1) * (1 / 255)
+        gray = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY)
+        return appear, gray
+
+    def flow(self, ref: np.ndarray, cur: np.ndarray) -> np.ndarray:
+        """DIS flow ref -> cur as (dx, dy, magnitude) / FLOW_SCALE, shape (3, h, w)."""
+        f = self._dis.calc(ref, cur, None)
+        out = np.empty((3,) + f.shape[:2], np.float32)
+        out[:2] = f.transpose(2, 0, 1) * (1 / FLOW_SCALE)
+        out[2] = np.sqrt(out[0] ** 2 + out[1] ** 2)
+        return out
+
+
+class KeyframeMemory:
+    """MDCFM memory (Eq. 1): frame t-1 is stored when step t finds it clean, at most every
+    `stride` frames, keeping the newest `size`. Frame 0 seeds the memory so it is never empty."""
+
+    def __init__(self, size: int, stride: int):
+        self.size, self.stride = size, max(1, stride)
+        self.frames: list[int] = []
+        self.reset()
+
+    def reset(self) -> None:
+        self.frames = [0] if self.size > 0 else []
+        self.last = 0
+
+    def slots(self) -> list[int]:
+        """`size` frame indices, oldest first; missing slots repeat the oldest keyframe."""
+        if not self.frames:
+            return []
+        return [self.frames[0]] * (self.size - len(self.frames)) + self.frames
+
+    def update(self, t: int, clean: bool) -> None:
+        if self.size == 0 or not clean or t - 1 - self.last < self.stride:
+            return
+        self.frames.append(t - 1)
+        self.last = t - 1
+        if len(self.frames) > self.size:
+            self.frames.pop(0)
+
+
+def memory_slots(clean: np.ndarray, size: int, stride: int) -> np.ndarray:
+    """Slot indices (T, size) per step for a clip, given clean[t] (decision at step t)."""
+    mem = KeyframeMemory(size, stride)
+    out = np.zeros((len(clean), size), np.int64)
+    for t in range(len(clean)):
+        out[t] = mem.slots()  # memory as it stands before step t decides about frame t-1
+        if t > 0:
+            mem.update(t, bool(clean[t]))
+    return out
+
+
+def clean_from_logits(logits: torch.Tensor, cfg: OnsetConfig) -> np.ndarray:
+    """Eq. 1 on MDCFM logits (T, 2): both confidences below their thresholds."""
+    p = torch.sigmoid(logits).cpu().numpy()
+    return (p[:, 0] < cfg.clean_color_threshold) & (p[:, 1] < cfg.clean_flow_threshold)
+
+
+def prepare_clip(prep: FramePrep, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Appearance (T, 6, h, w), gray (T, h, w) and flows prev->cur (T, 3, h, w) (zero at t=0)."""
+    pairs = [prep.prepare(f) for f in frames]
+    appear = np.stack([a for a, _ in pairs])
+    gray = np.stack([g for _, g in pairs])
+    flows = np.zeros((len(frames), 3) + gray.shape[1:], np.float32)
+    for t in range(1, len(frames)):
+        flows[t] = prep.flow(gray[t - 1], gray[t])
+    return appear, gray, flows
+
+
+def embed_clip(net: OnsetNet, prep: FramePrep, appear: np.ndarray, gray: np.ndarray, flows: np.ndarray,
+               clean: np.ndarray | None = None, chunk: int = 256,
+               span: tuple[int, int] | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Per-frame embeddings (T, D) of a whole clip as the streaming detector computes them.
+
+    `clean` (T,) forces the keyframe decisions (teacher forcing in training); otherwise they
+    come from the model's own MDCFM. `span` (a, b) embeds frames a..b-1 only (the memory
+    still comes from the whole history; needs `clean`). Returns embeddings and MDCFM logits
+    (of the embedded frames, (T, 2)) or None.
+    """
+    device = next(net.parameters()).device
+    a, b = span if span is not None else (0, len(gray))
+    if span is not None and clean is None and net.memory_size:
+        raise ValueError("embed_clip: span needs explicit clean decisions")
+    full = torch.from_numpy(appear).to(device)
+    cur = full[a:b]
+    prev = full[max(0, a - 1):b - 1] if a > 0 else torch.cat([full[:1], full[:b - 1]])
+    flow = torch.from_numpy(flows[a:b]).to(device)
+    logits = net.clean_logits(prev, cur, flow)
+    m = net.memory_size
+    mem = mem_flow = None
+    if m > 0:
+        if clean is None:
+            assert logits is not None
+            clean = clean_from_logits(logits.detach(), net.cfg)
+        slots = memory_slots(clean, m, net.cfg.memory_stride)[a:b]
+        mem = full[torch.from_numpy(slots).to(device)]  # (T, M, 6, h, w)
+        mf = np.empty((b - a, m, 3) + gray.shape[1:], np.float32)
+        done: dict[tuple[int, int], np.ndarray] = {}
+        for i in range(b - a):
+            t = a + i
+            for k, s in enumerate(slots[i]):
+                key = (int(s), t)
+                if key not in done:
+                    done[key] = prep.flow(gray[s], gray[t])
+                mf[i, k] = done[key]
+        mem_flow = torch.from_numpy(mf).to(device)
+    embs = []
+    for i in range(0, b - a, chunk):
+        sl = slice(i, i + chunk)
+        embs.append(net.frame_embedding(cur[sl], prev[sl], flow[sl],
+                                        None if mem is None else mem[sl],
+                                        None if mem_flow is None else mem_flow[sl]))
+    return torch.cat(embs), logits
+
+
+def window_logits(net: OnsetNet, emb: torch.Tensor, starts: list[int] | None = None) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
+    """(delta, conf) logits for windows of N frames starting at `starts` (default: all)."""
+    n = net.cfg.window
+    if starts is None:
+        starts = list(range(0, emb.shape[0] - n + 1))
+    if not starts:
+        empty = emb.new_zeros(0)
+        return empty, empty, []
+    idx = torch.as_tensor(starts, device=emb.device)[:, None] + torch.arange(n, device=emb.device)
+    d, c = net.window(emb[idx])
+    return d, c, list(starts)
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        raise ConfigError(f"unknown device {device!r}; use auto, cpu or cuda") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device {device!r} requested but CUDA is not available")
+    return dev
+
+
+def find_weights(name_or_path: str, folder: str = "onset_small") -> Path:
+    """Checkpoint folder: the given path, then $BLEEDORIGIN_WEIGHTS/<folder>, then the package."""
+    p = Path(name_or_path)
+    if p.is_dir():
+        return p
+    if name_or_path not in ("small", "onset_small"):
+        raise InputError(f"{name_or_path}: no such checkpoint folder (or use 'small')")
+    candidates = []
+    env = os.environ.get("BLEEDORIGIN_WEIGHTS")
+    if env:
+        candidates.append(Path(env) / folder)
+    pkg = Path(__file__).resolve().parents[2]  # .../bleedorigin
+    candidates += [pkg / "assets" / "weights" / folder, pkg.parents[1] / "weights" / folder]
+    for c in candidates:
+        if (c / "config.json").is_file() and (c / "model.safetensors").is_file():
+            return c
+    raise InputError(f"onset weights {folder!r} not found (looked in {', '.join(map(str, candidates))})")
+
+
+class OnsetDetector(OnsetDetectorBase):
+    """Streaming bleeding-onset detector. `step(frame)` -> OnsetStep(score, onset_frame).
+
+    `score` is the confidence of the window ending at the current frame (0 until N frames
+    were seen). The onset is raised once, on the first window with confidence above
+    `cfg.conf_threshold`, at that window's start + floor(delta * N).
+    """
+
+    name = "onset"
+
+    def __init__(self, net: OnsetNet, device: str | torch.device = "auto", model_id: str = "onset"):
+        self.device = resolve_device(device) if isinstance(device, str) else device
+        self.net = net.to(self.device).eval()
+        self.cfg: OnsetConfig = net.cfg
+        self.prep = FramePrep(self.cfg.internal_size)
+        self.model_id = model_id
+        self.reset()
+
+    @classmethod
+    def from_pretrained(cls, name_or_path: str = "small", device: str = "auto") -> OnsetDetector:
+        from bleedorigin.training.checkpoint import load_checkpoint
+        folder = find_weights(name_or_path)
+        config, state = load_checkpoint(folder)
+        if config.get("stage", "onset") != "onset":
+            raise ConfigError(f"{folder} holds a {config.get('stage')!r} model, not an onset model")
+        cfg = from_dict(OnsetConfig, config.get("model", {}), f"{folder}/config.json model")
+        net = OnsetNet(cfg)
+        net.load_state_dict(state)
+        return cls(net, device, model_id=f"onset:{folder.name}@{config.get('checksum', '')[:12]}")
+
+    def reset(self) -> None:
+        self.t = 0
+        self.prev: tuple[torch.Tensor, np.ndarray] | None = None
+        self.keyframes: dict[int, tuple[torch.Tensor, np.ndarray]] = {}
+        self.memory = KeyframeMemory(self.net.memory_size, self.cfg.memory_stride)
+        self.embs: deque[torch.Tensor] = deque(maxlen=self.cfg.window)
+        self.onset: int | None = None
+        self.confidence = 0.0
+
+    @torch.inference_mode()
+    def step(self, frame: np.ndarray) -> OnsetStep:
+        appear, gray = self.prep.prepare(frame)
+        cur = torch.from_numpy(appear)[None].to(self.device)
+        t = self.t
+        if self.prev is None:
+            prev, prev_gray = cur, gray
+            flow_np = np.zeros((3,) + gray.shape, np.float32)
+        else:
+            prev, prev_gray = self.prev
+            flow_np = self.prep.flow(prev_gray, gray)
+        flow = torch.from_numpy(flow_np)[None].to(self.device)
+        if t == 0 and self.net.memory_size:
+            self.keyframes[0] = (cur, gray)
+        mem = mem_flow = None
+        if self.net.memory_size:
+            slots = self.memory.slots()
+            mem = torch.stack([self.keyframes[s][0][0] for s in slots])[None]
+            mem_flow = torch.from_numpy(np.stack([self.prep.flow(self.keyframes[s][1], gray) for s in slots]))[None]
+            mem_flow = mem_flow.to(self.device)
+        self.embs.append(self.net.frame_embedding(cur, prev, flow, mem, mem_flow)[0])
+        if self.net.memory_size and t > 0:
+            logits = self.net.clean_logits(prev, cur, flow)
+            assert logits is not None
+            self.memory.update(t, bool(clean_from_logits(logits, self.cfg)[0]))
+            if t - 1 in self.memory.frames and self.prev is not None:
+                self.keyframes[t - 1] = self.prev
+            self.keyframes = {k: v for k, v in self.keyframes.items() if k in self.memory.frames}
+        self.prev = (cur, gray)
+        self.t += 1
+        score, raised = 0.0, None
+        n = self.cfg.window
+        if len(self.embs) == n:
+            d, c = self.net.window(torch.stack(list(self.embs))[None])
+            score = float(torch.sigmoid(c[0]))
+            if self.onset is None and score > self.cfg.conf_threshold:
+                start = t - n + 1
+                self.onset = start + min(n - 1, int(np.floor(float(torch.sigmoid(d[0])) * n)))
+                self.confidence = score
+                raised = self.onset
+        return OnsetStep(score, raised)
+
+    def run(self, frames: Any) -> tuple[int | None, list[float]]:
+        """Reset, stream all `frames`; returns (onset frame or None, per-frame scores)."""
+        self.reset()
+        scores = []
+        for f in frames:
+            scores.append(self.step(f).score)
+        return self.onset, scores

@@ -1,0 +1,232 @@
+"""`SourceLocator`: RGB frame (any size) -> bleeding source Point in input pixels.
+
+Preprocessing (resize to the network size, Red-Mask) lives here and is shared with training,
+so the network sees identical inputs in both.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+
+from bleedorigin import MODEL_SIZE
+from bleedorigin.config import from_dict
+from bleedorigin.errors import ConfigError, InputError
+from bleedorigin.models.base import SourceLocatorBase
+from bleedorigin.models.source.model import SourceConfig, SourceNet, refined_peak
+from bleedorigin.types import Point
+
+log = logging.getLogger(__name__)
+
+WEIGHTS_FOLDER = "source_small"
+
+
+def local_red_mask(rgb: np.ndarray) -> np.ndarray:
+    """Handcrafted Red-Mask (H, W) float32 in [0, 1]: how strongly R dominates G and B,
+    relative to R (saturated, dark-to-mid red = blood; orange mucosa and white glare score low)."""
+    f = rgb.astype(np.float32) * (1 / 255)
+    r = f[..., 0]
+    dom = (r - np.maximum(f[..., 1], f[..., 2])) / (r + 0.02)
+    lit = np.clip((r - 0.06) / 0.1, 0, 1)  # ignore the black field stop
+    return (np.clip((dom - 0.45) / 0.45, 0, 1) * lit).astype(np.float32)
+
+
+def compute_red_mask(rgb: np.ndarray, impl: str = "local") -> np.ndarray:
+    """The Red-Mask named by the config: "vision" = bleedorigin.vision.color.red_mask."""
+    if impl == "local":
+        return local_red_mask(rgb)
+    if impl == "vision":
+        try:
+            from bleedorigin.vision.color import red_mask
+        except ImportError:
+            raise ConfigError("red_mask 'vision' needs bleedorigin.vision.color.red_mask") from None
+        return np.asarray(red_mask(rgb), np.float32)
+    raise ConfigError(f"unknown red_mask implementation {impl!r}; use 'local' or 'vision'")
+
+
+def default_red_mask_impl() -> str:
+    """'vision' when the shared Red-Mask exists, else our local one (recorded in config.json)."""
+    try:
+        from bleedorigin.vision.color import red_mask  # noqa: F401
+    except ImportError:
+        return "local"
+    return "vision"
+
+
+def check_frame(frame: Any) -> np.ndarray:
+    if not isinstance(frame, np.ndarray) or frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
+        raise InputError(f"expected an RGB uint8 frame (H, W, 3), got {getattr(frame, 'shape', None)} "
+                         f"{getattr(frame, 'dtype', None)}")
+    if frame.shape[0] < 8 or frame.shape[1] < 8:
+        raise InputError(f"frame of {frame.shape[1]}x{frame.shape[0]} px is too small")
+    return frame
+
+
+def prepare(frame: np.ndarray, cfg: SourceConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Frame -> (image (3, h, w) float32 in [0, 1], red mask (1, h, w)) at cfg.input_size."""
+    size = tuple(cfg.input_size)
+    small = frame if frame.shape[1::-1] == size else cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
+    img = small.transpose(2, 0, 1).astype(np.float32) * (1 / 255)
+    return img, compute_red_mask(small, cfg.red_mask)[None]
+
+
+def to_model(xy: np.ndarray, in_size: tuple[int, int], model_size: tuple[int, int]) -> np.ndarray:
+    """Input pixels -> network pixels (pixel centres at integers: the half-pixel convention)."""
+    s = np.array(model_size, np.float64) / np.array(in_size, np.float64)
+    return (np.asarray(xy, np.float64) + 0.5) * s - 0.5
+
+
+def to_input(xy: np.ndarray, in_size: tuple[int, int], model_size: tuple[int, int]) -> np.ndarray:
+    s = np.array(in_size, np.float64) / np.array(model_size, np.float64)
+    return (np.asarray(xy, np.float64) + 0.5) * s - 0.5
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        raise ConfigError(f"unknown device {device!r}; use auto, cpu or cuda") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device {device!r} requested but CUDA is not available")
+    return dev
+
+
+def find_weights(name_or_path: str | Path) -> Path:
+    """Checkpoint folder: the given path, then $BLEEDORIGIN_WEIGHTS/source_small, then
+    <repo>/weights/source_small or bleedorigin/assets/weights/source_small."""
+    p = Path(name_or_path)
+    if p.is_dir():
+        return p
+    if str(name_or_path) not in ("small", WEIGHTS_FOLDER):
+        raise InputError(f"{name_or_path}: no such checkpoint folder (or use 'small')")
+    candidates = []
+    env = os.environ.get("BLEEDORIGIN_WEIGHTS")
+    if env:
+        candidates.append(Path(env) / WEIGHTS_FOLDER)
+    pkg = Path(__file__).resolve().parents[2]  # .../bleedorigin
+    candidates += [pkg.parents[1] / "weights" / WEIGHTS_FOLDER, pkg / "assets" / "weights" / WEIGHTS_FOLDER]
+    for c in candidates:
+        if (c / "config.json").is_file() and (c / "model.safetensors").is_file():
+            return c
+    raise InputError(f"source weights {WEIGHTS_FOLDER!r} not found (looked in {', '.join(map(str, candidates))})")
+
+
+class SourceLocator(SourceLocatorBase):
+    """Bleeding source on one frame (the onset frame in deployment mode).
+
+    `history` is accepted for the interface but unused: the paper's localizer works on a
+    single frame. `last_heatmap` keeps the fused heat-map (network resolution) for overlays.
+    """
+
+    name = "source"
+
+    def __init__(self, net: SourceNet, device: str | torch.device = "auto", model_id: str = "source"):
+        self.device = resolve_device(device) if isinstance(device, str) else device
+        self.net = net.to(self.device).eval()
+        self.cfg: SourceConfig = net.cfg
+        self.model_id = model_id
+        self.last_heatmap: np.ndarray | None = None
+        self.timings_ms: dict[str, float] = {}
+
+    @classmethod
+    def from_pretrained(cls, name_or_path: str | Path = "small", device: str = "auto") -> SourceLocator:
+        from bleedorigin.training.checkpoint import load_checkpoint
+        folder = find_weights(name_or_path)
+        config, state = load_checkpoint(folder)
+        if config.get("stage", "source") != "source":
+            raise ConfigError(f"{folder} holds a {config.get('stage')!r} model, not a source model")
+        cfg = from_dict(SourceConfig, {**config.get("model", {}), "pretrained": ""},
+                        f"{folder}/config.json model")  # the trained weights already include the encoder
+        net = SourceNet(cfg)
+        try:
+            net.load_state_dict(state)
+        except RuntimeError as e:
+            raise InputError(f"{folder}: weights do not match the config ({str(e).splitlines()[0]})") from None
+        return cls(net, device, model_id=f"source:{folder.name}@{str(config.get('checksum', ''))[:12]}")
+
+    @classmethod
+    def from_config(cls, cfg: SourceConfig, device: str = "cpu", seed: int = 0,
+                    model_id: str = "source:random") -> SourceLocator:
+        """A randomly initialised network (tests, `source_test`, `source_paper` before training)."""
+        torch.manual_seed(seed)
+        return cls(SourceNet(cfg), device, model_id=model_id)
+
+    @torch.inference_mode()
+    def heatmap(self, frame: np.ndarray) -> torch.Tensor:
+        """Fused heat-map logits (1, 1, h, w) at the network resolution."""
+        img, red = prepare(check_frame(frame), self.cfg)
+        x = torch.from_numpy(img)[None].to(self.device)
+        r = torch.from_numpy(red)[None].to(self.device)
+        return self.net(x, r)
+
+    @torch.inference_mode()
+    def locate(self, frame: np.ndarray, history: list[np.ndarray] | None = None) -> Point:
+        t0 = time.perf_counter()
+        logits = self.heatmap(frame)
+        xy, conf = refined_peak(logits, self.cfg.refine_radius)
+        self.last_heatmap = torch.sigmoid(logits[0, 0]).cpu().numpy()
+        in_size = (frame.shape[1], frame.shape[0])
+        x, y = to_input(xy[0].cpu().numpy(), in_size, tuple(self.cfg.input_size))
+        self.timings_ms = {"source": (time.perf_counter() - t0) * 1e3}
+        return Point(float(np.clip(x, 0, in_size[0] - 1)), float(np.clip(y, 0, in_size[1] - 1)), float(conf[0]))
+
+
+# ----------------------------------------------------------------------------- evaluation
+
+THRESHOLDS_PX = (10, 25, 50, 75, 100)
+
+
+def _scaled_errors(pred: np.ndarray, gt: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+    """Euclidean errors after scaling x by 512/W and y by 384/H (paper protocol)."""
+    try:
+        from bleedorigin.eval.metrics import point_errors
+        return np.asarray([float(np.asarray(point_errors(p[None], g[None], tuple(s))).reshape(-1)[0])
+                           for p, g, s in zip(pred, gt, sizes)])
+    except ImportError:
+        pass
+    scale = np.array(MODEL_SIZE, np.float64)[None] / sizes
+    return np.linalg.norm((pred - gt) * scale, axis=1)
+
+
+def evaluate_source(locator: SourceLocatorBase, items: Any) -> dict[str, Any]:
+    """Score a source locator on labelled frames.
+
+    `items`: iterable of `(frame, (x, y))` or dicts with "frame", "xy" (input pixels) and
+    optional "id", "scenario". Returns Err_avg / median (px at 512x384), Acc below
+    {10, 25, 50, 75, 100} px as fractions, per-item predictions, errors and timings, and
+    per-scenario Err_avg when scenarios are given.
+    """
+    preds, gts, sizes, ids, scen, ms = [], [], [], [], [], []
+    for i, item in enumerate(items):
+        if isinstance(item, dict):
+            frame, xy = item["frame"], item["xy"]
+        else:
+            frame, xy = item
+        frame = check_frame(frame)
+        t0 = time.perf_counter()
+        p = locator.locate(frame)
+        ms.append((time.perf_counter() - t0) * 1e3)
+        preds.append((p.x, p.y))
+        gts.append(tuple(float(v) for v in np.asarray(xy).reshape(-1)[:2]))
+        sizes.append((frame.shape[1], frame.shape[0]))
+        ids.append(str(item.get("id", i)) if isinstance(item, dict) else str(i))
+        scen.append(str(item.get("scenario", "")) if isinstance(item, dict) else "")
+    if not preds:
+        raise InputError("evaluate_source: no items to evaluate")
+    err = _scaled_errors(np.array(preds, np.float64), np.array(gts, np.float64), np.array(sizes, np.float64))
+    out: dict[str, Any] = {"n": len(err), "err_avg": float(err.mean()), "err_median": float(np.median(err))}
+    out.update({f"acc_{t}": float((err < t).mean()) for t in THRESHOLDS_PX})
+    out["items"] = [{"id": k, "pred": list(p), "gt": list(g), "error_px": float(e), "scenario": s}
+                    for k, p, g, e, s in zip(ids, preds, gts, err, scen)]
+    if any(scen):
+        out["per_scenario"] = {s: float(err[[x == s for x in scen]].mean()) for s in sorted(set(scen))}
+    out["p50_ms"], out["p95_ms"] = float(np.percentile(ms, 50)), float(np.percentile(ms, 95))
+    return out

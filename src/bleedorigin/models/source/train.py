@@ -1,0 +1,251 @@
+"""`SourceTask`: BleedSim data, pseudo-labels and the Eq. 5 loss for the source localizer.
+
+A training sample is one labelled frame shortly after the onset (the source must be found when
+blood has just appeared) plus some of its n = 10 predecessors, whose labels are the real label
+carried backwards with DIS flow (pseudo-labels, pseudo_labels.py). Pseudo frames before the
+onset hold no blood and are not used. Loss (Eq. 5):
+
+    L = heat_weight * (0.5 MSE(H_p, H_gt) + 0.5 mean_n MSE(H_p^n, H_pseudo^n)) + Huber_1(P_pred, P_gt)
+
+with H = sigmoid of the fused heat-map, Gaussian targets of cfg.sigma, and the Huber term
+(delta = 1) on soft-arg-max coordinates measured in `coord_unit` network pixels.
+`heat_weight` rescales the per-pixel MSE, which is ~1e-3 for a sparse Gaussian, to the
+Huber term's order (the paper gives the relative weights, not the units).
+
+Data splits by BleedSim seed: train from `train_seed`, validation from `val_seed`, test from
+`test_seed` (900000+, never trained on). Clips are cached as .npz under `cache_dir`.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from bleedorigin import MODEL_SIZE
+from bleedorigin.config import from_dict, to_dict
+from bleedorigin.models.source.model import SourceConfig, SourceNet, refined_peak, soft_argmax
+from bleedorigin.models.source.predictor import compute_red_mask, default_red_mask_impl, to_model
+from bleedorigin.models.source.pseudo_labels import chain_flows, dis_flow, gaussian_heatmaps
+from bleedorigin.training.task import StageTask
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SourceDataConfig:
+    cache_dir: str = "/work/cache/source"
+    train_kind: str = "full"          # BleedSim kind of training clips (onset anywhere)
+    train_frames: int = 64            # frames generated per training clip
+    train_pool: int = 400             # distinct training clips (generated lazily, then cached)
+    train_seed: int = 0
+    val_clips: int = 24
+    val_seed: int = 800000
+    test_seed: int = 900000
+    max_after: int = 15               # labelled frames are onset .. onset + max_after
+    pseudo_n: int = 10                # n of the paper: pseudo-labelled predecessors
+    pseudo_per_sample: int = 2        # of which this many are drawn per sample (mean is unbiased)
+    samples_per_batch: int = 2
+    flow_preset: str = "medium"
+    heat_weight: float = 200.0
+    lambda_real: float = 0.5
+    lambda_pseudo: float = 0.5
+    huber_delta: float = 1.0
+    coord_weight: float = 1.0
+    coord_unit: float = 4.0           # network pixels per Huber unit
+    augment: bool = True
+    max_shift: float = 0.2            # random translation, fraction of the frame
+
+
+def _sim_clip(kind: str, seed: int, frames: int | None) -> Any:
+    from bleedorigin.sim import generate_clip
+    return generate_clip(kind, seed, size=MODEL_SIZE, num_frames=frames, num_tracks=0)
+
+
+class SourceTask(StageTask):
+    stage = "source"
+    model_config_cls = SourceConfig
+    data_config_cls = SourceDataConfig
+
+    def __init__(self, config: dict[str, Any] | None = None) -> None:
+        super().__init__(config)
+        model = dict(self.config["model"])
+        model.setdefault("red_mask", default_red_mask_impl())
+        self.cfg: SourceConfig = from_dict(SourceConfig, model, "model")
+        self.data: SourceDataConfig = from_dict(SourceDataConfig, self.config["data"], "data")
+        self.config = {"model": to_dict(self.cfg), "data": to_dict(self.data)}
+        self._train: dict[int, dict[str, np.ndarray]] = {}
+        self._val: list[dict[str, np.ndarray]] | None = None
+
+    # ------------------------------------------------------------------ model
+    def build_model(self) -> nn.Module:
+        return SourceNet(self.cfg)
+
+    def predictor_config(self) -> dict[str, Any]:
+        return {"model": to_dict(self.cfg), "preprocessing": {"input_size": list(self.cfg.input_size),
+                                                              "red_mask": self.cfg.red_mask}}
+
+    def data_description(self) -> str:
+        d = self.data
+        return (f"BleedSim `{d.train_kind}` clips ({d.train_frames} frames, 512x384), seeds {d.train_seed}.."
+                f"{d.train_seed + d.train_pool - 1}; labelled frames onset..onset+{d.max_after}, "
+                f"{d.pseudo_n} DIS pseudo-labelled predecessors; validation `detect` seeds {d.val_seed}+ "
+                f"({d.val_clips} clips, onset frame); test seeds {d.test_seed}+ never used")
+
+    # ------------------------------------------------------------------ data
+    def _cache_path(self, split: str, seed: int) -> Path:
+        w, h = self.cfg.input_size
+        tag = f"{split}_{self.data.train_kind if split == 'train' else 'detect'}_{w}x{h}"
+        return Path(self.data.cache_dir) / tag / f"{seed}.npz"
+
+    def train_clip(self, seed: int) -> dict[str, np.ndarray]:
+        """Frames onset..onset+max_after at the network size, GT and backward pseudo-labels."""
+        path = self._cache_path("train", seed)
+        if path.is_file():
+            with np.load(path) as z:
+                return {k: z[k] for k in z.files}
+        d = self.data
+        clip = _sim_clip(d.train_kind, seed, d.train_frames)
+        on = int(clip.onset_frame)
+        last = min(clip.num_frames - 1, on + d.max_after)
+        size = tuple(self.cfg.input_size)
+        frames, gt, pseudo = [], [], []
+        # backward flows t -> t-1, computed once and chained for every labelled frame
+        dis = dis_flow(d.flow_preset)
+        gray = [cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in clip.frames[on:last + 1]]
+        back = {t: dis.calc(gray[t - on], gray[t - on - 1], None) for t in range(on + 1, last + 1)}
+        for t in range(on, last + 1):
+            frames.append(cv2.resize(clip.frames[t], size, interpolation=cv2.INTER_AREA))
+            gt.append(to_model(clip.source_xy[t], MODEL_SIZE, size))
+            # carry the label backwards, only as far as the onset (earlier frames show no blood)
+            n = min(d.pseudo_n, t - on)
+            chain = np.full((d.pseudo_n, 2), np.nan)
+            if n > 0:
+                chain[:n] = chain_flows([back[t - k] for k in range(n)], tuple(clip.source_xy[t]))
+            pseudo.append(to_model(chain, MODEL_SIZE, size))
+        out = {"frames": np.stack(frames), "gt": np.array(gt, np.float32), "pseudo": np.array(pseudo, np.float32)}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp.npz")
+        np.savez(tmp, **out)
+        tmp.replace(path)
+        return out
+
+    def eval_items(self, split: str = "val", n: int | None = None) -> list[dict[str, np.ndarray]]:
+        """Onset frames (512x384) of `detect` clips with the GT source: validation or test split."""
+        seed0 = self.data.val_seed if split == "val" else self.data.test_seed
+        n = self.data.val_clips if n is None else n
+        items = []
+        for seed in range(seed0, seed0 + n):
+            path = Path(self.data.cache_dir) / f"{split}_detect_onset" / f"{seed}.npz"
+            if path.is_file():
+                with np.load(path) as z:
+                    cached = {k: z[k] for k in z.files}
+                if "visible" in cached:  # older caches lack the flag: regenerate them
+                    items.append(cached)
+                    continue
+            clip = _sim_clip("detect", seed, None)
+            on = int(clip.onset_frame)
+            item = {"frame": clip.frames[on], "xy": clip.source_xy[on].astype(np.float32),
+                    "scenario": np.array(clip.scenario), "visible": np.array(bool(clip.source_visible[on]))}
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp.npz")
+            np.savez(tmp, **item)
+            tmp.replace(path)
+            items.append(item)
+        return items
+
+    def _augment(self, rng: np.random.Generator, img: np.ndarray, pts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Flip, translation and colour jitter; `pts` (K, 2) follow the geometry (NaN stays NaN)."""
+        h, w = img.shape[:2]
+        pts = pts.copy()
+        if rng.random() < 0.5:
+            img = img[:, ::-1]
+            pts[:, 0] = w - 1 - pts[:, 0]
+        if rng.random() < 0.5:
+            img = img[::-1]
+            pts[:, 1] = h - 1 - pts[:, 1]
+        dx, dy = rng.uniform(-1, 1, 2) * self.data.max_shift * np.array([w, h])
+        m = np.float32([[1, 0, dx], [0, 1, dy]])
+        img = cv2.warpAffine(np.ascontiguousarray(img), m, (w, h), borderMode=cv2.BORDER_CONSTANT)
+        pts = pts + np.array([dx, dy])
+        f = img.astype(np.float32)
+        gain = rng.uniform(0.75, 1.25) * rng.uniform(0.92, 1.08, 3)
+        f = (f - f.mean()) * rng.uniform(0.8, 1.2) + f.mean()  # contrast
+        f = 255 * ((np.clip(f * gain, 0, 255) / 255) ** rng.uniform(0.8, 1.25))  # gain + gamma
+        return f.astype(np.uint8), pts
+
+    def _inputs(self, img: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        red = compute_red_mask(img, self.cfg.red_mask)
+        return (torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1))).float() / 255,
+                torch.from_numpy(red)[None])
+
+    def sample_batch(self, rng: np.random.Generator, split: str = "train") -> dict[str, torch.Tensor]:
+        d = self.data
+        images, reds, targets, weights = [], [], [], []
+        for _ in range(d.samples_per_batch):
+            seed = d.train_seed + int(rng.integers(d.train_pool))
+            clip = self._train.get(seed)
+            if clip is None:
+                clip = self._train[seed] = self.train_clip(seed)
+            j = int(rng.integers(len(clip["frames"])))
+            ok = [k for k in range(d.pseudo_n) if np.isfinite(clip["pseudo"][j, k, 0]) and j - k - 1 >= 0]
+            pick = list(rng.choice(ok, size=min(d.pseudo_per_sample, len(ok)), replace=False)) if ok else []
+            rows = [(j, clip["gt"][j], d.lambda_real)]
+            rows += [(j - k - 1, clip["pseudo"][j, k], d.lambda_pseudo / len(pick)) for k in pick]
+            for t, xy, wgt in rows:
+                img, pts = clip["frames"][t], np.asarray(xy, np.float64)[None]
+                if d.augment:
+                    img, pts = self._augment(rng, img, pts)
+                x, r = self._inputs(img)
+                images.append(x)
+                reds.append(r)
+                targets.append(torch.tensor(pts[0], dtype=torch.float32))
+                weights.append(wgt)
+            if not pick:  # no usable pseudo frame (label on the onset frame): real label takes the pseudo weight
+                weights[-1] += d.lambda_pseudo
+        return {"image": torch.stack(images), "red": torch.stack(reds), "xy": torch.stack(targets),
+                "weight": torch.tensor(weights, dtype=torch.float32),
+                "real": torch.tensor([w >= d.lambda_real for w in weights])}
+
+    # ------------------------------------------------------------------ loss
+    def loss(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+        d = self.data
+        logits = model(batch["image"], batch["red"])
+        h, w = logits.shape[-2:]
+        target = gaussian_heatmaps(batch["xy"], (w, h), self.cfg.sigma)
+        mse = F.mse_loss(torch.sigmoid(logits), target, reduction="none").flatten(1).mean(1)  # (B,)
+        n_samples = d.samples_per_batch
+        heat = d.heat_weight * (mse * batch["weight"]).sum() / n_samples
+        real = batch["real"]
+        pred = soft_argmax(logits[real], self.cfg.softargmax_beta)
+        coord = F.huber_loss(pred / d.coord_unit, batch["xy"][real] / d.coord_unit, delta=d.huber_delta)
+        loss = heat + d.coord_weight * coord
+        with torch.no_grad():
+            err = (pred - batch["xy"][real]).norm(dim=1).mean()
+        return loss, {"heat": float(heat.detach()), "coord": float(coord.detach()), "err_px": float(err)}
+
+    # ------------------------------------------------------------------ validation
+    def validate(self, model: nn.Module) -> dict[str, float]:
+        if self._val is None:
+            self._val = self.eval_items("val")
+        device = next(model.parameters()).device
+        errs = []
+        size = tuple(self.cfg.input_size)
+        for item in self._val:
+            small = cv2.resize(item["frame"], size, interpolation=cv2.INTER_AREA)
+            x, r = self._inputs(small)
+            logits = model(x[None].to(device), r[None].to(device))
+            xy, _ = refined_peak(logits, self.cfg.refine_radius)
+            from bleedorigin.models.source.predictor import to_input
+            p = to_input(xy[0].cpu().numpy(), MODEL_SIZE, size)
+            errs.append(float(np.linalg.norm(p - item["xy"])))
+        e = np.array(errs)
+        return {"score": float(-e.mean()), "err_avg": float(e.mean()), "err_median": float(np.median(e)),
+                "acc_25": float((e < 25).mean()), "acc_50": float((e < 50).mean()),
+                "acc_100": float((e < 100).mean())}

@@ -1,0 +1,95 @@
+"""Checkpoint folders: config.json + model.safetensors + MODEL_CARD.md (+ trainer_state.pt).
+
+Written to a temporary sibling folder and swapped in with renames, so a crash never leaves
+a half-written checkpoint where a good one was.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from bleedorigin.errors import InputError
+
+CONFIG, WEIGHTS, CARD, STATE = "config.json", "model.safetensors", "MODEL_CARD.md", "trainer_state.pt"
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def save_checkpoint(folder: str | Path, state_dict: dict[str, torch.Tensor], config: dict[str, Any],
+                    card: str, trainer_state: dict[str, Any] | None = None) -> Path:
+    """Write a checkpoint folder atomically; `config` gets a `checksum` of the weights."""
+    folder = Path(folder)
+    tmp = folder.with_name(folder.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    # safetensors refuses shared/non-contiguous storage: store independent copies
+    tensors = {k: v.detach().cpu().contiguous().clone() for k, v in state_dict.items()}
+    save_file(tensors, str(tmp / WEIGHTS))
+    config = {**config, "checksum": _sha256(tmp / WEIGHTS)}
+    (tmp / CONFIG).write_text(json.dumps(config, indent=2, sort_keys=False) + "\n")
+    (tmp / CARD).write_text(card)
+    if trainer_state is not None:
+        torch.save(trainer_state, tmp / STATE)
+    old = folder.with_name(folder.name + ".old")
+    shutil.rmtree(old, ignore_errors=True)
+    if folder.exists():
+        folder.rename(old)
+    tmp.rename(folder)
+    shutil.rmtree(old, ignore_errors=True)
+    return folder
+
+
+def load_config(folder: str | Path) -> dict[str, Any]:
+    folder = Path(folder)
+    path = folder / CONFIG
+    if not path.is_file():
+        raise InputError(f"{folder}: not a checkpoint folder (no {CONFIG})")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise InputError(f"{path}: unreadable JSON ({e.msg}, line {e.lineno})") from None
+
+
+def load_checkpoint(folder: str | Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """(config, state_dict) of a checkpoint folder; InputError when missing or damaged."""
+    folder = Path(folder)
+    config = load_config(folder)
+    weights = folder / WEIGHTS
+    if not weights.is_file():
+        raise InputError(f"{folder}: no {WEIGHTS}")
+    try:
+        state = load_file(str(weights))
+    except Exception as e:  # safetensors raises its own error types
+        raise InputError(f"{weights}: unreadable weights ({e})") from None
+    return config, state
+
+
+def load_trainer_state(folder: str | Path) -> dict[str, Any]:
+    path = Path(folder) / STATE
+    if not path.is_file():
+        raise InputError(f"{folder}: no {STATE} to resume from")
+    return torch.load(path, map_location="cpu", weights_only=False)
+
+
+def model_card(stage: str, command: str, data: str, metrics: dict[str, float], step: int,
+               params: int, extra: str = "") -> str:
+    """Markdown model card: what it is, how it was made, on what, how good."""
+    rows = "\n".join(f"| {k} | {v:.4g} |" if isinstance(v, float) else f"| {k} | {v} |"
+                     for k, v in metrics.items())
+    return (f"# BleedOrigin {stage} model\n\n"
+            f"- stage: `{stage}`\n- parameters: {params:,}\n- training steps: {step}\n\n"
+            f"## Command\n\n```\n{command}\n```\n\n## Data\n\n{data}\n\n"
+            f"## Validation metrics (at this checkpoint)\n\n| metric | value |\n|---|---|\n{rows}\n"
+            + (f"\n{extra}\n" if extra else ""))

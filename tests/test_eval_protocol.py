@@ -1,0 +1,166 @@
+"""Evaluation protocol (eval.protocol) on tiny clips with hand-computed answers.
+
+Frames are 64x48, so the 512x384 model frame is exactly 8x larger: 1 input px = 8 px of error.
+Stub predictors implement the stage interfaces with known behaviour.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import make_tiny_frames, write_mp4
+
+from bleedorigin.eval import protocol
+from bleedorigin.io.bench import Clip
+from bleedorigin.models.base import OnsetDetectorBase, OnsetStep, PointTrackerBase, SourceLocatorBase
+from bleedorigin.types import BleedingEvent, Onset, Point, RunResult, TrackPoint
+
+W, H = 64, 48
+
+
+def to_model(xy):  # half-pixel-centre mapping 64x48 -> 512x384 (scale 8)
+    return ((xy[0] + 0.5) * 8 - 0.5, (xy[1] + 0.5) * 8 - 0.5)
+
+
+class RedOnset(OnsetDetectorBase):
+    """Raises `delay` frames after the first frame holding dark-red pixels."""
+
+    def __init__(self, delay: int = 0):
+        self.delay = delay
+        self.calls = 0
+        self.reset()
+
+    def reset(self) -> None:
+        self.t, self.first = 0, None
+
+    def step(self, frame: np.ndarray) -> OnsetStep:
+        self.calls += 1
+        assert frame.shape == (384, 512, 3)  # the protocol feeds model-resolution frames
+        red = bool(((frame[..., 0] < 160) & (frame[..., 1] < 60)).any())
+        if red and self.first is None:
+            self.first = self.t
+        t, self.t = self.t, self.t + 1
+        raised = self.first is not None and t == self.first + self.delay
+        return OnsetStep(1.0 if self.first is not None else 0.0, t if raised else None)
+
+
+class FixedSource(SourceLocatorBase):
+    """Returns a fixed model-resolution point and remembers the history length it got."""
+
+    def __init__(self, xy_model):
+        self.xy = xy_model
+        self.history_len = None
+        self.calls = 0
+
+    def locate(self, frame, history=None):
+        self.calls += 1
+        self.history_len = 0 if history is None else len(history)
+        return Point(self.xy[0], self.xy[1], 0.9)
+
+
+class StillTracker(PointTrackerBase):
+    """Never moves from its start point."""
+
+    def __init__(self):
+        self.calls = 0
+
+    def start(self, frame, point, frame_index=0):
+        self.calls += 1
+        self.p = point
+
+    def step(self, frame):
+        self.calls += 1
+        return TrackPoint(0, self.p[0], self.p[1], 0.8, True)
+
+
+def make_clip(tmp: Path, cid: str, kind: str, onset: int | None, labels: dict, gt: Path | None = None,
+              scenario: str = "clear_view", site: str = "duodenum", n: int = 24) -> Clip:
+    frames, _ = make_tiny_frames(n=n, onset=onset if onset is not None else n + 1)
+    video = tmp / f"{cid}.mp4"
+    write_mp4(video, frames)
+    return Clip(id=cid, video=video, kind=kind, patient="p1", site=site, scenario=scenario,
+                num_frames=n, fps=30.0, width=W, height=H, onset_frame=onset, labels=labels,
+                gt=gt, split=None)
+
+
+def test_onset_first_raised_onset_and_negatives(tmp_path: Path) -> None:
+    det = make_clip(tmp_path, "det", "detect", 8, {8: [(25.6, 24.0)]})
+    neg = make_clip(tmp_path, "neg", "negative", None, {})
+    r = protocol.eval_onset(RedOnset(delay=3), det)
+    assert (r["gt"], r["pred"], r["raised_at"]) == (8, 11, 11)
+    assert len(r["scores"]) == 24 and r["scores"][7] == 0.0 and r["scores"][8] == 1.0
+    r = protocol.eval_onset(RedOnset(), neg)
+    assert r["gt"] is None and r["pred"] is None  # no false alarm
+    assert protocol.applicable("onset", neg) and not protocol.applicable("source", neg)
+
+
+def test_source_on_gt_onset_frame_with_history_and_scaled_error(tmp_path: Path) -> None:
+    clip = make_clip(tmp_path, "det", "detect", 8, {8: [(25.0, 24.0)]})
+    gt_model = to_model((25.0, 24.0))
+    loc = FixedSource((gt_model[0] + 80.0, gt_model[1] + 60.0))  # 10 px right, 7.5 down (input)
+    r = protocol.eval_source(loc, clip, history_frames=5)
+    assert r["frame"] == 8 and loc.history_len == 5
+    assert r["pred"] == pytest.approx([35.0, 31.5])
+    assert r["error"] == pytest.approx(100.0)  # sqrt(80^2 + 60^2) at 512x384
+
+
+def test_source_query_rules(tmp_path: Path) -> None:
+    one = make_clip(tmp_path, "esd", "sparse", None, {0: [(10.0, 12.0)], 30: [(11.0, 12.0)]})
+    multi = make_clip(tmp_path, "vl", "sparse", None, {0: [(10.0, 12.0), (3.0, 4.0)]})
+    assert protocol.source_query(one) == (0, (10.0, 12.0))
+    assert protocol.source_query(multi) is None  # tissue/instrument points, not a bleeding source
+    r = protocol.eval_source(FixedSource(to_model((10.0, 12.0))), one)
+    assert r["error"] == pytest.approx(0.0, abs=1e-6)
+
+
+def test_track_labelled_frames_multi_point_and_nulls(tmp_path: Path) -> None:
+    labels = {0: [(20.0, 24.0), (30.0, 10.0), None],
+              10: [(20.0, 25.0), None, (5.0, 5.0)],   # point 1 null: not scored at 10
+              23: [(22.5, 24.0), (30.0, 10.0), (6.0, 6.0)]}
+    clip = make_clip(tmp_path, "trk", "track_short", None, labels)
+    tracker = StillTracker()
+    r = protocol.eval_track(tracker, clip)
+    assert r["start"] == 0 and [p["point"] for p in r["points"]] == [0, 1]  # null start skipped
+    p0, p1 = r["points"]
+    assert [(row["frame"], row["since"]) for row in p0["labelled"]] == [(10, 10), (23, 23)]
+    assert [row["error"] for row in p0["labelled"]] == pytest.approx([8.0, 20.0])
+    assert [row["frame"] for row in p1["labelled"]] == [23]
+    assert p1["labelled"][0]["error"] == pytest.approx(0.0, abs=1e-6)
+    assert p0["dense"] is None and len(p0["pred"]) == 24
+    assert tracker.calls == 2 * 24  # one start + 23 steps per point
+
+
+def test_track_full_clip_starts_at_onset_and_scores_dense_truth(tmp_path: Path) -> None:
+    n, onset = 24, 8
+    src = np.tile(np.array([[20.0, 24.0]], np.float32), (n, 1))
+    src[onset + 1:, 0] += 1.0  # truth moves 1 input px right after the onset: 8 px error
+    gt = tmp_path / "gt.npz"
+    np.savez(gt, onset_frame=np.int64(onset), source_xy=src)
+    clip = make_clip(tmp_path, "full", "full", onset, {8: [(20.0, 24.0)]}, gt=gt, n=n)
+    r = protocol.eval_track(StillTracker(), clip)
+    assert r["start"] == onset and r["points"][0]["labelled"] == []
+    dense = r["points"][0]["dense"]
+    assert dense["frames"] == list(range(onset + 1, n))
+    assert dense["errors"] == pytest.approx([8.0] * (n - onset - 1))
+
+
+class FakePipeline:
+    """Stands in for bleedorigin.pipeline.Pipeline: onset at frame 10, point (21, 24) after."""
+
+    def run(self, video, progress=False):
+        track = [TrackPoint(f, 21.0, 24.0, 0.9) for f in range(10, 24)]
+        event = BleedingEvent(Onset(10, 10 / 30, 0.9), Point(21.0, 24.0, 0.9), track)
+        return RunResult(str(video), 30.0, W, H, 24, [0.0] * 24, [event], {})
+
+
+def test_end_to_end_scores_onset_track_and_coverage(tmp_path: Path) -> None:
+    src = np.tile(np.array([[20.0, 24.0]], np.float32), (24, 1))
+    gt = tmp_path / "gt.npz"
+    np.savez(gt, onset_frame=np.int64(8), source_xy=src)
+    clip = make_clip(tmp_path, "full", "full", 8, {8: [(20.0, 24.0)]}, gt=gt)
+    assert protocol.applicable("e2e", clip)
+    r = protocol.eval_end_to_end(FakePipeline(), clip)
+    assert (r["gt"], r["pred"]) == (8, 10)
+    assert r["frames"] == list(range(10, 24)) and r["errors"] == pytest.approx([8.0] * 14)
+    assert r["coverage"] == pytest.approx(14 / 16)  # frames 8 and 9 had no point yet

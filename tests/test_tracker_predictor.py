@@ -1,0 +1,169 @@
+"""PointTracker: pixel mapping, API errors, loading, and following a known translation."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from bleedorigin.errors import InputError
+from bleedorigin.models.tracker.predictor import TEST_MODEL, PointTracker, find_weights
+from bleedorigin.models.tracker.model import TrackerConfig, TrackOnSmall
+
+SHIPPED = Path(__file__).resolve().parents[1] / "weights" / "track_small"
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def translated_clip(n: int = 16, size=(512, 384), seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """A tissue-coloured texture moving along a known smooth path; returns frames and the
+    position of the texture point that starts at (200, 150)."""
+    rng = np.random.default_rng(seed)
+    w, h = size
+    big = cv2.resize(rng.integers(0, 255, ((h + 200) // 8, (w + 200) // 8, 3), dtype=np.uint8), (w + 200, h + 200),
+                     interpolation=cv2.INTER_CUBIC).astype(np.float32)
+    big += rng.normal(0, 12, big.shape)
+    big = cv2.GaussianBlur(np.clip(big * [0.9, 0.5, 0.5] + [60, 20, 20], 0, 255).astype(np.uint8), (0, 0), 1.0)
+    t = np.arange(n, dtype=np.float64)
+    path = np.stack([3.0 * t + 4 * np.sin(t / 3), 1.5 * t - 2 * np.sin(t / 4)], -1)  # content offset
+    frames = [cv2.warpAffine(big, np.float32([[1, 0, dx - 100], [0, 1, dy - 100]]), (w, h), flags=cv2.INTER_LINEAR)
+              for dx, dy in path]
+    return np.stack(frames), np.array([200.0, 150.0]) + path - path[0]
+
+
+def test_track_test_structure_and_pixel_mapping():
+    tr = PointTracker.tiny()
+    frames, truth = translated_clip(6, size=(160, 120))
+    tr.start(frames[0], (50.0, 40.0), frame_index=10)
+    pts = [tr.step(f) for f in frames[1:]]
+    assert [p.frame for p in pts] == [11, 12, 13, 14, 15]
+    for p in pts:
+        assert -0.5 <= p.x <= 159.5 and -0.5 <= p.y <= 119.5
+        assert 0.0 <= p.confidence <= 1.0 and isinstance(p.visible, bool)
+    # model <-> input mapping is an exact inverse
+    xy = np.array([[0.0, 0.0], [159.0, 119.0], [37.3, 80.2]])
+    assert np.allclose(tr._to_input(tr._to_model(xy)), xy)
+
+
+def test_many_points_are_tracked_independently_of_order():
+    frames, _ = translated_clip(4, size=(128, 96))
+    runs = []
+    for pts in ([(30.0, 40.0), (90.0, 20.0), (30.0, 40.0)], [(90.0, 20.0), (30.0, 40.0), (30.0, 40.0)]):
+        tr = PointTracker.tiny()
+        tr.start_many(frames[0], pts)
+        runs.append([tr.step_many(f) for f in frames[1:]])
+    for a, b in zip(*runs):
+        assert len(a) == 3
+        # the same start point gives the same track, wherever it sits in the list
+        assert (a[0].x, a[0].y) == pytest.approx((a[2].x, a[2].y), abs=1e-4)
+        assert (a[0].x, a[0].y) == pytest.approx((b[1].x, b[1].y), abs=1e-4)
+        assert (a[1].x, a[1].y) == pytest.approx((b[0].x, b[0].y), abs=1e-4)
+
+
+def test_api_errors():
+    tr = PointTracker.tiny()
+    frame = np.zeros((48, 64, 3), np.uint8)
+    with pytest.raises(InputError):
+        tr.step(frame)
+    with pytest.raises(InputError):
+        tr.start(frame, (100.0, 10.0))
+    with pytest.raises(InputError):
+        tr.start(np.zeros((48, 64), np.uint8), (10.0, 10.0))
+    tr.start(frame, (10.0, 10.0))
+    with pytest.raises(InputError):
+        tr.step(np.zeros((96, 128, 3), np.uint8))  # size changed mid-track
+
+
+def test_from_pretrained_loads_a_checkpoint_folder(tmp_path, monkeypatch):
+    from bleedorigin.config import to_dict
+    from bleedorigin.training.checkpoint import save_checkpoint
+    torch.manual_seed(3)
+    net = TrackOnSmall(TrackerConfig(**TEST_MODEL))
+    save_checkpoint(tmp_path / "track_small", net.state_dict(), {"stage": "track", "model": to_dict(net.cfg)}, "card")
+    monkeypatch.setenv("BLEEDORIGIN_WEIGHTS", str(tmp_path))
+    assert find_weights(tmp_path / "track_small") == tmp_path / "track_small"
+    a = PointTracker.from_pretrained(str(tmp_path / "track_small"), device="cpu")
+    b = PointTracker(net, "cpu")
+    frames, _ = translated_clip(3, size=(96, 72))
+    for tr in (a, b):
+        tr.start(frames[0], (40.0, 30.0))
+    for f in frames[1:]:
+        pa, pb = a.step(f), b.step(f)
+        assert pa.x == pytest.approx(pb.x, abs=1e-3) and pa.y == pytest.approx(pb.y, abs=1e-3)
+    with pytest.raises(InputError):
+        PointTracker.from_pretrained(str(tmp_path / "missing"))
+
+
+def test_registry_names():
+    import bleedorigin.models.tracker  # noqa: F401  (registers the presets)
+    from bleedorigin.models import registry
+    assert {"track_small", "track_test"} <= set(registry.list_models("track_*"))
+    assert isinstance(registry.create("track_test"), PointTracker)
+
+
+@pytest.mark.skipif(not (SHIPPED / "model.safetensors").is_file(), reason="no shipped track_small weights")
+def test_shipped_weights_follow_a_known_translation():
+    tr = PointTracker.from_pretrained(str(SHIPPED), device="cpu")
+    frames, truth = translated_clip(16)
+    pts = tr.run(frames, tuple(truth[0]))
+    err = np.linalg.norm(np.array([(p.x, p.y) for p in pts]) - truth[1:], axis=1)
+    assert np.median(err) < 3.0 and err.max() < 8.0, err
+    assert np.mean([p.confidence for p in pts]) > 0.5
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (SHIPPED / "model.safetensors").is_file(), reason="no shipped track_small weights")
+def test_onnx_step_matches_pytorch(tmp_path):
+    ort = pytest.importorskip("onnxruntime")
+    from bleedorigin.models.tracker.memory import TrackState
+    tr = PointTracker.from_pretrained(str(SHIPPED), device="cpu")
+    frames, truth = translated_clip(2)
+    x0, x1 = tr._tensor(frames[0]), tr._tensor(frames[1])
+    state = tr.net.start(x0, torch.tensor([[[200.0, 150.0], [300.0, 100.0]]]))
+
+    class Step(torch.nn.Module):
+        def __init__(self, net):
+            super().__init__()
+            self.net = net
+
+        def forward(self, frame, *st):
+            p, v, c, new = self.net.step(frame, TrackState(*st))
+            return (p, v, c, *new)
+
+    with torch.no_grad():
+        torch.onnx.export(Step(tr.net), (x1, *state), str(tmp_path / "t.onnx"), opset_version=17, dynamo=False)
+        ref = Step(tr.net)(x1, *state)
+    sess = ort.InferenceSession(str(tmp_path / "t.onnx"))
+    names = [i.name for i in sess.get_inputs()]
+    out = sess.run(None, dict(zip(names, [x1.numpy()] + [s.detach().numpy() for s in state])))
+    assert len(out) == len(ref)
+    for a, b in zip(out, ref):
+        assert np.abs(a - b.numpy()).max() < 1e-2
+
+
+@pytest.mark.real
+@pytest.mark.skipif(not (SHIPPED / "model.safetensors").is_file(), reason="no shipped track_small weights")
+def test_shipped_weights_on_real_esd_clip(shared_data):
+    from bleedorigin.models.tracker.evaluate import evaluate_tracker, load_sparse_folder
+    clip = load_sparse_folder(shared_data / "esd_clips" / "clear_view_001")
+    res = evaluate_tracker(PointTracker.from_pretrained(str(SHIPPED), device="cpu"), [clip])
+    assert res["n"] == 6 and res["err_avg"] < 37.0  # paper-scale pixels (512x384); measured 13.4
+
+
+@pytest.mark.real
+@pytest.mark.slow
+@pytest.mark.skipif(not (SHIPPED / "model.safetensors").is_file(), reason="no shipped track_small weights")
+def test_shipped_weights_beat_lk_on_vlsurgpt(shared_data):
+    from bleedorigin.models.tracker.evaluate import LKPointTracker, evaluate_tracker, load_sparse_folder
+    clips = [load_sparse_folder(p) for p in sorted((shared_data / "vlsurgpt").iterdir()) if p.is_dir()]
+    ours = evaluate_tracker(PointTracker.from_pretrained(str(SHIPPED), device="cpu"), clips)
+    lk = evaluate_tracker(LKPointTracker, clips)
+    assert ours["acc_25px"] > lk["acc_25px"]  # measured 0.910 vs 0.791

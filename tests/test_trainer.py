@@ -1,0 +1,112 @@
+"""The one Trainer: logs, checkpoint folders, resume continuity, train_main, torchrun (DDP)."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from bleedorigin.config import ConfigError, TrainConfig
+from bleedorigin.training import TASKS, StageTask, load_task
+from bleedorigin.training.checkpoint import load_checkpoint, load_trainer_state
+from bleedorigin.training.trainer import lr_factor, train_main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    # tiny models on a busy 2-core machine: extra intra-op threads only spin (500 ms vs 8 ms/step)
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+CONFIG = ROOT / "configs" / "onset_test.yaml"
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("onset_cache")  # sim clips shared by the tests of this file
+
+
+def _sets(cache: Path, steps: int = 4) -> list[str]:
+    return [f"data.cache_dir={cache}", f"train.steps={steps}", "train.val_every=100", "train.num_threads=1",
+            "train.save_every=100"]
+
+
+def _losses(out: Path) -> dict[int, float]:
+    rows = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    return {r["step"]: r["loss"] for r in rows if "loss" in r}
+
+
+def test_train_saves_checkpoint_folders(tmp_path: Path, cache: Path) -> None:
+    out = tmp_path / "run"
+    result = train_main("onset", CONFIG, out, _sets(cache, 2))
+    assert result["step"] == 2
+    for name in ("last", "best"):
+        config, state = load_checkpoint(out / name)
+        assert config["stage"] == "onset" and config["model"]["window"] == 16 and state
+        assert len(config["checksum"]) == 64
+        card = (out / name / "MODEL_CARD.md").read_text()
+        assert "## Command" in card and "BleedSim" in card and "acc8" in card
+    assert not (out / "best" / "trainer_state.pt").exists()
+    assert load_trainer_state(out / "last")["step"] == 2
+    assert (out / "config.yaml").is_file()
+    val = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines() if "val" in line]
+    assert val and "score" in val[-1]["val"]
+
+
+def test_resume_continues_step_and_loss(tmp_path: Path, cache: Path) -> None:
+    full, part = tmp_path / "full", tmp_path / "part"
+    train_main("onset", CONFIG, full, _sets(cache))
+    from bleedorigin.config import load_recipe
+    from bleedorigin.models.onset.train import OnsetDataConfig, OnsetTask
+    from bleedorigin.config import OnsetConfig
+    from bleedorigin.training.trainer import Trainer
+    recipe = load_recipe(CONFIG, "onset", _sets(cache), OnsetConfig, OnsetDataConfig)
+    task = OnsetTask({"model": recipe.model, "data": recipe.data})
+    Trainer(task, recipe.train, part, recipe).fit(stop_at=2)
+    assert load_trainer_state(part / "last")["step"] == 2
+    train_main("onset", CONFIG, part, _sets(cache), resume=True)
+    a, b = _losses(full), _losses(part)
+    assert sorted(b) == [1, 2, 3, 4]
+    for step in (1, 2, 3, 4):
+        assert b[step] == pytest.approx(a[step], rel=1e-4, abs=1e-5)
+
+
+def test_resume_without_checkpoint_fails(tmp_path: Path, cache: Path) -> None:
+    from bleedorigin.errors import InputError
+    with pytest.raises(InputError):
+        train_main("onset", CONFIG, tmp_path / "none", _sets(cache), resume=True)
+
+
+def test_lr_schedule_warmup_then_cosine() -> None:
+    cfg = TrainConfig(steps=100, warmup_steps=10, min_lr_ratio=0.1)
+    assert lr_factor(0, cfg) == pytest.approx(0.1)
+    assert lr_factor(9, cfg) == pytest.approx(1.0)
+    assert lr_factor(10, cfg) == pytest.approx(1.0)
+    assert lr_factor(100, cfg) == pytest.approx(0.1)
+    assert lr_factor(55, cfg) == pytest.approx(0.55)
+
+
+def test_task_registry() -> None:
+    assert set(TASKS) == {"onset", "source", "track"}
+    task = load_task("onset", {"model": {"window": 8}})
+    assert isinstance(task, StageTask) and task.stage == "onset"
+    with pytest.raises(ConfigError, match="did you mean 'onset'"):
+        load_task("onste")
+
+
+def test_torchrun_two_processes(tmp_path: Path, cache: Path) -> None:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT / "src")}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
+           "-m", "bleedorigin.training.trainer", "onset", "--config", str(CONFIG), "--out", str(tmp_path / "ddp"),
+           *sum((["--set", s] for s in _sets(cache, 1)), [])]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    state = load_trainer_state(tmp_path / "ddp" / "last")
+    assert state["step"] == 1 and state["world_size"] == 2
