@@ -22,6 +22,9 @@ def register_model(name: str) -> Callable[[Callable[..., Any]], Callable[..., An
 def _load_all() -> None:
     # Importing the model packages runs their @register_model decorators.
     import bleedorigin.models.baselines  # noqa: F401
+    import bleedorigin.models.onset  # noqa: F401
+    import bleedorigin.models.source  # noqa: F401
+    import bleedorigin.models.tracker  # noqa: F401
 
 
 def list_models(pattern: str = "*") -> list[str]:
