@@ -16,8 +16,10 @@ app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_
                   "Examples:\n\n  bleedorigin demo --out runs/demo\n\n"
                   "  bleedorigin run video.mp4 --out runs/case1\n\n"
                   "  bleedorigin track video.mp4 --point 250 180 --start 0 --out track.json")
-data_app = typer.Typer(no_args_is_help=True, help="Benchmark folders: validate.")
+data_app = typer.Typer(no_args_is_help=True, help="Benchmark folders: validate, compare with real clips.")
 app.add_typer(data_app, name="data")
+export_app = typer.Typer(no_args_is_help=True, help="Export trained models.")
+app.add_typer(export_app, name="export")
 
 _state = {"debug": False}
 
@@ -125,6 +127,41 @@ def bench(json_out: Optional[Path] = typer.Option(None, "--json", help="Also wri
     typer.echo(format_bench(result))
     if json_out is not None:
         write_json_atomic(json_out, result)
+
+
+@app.command()
+def evaluate(data: Path = typer.Argument(..., help="Benchmark folder, BleedSim output or sample clip folders."),
+             out: Path = typer.Option(..., help="Output folder (metrics.json, report.md, plots/)."),
+             models: list[str] = typer.Option([], "--models", help="Model names or checkpoint folders to "
+                                              "compare (repeat the option); default: shipped models."),
+             stages: list[str] = typer.Option([], "--stages", help="onset | source | track | e2e "
+                                              "(repeat; default: all that apply)."),
+             workers: int = typer.Option(1, help="Worker processes."),
+             baselines: bool = typer.Option(True, help="Include the baseline reference rows."),
+             device: str = DEVICE) -> None:
+    """Evaluation mode of Algorithm 1 on every applicable clip, with the paper's metrics."""
+    from bleedorigin.eval.runner import DEFAULT_STAGES, evaluate as run_evaluation
+    if not data.exists():
+        raise InputError(f"{data}: not found")
+    result = run_evaluation(data, out, models or None, tuple(stages) or DEFAULT_STAGES, workers, _progress(),
+                            device, baselines)
+    failed = result.get("errors") or []
+    typer.echo(f"report: {out / 'report.md'}  metrics: {out / 'metrics.json'}"
+               + (f"  ({len(failed)} clip(s) failed, listed in metrics.json)" if failed else ""))
+
+
+@export_app.command("onnx")
+def export_onnx_cmd(stage: str = typer.Argument(..., help="onset | track"),
+                    out: Path = typer.Option(..., help="Output folder for the .onnx files."),
+                    model: Optional[str] = typer.Option(None, help="Model name or checkpoint folder "
+                                                        "(default: the shipped small model)."),
+                    check: bool = typer.Option(True, help="Compare with PyTorch in onnxruntime.")) -> None:
+    """ONNX graphs of the onset detector or the tracker step (state passed in and out)."""
+    from bleedorigin.export import export_onnx
+    report = export_onnx(stage, model, out, "cpu", check)
+    for name, r in report.items():
+        diff = "not checked" if r["max_abs_diff"] is None else f"max abs diff {r['max_abs_diff']:.2e}"
+        typer.echo(f"{r['path']}  ({diff})")
 
 
 @app.command()
