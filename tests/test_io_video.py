@@ -7,7 +7,7 @@ import pytest
 
 from bleedorigin.errors import InputError
 from bleedorigin.io.video import FrameMapper, VideoWriter, open_video, probe_video, read_frames
-from conftest import make_tiny_frames, write_mp4
+from conftest import make_tiny_frames
 
 
 def test_reads_every_frame_with_index_and_time(tiny_clip):

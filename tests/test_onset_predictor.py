@@ -9,7 +9,8 @@ import torch
 
 from bleedorigin.errors import InputError
 from bleedorigin.models.onset import ONSET_TEST, OnsetDetector, OnsetNet
-from bleedorigin.models.onset.predictor import embed_clip, find_weights, prepare_clip, window_logits
+from bleedorigin.models.onset.predictor import embed_clip, prepare_clip, window_logits
+from bleedorigin.models.weights import find_weights
 from bleedorigin.models.onset.train import evaluate_onset, predict_clip
 from conftest import make_tiny_frames
 
@@ -82,7 +83,7 @@ def test_registry_and_checkpoint_round_trip(tmp_path: Path) -> None:
 
 def _shipped() -> Path | None:
     try:
-        return find_weights("small")
+        return find_weights("small", "onset_small")
     except InputError:
         return None
 

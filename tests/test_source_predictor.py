@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from bleedorigin.config import load_yaml
-from bleedorigin.errors import ConfigError, InputError
+from bleedorigin.errors import InputError
 from bleedorigin.models import registry
 from bleedorigin.models.source import SourceLocator, evaluate_source
 from bleedorigin.models.source.predictor import local_red_mask, to_input, to_model

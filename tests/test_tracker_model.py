@@ -1,7 +1,6 @@
 """TrackOnSmall (track_test preset): shapes, finiteness, explicit state, memory refresh."""
 from __future__ import annotations
 
-import dataclasses
 
 import numpy as np
 import pytest

@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from bleedorigin.errors import InputError
-from bleedorigin.models.tracker.predictor import TEST_MODEL, PointTracker, find_weights
+from bleedorigin.models.tracker.predictor import TEST_MODEL, PointTracker
+from bleedorigin.models.weights import find_weights
 from bleedorigin.models.tracker.model import TrackerConfig, TrackOnSmall
 
 SHIPPED = Path(__file__).resolve().parents[1] / "weights" / "track_small"
@@ -89,7 +90,7 @@ def test_from_pretrained_loads_a_checkpoint_folder(tmp_path, monkeypatch):
     net = TrackOnSmall(TrackerConfig(**TEST_MODEL))
     save_checkpoint(tmp_path / "track_small", net.state_dict(), {"stage": "track", "model": to_dict(net.cfg)}, "card")
     monkeypatch.setenv("BLEEDORIGIN_WEIGHTS", str(tmp_path))
-    assert find_weights(tmp_path / "track_small") == tmp_path / "track_small"
+    assert find_weights(tmp_path / "track_small", "track_small") == tmp_path / "track_small"
     a = PointTracker.from_pretrained(str(tmp_path / "track_small"), device="cpu")
     b = PointTracker(net, "cpu")
     frames, _ = translated_clip(3, size=(96, 72))

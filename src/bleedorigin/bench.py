@@ -136,9 +136,64 @@ def bench_end_to_end(models: dict[str, str | None], frames: list[np.ndarray], de
     return out
 
 
+def _current_rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * resource.getpagesize() / 2**20
+
+
+def bench_memory(models: dict[str, str | None], minutes: float, frames: list[np.ndarray], device: str,
+                 fps: float = 30.0) -> dict:
+    """Resident memory while streaming `minutes` of 512x384 video through the pipeline (the clip
+    is looped, so bleeding episodes start and end again and again). Flat = no growth per minute."""
+    from bleedorigin.pipeline import Pipeline, PipelineConfig
+    from bleedorigin.utils.progress import track
+    pipe = Pipeline.from_pretrained(PipelineConfig(models.get("onset"), models.get("source"),
+                                                   models.get("track"), device))
+    total = int(minutes * 60 * fps)
+    per_minute = int(60 * fps)
+    rss = []
+    for i in track(range(total), total=total, description="memory over a long stream", unit="frame"):
+        pipe.step(frames[i % len(frames)])
+        if i % per_minute == per_minute - 1:
+            rss.append(round(_current_rss_mb(), 1))
+    half = len(rss) // 2
+    growth = (float(np.mean(rss[half:]) - np.mean(rss[:half])) / max(1, len(rss) - half)) if half else 0.0
+    return {"minutes": minutes, "frames": total, "rss_mb_per_minute": rss, "events": len(pipe.events),
+            "growth_mb_per_minute": round(growth, 2)}
+
+
+def bench_onnx(frames: list[np.ndarray], models: dict[str, str | None]) -> dict:
+    """onnxruntime speed of the exported networks (flow and pre-processing excluded)."""
+    import tempfile
+
+    import onnxruntime as ort
+
+    from bleedorigin.export import export_onnx
+    out = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for stage in ("onset", "track"):
+            report = export_onnx(stage, models.get(stage), tmp, check=False)
+            sessions, feeds = [], []
+            for name, r in report.items():
+                if name == "onset_window":
+                    continue  # runs once per frame too, but on embeddings: timed with the rest below
+                sess = ort.InferenceSession(r["path"], providers=["CPUExecutionProvider"])
+                sessions.append(sess)
+                feeds.append({i.name: np.random.default_rng(0).standard_normal(
+                    [d if isinstance(d, int) else 1 for d in i.shape]).astype(np.float32) for i in sess.get_inputs()})
+            if stage == "onset" and "onset_window" in report:
+                sess = ort.InferenceSession(report["onset_window"]["path"], providers=["CPUExecutionProvider"])
+                sessions.append(sess)
+                feeds.append({i.name: np.zeros([d if isinstance(d, int) else 1 for d in i.shape], np.float32)
+                              for i in sess.get_inputs()})
+            timing = _time_calls(lambda i: [s.run(None, f) for s, f in zip(sessions, feeds)], len(frames) // 2)
+            out[stage] = {"graphs": sorted(report), **timing.summary()}
+    return out
+
+
 def run_bench(models: dict[str, str | None], frames: int = 300, device: str = "auto",
               stages: tuple[str, ...] = ("onset", "source", "track"),
-              baselines: bool = True) -> dict:
+              baselines: bool = True, onnx: bool = True, memory_minutes: float = 0.0) -> dict:
     clip = bench_frames(frames)
     result: dict[str, Any] = {"resolution": list(MODEL_SIZE), "frames": frames, "stages": {},
                               "baselines": {}, "paper_table10": PAPER_TABLE10}
@@ -152,6 +207,13 @@ def run_bench(models: dict[str, str | None], frames: int = 300, device: str = "a
                 if name != result["stages"].get(stage, {}).get("model"):
                     result["baselines"][name] = bench_stage(stage, name, clip, device)
     result["end_to_end"] = bench_end_to_end(models, clip, device)
+    if onnx:
+        try:
+            result["onnxruntime"] = bench_onnx(clip, models)
+        except ImportError:
+            log.warning("onnxruntime not installed: skipping the ONNX timing (pip install 'bleedorigin[onnx]')")
+    if memory_minutes > 0:
+        result["memory"] = bench_memory(models, memory_minutes, clip, device)
     return result
 
 
@@ -174,4 +236,14 @@ def format_bench(result: dict) -> str:
     rows.append(f"| end to end | pipeline | {e['fps']:.1f} | {e['p50_ms']:.1f} | {e['p95_ms']:.1f} "
                 f"| | | {e['peak_mb']:.0f} | |")
     extra = ", ".join(f"{k} {e[k]:.1f}" for k in ("waiting_fps", "tracking_fps") if k in e)
-    return "\n".join(rows) + (f"\n\nend to end by phase (frames/s): {extra}" if extra else "")
+    lines = ["\n".join(rows)]
+    if extra:
+        lines.append(f"end to end by phase (frames/s): {extra}")
+    for stage, r in result.get("onnxruntime", {}).items():
+        lines.append(f"onnxruntime {stage} ({', '.join(r['graphs'])}): {r['fps']:.1f} frames/s, "
+                     f"p50 {r['p50_ms']:.1f} ms, p95 {r['p95_ms']:.1f} ms (networks only)")
+    if "memory" in result:
+        m = result["memory"]
+        lines.append(f"memory over {m['minutes']:g} min ({m['frames']} frames, {m['events']} bleeding events): "
+                     f"RSS per minute {m['rss_mb_per_minute']} MB, growth {m['growth_mb_per_minute']} MB/min")
+    return "\n\n".join(lines)

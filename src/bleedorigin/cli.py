@@ -116,14 +116,21 @@ def bench(json_out: Optional[Path] = typer.Option(None, "--json", help="Also wri
           source_model: Optional[str] = typer.Option(None, help="Source model name or folder."),
           track_model: Optional[str] = typer.Option(None, help="Tracker name or folder."),
           baselines: bool = typer.Option(True, help="Also time the baselines."),
+          onnx: bool = typer.Option(True, help="Also time the ONNX graphs in onnxruntime."),
+          memory_minutes: float = typer.Option(0.0, help="Also stream this many minutes of video and "
+                                               "report resident memory per minute (30 for the paper's check)."),
+          threads: Optional[int] = typer.Option(None, help="torch threads (default: torch's choice)."),
           device: str = DEVICE) -> None:
     """Speed, latency, parameters, GFLOPs and peak memory per stage and end to end (512x384)."""
     from bleedorigin.bench import format_bench, run_bench
     from bleedorigin.utils.jsonio import write_json_atomic
     if frames < 10:
         raise InputError(f"--frames must be >= 10, got {frames}")
+    if threads is not None:
+        import torch
+        torch.set_num_threads(threads)
     result = run_bench({"onset": onset_model, "source": source_model, "track": track_model},
-                       frames, device, baselines=baselines)
+                       frames, device, baselines=baselines, onnx=onnx, memory_minutes=memory_minutes)
     typer.echo(format_bench(result))
     if json_out is not None:
         write_json_atomic(json_out, result)

@@ -60,7 +60,7 @@ def _param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]
 
 
 def _resolve_device(name: str) -> torch.device:
-    from bleedorigin.models.onset.predictor import resolve_device
+    from bleedorigin.models.weights import resolve_device
     return resolve_device(name)
 
 

@@ -8,9 +8,7 @@ validation, and the streaming == batch test).
 from __future__ import annotations
 
 import logging
-import os
 from collections import deque
-from pathlib import Path
 from typing import Any
 
 import cv2
@@ -21,6 +19,7 @@ from bleedorigin.config import OnsetConfig, from_dict
 from bleedorigin.errors import ConfigError, InputError
 from bleedorigin.models.base import OnsetDetectorBase, OnsetStep
 from bleedorigin.models.onset.model import OnsetNet
+from bleedorigin.models.weights import find_weights, resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -175,37 +174,6 @@ def window_logits(net: OnsetNet, emb: torch.Tensor, starts: list[int] | None = N
     return d, c, list(starts)
 
 
-def resolve_device(device: str = "auto") -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except RuntimeError:
-        raise ConfigError(f"unknown device {device!r}; use auto, cpu or cuda") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device {device!r} requested but CUDA is not available")
-    return dev
-
-
-def find_weights(name_or_path: str, folder: str = "onset_small") -> Path:
-    """Checkpoint folder: the given path, then $BLEEDORIGIN_WEIGHTS/<folder>, then the package."""
-    p = Path(name_or_path)
-    if p.is_dir():
-        return p
-    if name_or_path not in ("small", "onset_small"):
-        raise InputError(f"{name_or_path}: no such checkpoint folder (or use 'small')")
-    candidates = []
-    env = os.environ.get("BLEEDORIGIN_WEIGHTS")
-    if env:
-        candidates.append(Path(env) / folder)
-    pkg = Path(__file__).resolve().parents[2]  # .../bleedorigin
-    candidates += [pkg / "assets" / "weights" / folder, pkg.parents[1] / "weights" / folder]
-    for c in candidates:
-        if (c / "config.json").is_file() and (c / "model.safetensors").is_file():
-            return c
-    raise InputError(f"onset weights {folder!r} not found (looked in {', '.join(map(str, candidates))})")
-
-
 class OnsetDetector(OnsetDetectorBase):
     """Streaming bleeding-onset detector. `step(frame)` -> OnsetStep(score, onset_frame).
 
@@ -227,7 +195,7 @@ class OnsetDetector(OnsetDetectorBase):
     @classmethod
     def from_pretrained(cls, name_or_path: str = "small", device: str = "auto") -> OnsetDetector:
         from bleedorigin.training.checkpoint import load_checkpoint
-        folder = find_weights(name_or_path)
+        folder = find_weights(name_or_path, "onset_small")
         config, state = load_checkpoint(folder)
         if config.get("stage", "onset") != "onset":
             raise ConfigError(f"{folder} holds a {config.get('stage')!r} model, not an onset model")

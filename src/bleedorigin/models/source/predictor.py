@@ -6,7 +6,6 @@ so the network sees identical inputs in both.
 from __future__ import annotations
 
 import logging
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from bleedorigin.errors import ConfigError, InputError
 from bleedorigin.models.base import SourceLocatorBase
 from bleedorigin.models.source.model import SourceConfig, SourceNet, refined_peak
 from bleedorigin.types import Point
+from bleedorigin.models.weights import find_weights, resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -87,38 +87,6 @@ def to_input(xy: np.ndarray, in_size: tuple[int, int], model_size: tuple[int, in
     return (np.asarray(xy, np.float64) + 0.5) * s - 0.5
 
 
-def resolve_device(device: str = "auto") -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except RuntimeError:
-        raise ConfigError(f"unknown device {device!r}; use auto, cpu or cuda") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device {device!r} requested but CUDA is not available")
-    return dev
-
-
-def find_weights(name_or_path: str | Path) -> Path:
-    """Checkpoint folder: the given path, then $BLEEDORIGIN_WEIGHTS/source_small, then
-    <repo>/weights/source_small or bleedorigin/assets/weights/source_small."""
-    p = Path(name_or_path)
-    if p.is_dir():
-        return p
-    if str(name_or_path) not in ("small", WEIGHTS_FOLDER):
-        raise InputError(f"{name_or_path}: no such checkpoint folder (or use 'small')")
-    candidates = []
-    env = os.environ.get("BLEEDORIGIN_WEIGHTS")
-    if env:
-        candidates.append(Path(env) / WEIGHTS_FOLDER)
-    pkg = Path(__file__).resolve().parents[2]  # .../bleedorigin
-    candidates += [pkg.parents[1] / "weights" / WEIGHTS_FOLDER, pkg / "assets" / "weights" / WEIGHTS_FOLDER]
-    for c in candidates:
-        if (c / "config.json").is_file() and (c / "model.safetensors").is_file():
-            return c
-    raise InputError(f"source weights {WEIGHTS_FOLDER!r} not found (looked in {', '.join(map(str, candidates))})")
-
-
 class SourceLocator(SourceLocatorBase):
     """Bleeding source on one frame (the onset frame in deployment mode).
 
@@ -139,7 +107,7 @@ class SourceLocator(SourceLocatorBase):
     @classmethod
     def from_pretrained(cls, name_or_path: str | Path = "small", device: str = "auto") -> SourceLocator:
         from bleedorigin.training.checkpoint import load_checkpoint
-        folder = find_weights(name_or_path)
+        folder = find_weights(name_or_path, WEIGHTS_FOLDER)
         config, state = load_checkpoint(folder)
         if config.get("stage", "source") != "source":
             raise ConfigError(f"{folder} holds a {config.get('stage')!r} model, not a source model")

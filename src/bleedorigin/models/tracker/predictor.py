@@ -9,7 +9,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import logging
-import os
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -25,6 +24,7 @@ from bleedorigin.models.tracker.backbone import SepBlock, fallback_red_mask, red
 from bleedorigin.models.tracker.memory import TrackState
 from bleedorigin.models.tracker.model import TrackerConfig, TrackOnSmall
 from bleedorigin.types import TrackPoint
+from bleedorigin.models.weights import find_weights, resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -34,40 +34,6 @@ WEIGHTS_FOLDER = "track_small"
 TEST_MODEL: dict[str, Any] = {"dim": 32, "heads": 2, "layers": 1, "ffn": 64, "memory": 4, "topk": 4, "c4": 8,
                               "c8": 16, "c16": 16, "feat_dim": 16, "corr_dim": 16, "red_dim": 4,
                               "red_mask_source": "fallback", "refresh_every": 6}
-
-
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    if isinstance(device, torch.device):
-        return device
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except RuntimeError:
-        raise ConfigError(f"unknown device {device!r}; use auto, cpu or cuda") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device {device!r} requested but CUDA is not available")
-    return dev
-
-
-def find_weights(name_or_path: str | Path = "small") -> Path:
-    """Checkpoint folder: the given path, then $BLEEDORIGIN_WEIGHTS/track_small, then the
-    repository's weights/ folder or the package's assets/weights/."""
-    p = Path(name_or_path)
-    if p.is_dir():
-        return p
-    if str(name_or_path) not in ("small", WEIGHTS_FOLDER):
-        raise InputError(f"{name_or_path}: no such checkpoint folder (or use 'small')")
-    candidates = []
-    env = os.environ.get("BLEEDORIGIN_WEIGHTS")
-    if env:
-        candidates.append(Path(env) / WEIGHTS_FOLDER)
-    pkg = Path(__file__).resolve().parents[2]  # .../bleedorigin
-    candidates += [pkg.parents[1] / "weights" / WEIGHTS_FOLDER, pkg / "assets" / "weights" / WEIGHTS_FOLDER]
-    for c in candidates:
-        if (c / "config.json").is_file() and (c / "model.safetensors").is_file():
-            return c
-    raise InputError(f"tracker weights {WEIGHTS_FOLDER!r} not found (looked in {', '.join(map(str, candidates))})")
 
 
 def fold_batchnorm(net: nn.Module) -> nn.Module:
@@ -113,7 +79,7 @@ class PointTracker(PointTrackerBase):
     @classmethod
     def from_pretrained(cls, name_or_path: str | Path = "small", device: str = "auto", **overrides: Any) -> PointTracker:
         from bleedorigin.training.checkpoint import load_checkpoint
-        folder = find_weights(name_or_path)
+        folder = find_weights(name_or_path, WEIGHTS_FOLDER)
         config, state = load_checkpoint(folder)
         if config.get("stage", "track") != "track":
             raise ConfigError(f"{folder} holds a {config.get('stage')!r} model, not a tracker")
