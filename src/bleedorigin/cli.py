@@ -93,13 +93,14 @@ def run(video: Optional[str] = typer.Argument(None, help="Video file, folder, im
         source_model: Optional[str] = typer.Option(None, help="Source model name or folder."),
         track_model: Optional[str] = typer.Option(None, help="Tracker name or folder."),
         no_overlay: bool = typer.Option(False, help="Skip overlay.mp4."),
+        show: bool = typer.Option(False, help="Also show the overlay live in a window (needs a display)."),
         device: str = DEVICE) -> None:
     """Deployment mode end to end: onset -> source -> tracking."""
     from bleedorigin.commands import run_pipeline
     if (video is None) == (camera is None):
         raise InputError("give either VIDEO or --camera N")
     run_pipeline(camera if video is None else _source(video), out, onset_model, source_model,
-                 track_model, device, not no_overlay, _progress())
+                 track_model, device, not no_overlay, _progress(), show)
 
 
 @app.command()

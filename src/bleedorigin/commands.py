@@ -20,10 +20,10 @@ ASSETS = Path(__file__).parent / "assets"
 SAMPLE_CLIP = ASSETS / "sample" / "bleedsim_full.mp4"
 
 
-def _write_partial(out: Path, payload: dict[str, Any], error: InputError) -> None:
+def _write_partial(out: Path, payload: dict[str, Any], error: BaseException) -> None:
     """Keep what was computed before the stream broke, then let the error through."""
     payload["complete"] = False
-    payload["error"] = str(error)
+    payload["error"] = str(error) or type(error).__name__
     write_json_atomic(out, payload)
     log.warning("partial results written to %s", out)
 
@@ -114,39 +114,44 @@ def track_point(source: Any, point: tuple[float, float], start: int, out: Path,
 
 
 def run_pipeline(source: Any, out: Path, onset_model: str | None, source_model: str | None,
-                 track_model: str | None, device: str, overlay: bool, progress: bool) -> Path:
+                 track_model: str | None, device: str, overlay: bool, progress: bool,
+                 show: bool = False) -> Path:
+    """Stream `source` through the pipeline: results.jsonl grows frame by frame, overlay.mp4 and
+    result.json appear when the stream ends (partial, `"complete": false`, when it breaks)."""
     from bleedorigin.io.video import VideoWriter
     from bleedorigin.pipeline import Pipeline, PipelineConfig
-    from bleedorigin.render import OverlayRenderer
+    from bleedorigin.render import LiveWindow, OverlayRenderer
     from bleedorigin.types import RunResult
 
     pipe = Pipeline.from_pretrained(PipelineConfig(onset_model, source_model, track_model, device))
     out.mkdir(parents=True, exist_ok=True)
-    with open_video(source) as reader:
-        info = reader.info
-    fps = float(info.fps or 30.0)
     renderer = OverlayRenderer()
     scores: list[float] = []
-    writer = VideoWriter(out / "overlay.mp4", fps, (info.width, info.height)) if overlay else None
-    error: InputError | None = None
-    with JsonLinesWriter(out / "results.jsonl") as jsonl:
+    error: BaseException | None = None
+    with open_video(source) as reader, JsonLinesWriter(out / "results.jsonl") as jsonl:
+        info = reader.info
+        fps = float(info.fps or 30.0)
+        writer = VideoWriter(out / "overlay.mp4", fps, (info.width, info.height)) if overlay else None
+        window = LiveWindow("BleedOrigin") if show else None
+        pipe.reset()
         try:
-            if writer is not None:
-                writer.__enter__()
-            pipe.reset()
-            with open_video(source) as reader:
-                frames = progress_track(reader, info.frames, "pipeline", progress, "frames")
-                for item in frames:
-                    res = pipe.step(item.image, item.time_s, fps)
-                    scores.append(res.onset_score)
-                    jsonl.write(res.to_dict())
+            for item in progress_track(reader, info.frames, "pipeline", progress, "frames"):
+                res = pipe.step(item.image, item.time_s, fps)
+                scores.append(res.onset_score)
+                jsonl.write(res.to_dict())
+                if writer is not None or window is not None:
+                    picture = renderer.render(item.image, res)
                     if writer is not None:
-                        writer.write(renderer.render(item.image, res))
-        except InputError as e:
+                        writer.write(picture)
+                    if window is not None and not window.show(picture):
+                        break  # the user closed the window: stop like the end of the stream
+        except (InputError, KeyboardInterrupt) as e:
             error = e
         finally:
             if writer is not None:
-                writer.__exit__(None, None, None)
+                writer.close()  # also on errors: the overlay up to the last good frame is kept
+            if window is not None:
+                window.close()
     result = RunResult(str(source), fps, info.width, info.height, len(scores), scores,
                        list(pipe.events), pipe.models)
     payload = result.to_dict()

@@ -102,3 +102,34 @@ class OverlayRenderer:
         for annotator in self.annotators:
             out = annotator.annotate(out, result)
         return out
+
+
+class LiveWindow:
+    """`--show`: an OpenCV window when a display and a GUI build of OpenCV exist, else a no-op
+    with one warning (the headless wheel installed by default has no GUI)."""
+
+    def __init__(self, title: str):
+        import logging
+        import os
+        self.title = title
+        self.enabled = bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+        if self.enabled:
+            try:
+                cv2.namedWindow(title, cv2.WINDOW_NORMAL)
+            except cv2.error:
+                self.enabled = False
+        if not self.enabled:
+            logging.getLogger(__name__).warning("--show: no display or no GUI support in OpenCV; "
+                                                "writing files only")
+
+    def show(self, rgb: np.ndarray) -> bool:
+        """Draw a frame; False once the user pressed q/Esc or closed the window."""
+        if not self.enabled:
+            return True
+        cv2.imshow(self.title, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+        key = cv2.waitKey(1) & 0xFF
+        return key not in (ord("q"), 27) and cv2.getWindowProperty(self.title, cv2.WND_PROP_VISIBLE) >= 1
+
+    def close(self) -> None:
+        if self.enabled:
+            cv2.destroyWindow(self.title)
