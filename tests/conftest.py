@@ -52,7 +52,7 @@ def make_tiny_frames(n: int = 24, size: tuple[int, int] = (64, 48), onset: int =
     frames, path = [], []
     for t in range(n):
         shift = t * 0.5
-        x0 = int(shift)
+        x0 = n - int(shift)  # a window sliding left over the texture moves its content right
         tex = big[:, x0:x0 + w]
         img = np.stack([190 + tex, 130 + tex, 140 + tex], -1).clip(0, 255).astype(np.uint8)
         cx, cy = w * 0.4 + shift, h * 0.5
@@ -66,8 +66,9 @@ def make_tiny_frames(n: int = 24, size: tuple[int, int] = (64, 48), onset: int =
     return np.stack(frames), np.array(path, dtype=np.float64)
 
 
-def write_mp4(path: Path, frames: np.ndarray, fps: int = 30) -> None:
-    with av.open(str(path), "w") as out:
+def write_mp4(path: Path, frames: np.ndarray, fps: int = 30, faststart: bool = False) -> None:
+    """H.264 mp4; `faststart` puts the index first, so a truncated copy still opens."""
+    with av.open(str(path), "w", options={"movflags": "faststart"} if faststart else {}) as out:
         stream = out.add_stream("libx264", rate=fps)
         stream.width, stream.height = frames.shape[2], frames.shape[1]
         stream.pix_fmt = "yuv420p"

@@ -216,7 +216,9 @@ def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args
     try:
-        app(args=args, standalone_mode=False)
+        # Without standalone mode click returns typer.Exit codes (and command results) instead.
+        code = app(args=args, standalone_mode=False)
+        sys.exit(code if isinstance(code, int) else 0)
     except click.exceptions.Exit as e:
         sys.exit(e.exit_code)
     except click.exceptions.ClickException as e:

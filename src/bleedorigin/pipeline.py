@@ -31,8 +31,9 @@ class PipelineConfig:
     source_model: str | None = None
     track_model: str | None = None
     device: str = "auto"
-    end_confidence: float = 0.25  # an episode ends when the tracked confidence stays below this,
-    end_blood_fraction: float = 0.02  # or the blood around the point stays below this fraction,
+    # An episode ends when the blood around the tracked point stays below this fraction. Tracker
+    # confidence is not used: it is expected to drop while blood covers the source.
+    end_blood_fraction: float = 0.02
     end_patience: int = 90  # for this many consecutive frames
     end_patch: int = 64  # side (model pixels) of the patch around the point checked for blood
     buffer_frames: int = 90  # recent frames kept so a back-dated onset can be located and caught up
@@ -70,6 +71,7 @@ class Pipeline:
 
     def reset(self) -> None:
         self.onset.reset()
+        self._onset_origin = 0  # stream index of the detector's frame 0 (it restarts after each episode)
         self._frame_index = 0
         self._buffer: deque[tuple[int, np.ndarray]] = deque(maxlen=self.config.buffer_frames)
         self._episode: _Episode | None = None
@@ -98,7 +100,7 @@ class Pipeline:
         timings["onset"] = (time.perf_counter() - t0) * 1e3
         if out.onset_frame is None:
             return FrameResult(index, t, "waiting", out.score, timings_ms=timings)
-        onset_frame = self._clamp_to_buffer(out.onset_frame)
+        onset_frame = self._clamp_to_buffer(self._onset_origin + out.onset_frame)
         onset = Onset(onset_frame, onset_frame / fps, out.score)
         frames = [img for i, img in self._buffer if i <= onset_frame]
         history = frames[-1 - self.config.history_frames:-1]
@@ -127,13 +129,13 @@ class Pipeline:
         timings["track"] = (time.perf_counter() - t0) * 1e3
         episode = self._episode
         episode.event.track.append(tp)
-        low = tp.confidence < self.config.end_confidence or \
-            self._blood_near(small, tp) < self.config.end_blood_fraction
-        episode.quiet_run = episode.quiet_run + 1 if low else 0
+        quiet = self._blood_near(small, tp) < self.config.end_blood_fraction
+        episode.quiet_run = episode.quiet_run + 1 if quiet else 0
         if episode.quiet_run >= self.config.end_patience:
             log.info("bleeding episode ended at frame %d", index)
             self._episode = None
             self.onset.reset()
+            self._onset_origin = index + 1
         return FrameResult(index, t, "tracking", 1.0, track=tp, timings_ms=timings)
 
     def _blood_near(self, small: np.ndarray, tp: TrackPoint) -> float:

@@ -290,7 +290,7 @@ def point_block(errors: Sequence[float]) -> dict[str, Any]:
         return {"n": 0}
     s = metrics.point_summary(list(errors))
     return {"n": len(errors), "acc": {str(k): float(v) for k, v in s["acc"].items()},
-            "err_avg": float(s["err_avg"])}
+            "err_avg": s["err_avg"]}
 
 
 def _grouped(items: Sequence[dict[str, Any]], block: Any, key: str = "errors") -> dict[str, Any]:

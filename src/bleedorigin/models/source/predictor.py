@@ -19,8 +19,8 @@ from bleedorigin.config import from_dict
 from bleedorigin.errors import ConfigError, InputError
 from bleedorigin.models.base import SourceLocatorBase
 from bleedorigin.models.source.model import SourceConfig, SourceNet, refined_peak
-from bleedorigin.types import Point
 from bleedorigin.models.weights import find_weights, resolve_device
+from bleedorigin.types import Point
 
 log = logging.getLogger(__name__)
 

@@ -6,48 +6,11 @@ Each pseudo point becomes a Gaussian heat-map target with a lower loss weight th
 """
 from __future__ import annotations
 
-import cv2
 import numpy as np
 import torch
 
 from bleedorigin.errors import InputError
-
-_PRESETS = {"ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST, "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
-            "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM}
-
-
-def _gray(frame: np.ndarray) -> np.ndarray:
-    return cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY) if frame.ndim == 3 else frame
-
-
-def _sample_flow(flow: np.ndarray, xy: np.ndarray) -> np.ndarray:
-    """Bilinear flow (dx, dy) at a sub-pixel point."""
-    h, w = flow.shape[:2]
-    x, y = float(np.clip(xy[0], 0, w - 1)), float(np.clip(xy[1], 0, h - 1))
-    x0, y0 = min(int(x), w - 2), min(int(y), h - 2)
-    fx, fy = x - x0, y - y0
-    top = flow[y0, x0] * (1 - fx) + flow[y0, x0 + 1] * fx
-    bot = flow[y0 + 1, x0] * (1 - fx) + flow[y0 + 1, x0 + 1] * fx
-    return top * (1 - fy) + bot * fy
-
-
-def dis_flow(preset: str = "medium") -> cv2.DISOpticalFlow:
-    if preset not in _PRESETS:
-        raise InputError(f"unknown DIS preset {preset!r}; expected one of {sorted(_PRESETS)}")
-    return cv2.DISOpticalFlow_create(_PRESETS[preset])
-
-
-def chain_flows(flows: list[np.ndarray], xy: tuple[float, float]) -> np.ndarray:
-    """Follow a point through successive flow fields; (len(flows), 2), NaN once it leaves the image."""
-    out = np.full((len(flows), 2), np.nan, np.float64)
-    p = np.asarray(xy, np.float64)
-    for k, flow in enumerate(flows):
-        h, w = flow.shape[:2]
-        p = p + _sample_flow(flow, p)
-        if not (0 <= p[0] <= w - 1 and 0 <= p[1] <= h - 1):
-            break
-        out[k] = p
-    return out
+from bleedorigin.vision.flow import chain_flows, dis_flow, to_gray
 
 
 def propagate_point(frames: np.ndarray, ref: int, xy: tuple[float, float], n: int = 10,
@@ -68,7 +31,7 @@ def propagate_point(frames: np.ndarray, ref: int, xy: tuple[float, float], n: in
         if not 0 <= t < len(frames):
             break
         # displacement from frame t-direction to frame t, on the former's grid
-        flows.append(dis.calc(_gray(frames[t - direction]), _gray(frames[t]), None))
+        flows.append(dis.calc(to_gray(frames[t - direction]), to_gray(frames[t]), None))
     out = np.full((n, 2), np.nan, np.float64)
     out[:len(flows)] = chain_flows(flows, xy)
     return out

@@ -32,8 +32,9 @@ from bleedorigin import MODEL_SIZE
 from bleedorigin.config import from_dict, to_dict
 from bleedorigin.models.source.model import SourceConfig, SourceNet, refined_peak, soft_argmax
 from bleedorigin.models.source.predictor import compute_red_mask, default_red_mask_impl, to_model
-from bleedorigin.models.source.pseudo_labels import chain_flows, dis_flow, gaussian_heatmaps
+from bleedorigin.models.source.pseudo_labels import gaussian_heatmaps
 from bleedorigin.training.task import StageTask
+from bleedorigin.vision.flow import chain_flows, dis_flow
 
 log = logging.getLogger(__name__)
 

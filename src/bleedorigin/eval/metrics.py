@@ -1,0 +1,61 @@
+"""The paper's metrics (section 5), plus the false-alarm rate on bleeding-free clips.
+
+Onset: accuracy within ±k frames for k in ONSET_TOLERANCES and Err_avg, the mean |pred - gt| in
+frames. A clip where no onset is raised (prediction None) is *missed*: wrong at every tolerance,
+counted in `missed`, and left out of Err_avg (it has no frame difference).
+
+Points: errors are Euclidean distances after scaling the frame to 512x384, accuracy is the share
+of errors strictly below each threshold in PIXEL_THRESHOLDS, Err_avg their mean. A missing
+prediction (NaN) has infinite error: wrong at every threshold, counted in `missed`, out of Err_avg.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from bleedorigin import MODEL_SIZE
+
+ONSET_TOLERANCES = (0, 1, 2, 4, 8, 16)
+PIXEL_THRESHOLDS = (10, 25, 50, 75, 100)
+
+
+def onset_summary(preds: Sequence[int | None], gts: Sequence[int],
+                  tolerances: Sequence[int] = ONSET_TOLERANCES) -> dict:
+    """{"acc": {k: fraction}, "err_avg": frames or None, "missed": count, "n": clips}."""
+    if len(preds) != len(gts):
+        raise ValueError(f"{len(preds)} predictions for {len(gts)} ground-truth onsets")
+    diffs = [abs(int(p) - int(g)) for p, g in zip(preds, gts) if p is not None]
+    n = len(gts)
+    acc = {k: (sum(d <= k for d in diffs) / n if n else 0.0) for k in tolerances}
+    return {"acc": acc, "err_avg": float(np.mean(diffs)) if diffs else None,
+            "missed": n - len(diffs), "n": n}
+
+
+def false_alarm_rate(preds: Sequence[int | None]) -> float:
+    """Share of bleeding-free clips on which an onset was raised (0 for no clips)."""
+    return sum(p is not None for p in preds) / len(preds) if len(preds) else 0.0
+
+
+def point_errors(pred, gt, image_size: tuple[int, int]) -> np.ndarray:
+    """Distances (N,) in 512x384 pixels between (N, 2) predicted and true points given in pixels of
+    an image of `image_size` (W, H). NaN predictions give inf; NaN ground truth raises."""
+    pred = np.asarray(pred, np.float64).reshape(-1, 2)
+    gt = np.asarray(gt, np.float64).reshape(-1, 2)
+    if pred.shape != gt.shape:
+        raise ValueError(f"{len(pred)} predicted points for {len(gt)} ground-truth points")
+    if not np.isfinite(gt).all():
+        raise ValueError("ground-truth points must be finite")
+    scale = np.array([MODEL_SIZE[0] / image_size[0], MODEL_SIZE[1] / image_size[1]])
+    err = np.linalg.norm((pred - gt) * scale, axis=1)
+    return np.where(np.isfinite(err), err, np.inf)
+
+
+def point_summary(errors: Sequence[float], thresholds: Sequence[float] = PIXEL_THRESHOLDS) -> dict:
+    """{"acc": {th: fraction below th}, "err_avg": mean finite error or None, "missed", "n"}."""
+    e = np.asarray(errors, np.float64).reshape(-1)
+    n = len(e)
+    finite = e[np.isfinite(e)]
+    acc = {th: (float((e < th).sum()) / n if n else 0.0) for th in thresholds}
+    return {"acc": acc, "err_avg": float(finite.mean()) if len(finite) else None,
+            "missed": int(n - len(finite)), "n": n}

@@ -1,0 +1,65 @@
+"""Onset baseline: growth of the red (blood) area measured in colour space.
+
+Each frame's blood area is the share of pixels whose Red-Mask exceeds 0.5 (computed on a small
+copy of the frame). A reference area is the median of a lagged window of earlier frames; an
+onset is raised once the area has stayed `growth` above the reference for `persist` frames, and
+it is back-dated to the frame where that rise began.
+"""
+from __future__ import annotations
+
+from collections import deque
+
+import cv2
+import numpy as np
+
+from bleedorigin.models.base import OnsetDetectorBase, OnsetStep
+from bleedorigin.models.registry import register_model
+from bleedorigin.vision.color import BLOOD_THRESHOLD, red_mask
+
+WORK_SIZE = (128, 96)  # area ratios do not need full resolution
+
+
+class HSVOnsetDetector(OnsetDetectorBase):
+    name = "onset_hsv"
+
+    def __init__(self, growth: float = 0.02, persist: int = 5, reference: int = 30, lag: int = 10):
+        self.growth, self.persist, self.reference, self.lag = growth, persist, reference, lag
+        self.reset()
+
+    def reset(self) -> None:
+        self.t = -1
+        self.areas: deque[float] = deque(maxlen=self.reference + self.lag)
+        self.run = 0           # consecutive frames above reference + growth
+        self.raised = False
+
+    def blood_area(self, frame: np.ndarray) -> float:
+        small = cv2.resize(frame, WORK_SIZE, interpolation=cv2.INTER_AREA)
+        return float((red_mask(small) > BLOOD_THRESHOLD).mean())
+
+    def step(self, frame: np.ndarray) -> OnsetStep:
+        self.t += 1
+        area = self.blood_area(frame)
+        self.areas.append(area)
+        history = list(self.areas)[:-self.lag]
+        if self.raised or len(history) < max(3, self.reference // 3):
+            return OnsetStep(score=0.0)
+        ref = float(np.median(history))
+        score = float(np.clip((area - ref) / (2 * self.growth), 0, 1))
+        self.run = self.run + 1 if area > ref + self.growth else 0
+        if self.run < self.persist:
+            return OnsetStep(score=score)
+        self.raised = True
+        return OnsetStep(score=score, onset_frame=self.t - self.rise_length(ref))
+
+    def rise_length(self, ref: float) -> int:
+        """Frames back from now to the last frame whose area was still near the reference."""
+        recent = list(self.areas)
+        for back in range(len(recent)):
+            if recent[-1 - back] <= ref + self.growth / 4:
+                return max(back - 1, 0)
+        return len(recent) - 1
+
+
+@register_model("onset_hsv")
+def onset_hsv(growth: float = 0.02, persist: int = 5, **_: object) -> HSVOnsetDetector:
+    return HSVOnsetDetector(growth=growth, persist=persist)

@@ -1,0 +1,67 @@
+"""Optical-flow building blocks shared by the baselines and the pseudo-labellers:
+DIS dense flow, bilinear sampling of a flow field, chaining a point through flows, and one
+pyramidal Lucas-Kanade step with a forward-backward check."""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from bleedorigin.errors import InputError
+
+DIS_PRESETS = {"ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST, "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
+               "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM}
+
+
+def to_gray(frame: np.ndarray) -> np.ndarray:
+    return cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY) if frame.ndim == 3 else frame
+
+
+def dis_flow(preset: str = "medium") -> cv2.DISOpticalFlow:
+    """A DIS optical-flow object; call `.calc(prev_gray, next_gray, None)` -> (H, W, 2) flow."""
+    if preset not in DIS_PRESETS:
+        raise InputError(f"unknown DIS preset {preset!r}; expected one of {sorted(DIS_PRESETS)}")
+    return cv2.DISOpticalFlow_create(DIS_PRESETS[preset])
+
+
+def sample_flow(flow: np.ndarray, xy) -> np.ndarray:
+    """Bilinear flow (dx, dy) at a sub-pixel point (clamped to the field)."""
+    h, w = flow.shape[:2]
+    x, y = float(np.clip(xy[0], 0, w - 1)), float(np.clip(xy[1], 0, h - 1))
+    x0, y0 = min(int(x), w - 2), min(int(y), h - 2)
+    fx, fy = x - x0, y - y0
+    top = flow[y0, x0] * (1 - fx) + flow[y0, x0 + 1] * fx
+    bot = flow[y0 + 1, x0] * (1 - fx) + flow[y0 + 1, x0 + 1] * fx
+    return top * (1 - fy) + bot * fy
+
+
+def chain_flows(flows: list[np.ndarray], xy) -> np.ndarray:
+    """Follow a point through successive flow fields; (len(flows), 2), NaN once it leaves the image."""
+    out = np.full((len(flows), 2), np.nan, np.float64)
+    p = np.asarray(xy, np.float64)
+    for k, flow in enumerate(flows):
+        h, w = flow.shape[:2]
+        p = p + sample_flow(flow, p)
+        if not (0 <= p[0] <= w - 1 and 0 <= p[1] <= h - 1):
+            break
+        out[k] = p
+    return out
+
+
+def lk_step(prev_gray: np.ndarray, next_gray: np.ndarray, xy, win: int = 21, levels: int = 3,
+            fb_max: float = 1.5) -> tuple[np.ndarray, bool, float]:
+    """Track one point from prev to next with pyramidal LK, then back again.
+
+    Returns (new xy, ok, forward-backward error in pixels); ok is False when LK fails either way
+    or the point does not come back within `fb_max` pixels of where it started.
+    """
+    p0 = np.asarray(xy, np.float32).reshape(1, 1, 2)
+    params = dict(winSize=(win, win), maxLevel=levels,
+                  criteria=(cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 30, 0.01))
+    p1, st1, _ = cv2.calcOpticalFlowPyrLK(prev_gray, next_gray, p0, None, **params)
+    if p1 is None or not st1[0, 0] or not np.isfinite(p1).all():
+        return np.asarray(xy, np.float64), False, float("inf")
+    back, st2, _ = cv2.calcOpticalFlowPyrLK(next_gray, prev_gray, p1, None, **params)
+    if back is None or not st2[0, 0] or not np.isfinite(back).all():
+        return p1[0, 0].astype(np.float64), False, float("inf")
+    fb = float(np.linalg.norm(back[0, 0] - p0[0, 0]))
+    return p1[0, 0].astype(np.float64), fb <= fb_max, fb
