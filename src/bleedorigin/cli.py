@@ -211,6 +211,28 @@ def data_check(root: Path = typer.Argument(..., help="Benchmark folder.")) -> No
     raise typer.Exit(1 if problems else 0)
 
 
+
+@data_app.command("realism")
+def data_realism(sim_dir: Path = typer.Argument(..., help="BleedSim output folder."),
+                 real_dir: Path = typer.Argument(..., help="Folder of real clips (e.g. ../shared/data/esd_clips)."),
+                 json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the JSON here.")) -> None:
+    """Compare statistics of synthetic and real clips (HSV, red area, sharpness, motion)."""
+    from bleedorigin.sim.realism import format_realism, realism_report
+    from bleedorigin.utils.jsonio import write_json_atomic
+    report = realism_report(sim_dir, real_dir)
+    typer.echo(format_realism(report))
+    if json_out:
+        write_json_atomic(json_out, report)
+
+
+@data_app.command("contact-sheet")
+def data_contact_sheet(out: Path = typer.Option(Path("docs/bleedsim_contact_sheet.png"), help="Output PNG."),
+                       real_dir: Optional[Path] = typer.Option(None, "--real", help="Real clips to show beside."),
+                       seed: int = typer.Option(0, help="BleedSim seed.")) -> None:
+    """One row per scenario: BleedSim frames next to frames of the real clip of that scenario."""
+    from bleedorigin.sim.contact_sheet import make_contact_sheet
+    typer.echo(f"wrote {make_contact_sheet(out, real_dir, seed)}")
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: expected errors become one line `error: ...` and exit code 2."""
     args = sys.argv[1:] if argv is None else argv

@@ -76,9 +76,9 @@ def model_lists(models: dict[str, Sequence[str]] | Sequence[str] | None, stages:
     for stage in MODEL_STAGES:
         if stage not in stages and not ("e2e" in stages):
             continue
-        names = [str(m) for m in models.get(stage, [])]
+        names = [str(m) for m in models.get(stage, [])] or [DEFAULT_MODELS[stage]]
         names += BASELINES[stage] if baselines else []
-        out[stage] = list(dict.fromkeys(names)) or [DEFAULT_MODELS[stage]]
+        out[stage] = list(dict.fromkeys(names))
     return out
 
 

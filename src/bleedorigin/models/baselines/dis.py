@@ -17,7 +17,7 @@ from bleedorigin.vision.flow import dis_flow, sample_flow, to_gray
 class DISTracker(PointTrackerBase):
     name = "track_dis"
 
-    def __init__(self, preset: str = "fast"):
+    def __init__(self, preset: str = "medium"):
         self.dis = dis_flow(preset)
         self.mapper: FrameMapper | None = None
 
@@ -41,5 +41,5 @@ class DISTracker(PointTrackerBase):
 
 
 @register_model("track_dis")
-def track_dis(preset: str = "fast", **_: object) -> DISTracker:
+def track_dis(preset: str = "medium", **_: object) -> DISTracker:
     return DISTracker(preset=preset)

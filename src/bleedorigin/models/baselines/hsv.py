@@ -3,7 +3,7 @@
 Each frame's blood area is the share of pixels whose Red-Mask exceeds 0.5 (computed on a small
 copy of the frame). A reference area is the median of a lagged window of earlier frames; an
 onset is raised once the area has stayed `growth` above the reference for `persist` frames, and
-it is back-dated to the frame where that rise began.
+it is back-dated to the frame where the area first left the reference's noise band.
 """
 from __future__ import annotations
 
@@ -44,18 +44,20 @@ class HSVOnsetDetector(OnsetDetectorBase):
         if self.raised or len(history) < max(3, self.reference // 3):
             return OnsetStep(score=0.0)
         ref = float(np.median(history))
+        # back-dating needs the quiet level: the reference plus its own frame-to-frame noise
+        noise = 1.4826 * float(np.median(np.abs(np.asarray(history) - ref)))
         score = float(np.clip((area - ref) / (2 * self.growth), 0, 1))
         self.run = self.run + 1 if area > ref + self.growth else 0
         if self.run < self.persist:
             return OnsetStep(score=score)
         self.raised = True
-        return OnsetStep(score=score, onset_frame=self.t - self.rise_length(ref))
+        return OnsetStep(score=score, onset_frame=self.t - self.rise_length(ref + max(3 * noise, 5e-4)))
 
-    def rise_length(self, ref: float) -> int:
-        """Frames back from now to the last frame whose area was still near the reference."""
+    def rise_length(self, quiet_level: float) -> int:
+        """Frames back from now to the first frame after the last one at the quiet level."""
         recent = list(self.areas)
         for back in range(len(recent)):
-            if recent[-1 - back] <= ref + self.growth / 4:
+            if recent[-1 - back] <= quiet_level:
                 return max(back - 1, 0)
         return len(recent) - 1
 
