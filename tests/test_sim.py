@@ -159,3 +159,9 @@ def test_water_jets_wash_blood_away() -> None:
         return float(sim.blood.alpha_at(ring).mean()), float(clip.blood_mask[-1].mean())
     (a_wash, area_wash), (a_dry, area_dry) = run(0.4), run(0.0)
     assert a_wash < a_dry - 0.2 and area_wash < area_dry
+
+
+def test_water_jet_aims_inside_the_view_when_the_source_leaves_it():
+    # seed 187 used to crash: the jet aimed at a source point far outside the frame
+    clip = generate_clip("detect", 187, size=(128, 96), num_tracks=0)
+    assert clip.scenario == "water_flushing" and clip.num_frames == 150

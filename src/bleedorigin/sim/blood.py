@@ -65,7 +65,6 @@ class BloodField:
         self.rho += amount * self.stamp * (1.0 / self.stamp.max()) * 2.0 * self.p.alpha_scale
 
     def step(self, emit: bool = True) -> None:
-        p = self.p
         if emit:
             self.rho += self.emission() * self.stamp
         for _ in range(SUBSTEPS):

@@ -151,7 +151,9 @@ class ClipSimulator:
         low = self.warp.frame_map(hm, self.elastic.at(t))
         view_pts = self.warp.to_view(low, hm, pts_tex)
         if self.water is not None:
-            self.water.target = 0.7 * self.water.target + 0.3 * view_pts[0]
+            # aim at the source, but it may be far outside the view (or its inversion diverged)
+            aim = np.clip(np.nan_to_num(view_pts[0], nan=0.0), (0, 0), (w - 1, h - 1))
+            self.water.target = 0.7 * self.water.target + 0.3 * aim
         bleeding = self.blood is not None and onset is not None and t >= onset
         if bleeding:
             if t == onset and not self.spec.preroll:

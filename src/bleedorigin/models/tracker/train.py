@@ -199,7 +199,7 @@ def track_losses(out: dict[str, Any], feats: dict[str, torch.Tensor], gt: torch.
     """Per-frame losses for predictions `out` against gt (B, N, 2) and visibility (B, N)."""
     logits = out["logits"]
     b, n, p = logits.shape
-    w, h = int(feats["size"][0]), int(feats["size"][1])
+    w = int(feats["size"][0])
     w8 = (w + stride - 1) // stride
     cx = (gt[..., 0] / stride).floor().clamp(0, w8 - 1)
     cy = (gt[..., 1] / stride).floor().clamp(0, p // w8 - 1)
