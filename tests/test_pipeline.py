@@ -1,9 +1,16 @@
 """Deployment pipeline on clips with known truth, using the baseline models."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
 
 from bleedorigin.pipeline import Pipeline, PipelineConfig
+
+
+# Short synthetic clips: the baselines need no 60-frame window (the shipped models are tested on
+# the shipped BleedSim sample below).
+BASELINES = {"onset_model": "onset_hsv", "source_model": "source_redmask", "track_model": "track_lk"}
 
 
 def _two_bleeds(n: int = 160) -> tuple[list[np.ndarray], list[int]]:
@@ -25,7 +32,7 @@ def _two_bleeds(n: int = 160) -> tuple[list[np.ndarray], list[int]]:
 
 def test_pipeline_reports_each_bleeding_episode():
     frames, onsets = _two_bleeds()
-    pipe = Pipeline.from_pretrained(PipelineConfig(end_patience=30))
+    pipe = Pipeline.from_pretrained(PipelineConfig(end_patience=30, **BASELINES))
     results = [pipe.step(f) for f in frames]
     assert [r.frame for r in results] == list(range(len(frames)))
     found = [e.onset.frame for e in pipe.events]
@@ -42,9 +49,19 @@ def test_pipeline_reports_each_bleeding_episode():
 
 
 def test_step_and_run_agree(tiny_clip):
-    pipe = Pipeline.from_pretrained()
+    pipe = Pipeline.from_pretrained(**BASELINES)
     run = pipe.run(str(tiny_clip.path), progress=False)
     streamed = list(pipe.stream(str(tiny_clip.path)))
     assert run.frames == len(streamed) == len(tiny_clip.frames)
     assert run.scores == [r.onset_score for r in streamed]
     assert run.onset is not None and run.onset.frame == pipe.events[0].onset.frame
+
+
+def test_shipped_models_find_onset_and_source_of_the_sample_clip():
+    from bleedorigin.commands import SAMPLE_CLIP
+    truth = json.loads(SAMPLE_CLIP.with_suffix(".json").read_text())
+    result = Pipeline.from_pretrained().run(str(SAMPLE_CLIP), progress=False)
+    assert result.onset is not None and abs(result.onset.frame - truth["onset_frame"]) <= 8
+    sx, sy = truth["source_xy_at_onset"]
+    assert np.hypot(result.source.x - sx, result.source.y - sy) < 50
+    assert result.track[-1].frame == result.frames - 1

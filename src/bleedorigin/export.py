@@ -123,7 +123,7 @@ def export_onnx(stage: str, model: str | None, out_dir: str | Path, device: str 
         diff = _parity(path, inputs, expected) if check else None
         report[name] = {"path": str(path), "inputs": [list(t.shape) for t in inputs],
                         "outputs": [list(t.shape) for t in expected], "max_abs_diff": diff}
-        log.info("%s: %s (max abs diff vs PyTorch %s)", name, path, diff)
+        log.info("%s: %s%s", name, path, "" if diff is None else f" (max abs diff vs PyTorch {diff:.2e})")
     return report
 
 
