@@ -119,3 +119,16 @@ def test_python_dash_m_with_broken_input_exits_2(tmp_path):
                            str(tmp_path / "r.json")], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
     assert proc.stderr.startswith("error:") and "Traceback" not in proc.stderr
+
+
+def test_sim_then_realism_and_check_from_the_command_line(tmp_path, capsys):
+    sim = tmp_path / "sim"
+    assert cli("-q", "sim", "--out", sim, "--n", 2, "--seed", 5, "--kind", "detect",
+               "--width", 128, "--height", 96) == 0
+    assert cli("data", "check", sim) == 0
+    capsys.readouterr()
+    assert cli("data", "realism", sim, sim, "--json", tmp_path / "r.json") == 0
+    out = capsys.readouterr().out
+    assert "HSV histogram intersection" in out and "red_area" in out
+    assert json.loads((tmp_path / "r.json").read_text())
+    _assert_clean_error(capsys, cli("data", "realism", sim, tmp_path / "nowhere"))

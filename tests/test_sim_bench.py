@@ -4,7 +4,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from bleedorigin.sim.generator import generate_clip
 from bleedorigin.sim.writer import clip_kind, clip_labels, label_frames, load_gt, save_gt
@@ -38,7 +37,8 @@ def test_label_frames_follow_the_benchmark_protocol() -> None:
 
 
 def test_written_bench_passes_data_check(tmp_path: Path) -> None:
-    bench = pytest.importorskip("bleedorigin.io.bench")
+    from bleedorigin.io import bench
+    from bleedorigin.io.check import check_bench
     from bleedorigin.sim.writer import write_bench
 
     root = tmp_path / "bench"
@@ -46,9 +46,6 @@ def test_written_bench_passes_data_check(tmp_path: Path) -> None:
     write_bench(tmp_path / "neg", 1, seed=3, kind="negative", size=(128, 96), progress=False)
     write_bench(tmp_path / "trk", 1, seed=3, kind="track", size=(128, 96), progress=False)
     assert len(clips) == 2
-    check_bench = getattr(bench, "check_bench", None)
-    if check_bench is None:  # the issue places it in io.check, the contract in io.bench
-        check_bench = pytest.importorskip("bleedorigin.io.check").check_bench
     for r in (root, tmp_path / "neg", tmp_path / "trk"):
         assert check_bench(r) == []
     loaded = bench.load_bench(root)
