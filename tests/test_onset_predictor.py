@@ -95,3 +95,17 @@ def test_shipped_weights_find_sim_onset() -> None:
     det = OnsetDetector.from_pretrained("small", device="cpu")
     m = evaluate_onset(det, [clip])
     assert m["acc8"] == 1.0, m
+
+
+def test_refine_onset_snaps_to_the_start_of_the_red_area_rise() -> None:
+    from bleedorigin.models.onset.predictor import refine_onset
+    rng = np.random.default_rng(0)
+    areas = 0.01 + 0.0005 * rng.standard_normal(120)
+    areas[80:] += 0.005 * np.arange(1, 41)  # blood from frame 80 on
+    first = 0
+    assert refine_onset(areas, first, 77, 8) == 80
+    assert refine_onset(areas, first, 84, 8) == 80
+    assert refine_onset(areas[10:], 10, 84, 8) == 80  # areas of frames 10.. only
+    assert refine_onset(areas, first, 95, 8) == 95  # already bleeding at 87: keep the network's
+    assert refine_onset(areas[:83], first, 70, 8) == 70  # no rise visible yet up to 78: keep
+    assert refine_onset(areas[60:], 60, 80, 8) == 80  # too little history: keep

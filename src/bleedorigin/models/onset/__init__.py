@@ -1,6 +1,7 @@
 """Onset detector (paper section 4.1.1): MDCFM + MDG + sliding-window transformer.
 
-Registers `onset_small` (shipped weights) and `onset_test` (tiny, random, seeded) models.
+Registers `onset_small` (shipped weights), `onset_small_raw` (the same without the onset
+refinement) and `onset_test` (tiny, random, seeded) models.
 """
 from __future__ import annotations
 
@@ -20,6 +21,12 @@ ONSET_TEST = OnsetConfig(window=16, internal_size=(64, 48), d_model=32, num_laye
 @register_model("onset_small")
 def onset_small(device: str = "auto", weights: str = "small") -> OnsetDetector:
     return OnsetDetector.from_pretrained(weights, device=device)
+
+
+@register_model("onset_small_raw")
+def onset_small_raw(device: str = "auto", weights: str = "small") -> OnsetDetector:
+    """The shipped network's own onset, without the red-area refinement (for ablations)."""
+    return OnsetDetector.from_pretrained(weights, device=device, refine_radius=0)
 
 
 @register_model("onset_test")

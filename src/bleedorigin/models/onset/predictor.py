@@ -20,10 +20,36 @@ from bleedorigin.errors import ConfigError, InputError
 from bleedorigin.models.base import OnsetDetectorBase, OnsetStep
 from bleedorigin.models.onset.model import OnsetNet
 from bleedorigin.models.weights import find_weights, resolve_device
+from bleedorigin.vision.color import red_area_ratio
 
 log = logging.getLogger(__name__)
 
 FLOW_SCALE = 4.0  # internal-resolution pixels per unit of the flow input channels
+REFINE_RADIUS = 8  # frames; shipped models snap their onset to the start of the blood-area rise
+AREA_SIZE = (128, 96)  # red-area ratios for the refinement do not need full resolution
+QUIET_HISTORY = 30  # frames before the search range that define the pre-bleeding level
+
+
+def refine_onset(areas: np.ndarray, first: int, onset: int, radius: int) -> int:
+    """Snap a detected onset to where the red (blood) area starts to rise.
+
+    `areas[i]` is the red-area ratio of frame `first + i` (up to the current frame). The quiet
+    level is the median of the QUIET_HISTORY frames before `onset - radius` plus three robust
+    standard deviations; the result is the frame after the last quiet one within
+    `onset +- radius`. The network's onset is kept when there is too little history, when the
+    area was already above the quiet level at `onset - radius`, or when it never rises.
+    """
+    lo, hi = onset - radius, min(onset + radius, first + len(areas) - 1)
+    hist = areas[max(0, lo - QUIET_HISTORY - first):max(0, lo - first)]
+    if len(hist) < 5 or hi < lo:
+        return onset
+    ref = float(np.median(hist))
+    quiet = ref + max(3 * 1.4826 * float(np.median(np.abs(hist - ref))), 5e-4)
+    window = areas[lo - first:hi - first + 1]
+    if window[-1] <= quiet or window[0] > quiet:
+        return onset
+    last_quiet = int(np.flatnonzero(window <= quiet)[-1])
+    return lo + last_quiet + 1
 
 
 class FramePrep:
@@ -179,12 +205,16 @@ class OnsetDetector(OnsetDetectorBase):
 
     `score` is the confidence of the window ending at the current frame (0 until N frames
     were seen). The onset is raised once, on the first window with confidence above
-    `cfg.conf_threshold`, at that window's start + floor(delta * N).
+    `cfg.conf_threshold`, at that window's start + floor(delta * N); with `refine_radius` > 0
+    it is then snapped to the start of the red-area rise within that many frames
+    (`refine_onset`; the network's 64x48 view cannot place it to the frame).
     """
 
     name = "onset"
 
-    def __init__(self, net: OnsetNet, device: str | torch.device = "auto", model_id: str = "onset"):
+    def __init__(self, net: OnsetNet, device: str | torch.device = "auto", model_id: str = "onset",
+                 refine_radius: int = 0):
+        self.refine_radius = int(refine_radius)
         self.device = resolve_device(device) if isinstance(device, str) else device
         self.net = net.to(self.device).eval()
         self.cfg: OnsetConfig = net.cfg
@@ -193,7 +223,8 @@ class OnsetDetector(OnsetDetectorBase):
         self.reset()
 
     @classmethod
-    def from_pretrained(cls, name_or_path: str = "small", device: str = "auto") -> OnsetDetector:
+    def from_pretrained(cls, name_or_path: str = "small", device: str = "auto",
+                        refine_radius: int = REFINE_RADIUS) -> OnsetDetector:
         from bleedorigin.training.checkpoint import load_checkpoint
         folder = find_weights(name_or_path, "onset_small")
         config, state = load_checkpoint(folder)
@@ -202,7 +233,8 @@ class OnsetDetector(OnsetDetectorBase):
         cfg = from_dict(OnsetConfig, config.get("model", {}), f"{folder}/config.json model")
         net = OnsetNet(cfg)
         net.load_state_dict(state)
-        return cls(net, device, model_id=f"onset:{folder.name}@{config.get('checksum', '')[:12]}")
+        return cls(net, device, model_id=f"onset:{folder.name}@{config.get('checksum', '')[:12]}",
+                   refine_radius=refine_radius)
 
     def reset(self) -> None:
         self.t = 0
@@ -210,6 +242,7 @@ class OnsetDetector(OnsetDetectorBase):
         self.keyframes: dict[int, tuple[torch.Tensor, np.ndarray]] = {}
         self.memory = KeyframeMemory(self.net.memory_size, self.cfg.memory_stride)
         self.embs: deque[torch.Tensor] = deque(maxlen=self.cfg.window)
+        self.areas: deque[float] = deque(maxlen=self.cfg.window + 2 * self.refine_radius + QUIET_HISTORY)
         self.onset: int | None = None
         self.confidence = 0.0
 
@@ -218,6 +251,8 @@ class OnsetDetector(OnsetDetectorBase):
         appear, gray = self.prep.prepare(frame)
         cur = torch.from_numpy(appear)[None].to(self.device)
         t = self.t
+        if self.refine_radius and self.onset is None:
+            self.areas.append(red_area_ratio(cv2.resize(frame, AREA_SIZE, interpolation=cv2.INTER_AREA)))
         if self.prev is None:
             prev, prev_gray = cur, gray
             flow_np = np.zeros((3,) + gray.shape, np.float32)
@@ -251,6 +286,9 @@ class OnsetDetector(OnsetDetectorBase):
             if self.onset is None and score > self.cfg.conf_threshold:
                 start = t - n + 1
                 self.onset = start + min(n - 1, int(np.floor(float(torch.sigmoid(d[0])) * n)))
+                if self.refine_radius:
+                    first = t - len(self.areas) + 1
+                    self.onset = refine_onset(np.asarray(self.areas), first, self.onset, self.refine_radius)
                 self.confidence = score
                 raised = self.onset
         return OnsetStep(score, raised)

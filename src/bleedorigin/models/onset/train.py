@@ -40,7 +40,7 @@ class OnsetDataConfig:
     clip_frames: int = 0               # 0: the kind's default length (detect/negative 150)
     full_frames: int = 240             # length of "full" clips (onset anywhere)
     max_drop: int = 60                 # drop the first 0..max_drop frames at random
-    cache_dir: str = "/work/cache/onset"
+    cache_dir: str = "runs/cache/onset"
     sim_size: tuple[int, int] = (128, 96)  # BleedSim render size; frames are resized to the model's
     flow_clean_px: float = 1.0         # MDCFM motion target: mean |flow| above this (internal px)
     aux_weight: float = 0.2            # weight of the MDCFM auxiliary BCE

@@ -41,7 +41,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class SourceDataConfig:
-    cache_dir: str = "/work/cache/source"
+    cache_dir: str = "runs/cache/source"
     train_kind: str = "full"          # BleedSim kind of training clips (onset anywhere)
     train_frames: int = 64            # frames generated per training clip
     train_pool: int = 400             # distinct training clips (generated lazily, then cached)

@@ -41,7 +41,7 @@ class TrackDataConfig:
     val_clips: int = 6
     val_frames: int = 40
     val_points: int = 16
-    cache_dir: str = "/work/cache/track"
+    cache_dir: str = "runs/cache/track"
     conf_px: float = 8.0
     huber_px: float = 4.0
     vis_weight: float = 0.5
