@@ -25,6 +25,16 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip_real)
 
 
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    # tiny models on a busy 2-core machine: extra intra-op threads only spin (500 ms vs 8 ms/step)
+    import torch
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.fixture
 def shared_data() -> Path:
     if not SHARED_DATA.is_dir():

@@ -17,14 +17,6 @@ from conftest import make_tiny_frames
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    # tiny models on a busy 2-core machine: extra intra-op threads only spin (500 ms vs 8 ms/step)
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 def _detector() -> OnsetDetector:
     torch.manual_seed(0)

@@ -11,13 +11,6 @@ from bleedorigin.models.tracker.predictor import TEST_MODEL
 pytest.importorskip("peft")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 def tiny() -> TrackOnSmall:
     torch.manual_seed(0)

@@ -11,14 +11,6 @@ from bleedorigin.models.tracker.predictor import TEST_MODEL
 from bleedorigin.models.tracker.train import TrackTask
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # tiny models on a shared 2-core machine: extra threads only contend
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 def tiny(**over) -> TrackOnSmall:
     torch.manual_seed(0)

@@ -16,13 +16,6 @@ from bleedorigin.models.tracker.model import TrackerConfig, TrackOnSmall
 SHIPPED = Path(__file__).resolve().parents[1] / "weights" / "track_small"
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 def translated_clip(n: int = 16, size=(512, 384), seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """A tissue-coloured texture moving along a known smooth path; returns frames and the

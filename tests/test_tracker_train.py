@@ -4,7 +4,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pytest
 import torch
 
 from bleedorigin.models.tracker.synth import inside, moving_texture_clip
@@ -12,13 +11,6 @@ from bleedorigin.models.tracker.train import TrackTask
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def test_moving_texture_tracks_follow_the_content():

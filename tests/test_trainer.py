@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 
 from bleedorigin.config import ConfigError, TrainConfig
 from bleedorigin.training import TASKS, StageTask, load_task
@@ -17,14 +16,6 @@ from bleedorigin.training.trainer import lr_factor, train_main
 
 ROOT = Path(__file__).resolve().parents[1]
 
-
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    # tiny models on a busy 2-core machine: extra intra-op threads only spin (500 ms vs 8 ms/step)
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 CONFIG = ROOT / "configs" / "onset_test.yaml"
 
 
