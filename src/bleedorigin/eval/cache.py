@@ -2,13 +2,15 @@
 
 Layout: `OUT/cache/<stage>/<model-key>/<clip-id>.json`, one JSON record per (stage, model,
 clip), written atomically. A record is reused only when its `signature` (protocol version,
-model key and a fingerprint of the clip's video and labels) matches, so editing a clip's
-labels or retraining a checkpoint into the same folder re-evaluates instead of serving stale
-numbers.
+model key, the source of a registry model's defining module, and a fingerprint of the clip's
+video and labels) matches, so editing a clip's labels, a baseline's code or retraining a
+checkpoint into the same folder re-evaluates instead of serving stale numbers.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
+import inspect
 import json
 import logging
 import re
@@ -45,6 +47,18 @@ def model_key(name_or_path: str) -> str:
     return f"{_SAFE.sub('_', path.resolve().name)}-{digest}"
 
 
+@functools.lru_cache(maxsize=None)
+def code_fingerprint(key: str) -> str:
+    """For a registry model, a hash of the module that defines it, so that editing a baseline
+    invalidates its cached records ('' for checkpoint folders: their key hashes the weights)."""
+    from bleedorigin.models import registry
+
+    if key not in registry.list_models():
+        return ""
+    source = inspect.getsourcefile(registry._REGISTRY[key])
+    return _digest([Path(source).read_bytes()]) if source else ""
+
+
 def clip_signature(clip: Any) -> str:
     """Fingerprint of what a clip's result depends on: video bytes (size), truth, frame count."""
     video = Path(clip.video)
@@ -68,7 +82,7 @@ class ResultCache:
 
     @staticmethod
     def signature(key: str, clip: Any) -> str:
-        return f"v{PROTOCOL_VERSION}:{key}:{clip_signature(clip)}"
+        return f"v{PROTOCOL_VERSION}:{key}:{code_fingerprint(key)}:{clip_signature(clip)}"
 
     def get(self, stage: str, key: str, clip: Any) -> dict[str, Any] | None:
         """The cached record, or None when absent, unreadable or stale."""
