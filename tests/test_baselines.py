@@ -109,3 +109,27 @@ def test_lk_forward_backward_check_flags_an_occluded_point():
     tp = tracker.step(covered)
     assert not tp.visible and tp.confidence == 0.0
     assert (tp.x, tp.y) == pytest.approx((256.0, 192.0))  # holds its last position
+
+
+def test_field_of_view_excludes_the_black_field_stop_but_not_dark_blood():
+    import cv2
+
+    from bleedorigin.vision.color import field_of_view
+    img = np.zeros((H, W, 3), np.uint8)
+    octagon = np.array([[60, 0], [452, 0], [511, 60], [511, 323], [452, 383], [60, 383], [0, 323], [0, 60]])
+    cv2.fillPoly(img, [octagon], (200, 130, 140))
+    img[150:230, 200:300] = (10, 1, 2)  # a very dark clot inside the view
+    fov = field_of_view(img)
+    assert fov[190, 250] and fov[192, 256]  # the clot and the centre are inside
+    assert not fov[5, 5] and not fov[378, 506]  # black corners are outside
+    assert 0.75 < fov.mean() < 0.95
+    assert field_of_view(np.zeros((48, 64, 3), np.uint8)).all()  # nothing lit: exclude nothing
+
+
+def test_redmask_source_never_lands_on_the_field_stop():
+    img = np.zeros((H, W, 3), np.uint8)
+    img[:, 40:] = (200, 130, 140)
+    img[:, :40] = (0, 0, 0)
+    img[100:200, 40:60] = (120, 12, 18)  # blood against the left edge of the view
+    p = registry.create("source_redmask").locate(img)
+    assert p.x >= 40

@@ -34,3 +34,25 @@ def red_mask(rgb: np.ndarray) -> np.ndarray:
 def red_area_ratio(rgb: np.ndarray, threshold: float = BLOOD_THRESHOLD) -> float:
     """Share of the frame's pixels whose Red-Mask exceeds `threshold`."""
     return float((red_mask(rgb) > threshold).mean())
+
+
+def field_of_view(rgb: np.ndarray, dark: int = 20, margin: float = 0.02) -> np.ndarray:
+    """Bool (H, W) mask of the lit image area: endoscope frames are framed by a black field stop
+    (octagon or circle) where no bleeding source can be. Pixels brighter than `dark` (max over
+    channels), smoothed, holes filled, then shrunk by `margin` of the image width. An all-dark
+    frame gives an all-True mask (nothing to exclude by)."""
+    lit = cv2.GaussianBlur(rgb.max(axis=2), (0, 0), 2.0) > dark
+    lit = lit.astype(np.uint8)
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(lit, connectivity=4)
+    if count <= 1:
+        return np.ones(rgb.shape[:2], bool)
+    largest = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+    region = (labels == largest).astype(np.uint8)
+    # fill holes (dark blood, shadows inside the view) by filling the outside from the border
+    contours, _ = cv2.findContours(region, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    filled = np.zeros_like(region)
+    cv2.drawContours(filled, contours, -1, 1, thickness=-1)
+    r = max(1, int(round(margin * rgb.shape[1])))
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
+    shrunk = cv2.erode(filled, kernel, borderType=cv2.BORDER_CONSTANT, borderValue=0)
+    return shrunk.astype(bool) if shrunk.any() else filled.astype(bool)

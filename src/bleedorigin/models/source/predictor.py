@@ -21,6 +21,7 @@ from bleedorigin.models.base import SourceLocatorBase
 from bleedorigin.models.source.model import SourceConfig, SourceNet, refined_peak
 from bleedorigin.models.weights import find_weights, resolve_device
 from bleedorigin.types import Point
+from bleedorigin.vision.color import field_of_view
 
 log = logging.getLogger(__name__)
 
@@ -139,6 +140,10 @@ class SourceLocator(SourceLocatorBase):
     def locate(self, frame: np.ndarray, history: list[np.ndarray] | None = None) -> Point:
         t0 = time.perf_counter()
         logits = self.heatmap(frame)
+        # the source is inside the lit field of view, never on the black field stop around it
+        h, w = logits.shape[-2:]
+        fov = field_of_view(cv2.resize(check_frame(frame), (w, h), interpolation=cv2.INTER_AREA))
+        logits = logits.masked_fill(torch.from_numpy(~fov).to(logits.device), -1e4)
         xy, conf = refined_peak(logits, self.cfg.refine_radius)
         self.last_heatmap = torch.sigmoid(logits[0, 0]).cpu().numpy()
         in_size = (frame.shape[1], frame.shape[0])
