@@ -206,6 +206,8 @@ def train(stage: str = typer.Argument(..., help="onset | source | track"),
 def data_check(root: Path = typer.Argument(..., help="Benchmark folder.")) -> None:
     """List every problem in a benchmark folder; exit 1 if there are any."""
     from bleedorigin.io.check import check_bench, summarize
+    if not root.is_dir():
+        raise InputError(f"not a folder: {root}")
     problems = check_bench(root)
     typer.echo(summarize(problems))
     raise typer.Exit(1 if problems else 0)
