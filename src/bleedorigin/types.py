@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 
-@dataclass
+@dataclass(slots=True)
 class Point:
     x: float
     y: float
@@ -22,7 +22,7 @@ class Point:
         return cls(float(d["x"]), float(d["y"]), float(d.get("confidence", 1.0)))
 
 
-@dataclass
+@dataclass(slots=True)
 class TrackPoint:
     frame: int
     x: float
@@ -40,7 +40,7 @@ class TrackPoint:
                    bool(d.get("visible", True)))
 
 
-@dataclass
+@dataclass(slots=True)
 class Onset:
     frame: int
     time_s: float
