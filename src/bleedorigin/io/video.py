@@ -117,7 +117,13 @@ class VideoReader:
             raise InputError(f"video {name} broke at frame {index}: {_short(e)}") from None
 
     def _open_camera(self, index: int) -> None:
-        cap = cv2.VideoCapture(index)
+        # OpenCV logs its own warning for a missing camera; ours is the one-line error below
+        previous = cv2.utils.logging.getLogLevel()
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+        try:
+            cap = cv2.VideoCapture(index)
+        finally:
+            cv2.utils.logging.setLogLevel(previous)
         if not cap.isOpened():
             raise InputError(f"cannot open camera {index}")
         self._closers.append(cap.release)
