@@ -202,6 +202,25 @@ def train(stage: str = typer.Argument(..., help="onset | source | track"),
     typer.echo(f"checkpoints in {out}: best score {result.get('best_score')}")
 
 
+@app.command()
+def finetune(stage: str = typer.Argument(..., help="track (LoRA fine-tuning on sparse labels)"),
+             data: Path = typer.Argument(..., help="Benchmark folder or sample clip folders with sparse labels."),
+             out: Path = typer.Option(..., help="Output checkpoint folder (use it with --model)."),
+             model: str = typer.Option("small", help="Tracker checkpoint folder to start from."),
+             steps: int = typer.Option(100, help="Optimisation steps."),
+             kind: str = typer.Option("lora", help="lora | adalora"),
+             rank: int = typer.Option(8, help="Adapter rank."),
+             lr: float = typer.Option(5e-4, help="Learning rate."),
+             seed: int = typer.Option(0, help="Random seed.")) -> None:
+    """Fine-tune a trained model on your own annotated clips (tracker: LoRA/AdaLoRA, paper 4.2)."""
+    if stage != "track":
+        raise InputError(f"fine-tuning on sparse labels covers the tracker ('track'), not {stage!r}; "
+                         "retrain other stages with `bleedorigin train`")
+    from bleedorigin.models.tracker.finetune import finetune_tracker
+    path = finetune_tracker(data, out, model, steps, kind, rank, lr, seed=seed, progress=_progress())
+    typer.echo(f"fine-tuned tracker: {path}")
+
+
 @data_app.command("check")
 def data_check(root: Path = typer.Argument(..., help="Benchmark folder.")) -> None:
     """List every problem in a benchmark folder; exit 1 if there are any."""
