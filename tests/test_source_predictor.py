@@ -11,7 +11,8 @@ from bleedorigin.config import load_yaml
 from bleedorigin.errors import InputError
 from bleedorigin.models import registry
 from bleedorigin.models.source import SourceLocator, evaluate_source
-from bleedorigin.models.source.predictor import local_red_mask, to_input, to_model
+from bleedorigin.models.source.predictor import to_input, to_model
+from bleedorigin.vision.color import red_mask
 
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED = REPO / "weights" / "source_small"
@@ -35,7 +36,7 @@ def test_pixel_mapping_round_trip():
 
 def test_red_mask_prefers_blood_over_mucosa_and_glare():
     img = np.array([[[120, 10, 15], [200, 110, 80], [250, 245, 240], [5, 0, 0]]], np.uint8)
-    m = local_red_mask(img)
+    m = red_mask(img)
     assert m.dtype == np.float32 and m.shape == (1, 4)
     assert m[0, 0] > 0.8 and m[0, 1] < 0.2 and m[0, 2] == 0 and m[0, 3] == 0
 

@@ -39,7 +39,7 @@ class SourceConfig:
     sigma: float = 3.0                      # Gaussian target sigma, input_size pixels
     softargmax_beta: float = 1.0            # temperature of the differentiable arg-max (training)
     refine_radius: int = 2                  # sub-pixel refinement window half-size, input_size pixels
-    red_mask: str = "local"                 # Red-Mask implementation: "local" | "vision"
+    red_mask: str = "local"                 # "local" | "vision": both bleedorigin.vision.color.red_mask
 
 
 class HeatMapModule(nn.Module):

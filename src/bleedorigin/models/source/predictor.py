@@ -21,43 +21,19 @@ from bleedorigin.models.base import SourceLocatorBase
 from bleedorigin.models.source.model import SourceConfig, SourceNet, refined_peak
 from bleedorigin.models.weights import find_weights, resolve_device
 from bleedorigin.types import Point
-from bleedorigin.vision.color import field_of_view
+from bleedorigin.vision.color import field_of_view, red_mask
 
 log = logging.getLogger(__name__)
 
 WEIGHTS_FOLDER = "source_small"
 
 
-def local_red_mask(rgb: np.ndarray) -> np.ndarray:
-    """Handcrafted Red-Mask (H, W) float32 in [0, 1]: how strongly R dominates G and B,
-    relative to R (saturated, dark-to-mid red = blood; orange mucosa and white glare score low)."""
-    f = rgb.astype(np.float32) * (1 / 255)
-    r = f[..., 0]
-    dom = (r - np.maximum(f[..., 1], f[..., 2])) / (r + 0.02)
-    lit = np.clip((r - 0.06) / 0.1, 0, 1)  # ignore the black field stop
-    return (np.clip((dom - 0.45) / 0.45, 0, 1) * lit).astype(np.float32)
-
-
 def compute_red_mask(rgb: np.ndarray, impl: str = "local") -> np.ndarray:
-    """The Red-Mask named by the config: "vision" = bleedorigin.vision.color.red_mask."""
-    if impl == "local":
-        return local_red_mask(rgb)
-    if impl == "vision":
-        try:
-            from bleedorigin.vision.color import red_mask
-        except ImportError:
-            raise ConfigError("red_mask 'vision' needs bleedorigin.vision.color.red_mask") from None
-        return np.asarray(red_mask(rgb), np.float32)
-    raise ConfigError(f"unknown red_mask implementation {impl!r}; use 'local' or 'vision'")
-
-
-def default_red_mask_impl() -> str:
-    """'vision' when the shared Red-Mask exists, else our local one (recorded in config.json)."""
-    try:
-        from bleedorigin.vision.color import red_mask  # noqa: F401
-    except ImportError:
-        return "local"
-    return "vision"
+    """The Red-Mask named by the config. "local" (older checkpoints) and "vision" name the same
+    function, `bleedorigin.vision.color.red_mask`."""
+    if impl not in ("local", "vision"):
+        raise ConfigError(f"unknown red_mask implementation {impl!r}; use 'local' or 'vision'")
+    return red_mask(rgb)
 
 
 def check_frame(frame: Any) -> np.ndarray:

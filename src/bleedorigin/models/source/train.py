@@ -31,7 +31,7 @@ from torch import nn
 from bleedorigin import MODEL_SIZE
 from bleedorigin.config import from_dict, to_dict
 from bleedorigin.models.source.model import SourceConfig, SourceNet, refined_peak, soft_argmax
-from bleedorigin.models.source.predictor import compute_red_mask, default_red_mask_impl, to_model
+from bleedorigin.models.source.predictor import compute_red_mask, to_model
 from bleedorigin.models.source.pseudo_labels import gaussian_heatmaps
 from bleedorigin.training.task import StageTask
 from bleedorigin.vision.flow import chain_flows, dis_flow
@@ -77,7 +77,7 @@ class SourceTask(StageTask):
     def __init__(self, config: dict[str, Any] | None = None) -> None:
         super().__init__(config)
         model = dict(self.config["model"])
-        model.setdefault("red_mask", default_red_mask_impl())
+        model.setdefault("red_mask", "vision")
         self.cfg: SourceConfig = from_dict(SourceConfig, model, "model")
         self.data: SourceDataConfig = from_dict(SourceDataConfig, self.config["data"], "data")
         self.config = {"model": to_dict(self.cfg), "data": to_dict(self.data)}

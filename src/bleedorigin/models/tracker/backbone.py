@@ -80,8 +80,8 @@ class RedMaskEncoder(nn.Module):
 
 
 def fallback_red_mask(rgb: np.ndarray) -> np.ndarray:
-    """Stand-in blood likelihood (H, W) float32 in [0, 1] when bleedorigin.vision.color is absent:
-    red dominance over green/blue, soft-thresholded."""
+    """The built-in blood likelihood (H, W) float32 in [0, 1] the shipped tracker was trained with
+    (`red_mask_source: fallback`): red dominance over green/blue, soft-thresholded."""
     f = rgb.astype(np.float32) / 255.0
     r, g, b = f[..., 0], f[..., 1], f[..., 2]
     dom = r - np.maximum(g, b)
@@ -90,9 +90,6 @@ def fallback_red_mask(rgb: np.ndarray) -> np.ndarray:
 
 
 def red_mask(rgb: np.ndarray) -> np.ndarray:
-    """Blood likelihood map from bleedorigin.vision.color.red_mask, or the stand-in above."""
-    try:
-        from bleedorigin.vision.color import red_mask as shared_red_mask
-    except ImportError:
-        return fallback_red_mask(rgb)
-    return np.asarray(shared_red_mask(rgb), dtype=np.float32)
+    """Blood likelihood map of `red_mask_source: shared` (bleedorigin.vision.color.red_mask)."""
+    from bleedorigin.vision.color import red_mask as shared_red_mask
+    return shared_red_mask(rgb)
