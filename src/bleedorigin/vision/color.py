@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 
 BLOOD_THRESHOLD = 0.5  # red_mask value above which a pixel counts as blood
+AREA_SIZE = (128, 96)  # blood-area ratios over time do not need full resolution
 
 
 def rgb_to_hsv(rgb: np.ndarray) -> np.ndarray:
@@ -34,6 +35,19 @@ def red_mask(rgb: np.ndarray) -> np.ndarray:
 def red_area_ratio(rgb: np.ndarray, threshold: float = BLOOD_THRESHOLD) -> float:
     """Share of the frame's pixels whose Red-Mask exceeds `threshold`."""
     return float((red_mask(rgb) > threshold).mean())
+
+
+def blood_area(frame: np.ndarray) -> float:
+    """Red-area ratio of a frame measured on an AREA_SIZE copy (cheap enough for every frame)."""
+    return red_area_ratio(cv2.resize(frame, AREA_SIZE, interpolation=cv2.INTER_AREA))
+
+
+def quiet_level(history) -> float:
+    """Highest blood area still counted as "no bleeding yet", given areas of earlier frames:
+    their median plus three robust standard deviations (at least 5e-4)."""
+    h = np.asarray(history, np.float64)
+    ref = float(np.median(h))
+    return ref + max(3 * 1.4826 * float(np.median(np.abs(h - ref))), 5e-4)
 
 
 def field_of_view(rgb: np.ndarray, dark: int = 20, margin: float = 0.02) -> np.ndarray:

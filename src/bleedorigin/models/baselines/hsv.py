@@ -9,14 +9,11 @@ from __future__ import annotations
 
 from collections import deque
 
-import cv2
 import numpy as np
 
 from bleedorigin.models.base import OnsetDetectorBase, OnsetStep
 from bleedorigin.models.registry import register_model
-from bleedorigin.vision.color import BLOOD_THRESHOLD, red_mask
-
-WORK_SIZE = (128, 96)  # area ratios do not need full resolution
+from bleedorigin.vision.color import blood_area, quiet_level
 
 
 class HSVOnsetDetector(OnsetDetectorBase):
@@ -32,26 +29,20 @@ class HSVOnsetDetector(OnsetDetectorBase):
         self.run = 0           # consecutive frames above reference + growth
         self.raised = False
 
-    def blood_area(self, frame: np.ndarray) -> float:
-        small = cv2.resize(frame, WORK_SIZE, interpolation=cv2.INTER_AREA)
-        return float((red_mask(small) > BLOOD_THRESHOLD).mean())
-
     def step(self, frame: np.ndarray) -> OnsetStep:
         self.t += 1
-        area = self.blood_area(frame)
+        area = blood_area(frame)
         self.areas.append(area)
         history = list(self.areas)[:-self.lag]
         if self.raised or len(history) < max(3, self.reference // 3):
             return OnsetStep(score=0.0)
         ref = float(np.median(history))
-        # back-dating needs the quiet level: the reference plus its own frame-to-frame noise
-        noise = 1.4826 * float(np.median(np.abs(np.asarray(history) - ref)))
         score = float(np.clip((area - ref) / (2 * self.growth), 0, 1))
         self.run = self.run + 1 if area > ref + self.growth else 0
         if self.run < self.persist:
             return OnsetStep(score=score)
         self.raised = True
-        return OnsetStep(score=score, onset_frame=self.t - self.rise_length(ref + max(3 * noise, 5e-4)))
+        return OnsetStep(score=score, onset_frame=self.t - self.rise_length(quiet_level(history)))
 
     def rise_length(self, quiet_level: float) -> int:
         """Frames back from now to the first frame after the last one at the quiet level."""

@@ -20,13 +20,12 @@ from bleedorigin.errors import ConfigError, InputError
 from bleedorigin.models.base import OnsetDetectorBase, OnsetStep
 from bleedorigin.models.onset.model import OnsetNet
 from bleedorigin.models.weights import find_weights, resolve_device
-from bleedorigin.vision.color import red_area_ratio
+from bleedorigin.vision.color import blood_area, quiet_level
 
 log = logging.getLogger(__name__)
 
 FLOW_SCALE = 4.0  # internal-resolution pixels per unit of the flow input channels
 REFINE_RADIUS = 8  # frames; shipped models snap their onset to the start of the blood-area rise
-AREA_SIZE = (128, 96)  # red-area ratios for the refinement do not need full resolution
 QUIET_HISTORY = 30  # frames before the search range that define the pre-bleeding level
 
 
@@ -43,8 +42,7 @@ def refine_onset(areas: np.ndarray, first: int, onset: int, radius: int) -> int:
     hist = areas[max(0, lo - QUIET_HISTORY - first):max(0, lo - first)]
     if len(hist) < 5 or hi < lo:
         return onset
-    ref = float(np.median(hist))
-    quiet = ref + max(3 * 1.4826 * float(np.median(np.abs(hist - ref))), 5e-4)
+    quiet = quiet_level(hist)
     window = areas[lo - first:hi - first + 1]
     if window[-1] <= quiet or window[0] > quiet:
         return onset
@@ -252,7 +250,7 @@ class OnsetDetector(OnsetDetectorBase):
         cur = torch.from_numpy(appear)[None].to(self.device)
         t = self.t
         if self.refine_radius and self.onset is None:
-            self.areas.append(red_area_ratio(cv2.resize(frame, AREA_SIZE, interpolation=cv2.INTER_AREA)))
+            self.areas.append(blood_area(frame))
         if self.prev is None:
             prev, prev_gray = cur, gray
             flow_np = np.zeros((3,) + gray.shape, np.float32)
