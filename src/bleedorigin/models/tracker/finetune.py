@@ -11,14 +11,12 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from bleedorigin.config import from_dict
-from bleedorigin.errors import ConfigError, InputError
+from bleedorigin.errors import InputError
 from bleedorigin.io.bench import Clip, discover_clips
 from bleedorigin.io.video import read_frames
-from bleedorigin.models.tracker.model import TrackerConfig, TrackOnSmall
+from bleedorigin.models.tracker.predictor import load_tracker_net
 from bleedorigin.models.tracker.train import finetune_sparse, prepare_sparse_clip
-from bleedorigin.models.weights import find_weights
-from bleedorigin.training.checkpoint import load_checkpoint, save_checkpoint
+from bleedorigin.training.checkpoint import save_checkpoint
 from bleedorigin.utils.progress import track
 
 log = logging.getLogger(__name__)
@@ -39,14 +37,8 @@ def finetune_tracker(data: str | Path, out: str | Path, model: str = "small", st
     clips = [c for c in discover_clips(data) if labelled_frames(c) >= 2]
     if not clips:
         raise InputError(f"{data}: no clip with at least two annotated frames to fine-tune on")
-    folder = find_weights(model, "track_small")
-    config, state = load_checkpoint(folder)
-    if config.get("stage", "track") != "track":
-        raise ConfigError(f"{folder} holds a {config.get('stage')!r} model, not a tracker")
-    cfg = from_dict(TrackerConfig, config.get("model", {}), f"{folder}/config.json model")
-    net = TrackOnSmall(cfg)
-    net.load_state_dict(state)
-    targets = [prepare_sparse_clip(read_frames(c.video), c.labels, mask_source=cfg.red_mask_source)
+    net, config, folder = load_tracker_net(model)
+    targets = [prepare_sparse_clip(read_frames(c.video), c.labels, mask_source=net.cfg.red_mask_source)
                for c in track(clips, total=len(clips), description="pseudo-labels", unit="clip",
                               enabled=progress)]
     log.info("fine-tuning %s on %d clips for %d steps (%s, rank %d)", folder.name, len(clips), steps, kind, rank)

@@ -56,6 +56,19 @@ def fold_batchnorm(net: nn.Module) -> nn.Module:
     return net
 
 
+def load_tracker_net(name_or_path: str | Path = "small") -> tuple[TrackOnSmall, dict[str, Any], Path]:
+    """The trained network of a tracker checkpoint folder (or "small"), its config.json and folder."""
+    from bleedorigin.training.checkpoint import load_checkpoint
+    folder = find_weights(name_or_path, WEIGHTS_FOLDER)
+    config, state = load_checkpoint(folder)
+    if config.get("stage", "track") != "track":
+        raise ConfigError(f"{folder} holds a {config.get('stage')!r} model, not a tracker")
+    cfg = from_dict(TrackerConfig, config.get("model", {}), f"{folder}/config.json model")
+    net = TrackOnSmall(cfg)
+    net.load_state_dict(state)
+    return net, config, folder
+
+
 class PointTracker(PointTrackerBase):
     """Online tracker of one or several points. `start(frame, (x, y))`, then `step(frame)`."""
 
@@ -78,14 +91,7 @@ class PointTracker(PointTrackerBase):
     # ------------------------------------------------------------------ construction
     @classmethod
     def from_pretrained(cls, name_or_path: str | Path = "small", device: str = "auto", **overrides: Any) -> PointTracker:
-        from bleedorigin.training.checkpoint import load_checkpoint
-        folder = find_weights(name_or_path, WEIGHTS_FOLDER)
-        config, state = load_checkpoint(folder)
-        if config.get("stage", "track") != "track":
-            raise ConfigError(f"{folder} holds a {config.get('stage')!r} model, not a tracker")
-        cfg = from_dict(TrackerConfig, config.get("model", {}), f"{folder}/config.json model")
-        net = TrackOnSmall(cfg)
-        net.load_state_dict(state)
+        net, config, folder = load_tracker_net(name_or_path)
         return cls(net, device, model_id=f"track:{folder.name}@{str(config.get('checksum', ''))[:12]}", **overrides)
 
     @classmethod
