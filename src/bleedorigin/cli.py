@@ -232,7 +232,6 @@ def data_check(root: Path = typer.Argument(..., help="Benchmark folder.")) -> No
     raise typer.Exit(1 if problems else 0)
 
 
-
 @data_app.command("realism")
 def data_realism(sim_dir: Path = typer.Argument(..., help="BleedSim output folder."),
                  real_dir: Path = typer.Argument(..., help="Folder of real clips (e.g. ../shared/data/esd_clips)."),
@@ -253,6 +252,7 @@ def data_contact_sheet(out: Path = typer.Option(Path("docs/bleedsim_contact_shee
     """One row per scenario: BleedSim frames next to frames of the real clip of that scenario."""
     from bleedorigin.sim.contact_sheet import make_contact_sheet
     typer.echo(f"wrote {make_contact_sheet(out, real_dir, seed)}")
+
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: expected errors become one line `error: ...` and exit code 2."""

@@ -115,10 +115,10 @@ class SourceLocator(SourceLocatorBase):
     @torch.inference_mode()
     def locate(self, frame: np.ndarray, history: list[np.ndarray] | None = None) -> Point:
         t0 = time.perf_counter()
-        logits = self.heatmap(frame)
+        logits = self.heatmap(frame)  # also validates the frame
         # the source is inside the lit field of view, never on the black field stop around it
         h, w = logits.shape[-2:]
-        fov = field_of_view(cv2.resize(check_frame(frame), (w, h), interpolation=cv2.INTER_AREA))
+        fov = field_of_view(cv2.resize(frame, (w, h), interpolation=cv2.INTER_AREA))
         logits = logits.masked_fill(torch.from_numpy(~fov).to(logits.device), -1e4)
         xy, conf = refined_peak(logits, self.cfg.refine_radius)
         self.last_heatmap = torch.sigmoid(logits[0, 0]).cpu().numpy()
