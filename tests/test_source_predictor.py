@@ -123,3 +123,33 @@ def test_shipped_weights_find_the_sim_source():
         p = loc.locate(clip.frames[clip.onset_frame])
         errs.append(np.hypot(p.x - clip.source_xy[clip.onset_frame, 0], p.y - clip.source_xy[clip.onset_frame, 1]))
     assert np.median(errs) < 50
+
+
+def test_own_labelled_clips_become_training_items(tmp_path, tiny_clip):
+    """A sparse clip folder (video.mp4 + labels.json, one point) feeds the source trainer: the
+    labelled frame with its label, predecessors with flow pseudo-labels that follow the drift."""
+    import json
+    import shutil
+    from bleedorigin.models.source.train import SourceDataConfig, SourceTask, bench_source_items
+    clip = tmp_path / "own" / "clip_a"
+    clip.mkdir(parents=True)
+    shutil.copy(tiny_clip.path, clip / "video.mp4")
+    t = 20
+    (clip / "labels.json").write_text(json.dumps({"0": [list(tiny_clip.path_xy[0])], str(t): [list(tiny_clip.path_xy[t])]}))
+    data = SourceDataConfig(pseudo_n=3)
+    items = bench_source_items((str(tmp_path / "own"),), (64, 48), data)
+    assert len(items) == 2  # frames 0 and 20
+    last = items[-1]
+    assert last["frames"].shape == (4, 48, 64, 3)
+    assert np.allclose(last["gt"][-1], tiny_clip.path_xy[t], atol=1e-6)  # 64x48 video: same pixels
+    assert np.isnan(last["gt"][:-1]).all()
+    # the background drifts right by 0.5 px per frame: pseudo-labels step back left
+    assert np.allclose(last["pseudo"][-1][:, 0], tiny_clip.path_xy[t - 1:t - 4:-1, 0], atol=1.1)
+    cfg = load_yaml(REPO / "configs" / "source_test.yaml")
+    task = SourceTask({"model": cfg["model"], "data": {**cfg["data"], "cache_dir": str(tmp_path / "cache"),
+                                                       "bench_dirs": [str(tmp_path / "own")], "bench_fraction": 1.0}})
+    batch = task.sample_batch(np.random.default_rng(0))
+    assert batch["xy"].shape[1] == 2 and bool(batch["real"].any())
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputError, match="bleeding-source labels"):
+        bench_source_items((str(tmp_path / "empty"),), (64, 48), data)

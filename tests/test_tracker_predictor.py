@@ -161,3 +161,25 @@ def test_shipped_weights_beat_lk_on_vlsurgpt(shared_data):
     ours = evaluate_tracker(PointTracker.from_pretrained(str(SHIPPED), device="cpu"), clips)
     lk = evaluate_tracker(LKPointTracker, clips)
     assert ours["acc_25px"] > lk["acc_25px"]  # measured 0.910 vs 0.791
+
+
+def test_flow_fallback_follows_the_camera_when_the_network_is_unsure():
+    # the tiny random network knows nothing; with every answer below the fallback threshold the
+    # tracker must still follow the texture through the DIS motion hint
+    tr = PointTracker.tiny(motion_hint=True, flow_fallback=1.01)
+    frames, truth = translated_clip(16)
+    pts = tr.run(frames, tuple(truth[0]))
+    err = np.linalg.norm(np.array([(p.x, p.y) for p in pts]) - truth[1:], axis=1)
+    assert err.max() < 6.0, err
+    blind = PointTracker.tiny().run(frames, tuple(truth[0]))
+    blind_err = np.linalg.norm(np.array([(p.x, p.y) for p in blind]) - truth[1:], axis=1)
+    assert blind_err.mean() > 2 * err.mean()
+
+
+def test_variants_are_registered_with_their_settings():
+    from bleedorigin.models import registry
+    tr = registry.create("track_small_refresh30", device="cpu") if (SHIPPED / "model.safetensors").is_file() \
+        else None
+    if tr is not None:
+        assert tr.cfg.refresh_every == 30 and tr.motion is None
+        assert registry.create("track_small_flow", device="cpu").motion_hint

@@ -101,3 +101,41 @@ def test_torchrun_two_processes(tmp_path: Path, cache: Path) -> None:
     assert proc.returncode == 0, proc.stderr[-2000:]
     state = load_trainer_state(tmp_path / "ddp" / "last")
     assert state["step"] == 1 and state["world_size"] == 2
+
+
+def test_init_from_starts_a_fresh_run_from_other_weights(tmp_path: Path, cache: Path) -> None:
+    import torch
+    first = tmp_path / "first"
+    train_main("onset", CONFIG, first, _sets(cache, 2))
+    tuned = tmp_path / "tuned"
+    train_main("onset", CONFIG, tuned, _sets(cache, 1) + [f"train.init_from={first / 'last'}", "train.lr=0"])
+    _, a = load_checkpoint(first / "last")
+    _, b = load_checkpoint(tuned / "last")
+    learned = [k for k in a if "running" not in k and "num_batches" not in k]
+    assert learned and all(torch.equal(a[k], b[k]) for k in learned)  # lr 0: weights kept as loaded
+    from bleedorigin.errors import InputError
+    bad = tmp_path / "bad"
+    (bad / "x").mkdir(parents=True)
+    with pytest.raises(InputError):
+        train_main("onset", CONFIG, tmp_path / "none", _sets(cache, 1) + [f"train.init_from={bad / 'x'}"])
+
+
+def test_onset_training_draws_your_own_clips_with_augmentation(tmp_path: Path, cache: Path) -> None:
+    from bleedorigin.io.bench import Clip, write_bench_clip, write_manifest
+    from bleedorigin.models.onset.train import OnsetTask
+    from conftest import make_tiny_frames
+    root = tmp_path / "own"
+    frames, _ = make_tiny_frames(n=40, onset=25)
+    stored = write_bench_clip(root, Clip(id="a", video=root, kind="detect", onset_frame=25, split="train"), frames)
+    neg, _ = make_tiny_frames(n=40, onset=99)
+    held = write_bench_clip(root, Clip(id="b", video=root, kind="negative", split="test"), neg)
+    write_manifest(root, [stored, held])
+    sets = _sets(cache, 1) + [f"data.bench_dirs=[{root}]", "data.bench_fraction=1.0", "data.augment=1.0"]
+    result = train_main("onset", CONFIG, tmp_path / "run", sets)
+    assert result["step"] == 1
+    task = OnsetTask({"model": {"window": 16, "internal_size": [32, 24]},
+                      "data": {"bench_dirs": [str(root)], "bench_fraction": 1.0, "cache_dir": str(cache)}})
+    assert [c.id for c in task.bench.clips] == ["a"]  # the test split is never trained on
+    clip_frames, onset = task.bench.get(0)
+    assert onset == 25 and clip_frames.shape[0] == 40
+    assert "own" in task.data_description()

@@ -47,6 +47,7 @@ class TrainConfig:
     num_threads: int = 0            # torch intra-op threads; 0 keeps torch's default
     device: str = "auto"            # auto | cpu | cuda | cuda:N
     progress: bool = True
+    init_from: str = ""             # checkpoint folder whose weights start a fresh run (fine-tuning)
 
 
 @dataclass(frozen=True)

@@ -127,8 +127,11 @@ class Trainer:
             sched.load_state_dict(state["scheduler"])
             start, best, best_metrics = state["step"], state["best_score"], state.get("best_metrics", {})
             log.info("resumed from %s at step %d", last, start)
-        elif info.is_main and (self.out / "log.jsonl").exists():
-            (self.out / "log.jsonl").unlink()  # a fresh run starts a fresh log
+        else:
+            if cfg.init_from:
+                _init_weights(model, cfg.init_from)
+            if info.is_main and (self.out / "log.jsonl").exists():
+                (self.out / "log.jsonl").unlink()  # a fresh run starts a fresh log
         if info.is_main and self.recipe is not None:
             save_yaml(self.out / "config.yaml", self.recipe.to_dict())
         wrapped: nn.Module = _LossModule(model, self.task)
@@ -191,6 +194,17 @@ class Trainer:
                 raise KeyError(f"{type(self.task).__name__}.validate() must return a 'score' key")
         broadcast_float(metrics.get("score", 0.0), info, device)  # keeps ranks in step
         return metrics
+
+
+def _init_weights(model: nn.Module, folder: str) -> None:
+    """Start from another checkpoint's weights; the architectures must match exactly."""
+    _, weights = load_checkpoint(folder)
+    try:
+        model.load_state_dict(weights)
+    except RuntimeError as e:
+        raise InputError(f"train.init_from={folder}: weights do not fit this model "
+                         f"({str(e).splitlines()[0]})") from None
+    log.info("initialised from %s", folder)
 
 
 def train_main(stage: str, config_path: str | Path | None, out: str | Path, overrides: list[str] | tuple[str, ...] = (),

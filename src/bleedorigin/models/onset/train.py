@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -21,6 +22,8 @@ from torch import nn
 from bleedorigin.config import OnsetConfig, from_dict, to_dict
 from bleedorigin.models.onset.model import OnsetNet, decode_onset
 from bleedorigin.models.onset.predictor import FramePrep, embed_clip, prepare_clip, window_logits
+from bleedorigin.errors import InputError
+from bleedorigin.training.augment import ClipAugment
 from bleedorigin.training.task import StageTask
 
 log = logging.getLogger(__name__)
@@ -46,6 +49,9 @@ class OnsetDataConfig:
     aux_weight: float = 0.2            # weight of the MDCFM auxiliary BCE
     offset_weight: float = 1.0         # weight of MSE(N*delta) (1 = Eq. 4)
     frame_aux_weight: float = 0.0      # per-frame "blood visible" BCE on MDG embeddings (0 = paper)
+    augment: float = 0.0               # strength of the clip-level augmentation (0 = off)
+    bench_dirs: tuple[str, ...] = ()   # your own benchmark folders (clips with onset labels or none)
+    bench_fraction: float = 0.5        # share of training clips drawn from bench_dirs when given
 
 
 def onset_loss(delta_logit: torch.Tensor, conf_logit: torch.Tensor, positive: torch.Tensor,
@@ -108,6 +114,34 @@ class ClipCache:
         return clip.frames, onset
 
 
+class BenchOnsetClips:
+    """Training clips of your own benchmark folders: kinds detect/full/negative, split `train`
+    or unsplit, decoded once at the simulator's render size and kept in memory."""
+
+    def __init__(self, roots: tuple[str, ...], size: tuple[int, int], window: int):
+        from bleedorigin.io.bench import discover_clips
+        self.size = size
+        self.clips = [c for root in roots for c in discover_clips(root)
+                      if c.kind in ("detect", "full", "negative") and c.split in (None, "train")
+                      and c.num_frames > window]
+        if not self.clips:
+            raise InputError(f"data.bench_dirs {list(roots)}: no detect/full/negative training clips "
+                             f"longer than {window} frames")
+        self._frames: dict[int, np.ndarray] = {}
+        log.info("onset training also draws %d clips from %s", len(self.clips), ", ".join(roots))
+
+    def __len__(self) -> int:
+        return len(self.clips)
+
+    def get(self, i: int) -> tuple[np.ndarray, int | None]:
+        if i not in self._frames:
+            from bleedorigin.io.video import read_frames
+            self._frames[i] = np.stack([cv2.resize(f, self.size, interpolation=cv2.INTER_AREA)
+                                        for f in read_frames(self.clips[i].video)])
+        clip = self.clips[i]
+        return self._frames[i], (clip.onset_frame if clip.kind != "negative" else None)
+
+
 def val_set(data: OnsetDataConfig, seed0: int = VAL_SEED0) -> list[tuple[str, int]]:
     """(kind, seed) list: half detect, a quarter negative, a quarter full."""
     n = data.val_clips
@@ -126,16 +160,23 @@ class OnsetTask(StageTask):
         self.data = from_dict(OnsetDataConfig, self.config["data"], "data")
         self.prep = FramePrep(self.cfg.internal_size)
         self.cache = ClipCache(self.data, self.data.sim_size)
+        self.bench = BenchOnsetClips(self.data.bench_dirs, self.data.sim_size, self.cfg.window) \
+            if self.data.bench_dirs else None
 
     def build_model(self) -> nn.Module:
         return OnsetNet(self.cfg)
 
     # ------------------------------------------------------------------ data
     def _clip(self, rng: np.random.Generator) -> dict[str, Any]:
-        w = np.asarray(self.data.kind_weights, float)
-        kind = self.data.kinds[int(rng.choice(len(w), p=w / w.sum()))]
-        seed = TRAIN_SEED0 + int(rng.integers(self.data.train_pool))
-        frames, onset = self.cache.get(kind, seed)
+        if self.bench is not None and rng.random() < self.data.bench_fraction:
+            frames, onset = self.bench.get(int(rng.integers(len(self.bench))))
+        else:
+            w = np.asarray(self.data.kind_weights, float)
+            kind = self.data.kinds[int(rng.choice(len(w), p=w / w.sum()))]
+            seed = TRAIN_SEED0 + int(rng.integers(self.data.train_pool))
+            frames, onset = self.cache.get(kind, seed)
+        if self.data.augment > 0:
+            frames = ClipAugment.random(rng, self.data.augment).frames(frames)
         n = self.cfg.window
         drop = int(rng.integers(0, min(self.data.max_drop, len(frames) - n) + 1))
         frames = frames[drop:]
@@ -221,7 +262,10 @@ class OnsetTask(StageTask):
     def data_description(self) -> str:
         return (f"BleedSim {', '.join(self.data.kinds)} clips rendered at {self.data.sim_size[0]}x"
                 f"{self.data.sim_size[1]}, resized to {self.cfg.internal_size[0]}x{self.cfg.internal_size[1]} (train seeds {TRAIN_SEED0}..{TRAIN_SEED0 + self.data.train_pool - 1}, "
-                f"val seeds {VAL_SEED0}+; first 0-{self.data.max_drop} frames dropped at random)")
+                f"val seeds {VAL_SEED0}+; first 0-{self.data.max_drop} frames dropped at random)"
+                + (f"; clip augmentation strength {self.data.augment}" if self.data.augment > 0 else "")
+                + (f"; plus {self.data.bench_fraction:.0%} of clips from {', '.join(self.data.bench_dirs)}"
+                   if self.data.bench_dirs else ""))
 
 
 @torch.no_grad()

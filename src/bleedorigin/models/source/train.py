@@ -30,9 +30,10 @@ from torch import nn
 
 from bleedorigin import MODEL_SIZE
 from bleedorigin.config import from_dict, to_dict
+from bleedorigin.errors import InputError
 from bleedorigin.models.source.model import SourceConfig, SourceNet, refined_peak, soft_argmax
 from bleedorigin.models.source.predictor import compute_red_mask, to_model
-from bleedorigin.models.source.pseudo_labels import gaussian_heatmaps
+from bleedorigin.models.source.pseudo_labels import gaussian_heatmaps, propagate_point
 from bleedorigin.training.task import StageTask
 from bleedorigin.vision.flow import chain_flows, dis_flow
 
@@ -62,11 +63,60 @@ class SourceDataConfig:
     coord_unit: float = 4.0           # network pixels per Huber unit
     augment: bool = True
     max_shift: float = 0.2            # random translation, fraction of the frame
+    bench_dirs: tuple[str, ...] = ()  # your own annotated clips (benchmark folders or clip folders)
+    bench_fraction: float = 0.5       # share of training samples drawn from bench_dirs when given
 
 
 def _sim_clip(kind: str, seed: int, frames: int | None) -> Any:
     from bleedorigin.sim import generate_clip
     return generate_clip(kind, seed, size=MODEL_SIZE, num_frames=frames, num_tracks=0)
+
+
+def source_labels(clip: Any) -> dict[int, tuple[float, float]]:
+    """Frames of a clip whose label is the bleeding source: single-point sparse clips (every
+    labelled frame) and detect/full clips (labelled frames from the onset on)."""
+    if clip.kind == "sparse":
+        first = clip.labels.get(min(clip.labels)) if clip.labels else None
+        if not first or len(first) != 1:
+            return {}  # multi-point clips mark tissue/instruments, not a bleeding source
+        start = 0
+    elif clip.kind in ("detect", "full") and clip.onset_frame is not None:
+        start = clip.onset_frame
+    else:
+        return {}
+    return {t: (float(p[0][0]), float(p[0][1])) for t, p in clip.labels.items()
+            if t >= start and len(p) == 1 and p[0] is not None}
+
+
+def bench_source_items(roots: tuple[str, ...], size: tuple[int, int], d: SourceDataConfig) -> list[dict[str, np.ndarray]]:
+    """Your own labelled frames as training items shaped like `SourceTask.train_clip`: the
+    labelled frame last, its `pseudo_n` predecessors before it, labels carried back with flow."""
+    from bleedorigin.io.bench import discover_clips
+    from bleedorigin.io.video import read_frames
+    from bleedorigin.utils.progress import track
+
+    clips = [c for root in roots for c in discover_clips(root) if c.split in (None, "train")]
+    wanted = [(c, source_labels(c)) for c in clips]
+    wanted = [(c, labels) for c, labels in wanted if labels]
+    if not wanted:
+        raise InputError(f"data.bench_dirs {list(roots)}: no training clips with bleeding-source labels")
+    items = []
+    for clip, labels in track(wanted, description="reading your labelled clips"):
+        video = read_frames(clip.video)
+        in_size = (video.shape[2], video.shape[1])
+        for t, xy in sorted(labels.items()):
+            if t >= len(video):
+                continue
+            frames = video[max(0, t - d.pseudo_n):t + 1]
+            chain = propagate_point(frames, len(frames) - 1, xy, d.pseudo_n, -1, d.flow_preset)
+            gt = np.full((len(frames), 2), np.nan, np.float32)
+            gt[-1] = to_model(np.array(xy), in_size, size)
+            pseudo = np.full((len(frames), d.pseudo_n, 2), np.nan, np.float32)
+            pseudo[-1] = to_model(chain, in_size, size)
+            items.append({"frames": np.stack([cv2.resize(f, size, interpolation=cv2.INTER_AREA) for f in frames]),
+                          "gt": gt, "pseudo": pseudo})
+    log.info("source training also draws %d labelled frames of %d clips", len(items), len(wanted))
+    return items
 
 
 class SourceTask(StageTask):
@@ -83,6 +133,8 @@ class SourceTask(StageTask):
         self.config = {"model": to_dict(self.cfg), "data": to_dict(self.data)}
         self._train: dict[int, dict[str, np.ndarray]] = {}
         self._val: list[dict[str, np.ndarray]] | None = None
+        self.bench = bench_source_items(self.data.bench_dirs, tuple(self.cfg.input_size), self.data) \
+            if self.data.bench_dirs else None
 
     # ------------------------------------------------------------------ model
     def build_model(self) -> nn.Module:
@@ -94,10 +146,12 @@ class SourceTask(StageTask):
 
     def data_description(self) -> str:
         d = self.data
+        own = (f"; plus {d.bench_fraction:.0%} of samples from the labelled frames of "
+               f"{', '.join(d.bench_dirs)}" if d.bench_dirs else "")
         return (f"BleedSim `{d.train_kind}` clips ({d.train_frames} frames, 512x384), seeds {d.train_seed}.."
                 f"{d.train_seed + d.train_pool - 1}; labelled frames onset..onset+{d.max_after}, "
                 f"{d.pseudo_n} DIS pseudo-labelled predecessors; validation `detect` seeds {d.val_seed}+ "
-                f"({d.val_clips} clips, onset frame); test seeds {d.test_seed}+ never used")
+                f"({d.val_clips} clips, onset frame); test seeds {d.test_seed}+ never used{own}")
 
     # ------------------------------------------------------------------ data
     def _cache_path(self, split: str, seed: int) -> Path:
@@ -190,11 +244,15 @@ class SourceTask(StageTask):
         d = self.data
         images, reds, targets, weights = [], [], [], []
         for _ in range(d.samples_per_batch):
-            seed = d.train_seed + int(rng.integers(d.train_pool))
-            clip = self._train.get(seed)
-            if clip is None:
-                clip = self._train[seed] = self.train_clip(seed)
-            j = int(rng.integers(len(clip["frames"])))
+            if self.bench is not None and rng.random() < d.bench_fraction:
+                clip = self.bench[int(rng.integers(len(self.bench)))]
+            else:
+                seed = d.train_seed + int(rng.integers(d.train_pool))
+                clip = self._train.get(seed)
+                if clip is None:
+                    clip = self._train[seed] = self.train_clip(seed)
+            labelled = np.flatnonzero(np.isfinite(clip["gt"][:, 0]))
+            j = int(labelled[rng.integers(len(labelled))])
             ok = [k for k in range(d.pseudo_n) if np.isfinite(clip["pseudo"][j, k, 0]) and j - k - 1 >= 0]
             pick = list(rng.choice(ok, size=min(d.pseudo_per_sample, len(ok)), replace=False)) if ok else []
             rows = [(j, clip["gt"][j], d.lambda_real)]

@@ -1,6 +1,7 @@
 """BleedOrigin-Track: online Track-On-style point tracker (paper section 4.2).
 
-Registry names: `track_small` (shipped weights) and `track_test` (tiny random network).
+Registry names: `track_small` (shipped weights), its variants below and `track_test` (tiny random
+network).
 """
 from __future__ import annotations
 
@@ -21,3 +22,18 @@ def track_small(device: str = "auto", weights: str | None = None, **overrides: A
 @register_model("track_test")
 def track_test(device: str = "cpu", seed: int = 0, **overrides: Any) -> PointTracker:
     return PointTracker.tiny(device=device, seed=seed, **overrides)
+
+
+# Variants of the shipped weights, for side-by-side evaluation (`bleedorigin evaluate --models`).
+def _variant(name: str, **settings: Any) -> None:
+    @register_model(name)
+    def factory(device: str = "auto", weights: str | None = None, **overrides: Any) -> PointTracker:
+        return PointTracker.from_pretrained(weights or "small", device=device, **{**settings, **overrides})
+
+
+_variant("track_small_flow", motion_hint=True)                       # motion prior carried by DIS flow
+_variant("track_small_flowfb", motion_hint=True, flow_fallback=0.5)  # + flow answer at low confidence
+_variant("track_small_norefresh", refresh_every=0, adaptive_drop=0.0)
+_variant("track_small_refresh30", refresh_every=30)
+_variant("track_small_refresh90", refresh_every=90)
+_variant("track_small_periodic", adaptive_drop=0.0)                  # refresh every 60, no adaptive trigger

@@ -10,7 +10,7 @@ import copy
 import dataclasses
 import logging
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import cv2
 import numpy as np
@@ -25,6 +25,7 @@ from bleedorigin.models.tracker.memory import TrackState
 from bleedorigin.models.tracker.model import TrackerConfig, TrackOnSmall
 from bleedorigin.types import TrackPoint
 from bleedorigin.models.weights import find_weights, resolve_device
+from bleedorigin.vision.flow import dis_flow, sample_flow, to_gray
 
 log = logging.getLogger(__name__)
 
@@ -69,14 +70,44 @@ def load_tracker_net(name_or_path: str | Path = "small") -> tuple[TrackOnSmall, 
     return net, config, folder
 
 
+class MotionHint:
+    """DIS flow between consecutive frames at a quarter of the model size: where each model-pixel
+    point moved. Cheap (~2 ms) and independent of what the network believes."""
+
+    SIZE = (128, 96)
+
+    def __init__(self) -> None:
+        self.dis = dis_flow("medium")
+        self.prev: np.ndarray | None = None
+
+    def reset(self) -> None:
+        self.prev = None
+
+    def update(self, frame: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+        """Take the next frame; returns model-pixel point -> model-pixel displacement."""
+        gray = to_gray(cv2.resize(frame, self.SIZE, interpolation=cv2.INTER_AREA))
+        prev, self.prev = self.prev, gray
+        if prev is None:
+            return lambda p: np.zeros(2)
+        flow = self.dis.calc(prev, gray, None)
+        scale = np.array(MODEL_SIZE, np.float64) / np.array(self.SIZE, np.float64)
+        return lambda p: sample_flow(flow, (p + 0.5) / scale - 0.5) * scale
+
+
 class PointTracker(PointTrackerBase):
     """Online tracker of one or several points. `start(frame, (x, y))`, then `step(frame)`."""
 
     name = "track"
 
     def __init__(self, net: TrackOnSmall, device: str | torch.device = "auto", model_id: str = "track",
-                 visible_threshold: float = 0.5, **overrides: Any):
+                 visible_threshold: float = 0.5, motion_hint: bool = False, flow_fallback: float = 0.0,
+                 **overrides: Any):
+        """`motion_hint`: centre the network's motion prior on the last point carried by DIS flow
+        (camera motion) instead of the last point itself. `flow_fallback`: below this confidence
+        the flow-carried point replaces the network's answer (0: never)."""
         self.device = resolve_device(device)
+        self.motion = MotionHint() if motion_hint or flow_fallback > 0 else None
+        self.motion_hint, self.flow_fallback = motion_hint, flow_fallback
         if overrides:  # e.g. refresh_every=30: thresholds/periods are read from cfg at run time
             net.cfg = dataclasses.replace(net.cfg, **overrides)
         net = net.eval()
@@ -127,6 +158,8 @@ class PointTracker(PointTrackerBase):
     # ------------------------------------------------------------------ API
     def reset(self) -> None:
         self.state, self.in_size, self.frame_index = None, None, 0
+        if self.motion is not None:
+            self.motion.reset()
 
     def start(self, frame: np.ndarray, point: tuple[float, float], frame_index: int = 0) -> None:
         self.start_many(frame, [point], frame_index)
@@ -150,16 +183,33 @@ class PointTracker(PointTrackerBase):
         xy = torch.from_numpy(self._to_model(pts)).float()[None].to(self.device)
         self.state = self.net.start(x, xy)
         self.frame_index = int(frame_index)
+        if self.motion is not None:
+            self.motion.update(frame)
 
     @torch.inference_mode()
     def step_many(self, frame: np.ndarray) -> list[TrackPoint]:
         if self.state is None:
             raise InputError("PointTracker.step() called before start()")
         x = self._tensor(frame)
+        carried = None
+        if self.motion is not None:
+            moved = self.motion.update(frame)
+            last = self.state.last_xy[0].cpu().double().numpy()
+            carried = last + np.stack([moved(p) for p in last])
+            if self.motion_hint:
+                hint = torch.from_numpy(carried).float()[None].to(self.device)
+                self.state = self.state._replace(last_xy=hint)
         pts, vis, conf, self.state = self.net.step(x, self.state)
         self.frame_index += 1
-        xy = self._to_input(pts[0].cpu().double().numpy())
+        model_xy = pts[0].cpu().double().numpy()
         v, c = vis[0].cpu().numpy(), conf[0].cpu().numpy()
+        if carried is not None and self.flow_fallback > 0:
+            low = c < self.flow_fallback
+            if low.any():
+                model_xy = np.where(low[:, None], np.clip(carried, 0, np.array(MODEL_SIZE) - 1), model_xy)
+                fixed = torch.from_numpy(model_xy).float()[None].to(self.device)
+                self.state = self.state._replace(last_xy=fixed)
+        xy = self._to_input(model_xy)
         return [TrackPoint(self.frame_index, float(p[0]), float(p[1]), float(ci), bool(vi > self.visible_threshold))
                 for p, vi, ci in zip(xy, v, c)]
 

@@ -1,0 +1,80 @@
+"""Leave-one-clip-out: does training on your own labelled clips help on a clip it never saw?
+
+For every clip folder under DATA, train on the others and evaluate on the held-out one:
+  - source: `bleedorigin train source` from the shipped weights with the other clips mixed into
+    BleedSim (`data.bench_dirs`), scored on the held-out clip's first labelled frame;
+  - track: `bleedorigin finetune track` (LoRA) on the other clips, scored on all labels.
+The shipped model is scored on the same clips, so the two columns compare like with like.
+
+    python scripts/leave_one_out.py source ../shared/data/esd_clips --out runs/loo_source --steps 300
+    python scripts/leave_one_out.py track ../shared/data/esd_clips --out runs/loo_track --steps 40
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from bleedorigin.eval.runner import evaluate
+
+SHIPPED = {"source": "weights/source_small", "track": "weights/track_small"}
+
+
+def clip_folders(data: Path) -> list[Path]:
+    return sorted(p for p in data.iterdir() if (p / "video.mp4").is_file() and (p / "labels.json").is_file())
+
+
+def train_fold(stage: str, others: Path, out: Path, steps: int, extra: list[str]) -> Path:
+    if stage == "source":
+        from bleedorigin.training.trainer import train_main
+        overrides = [f"train.steps={steps}", f"train.init_from={SHIPPED['source']}",
+                     f"data.bench_dirs=[{others}]", "train.lr=0.0005", "train.warmup_steps=20",
+                     f"train.val_every={steps}", f"train.save_every={steps}", "train.progress=false", *extra]
+        train_main("source", "configs/source_small.yaml", out, overrides)
+        return out / "last"
+    from bleedorigin.models.tracker.finetune import finetune_tracker
+    return finetune_tracker(others, out / "tuned", model=SHIPPED["track"], steps=steps, progress=False)
+
+
+def mean_error(result: dict, stage: str, model: str) -> tuple[float, int]:
+    block = result[stage][model]["overall"]
+    return block["err_avg"], block["n"]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("stage", choices=["source", "track"])
+    ap.add_argument("data", type=Path)
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--steps", type=int, default=300)
+    ap.add_argument("--set", dest="extra", action="append", default=[], help="extra training override")
+    args = ap.parse_args()
+    folders = clip_folders(args.data)
+    if len(folders) < 2:
+        raise SystemExit(f"{args.data}: need at least two clip folders")
+    rows = []
+    for held in folders:
+        fold = args.out / held.name
+        others = fold / "train_clips"
+        others.mkdir(parents=True, exist_ok=True)
+        for f in folders:
+            link = others / f.name
+            if f != held and not link.exists():
+                link.symlink_to(f.resolve())
+        model = train_fold(args.stage, others, fold / "model", args.steps, args.extra)
+        result = evaluate(held, fold / "eval", models={args.stage: [SHIPPED[args.stage], str(model)]},
+                          stages=[args.stage], progress=False, baselines=False)
+        names = list(result[args.stage])
+        shipped, tuned = (mean_error(result, args.stage, m) for m in names)
+        rows.append({"clip": held.name, "n": tuned[1], "shipped": shipped[0], "trained": tuned[0]})
+        print(f"{held.name:24s} shipped {shipped[0]:8.2f}  trained on the others {tuned[0]:8.2f}  (n={tuned[1]})",
+              flush=True)
+    n = sum(r["n"] for r in rows)
+    summary = {k: sum(r[k] * r["n"] for r in rows) / n for k in ("shipped", "trained")}
+    print(f"{'mean over labels':24s} shipped {summary['shipped']:8.2f}  trained on the others {summary['trained']:8.2f}")
+    (args.out / "loo.json").write_text(json.dumps({"stage": args.stage, "steps": args.steps, "rows": rows,
+                                                   "mean": summary}, indent=2, allow_nan=True) + "\n")
+
+
+if __name__ == "__main__":
+    main()
