@@ -94,6 +94,10 @@ def test_missing_file_and_bad_arguments(tiny_clip, tmp_path, capsys):
                                     tmp_path / "l.json"))
     _assert_clean_error(capsys, cli("detect", tiny_clip.path, "--model", "onset_nope", "--out",
                                     tmp_path / "r.json"))
+    # usage errors (missing option, stray argument) exit 2 as well, with click's usage text
+    assert cli("detect", tiny_clip.path) == 2
+    assert cli("evaluate", tmp_path, "--out", tmp_path / "e", "--models", "a", "b") == 2
+    assert "--debug" not in capsys.readouterr().err
 
 
 def test_truncated_video_keeps_results_up_to_the_break(tiny_clip, tmp_path, capsys):

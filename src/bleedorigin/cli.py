@@ -262,12 +262,15 @@ def main(argv: list[str] | None = None) -> None:
         # Without standalone mode click returns typer.Exit codes (and command results) instead.
         code = app(args=args, standalone_mode=False)
         sys.exit(code if isinstance(code, int) else 0)
-    except click.exceptions.Exit as e:
+    except (click.exceptions.Exit, typer.Exit) as e:
         sys.exit(e.exit_code)
-    except click.exceptions.ClickException as e:
-        e.show()
+    except (click.exceptions.ClickException, typer.TyperException) as e:  # typer>=0.29 vendors click
+        if hasattr(e, "show"):
+            e.show()
+        else:
+            print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
-    except click.exceptions.Abort:
+    except (click.exceptions.Abort, typer.Abort):
         print("error: interrupted", file=sys.stderr)
         sys.exit(130)
     except KeyboardInterrupt:
