@@ -1,6 +1,7 @@
 """Leave-one-clip-out: does training on your own labelled clips help on a clip it never saw?
 
-For every clip folder under DATA, train on the others and evaluate on the held-out one:
+For every clip folder under DATA, train on the others and evaluate on the held-out one (run
+from the repository root: it starts from weights/ and configs/):
   - source: `bleedorigin train source` from the shipped weights with the other clips mixed into
     BleedSim (`data.bench_dirs`), scored on the held-out clip's first labelled frame;
   - track: `bleedorigin finetune track` (LoRA) on the other clips, scored on all labels.
