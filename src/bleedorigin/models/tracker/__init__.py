@@ -31,12 +31,9 @@ def _variant(name: str, **settings: Any) -> None:
         return PointTracker.from_pretrained(weights or "small", device=device, **{**settings, **overrides})
 
 
-_variant("track_small_flow", motion_hint=True)                       # motion prior carried by DIS flow
-_variant("track_small_flowfb", motion_hint=True, flow_fallback=0.5)  # + flow answer at low confidence
+_variant("track_small_flow", motion_hint=True)  # motion prior centred on the point carried by DIS flow
 _variant("track_small_norefresh", refresh_every=0, adaptive_drop=0.0)
 _variant("track_small_refresh30", refresh_every=30)
 _variant("track_small_refresh90", refresh_every=90)
 _variant("track_small_periodic", adaptive_drop=0.0)                  # refresh every 60, no adaptive trigger
-_variant("track_small_flow24", motion_hint=True, motion_sigma=24.0)
-_variant("track_small_flow16", motion_hint=True, motion_sigma=16.0)
-_variant("track_small_flow_reseed", motion_hint=True, refresh_reseed="all")
+_variant("track_small_flow16", motion_hint=True, motion_sigma=16.0)  # + a narrower prior (16 px)

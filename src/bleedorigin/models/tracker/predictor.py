@@ -25,7 +25,7 @@ from bleedorigin.models.tracker.memory import TrackState
 from bleedorigin.models.tracker.model import TrackerConfig, TrackOnSmall
 from bleedorigin.types import TrackPoint
 from bleedorigin.models.weights import find_weights, resolve_device
-from bleedorigin.vision.flow import dis_flow, sample_flow, to_gray
+from bleedorigin.vision.flow import dis_flow, to_gray
 
 log = logging.getLogger(__name__)
 
@@ -71,10 +71,13 @@ def load_tracker_net(name_or_path: str | Path = "small") -> tuple[TrackOnSmall, 
 
 
 class MotionHint:
-    """DIS flow between consecutive frames at a quarter of the model size: where each model-pixel
-    point moved. Cheap (~2 ms) and independent of what the network believes."""
+    """Where the scene around a point moved between consecutive frames: the median DIS flow in a
+    window around it, at a quarter of the model size. Cheap (~2 ms), independent of what the
+    network believes, and (being a regional median) not dragged along by an instrument or a
+    water jet crossing the point."""
 
     SIZE = (128, 96)
+    RADIUS = 8  # window half-size in flow pixels (32 model px)
 
     def __init__(self) -> None:
         self.dis = dis_flow("medium")
@@ -91,7 +94,13 @@ class MotionHint:
             return lambda p: np.zeros(2)
         flow = self.dis.calc(prev, gray, None)
         scale = np.array(MODEL_SIZE, np.float64) / np.array(self.SIZE, np.float64)
-        return lambda p: sample_flow(flow, (p + 0.5) / scale - 0.5) * scale
+
+        def moved(p: np.ndarray) -> np.ndarray:
+            x, y = np.clip(np.round((p + 0.5) / scale - 0.5).astype(int), 0, np.array(self.SIZE) - 1)
+            r = self.RADIUS
+            patch = flow[max(0, y - r):y + r + 1, max(0, x - r):x + r + 1].reshape(-1, 2)
+            return np.median(patch, 0) * scale
+        return moved
 
 
 class PointTracker(PointTrackerBase):
