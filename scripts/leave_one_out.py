@@ -8,7 +8,7 @@ from the repository root: it starts from weights/ and configs/):
 The shipped model is scored on the same clips, so the two columns compare like with like.
 
     python scripts/leave_one_out.py source ../shared/data/esd_clips --out runs/loo_source --steps 300
-    python scripts/leave_one_out.py track ../shared/data/esd_clips --out runs/loo_track --steps 40
+    python scripts/leave_one_out.py track ../shared/data/esd_clips --out runs/loo_track --steps 150 --set lr=0.002
 """
 from __future__ import annotations
 
@@ -34,11 +34,14 @@ def train_fold(stage: str, others: Path, out: Path, steps: int, extra: list[str]
         train_main("source", "configs/source_small.yaml", out, overrides)
         return out / "last"
     from bleedorigin.models.tracker.finetune import finetune_tracker
-    return finetune_tracker(others, out / "tuned", model=SHIPPED["track"], steps=steps, progress=False)
+    options = dict(item.split("=", 1) for item in extra)  # e.g. lr=0.002 rank=4 kind=adalora
+    kwargs = {k: (v if k == "kind" else float(v) if k == "lr" else int(v)) for k, v in options.items()}
+    return finetune_tracker(others, out / "tuned", model=SHIPPED["track"], steps=steps, progress=False, **kwargs)
 
 
 def mean_error(result: dict, stage: str, model: str) -> tuple[float, int]:
-    block = result[stage][model]["overall"]
+    block = result[stage][model]
+    block = (block["labelled"] if stage == "track" else block)["overall"]
     return block["err_avg"], block["n"]
 
 
@@ -48,7 +51,7 @@ def main() -> None:
     ap.add_argument("data", type=Path)
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--steps", type=int, default=300)
-    ap.add_argument("--set", dest="extra", action="append", default=[], help="extra training override")
+    ap.add_argument("--set", dest="extra", action="append", default=[], help="source: a training override (key=value); track: a finetune option (lr=, rank=, kind=, window=)")
     args = ap.parse_args()
     folders = clip_folders(args.data)
     if len(folders) < 2:
