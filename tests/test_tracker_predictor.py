@@ -183,3 +183,5 @@ def test_variants_are_registered_with_their_settings():
     if tr is not None:
         assert tr.cfg.refresh_every == 30 and tr.motion is None
         assert registry.create("track_small_flow", device="cpu").motion_hint
+        adaptive = registry.create("track_small_adaptive", device="cpu").cfg
+        assert adaptive.refresh_every == 0 and adaptive.adaptive_drop > 0

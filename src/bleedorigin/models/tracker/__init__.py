@@ -36,4 +36,5 @@ _variant("track_small_norefresh", refresh_every=0, adaptive_drop=0.0)
 _variant("track_small_refresh30", refresh_every=30)
 _variant("track_small_refresh90", refresh_every=90)
 _variant("track_small_periodic", adaptive_drop=0.0)                  # refresh every 60, no adaptive trigger
+_variant("track_small_adaptive", refresh_every=0)                    # adaptive trigger only
 _variant("track_small_flow16", motion_hint=True, motion_sigma=16.0)  # + a narrower prior (16 px)
