@@ -131,6 +131,19 @@ def _hints(cls: type) -> dict[str, Any]:
     return typing.get_type_hints(cls)
 
 
+def _first_member(args: tuple[Any, ...], convert: Any, fallback: str) -> Any:
+    """Value converted by the first non-None member of a Union that accepts it."""
+    errors = []
+    for a in args:
+        if a is type(None):
+            continue
+        try:
+            return convert(a)
+        except ConfigError as e:
+            errors.append(str(e))
+    raise ConfigError(errors[0] if errors else fallback)
+
+
 def _coerce(value: Any, tp: Any, name: str) -> Any:
     """Check/convert an already-parsed (YAML) value against a type annotation."""
     origin = typing.get_origin(tp)
@@ -140,15 +153,7 @@ def _coerce(value: Any, tp: Any, name: str) -> Any:
     if origin in (Union, types.UnionType):
         if value is None and type(None) in args:
             return None
-        errors = []
-        for a in args:
-            if a is type(None):
-                continue
-            try:
-                return _coerce(value, a, name)
-            except ConfigError as e:
-                errors.append(str(e))
-        raise ConfigError(errors[0] if errors else f"{name}: bad value {value!r}")
+        return _first_member(args, lambda a: _coerce(value, a, name), f"{name}: bad value {value!r}")
     if is_dataclass(tp):
         if not isinstance(value, dict):
             raise ConfigError(f"{name}: expected a mapping, got {value!r}")
@@ -215,15 +220,7 @@ def parse_value(raw: str, tp: Any, name: str) -> Any:
     if origin in (Union, types.UnionType):
         if raw.strip().lower() in ("none", "null", "") and type(None) in args:
             return None
-        errors = []
-        for a in args:
-            if a is type(None):
-                continue
-            try:
-                return parse_value(raw, a, name)
-            except ConfigError as e:
-                errors.append(str(e))
-        raise ConfigError(errors[0])
+        return _first_member(args, lambda a: parse_value(raw, a, name), f"{name}: bad value {raw!r}")
     if tp is bool:
         low = raw.strip().lower()
         if low in _TRUE:
