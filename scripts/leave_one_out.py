@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
+from bleedorigin.errors import BleedOriginError
 from bleedorigin.eval.runner import evaluate
 
 SHIPPED = {"source": "weights/source_small", "track": "weights/track_small"}
@@ -53,9 +55,11 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=300)
     ap.add_argument("--set", dest="extra", action="append", default=[], help="source: a training override (key=value); track: a finetune option (lr=, rank=, kind=, window=)")
     args = ap.parse_args()
+    if not args.data.is_dir():
+        ap.error(f"{args.data}: not a folder")
     folders = clip_folders(args.data)
     if len(folders) < 2:
-        raise SystemExit(f"{args.data}: need at least two clip folders")
+        ap.error(f"{args.data}: need at least two clip folders")
     rows = []
     for held in folders:
         fold = args.out / held.name
@@ -81,4 +85,8 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except BleedOriginError as e:  # bad input: one line and exit 2, as the CLI does
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)

@@ -12,10 +12,12 @@ false alarms. Run from the repository root:
 from __future__ import annotations
 
 import argparse
+import sys
 
 import numpy as np
 import torch
 
+from bleedorigin.errors import BleedOriginError
 from bleedorigin.eval.metrics import false_alarm_rate, onset_summary
 from bleedorigin.eval.protocol import ClipFrames
 from bleedorigin.io.bench import discover_clips
@@ -54,7 +56,9 @@ def main() -> None:
     ap.add_argument("data", help="validation benchmark folder")
     args = ap.parse_args()
     det = OnsetDetector.from_pretrained(args.model, device="cpu", refine_radius=0)
-    clips = discover_clips(args.data)
+    clips = [c for c in discover_clips(args.data) if c.kind == "negative" or c.onset_frame is not None]
+    if not clips:
+        ap.error(f"{args.data}: no clip with an onset label and no bleeding-free clip")
     traces = [clip_trace(det, c) for c in track(clips, total=len(clips), description="clips", unit="clip")]
     pos = [t for t in traces if t["gt"] is not None]
     neg = [t for t in traces if t["gt"] is None]
@@ -69,4 +73,8 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except BleedOriginError as e:  # bad input: one line and exit 2, as the CLI does
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
