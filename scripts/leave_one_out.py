@@ -14,10 +14,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
-from bleedorigin.errors import BleedOriginError
 from bleedorigin.eval.runner import evaluate
 
 SHIPPED = {"source": "weights/source_small", "track": "weights/track_small"}
@@ -85,8 +83,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except BleedOriginError as e:  # bad input: one line and exit 2, as the CLI does
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
+    main()

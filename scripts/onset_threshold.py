@@ -12,7 +12,6 @@ false alarms. Run from the repository root:
 from __future__ import annotations
 
 import argparse
-import sys
 
 import numpy as np
 import torch
@@ -55,8 +54,11 @@ def main() -> None:
     ap.add_argument("model", help="onset checkpoint folder or preset")
     ap.add_argument("data", help="validation benchmark folder")
     args = ap.parse_args()
-    det = OnsetDetector.from_pretrained(args.model, device="cpu", refine_radius=0)
-    clips = [c for c in discover_clips(args.data) if c.kind == "negative" or c.onset_frame is not None]
+    try:  # bad input: one line and exit 2, as the CLI does
+        det = OnsetDetector.from_pretrained(args.model, device="cpu", refine_radius=0)
+        clips = [c for c in discover_clips(args.data) if c.kind == "negative" or c.onset_frame is not None]
+    except BleedOriginError as e:
+        ap.error(str(e))
     if not clips:
         ap.error(f"{args.data}: no clip with an onset label and no bleeding-free clip")
     traces = [clip_trace(det, c) for c in track(clips, total=len(clips), description="clips", unit="clip")]
@@ -73,8 +75,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except BleedOriginError as e:  # bad input: one line and exit 2, as the CLI does
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
+    main()

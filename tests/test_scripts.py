@@ -1,0 +1,45 @@
+"""scripts/: the onset threshold replay gives the streaming detector's answer."""
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+from bleedorigin.eval.protocol import eval_onset
+from bleedorigin.io.bench import discover_clips
+from bleedorigin.models.onset.predictor import REFINE_RADIUS, OnsetDetector
+from bleedorigin.sim.writer import write_bench
+
+SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
+
+
+def load_script(name: str):
+    spec = importlib.util.spec_from_file_location(name, SCRIPTS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_onset_threshold_replay_matches_the_streaming_detector(tmp_path):
+    script = load_script("onset_threshold")
+    write_bench(tmp_path, n=1, seed=9, kind="detect")
+    clip = discover_clips(tmp_path)[0]
+    streaming = OnsetDetector.from_pretrained("small", device="cpu")  # threshold 0.5, refinement on
+    expected = eval_onset(streaming, clip)["pred"]
+    assert expected is not None and abs(expected - clip.onset_frame) <= 8
+    det = OnsetDetector.from_pretrained("small", device="cpu", refine_radius=0)
+    trace = script.clip_trace(det, clip)
+    assert script.decide(trace, 0.5, REFINE_RADIUS, det.cfg.window) == expected
+    assert script.decide(trace, 1.0, REFINE_RADIUS, det.cfg.window) is None  # no window is that sure
+
+
+@pytest.mark.parametrize("name", ["onset_threshold", "leave_one_out"])
+def test_scripts_reject_a_missing_folder_with_exit_2(name, tmp_path, monkeypatch):
+    script = load_script(name)
+    args = [name, "weights/onset_small", str(tmp_path / "missing")] if name == "onset_threshold" else \
+        [name, "track", str(tmp_path / "missing"), "--out", str(tmp_path / "out")]
+    monkeypatch.setattr("sys.argv", args)
+    with pytest.raises(SystemExit) as e:
+        script.main()
+    assert e.value.code == 2
