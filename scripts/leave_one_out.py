@@ -19,6 +19,7 @@ from pathlib import Path
 from bleedorigin.eval.runner import evaluate
 
 SHIPPED = {"source": "weights/source_small", "track": "weights/track_small"}
+FINETUNE_OPTIONS = {"lr": float, "rank": int, "kind": str, "window": int, "seed": int}  # track --set keys
 
 
 def clip_folders(data: Path) -> list[Path]:
@@ -35,7 +36,7 @@ def train_fold(stage: str, others: Path, out: Path, steps: int, extra: list[str]
         return out / "last"
     from bleedorigin.models.tracker.finetune import finetune_tracker
     options = dict(item.split("=", 1) for item in extra)  # e.g. lr=0.002 rank=4 kind=adalora
-    kwargs = {k: (v if k == "kind" else float(v) if k == "lr" else int(v)) for k, v in options.items()}
+    kwargs = {k: FINETUNE_OPTIONS[k](v) for k, v in options.items()}
     return finetune_tracker(others, out / "tuned", model=SHIPPED["track"], steps=steps, progress=False, **kwargs)
 
 
@@ -51,8 +52,14 @@ def main() -> None:
     ap.add_argument("data", type=Path)
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--steps", type=int, default=300)
-    ap.add_argument("--set", dest="extra", action="append", default=[], help="source: a training override (key=value); track: a finetune option (lr=, rank=, kind=, window=)")
+    ap.add_argument("--set", dest="extra", action="append", default=[],
+                    help="source: a training override (key=value); track: a finetune option "
+                         f"({', '.join(k + '=' for k in FINETUNE_OPTIONS)})")
     args = ap.parse_args()
+    if args.stage == "track":
+        unknown = [item for item in args.extra if item.split("=", 1)[0] not in FINETUNE_OPTIONS or "=" not in item]
+        if unknown:
+            ap.error(f"--set {unknown[0]}: track takes {', '.join(k + '=' for k in FINETUNE_OPTIONS)}")
     if not args.data.is_dir():
         ap.error(f"{args.data}: not a folder")
     folders = clip_folders(args.data)

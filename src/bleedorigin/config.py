@@ -19,6 +19,7 @@ import os
 import tempfile
 import types
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any, TypeVar, Union
@@ -131,7 +132,7 @@ def _hints(cls: type) -> dict[str, Any]:
     return typing.get_type_hints(cls)
 
 
-def _first_member(args: tuple[Any, ...], convert: Any, fallback: str) -> Any:
+def _first_member(args: tuple[Any, ...], convert: Callable[[Any], Any], fallback: str) -> Any:
     """Value converted by the first non-None member of a Union that accepts it."""
     errors = []
     for a in args:
