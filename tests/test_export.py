@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -34,3 +36,14 @@ def test_export_cli_rejects_source_and_baselines(tmp_path, capsys):
     assert cli("export", "onnx", "track", "--model", "track_lk", "--out", tmp_path) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 2 and all(line.startswith("error: ") for line in err)
+
+
+def test_export_of_a_motion_mix_tracker_takes_the_hint(tmp_path):
+    from bleedorigin.export import export_onnx
+    from bleedorigin.training.trainer import train_main
+    configs = Path(__file__).resolve().parents[1] / "configs"
+    train_main("track", configs / "track_test.yaml", tmp_path / "run",
+               [f"data.cache_dir={tmp_path / 'cache'}", "model.motion_mix=true"])
+    report = export_onnx("track", str(tmp_path / "run" / "best"), tmp_path / "onnx")
+    assert report["track_step"]["max_abs_diff"] < 1e-4
+    assert len(report["track_step"]["inputs"]) == 2 + 11  # frame, hint, the 11 state tensors

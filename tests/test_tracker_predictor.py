@@ -185,3 +185,29 @@ def test_variants_are_registered_with_their_settings():
         assert registry.create("track_small_flow", device="cpu").motion_hint
         adaptive = registry.create("track_small_adaptive", device="cpu").cfg
         assert adaptive.refresh_every == 0 and adaptive.adaptive_drop > 0
+
+
+def test_motion_hint_carries_points_with_the_scene():
+    from bleedorigin.models.tracker.motion_hint import MotionHint
+    frames, truth = translated_clip(8)
+    hint = MotionHint()
+    p = hint.carry(frames[0], truth[:1])
+    assert np.allclose(p, truth[:1])  # nothing to compare with on the first frame
+    for f, gt in zip(frames[1:], truth[1:]):
+        p = hint.carry(f, p)
+    assert np.linalg.norm(p[0] - truth[-1]) < 3.0, (p, truth[-1])
+
+
+def test_motion_mix_network_gets_the_hint_as_second_prior_centre():
+    # a tiny random network configured with motion_mix: the tracker builds the hint and the
+    # prior (so the answer) changes when the hint centre moves
+    tr = PointTracker.tiny(motion_mix=True)
+    assert tr.motion is not None and not tr.motion_hint
+    frames, truth = translated_clip(3)
+    pts = tr.run(frames, tuple(truth[0]))
+    assert len(pts) == 2 and all(np.isfinite([p.x, p.y]).all() for p in pts)
+    _, x = tr._prepare(frames[1])
+    st = tr.net.start(x, torch.tensor([[[200.0, 150.0]]]))
+    near = tr.net.step(x, st, torch.tensor([[[200.0, 150.0]]]))[0]
+    far = tr.net.step(x, st, torch.tensor([[[450.0, 340.0]]]))[0]
+    assert not torch.allclose(near, far)

@@ -38,6 +38,15 @@ def test_trainer_runs_the_track_test_recipe(tmp_path):
     assert np.isfinite(tr.step(frame).x)
 
 
+def test_motion_mix_trains_one_step_with_the_hint(tmp_path):
+    from bleedorigin.training.trainer import train_main
+    res = train_main("track", CONFIGS / "track_test.yaml", tmp_path / "run",
+                     [f"data.cache_dir={tmp_path / 'cache'}", "model.motion_mix=true"])
+    assert res["step"] == 2 and np.isfinite(res["best_score"])
+    from bleedorigin.models.tracker.predictor import PointTracker
+    assert PointTracker.from_pretrained(str(tmp_path / "run" / "best"), device="cpu").cfg.motion_mix
+
+
 def test_validate_reports_score_in_unit_range(tmp_path):
     task = TrackTask({"model": {"dim": 32, "heads": 2, "layers": 1, "ffn": 64, "memory": 4, "topk": 4, "c4": 8,
                                 "c8": 16, "c16": 16, "feat_dim": 16, "corr_dim": 16, "red_dim": 4,

@@ -35,13 +35,17 @@ class _Call(nn.Module):
 
 
 class _TrackStep(nn.Module):
+    """One tracker step; with a `motion_mix` network the camera-motion hint (B, N, 2) is the
+    second input (computed outside the graph, as `PointTracker` does)."""
+
     def __init__(self, net: nn.Module):
         super().__init__()
         self.net = net
 
-    def forward(self, frame: torch.Tensor, *state: torch.Tensor):  # noqa: ANN201
+    def forward(self, frame: torch.Tensor, *inputs: torch.Tensor):  # noqa: ANN201
         from bleedorigin.models.tracker.memory import TrackState
-        points, vis, conf, new = self.net.step(frame, TrackState(*state))
+        hint, state = (inputs[0], inputs[1:]) if self.net.cfg.motion_mix else (None, inputs)
+        points, vis, conf, new = self.net.step(frame, TrackState(*state), hint)
         return (points, vis, conf, *new)
 
 
@@ -79,10 +83,12 @@ def _onset_graphs(detector: Any) -> list[tuple[str, nn.Module, tuple[torch.Tenso
 def _track_graphs(tracker: Any) -> list[tuple[str, nn.Module, tuple[torch.Tensor, ...]]]:
     rng = np.random.default_rng(0)
     f0, f1 = (rng.integers(0, 255, (384, 512, 3), dtype=np.uint8) for _ in range(2))
-    x0, x1 = tracker._tensor(f0), tracker._tensor(f1)
+    (_, x0), (_, x1) = tracker._prepare(f0), tracker._prepare(f1)
+    start = torch.tensor([[[256.0, 192.0]]], device=tracker.device)
     with torch.no_grad():
-        state = tracker.net.start(x0, torch.tensor([[[256.0, 192.0]]], device=tracker.device))
-    return [("track_step", _TrackStep(tracker.net), (x1, *state))]
+        state = tracker.net.start(x0, start)
+    hint = (start + 3.0,) if tracker.cfg.motion_mix else ()
+    return [("track_step", _TrackStep(tracker.net), (x1, *hint, *state))]
 
 
 def export_onnx(stage: str, model: str | None, out_dir: str | Path, device: str = "cpu",

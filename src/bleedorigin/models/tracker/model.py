@@ -46,6 +46,7 @@ class TrackerConfig:
     local_radius: int = 3         # stride-4 cost volume is (2r+1)^2
     offset_ranges: tuple[float, ...] = (12.0, 4.0)  # max px per refinement iteration
     motion_sigma: float = 48.0    # px scale of the motion prior
+    motion_mix: bool = False      # second prior centre: the last point carried by the camera-motion hint
     refresh_every: int = 60       # memory refresh period N (0: never)
     adaptive_drop: float = 0.3    # confidence drop below its running mean that refreshes (0: off)
     refresh_min_gap: int = 15
@@ -225,14 +226,16 @@ class TrackOnSmall(nn.Module):
             active = torch.ones(xy.shape[:2], device=xy.device)
         return self.start_from(self.encode(frame), xy, active)
 
-    def step(self, frame: torch.Tensor, state: TrackState) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, TrackState]:
-        """(points (B, N, 2) model px, visibility prob (B, N), confidence prob (B, N), new state)."""
-        out, new = self.step_from(self.encode(frame), state)
+    def step(self, frame: torch.Tensor, state: TrackState,
+             hint_xy: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, TrackState]:
+        """(points (B, N, 2) model px, visibility prob (B, N), confidence prob (B, N), new state).
+        `hint_xy` (B, N, 2): a second centre of the motion prior (distance to the nearer centre)."""
+        out, new = self.step_from(self.encode(frame), state, hint_xy=hint_xy)
         return out["points"][-1], torch.sigmoid(out["vis_logit"]), torch.sigmoid(out["conf_logit"]), new
 
     # ------------------------------------------------------------------ decoding
-    def step_from(self, feats: dict[str, torch.Tensor], st: TrackState,
-                  memory_drop: float = 0.0) -> tuple[dict[str, torch.Tensor | list[torch.Tensor]], TrackState]:
+    def step_from(self, feats: dict[str, torch.Tensor], st: TrackState, memory_drop: float = 0.0,
+                  hint_xy: torch.Tensor | None = None) -> tuple[dict[str, torch.Tensor | list[torch.Tensor]], TrackState]:
         cfg = self.cfg
         size = (int(feats["size"][0]), int(feats["size"][1]))
         b, n, d = st.query.shape
@@ -262,7 +265,10 @@ class TrackOnSmall(nn.Module):
             levels.append(F.interpolate(cor, size=(h8, w8), mode="bilinear", align_corners=False))
         levels.append(torch.einsum("bnc,bchw->bnhw", st.template8, c8))
         centres = feats["centres"]  # (P, 2)
-        dist2 = ((centres[None, None] - st.last_xy.unsqueeze(2)) ** 2).sum(-1) / cfg.motion_sigma ** 2
+        dist2 = ((centres[None, None] - st.last_xy.unsqueeze(2)) ** 2).sum(-1)
+        if hint_xy is not None:
+            dist2 = torch.minimum(dist2, ((centres[None, None] - hint_xy.unsqueeze(2)) ** 2).sum(-1))
+        dist2 = dist2 / cfg.motion_sigma ** 2
         prior = -dist2.clamp(max=9.0).reshape(b, n, h8, w8)
         stack = torch.stack(levels + [prior], 2)  # (B, N, 5, h8, w8)
         logits = self.fuse(stack.flatten(0, 1)).reshape(b, n, h8 * w8) / cfg.temperature

@@ -10,7 +10,7 @@ import copy
 import dataclasses
 import logging
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import cv2
 import numpy as np
@@ -23,9 +23,9 @@ from bleedorigin.models.base import PointTrackerBase
 from bleedorigin.models.tracker.backbone import SepBlock, fallback_red_mask, red_mask
 from bleedorigin.models.tracker.memory import TrackState
 from bleedorigin.models.tracker.model import TrackerConfig, TrackOnSmall
+from bleedorigin.models.tracker.motion_hint import MotionHint
 from bleedorigin.types import TrackPoint
 from bleedorigin.models.weights import find_weights, resolve_device
-from bleedorigin.vision.flow import dis_flow, to_gray
 
 log = logging.getLogger(__name__)
 
@@ -70,39 +70,6 @@ def load_tracker_net(name_or_path: str | Path = "small") -> tuple[TrackOnSmall, 
     return net, config, folder
 
 
-class MotionHint:
-    """Where the scene around a point moved between consecutive frames: the median DIS flow in a
-    window around it, at a quarter of the model size. Cheap (~2 ms), independent of what the
-    network believes, and (being a regional median) not dragged along by an instrument or a
-    water jet crossing the point."""
-
-    SIZE = (128, 96)
-    RADIUS = 8  # window half-size in flow pixels (32 model px)
-
-    def __init__(self) -> None:
-        self.dis = dis_flow("medium")
-        self.prev: np.ndarray | None = None
-
-    def reset(self) -> None:
-        self.prev = None
-
-    def update(self, frame: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
-        """Take the next frame; returns model-pixel point -> model-pixel displacement."""
-        gray = to_gray(cv2.resize(frame, self.SIZE, interpolation=cv2.INTER_AREA))
-        prev, self.prev = self.prev, gray
-        if prev is None:
-            return lambda p: np.zeros(2)
-        flow = self.dis.calc(prev, gray, None)
-        scale = np.array(MODEL_SIZE, np.float64) / np.array(self.SIZE, np.float64)
-
-        def moved(p: np.ndarray) -> np.ndarray:
-            x, y = np.clip(np.round((p + 0.5) / scale - 0.5).astype(int), 0, np.array(self.SIZE) - 1)
-            r = self.RADIUS
-            patch = flow[max(0, y - r):y + r + 1, max(0, x - r):x + r + 1].reshape(-1, 2)
-            return np.median(patch, 0) * scale
-        return moved
-
-
 class PointTracker(PointTrackerBase):
     """Online tracker of one or several points. `start(frame, (x, y))`, then `step(frame)`."""
 
@@ -113,15 +80,16 @@ class PointTracker(PointTrackerBase):
                  **overrides: Any):
         """`motion_hint`: centre the network's motion prior on the last point carried by DIS flow
         (camera motion) instead of the last point itself. `flow_fallback`: below this confidence
-        the flow-carried point replaces the network's answer (0: never)."""
+        the flow-carried point replaces the network's answer (0: never). A network trained with
+        `motion_mix` (config) gets the flow-carried point as a second prior centre."""
         self.device = resolve_device(device)
-        self.motion = MotionHint() if motion_hint or flow_fallback > 0 else None
-        self.motion_hint, self.flow_fallback = motion_hint, flow_fallback
         if overrides:  # e.g. refresh_every=30: thresholds/periods are read from cfg at run time
             net.cfg = dataclasses.replace(net.cfg, **overrides)
         net = net.eval()
         self.net = fold_batchnorm(copy.deepcopy(net)).to(self.device).eval()
         self.cfg: TrackerConfig = self.net.cfg
+        self.motion_hint, self.flow_fallback = motion_hint, flow_fallback
+        self.motion = MotionHint() if motion_hint or self.cfg.motion_mix or flow_fallback > 0 else None
         self.model_id = model_id
         self.visible_threshold = visible_threshold
         self.state: TrackState | None = None
@@ -141,7 +109,8 @@ class PointTracker(PointTrackerBase):
         return cls(TrackOnSmall(TrackerConfig(**TEST_MODEL)), device, model_id="track:test", **overrides)
 
     # ------------------------------------------------------------------ frames and points
-    def _tensor(self, frame: np.ndarray) -> torch.Tensor:
+    def _prepare(self, frame: np.ndarray) -> tuple[np.ndarray, torch.Tensor]:
+        """The frame at the model size and the network input (1, 4, H, W)."""
         if not isinstance(frame, np.ndarray) or frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
             raise InputError(f"expected an RGB uint8 frame (H, W, 3), got {getattr(frame, 'shape', None)} "
                              f"{getattr(frame, 'dtype', None)}")
@@ -152,7 +121,7 @@ class PointTracker(PointTrackerBase):
         mask = fallback_red_mask(small) if self.cfg.red_mask_source == "fallback" else red_mask(small)
         rgb = torch.from_numpy(np.ascontiguousarray(small)).permute(2, 0, 1).float().mul_(1 / 255)
         x = torch.cat([rgb, torch.from_numpy(mask)[None]], 0)
-        return x[None].to(self.device)
+        return small, x[None].to(self.device)
 
     def _to_model(self, xy: np.ndarray) -> np.ndarray:
         assert self.in_size is not None
@@ -187,28 +156,28 @@ class PointTracker(PointTrackerBase):
         bad = ~((pts[:, 0] >= -0.5) & (pts[:, 0] <= w - 0.5) & (pts[:, 1] >= -0.5) & (pts[:, 1] <= h - 0.5))
         if bad.any():
             raise InputError(f"point {tuple(pts[bad][0])} is outside the {w}x{h} frame")
-        x = self._tensor(frame)
+        small, x = self._prepare(frame)
         self.in_size = (w, h)
         xy = torch.from_numpy(self._to_model(pts)).float()[None].to(self.device)
         self.state = self.net.start(x, xy)
         self.frame_index = int(frame_index)
         if self.motion is not None:
-            self.motion.update(frame)
+            self.motion.carry(small, self._to_model(pts))
 
     @torch.inference_mode()
     def step_many(self, frame: np.ndarray) -> list[TrackPoint]:
         if self.state is None:
             raise InputError("PointTracker.step() called before start()")
-        x = self._tensor(frame)
-        carried = None
+        small, x = self._prepare(frame)
+        carried = hint = None
         if self.motion is not None:
-            moved = self.motion.update(frame)
-            last = self.state.last_xy[0].cpu().double().numpy()
-            carried = last + np.stack([moved(p) for p in last])
-            if self.motion_hint:
-                hint = torch.from_numpy(carried).float()[None].to(self.device)
-                self.state = self.state._replace(last_xy=hint)
-        pts, vis, conf, self.state = self.net.step(x, self.state)
+            carried = self.motion.carry(small, self.state.last_xy[0].cpu().double().numpy())
+            as_tensor = torch.from_numpy(carried).float()[None].to(self.device)
+            if self.motion_hint:  # the carried point replaces the last one as the prior centre
+                self.state = self.state._replace(last_xy=as_tensor)
+            elif self.cfg.motion_mix:  # the carried point is a second prior centre
+                hint = as_tensor
+        pts, vis, conf, self.state = self.net.step(x, self.state, hint)
         self.frame_index += 1
         model_xy = pts[0].cpu().double().numpy()
         v, c = vis[0].cpu().numpy(), conf[0].cpu().numpy()

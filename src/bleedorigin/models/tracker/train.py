@@ -20,6 +20,7 @@ from torch import nn
 from bleedorigin.config import from_dict, to_dict
 from bleedorigin.models.tracker.backbone import fallback_red_mask, red_mask
 from bleedorigin.models.tracker.model import TrackerConfig, TrackOnSmall
+from bleedorigin.models.tracker.motion_hint import MotionHint
 from bleedorigin.models.tracker.synth import inside, moving_texture_clip, photometric
 from bleedorigin.training.task import StageTask
 
@@ -136,11 +137,15 @@ class TrackTask(StageTask):
         frames, tracks, visible = batch["frames"], batch["tracks"], batch["visible"].float()
         n_t = frames.shape[0]
         state = model.start(frames[0], tracks[0])
+        hints = BatchHints(model.cfg.motion_mix, frames.shape[1])
+        hints(frames[0], tracks[0])
         terms: dict[str, torch.Tensor] = {k: frames.new_zeros(()) for k in ("ce", "rerank", "huber", "vis", "conf")}
         errs = []
         for t in range(1, n_t):
             feats = model.encode(frames[t])
-            out, state = model.step_from(feats, state, memory_drop=self.mcfg.mem_drop if model.training else 0.0)
+            hint = hints(frames[t], state.last_xy)
+            out, state = model.step_from(feats, state, memory_drop=self.mcfg.mem_drop if model.training else 0.0,
+                                         hint_xy=hint)
             tt = track_losses(out, feats, tracks[t], visible[t], model.cfg.stride, d)
             for k in terms:
                 terms[k] = terms[k] + tt[k] / (n_t - 1)
@@ -194,6 +199,23 @@ class TrackTask(StageTask):
                 f"{d.clip_len}-frame unrolls, {d.crop[0]}x{d.crop[1]} crops, {d.points} points/clip")
 
 
+class BatchHints:
+    """One camera-motion hint per clip of a batch: the prior's second centre when the model is
+    configured with `motion_mix` (None otherwise), exactly as `PointTracker` computes it."""
+
+    def __init__(self, enabled: bool, batch: int) -> None:
+        self.hints = [MotionHint() for _ in range(batch)] if enabled else None
+
+    def __call__(self, frame: torch.Tensor, last_xy: torch.Tensor) -> torch.Tensor | None:
+        """frame (B, 4, H, W) in [0, 1], last_xy (B, N, 2) -> carried points (B, N, 2) or None."""
+        if self.hints is None:
+            return None
+        rgb = (frame[:, :3].detach() * 255).round().clamp(0, 255).byte().permute(0, 2, 3, 1).cpu().numpy()
+        last = last_xy.detach().cpu().double().numpy()
+        moved = [h.carry(np.ascontiguousarray(img), pts) for h, img, pts in zip(self.hints, rgb, last)]
+        return torch.from_numpy(np.stack(moved)).float().to(last_xy.device)
+
+
 def track_losses(out: dict[str, Any], feats: dict[str, torch.Tensor], gt: torch.Tensor, vis: torch.Tensor,
                  stride: int, d: TrackDataConfig) -> dict[str, torch.Tensor]:
     """Per-frame losses for predictions `out` against gt (B, N, 2) and visibility (B, N)."""
@@ -229,9 +251,11 @@ def track_losses(out: dict[str, Any], feats: dict[str, torch.Tensor], gt: torch.
 def run_model_on_clip(model: TrackOnSmall, x: torch.Tensor, xy0: torch.Tensor) -> np.ndarray:
     """Online run over frames x (T, 4, H, W) from points xy0 (N, 2) at frame 0 -> (T, N, 2)."""
     state = model.start(x[:1], xy0[None])
+    hints = BatchHints(model.cfg.motion_mix, 1)
+    hints(x[:1], xy0[None])
     out = [xy0.numpy()]
     for t in range(1, x.shape[0]):
-        pts, _, _, state = model.step(x[t:t + 1], state)
+        pts, _, _, state = model.step(x[t:t + 1], state, hints(x[t:t + 1], state.last_xy))
         out.append(pts[0].numpy())
     return np.stack(out)
 
@@ -285,9 +309,12 @@ def finetune_sparse(model: TrackOnSmall, clips: list[SparseTargets], steps: int 
         t1 = min(len(c.frames), t0 + window)
         act = c.gt_mask[t0].float()[None]
         state = net.start(c.frames[t0:t0 + 1], c.gt[t0][None], act)
+        hints = BatchHints(net.cfg.motion_mix, 1)
+        hints(c.frames[t0:t0 + 1], c.gt[t0][None])
         preds = []
         for t in range(t0 + 1, t1):
-            out, state = net.step_from(net.encode(c.frames[t:t + 1]), state)
+            hint = hints(c.frames[t:t + 1], state.last_xy)
+            out, state = net.step_from(net.encode(c.frames[t:t + 1]), state, hint_xy=hint)
             preds.append(out["points"][-1][0])
         pred = torch.stack(preds)
         keep = act[0].bool()
