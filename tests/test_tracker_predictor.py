@@ -117,27 +117,19 @@ def test_shipped_weights_follow_a_known_translation():
 @pytest.mark.skipif(not (SHIPPED / "model.safetensors").is_file(), reason="no shipped track_small weights")
 def test_onnx_step_matches_pytorch(tmp_path):
     ort = pytest.importorskip("onnxruntime")
-    from bleedorigin.models.tracker.memory import TrackState
     tr = PointTracker.from_pretrained(str(SHIPPED), device="cpu")
     frames, truth = translated_clip(2)
-    x0, x1 = tr._tensor(frames[0]), tr._tensor(frames[1])
-    state = tr.net.start(x0, torch.tensor([[[200.0, 150.0], [300.0, 100.0]]]))
-
-    class Step(torch.nn.Module):
-        def __init__(self, net):
-            super().__init__()
-            self.net = net
-
-        def forward(self, frame, *st):
-            p, v, c, new = self.net.step(frame, TrackState(*st))
-            return (p, v, c, *new)
-
+    from bleedorigin.export import _TrackStep
+    (_, x0), (_, x1) = tr._prepare(frames[0]), tr._prepare(frames[1])
+    start = torch.tensor([[[200.0, 150.0], [300.0, 100.0]]])
+    state = tr.net.start(x0, start)
+    inputs = (x1, start + 4.0, *state) if tr.cfg.motion_mix else (x1, *state)  # the hint, when trained with it
     with torch.no_grad():
-        torch.onnx.export(Step(tr.net), (x1, *state), str(tmp_path / "t.onnx"), opset_version=17, dynamo=False)
-        ref = Step(tr.net)(x1, *state)
+        torch.onnx.export(_TrackStep(tr.net), inputs, str(tmp_path / "t.onnx"), opset_version=17, dynamo=False)
+        ref = _TrackStep(tr.net)(*inputs)
     sess = ort.InferenceSession(str(tmp_path / "t.onnx"))
     names = [i.name for i in sess.get_inputs()]
-    out = sess.run(None, dict(zip(names, [x1.numpy()] + [s.detach().numpy() for s in state])))
+    out = sess.run(None, dict(zip(names, [t.detach().numpy() for t in inputs])))
     assert len(out) == len(ref)
     for a, b in zip(out, ref):
         assert np.abs(a - b.numpy()).max() < 1e-2
