@@ -141,6 +141,45 @@ def test_broken_clip_is_reported_not_fatal_and_not_cached(tmp_path: Path) -> Non
     assert not (out / "cache" / "track").exists()
 
 
+WEIGHTS = {"id": "track:stub@aaa"}
+
+
+class VersionedTracker(CountingTracker):
+    """Reports the id of whatever 'weights' are current when it is built."""
+
+    def __init__(self):
+        super().__init__()
+        self.model_id = WEIGHTS["id"]
+
+
+def test_replaced_weights_invalidate_the_cache_and_are_caught_mid_run(tmp_path: Path, monkeypatch) -> None:
+    _register()
+    if "track_evalversioned" not in registry.list_models():
+        registry.register_model("track_evalversioned")(VersionedTracker)
+    bench, out = _bench(tmp_path / "bench"), tmp_path / "eval"
+    models = {"track": ["track_evalversioned"]}
+    evaluate(bench, out, models, stages=("track",), progress=False, baselines=False)
+    before = CALLS["track"]
+    evaluate(bench, out, models, stages=("track",), progress=False, baselines=False)
+    assert CALLS["track"] == before  # same weights: from the cache
+    WEIGHTS["id"] = "track:stub@bbb"  # the shipped weights were replaced
+    evaluate(bench, out, models, stages=("track",), progress=False, baselines=False)
+    assert CALLS["track"] > before  # recomputed, not served stale
+
+    # weights replaced between planning and running (another process rewrote the folder)
+    import bleedorigin.eval.runner as runner
+    plan = runner.build_tasks
+
+    def plan_then_replace(*args, **kwargs):
+        tasks = plan(*args, **kwargs)
+        WEIGHTS["id"] = "track:stub@ccc"
+        return tasks
+    monkeypatch.setattr(runner, "build_tasks", plan_then_replace)
+    with pytest.raises(ConfigError, match="changed during the evaluation"):
+        evaluate(bench, tmp_path / "eval2", models, stages=("track",), progress=False, baselines=False)
+    assert not (tmp_path / "eval2" / "cache" / "track").exists()
+
+
 def test_models_need_a_known_stage(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="stage"):
         group_models(["mystery_model"])

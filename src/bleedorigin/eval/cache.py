@@ -81,10 +81,12 @@ class ResultCache:
         return self.root / stage / key / f"{_SAFE.sub('_', clip_id)}.json"
 
     @staticmethod
-    def signature(key: str, clip: Any) -> str:
-        return f"v{PROTOCOL_VERSION}:{key}:{code_fingerprint(key)}:{clip_signature(clip)}"
+    def signature(key: str, clip: Any, model_id: str = "") -> str:
+        """`model_id` is the loaded predictor's id (it carries the weights' checksum), so that
+        records of a registry model go stale when its shipped weights change."""
+        return f"v{PROTOCOL_VERSION}:{key}:{model_id}:{code_fingerprint(key)}:{clip_signature(clip)}"
 
-    def get(self, stage: str, key: str, clip: Any) -> dict[str, Any] | None:
+    def get(self, stage: str, key: str, clip: Any, model_id: str = "") -> dict[str, Any] | None:
         """The cached record, or None when absent, unreadable or stale."""
         path = self.path(stage, key, clip.id)
         if not path.is_file():
@@ -94,12 +96,12 @@ class ResultCache:
         except (OSError, json.JSONDecodeError):
             log.warning("ignoring unreadable cache entry %s", path)
             return None
-        if record.get("signature") != self.signature(key, clip):
+        if record.get("signature") != self.signature(key, clip, model_id):
             log.info("cache entry %s is stale; recomputing", path)
             return None
         return record
 
-    def put(self, stage: str, key: str, clip: Any, record: dict[str, Any]) -> dict[str, Any]:
-        record = dict(record, signature=self.signature(key, clip))
+    def put(self, stage: str, key: str, clip: Any, record: dict[str, Any], model_id: str = "") -> dict[str, Any]:
+        record = dict(record, signature=self.signature(key, clip, model_id))
         write_json_atomic(self.path(stage, key, clip.id), record, indent=None)
         return record

@@ -38,6 +38,7 @@ class Task:
     models: tuple[str, ...]  # one name/path, or (onset, source, track) for e2e
     key: str  # cache key of the model (e2e: the three keys joined by "+")
     clip: Any
+    model_id: str = ""  # id of the loaded predictor(s) (weights checksum), e2e: joined by "+"
 
 
 # -- models -----------------------------------------------------------------------------------
@@ -113,10 +114,21 @@ def run_task(task: Task, cache_root: str | None = None) -> dict[str, Any]:
     except InputError as e:  # a broken clip is reported, not fatal, and not cached
         log.warning("%s on %s failed: %s", task.stage, clip.id, e)
         return {"stage": task.stage, **protocol.clip_meta(clip), "model": task.key, "failed": str(e)}
+    used = loaded_id(task.stage, task.models)
+    if task.model_id and used != task.model_id:  # e.g. weights replaced while evaluating: not cached
+        return {"stage": task.stage, **protocol.clip_meta(clip), "model": task.key, "changed": True,
+                "failed": f"{'+'.join(task.models)} changed during the evaluation ({task.model_id} -> {used})"}
     record["model"] = task.key
     if cache_root is not None:
-        record = ResultCache(cache_root).put(task.stage, task.key, clip, record)
+        record = ResultCache(cache_root).put(task.stage, task.key, clip, record, task.model_id)
     return record
+
+
+def loaded_id(stage: str, models: Sequence[str]) -> str:
+    """Id of the predictor(s) a task runs (loaded once per process), weights checksum included."""
+    from bleedorigin.models.loading import model_id
+    stages = MODEL_STAGES if stage == "e2e" else (stage,)
+    return "+".join(model_id(_predictor(s, m)) for s, m in zip(stages, models))
 
 
 def _evaluate_task(task: Task) -> dict[str, Any]:
@@ -172,19 +184,23 @@ def _execute(tasks: list[Task], cache_root: Path, workers: int, device: str,
 
 # -- main entry ---------------------------------------------------------------------------------
 def build_tasks(clips: Sequence[Any], stages: Sequence[str], lists: dict[str, list[str]],
-                combos: Iterable[tuple[str, str, str]]) -> list[Task]:
+                combos: Iterable[tuple[str, str, str]], with_ids: bool = False) -> list[Task]:
+    """One task per (stage, model, applicable clip); `with_ids` loads each model here once to
+    record the id of its weights (the cache then notices replaced weights)."""
+    ident = (lambda stage, models: loaded_id(stage, models)) if with_ids else (lambda stage, models: "")
     tasks: list[Task] = []
     for stage in MODEL_STAGES:
         if stage not in stages:
             continue
         for name in lists[stage]:
-            key = model_key(name)
-            tasks += [Task(stage, (name,), key, c) for c in clips if protocol.applicable(stage, c)]
+            key, mid = model_key(name), ident(stage, (name,))
+            tasks += [Task(stage, (name,), key, c, mid) for c in clips if protocol.applicable(stage, c)]
     if "e2e" in stages:
         full = [c for c in clips if protocol.applicable("e2e", c)]
         for combo in combos:
-            key = "+".join(model_key(m) for m in combo)
-            tasks += [Task("e2e", tuple(combo), key, c) for c in full]
+            key, mid = "+".join(model_key(m) for m in combo), ident("e2e", combo)
+            tasks += [Task("e2e", tuple(combo), key, c, mid) for c in full]
+    _LOADED.clear()
     return tasks
 
 
@@ -215,14 +231,17 @@ def evaluate(data_path: str | Path, out_dir: str | Path,
     cache = ResultCache(out / "cache")
     lists = model_lists(models, stages, baselines)
     combos = e2e_combos(lists, baselines) if "e2e" in stages else []
-    tasks = build_tasks(clips, stages, lists, combos)
+    tasks = build_tasks(clips, stages, lists, combos, with_ids=True)
 
-    records: list[dict[str, Any] | None] = [cache.get(t.stage, t.key, t.clip) for t in tasks]
+    records: list[dict[str, Any] | None] = [cache.get(t.stage, t.key, t.clip, t.model_id) for t in tasks]
     todo = [i for i, r in enumerate(records) if r is None]
     log.info("%d clips, %d tasks, %d cached, %d to run", len(clips), len(tasks),
              len(tasks) - len(todo), len(todo))
     for j, record in _execute([tasks[i] for i in todo], out / "cache", workers, device, progress):
         records[todo[j]] = record
+    changed = [r["failed"] for r in records if r is not None and r.get("changed")]
+    if changed:
+        raise ConfigError(f"{changed[0]}; run the command again (finished clips are cached)")
 
     config = effective_config(data_path, out, lists, combos, stages, workers, device, baselines)
     by_model: dict[tuple[str, str], list[dict[str, Any]]] = {}
