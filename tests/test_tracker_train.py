@@ -56,3 +56,21 @@ def test_validate_reports_score_in_unit_range(tmp_path):
     with torch.no_grad():
         res = task.validate(m)
     assert 0.0 <= res["score"] <= 1.0 and res["err_avg"] >= 0
+
+
+def test_source_crops_hold_the_bleeding_source_supervised_through_blood(tmp_path):
+    # with source_share=1 every BleedSim sample is a crop around the source, which is point 0 and
+    # supervised on every frame it is inside the crop (also when blood covers it)
+    from bleedorigin.sim import generate_clip
+    task = TrackTask({"model": {}, "data": {"source_share": 1.0, "sim_fraction": 1.0, "sim_pool": 1,
+                                            "sim_frames": 12, "clip_len": 6, "crop": [128, 96], "points": 4,
+                                            "cache_dir": str(tmp_path)}})
+    frames, tracks, vis = task._one_clip(np.random.default_rng(0))
+    truth = generate_clip("track_long", 0, size=(512, 384), num_frames=12, num_tracks=96).source_xy
+    assert frames.shape == (6, 96, 128, 3) and tracks.shape == (6, 4, 2) and vis[:, 0].all()
+    found = False
+    for t0 in range(12 - 6 + 1):  # point 0 is the source's true path, shifted by the crop origin
+        for seg in (truth[t0:t0 + 6], truth[t0:t0 + 6][::-1]):
+            off = seg - tracks[:, 0]
+            found |= bool(np.allclose(off, off[0], atol=1e-3) and np.allclose(off[0], np.round(off[0]), atol=1e-3))
+    assert found

@@ -43,6 +43,8 @@ class TrackDataConfig:
     val_frames: int = 40
     val_points: int = 16
     cache_dir: str = "runs/cache/track"
+    source_share: float = 0.0              # share of BleedSim samples whose crop holds the bleeding
+                                           # source, tracked (and supervised) through the blood
     conf_px: float = 8.0
     huber_px: float = 4.0
     vis_weight: float = 0.5
@@ -59,7 +61,7 @@ def frames_to_tensor(frames: np.ndarray, mask_source: str = "shared") -> torch.T
 
 
 def _sim_clip(seed: int, cache: Path, n: int) -> dict[str, np.ndarray]:
-    path = cache / f"sim_{seed:06d}_{n}.npz"
+    path = cache / f"sim2_{seed:06d}_{n}.npz"  # sim2: with the source track
     if path.is_file():
         with np.load(path) as z:
             return dict(z)
@@ -68,7 +70,7 @@ def _sim_clip(seed: int, cache: Path, n: int) -> dict[str, np.ndarray]:
     c = generate_clip(kind, seed, size=(512, 384), num_frames=n, num_tracks=96)
     vis = c.tracks_visible & inside(c.tracks_xy, (512, 384), 1.0)
     data = {"frames": c.frames, "tracks": np.nan_to_num(c.tracks_xy, nan=-1e4, posinf=1e4, neginf=-1e4)
-            .clip(-1e4, 1e4).astype(np.float32), "visible": vis}
+            .clip(-1e4, 1e4).astype(np.float32), "visible": vis, "source": c.source_xy.astype(np.float32)}
     cache.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp.npz")
     np.savez(tmp, **data)
@@ -110,12 +112,26 @@ class TrackTask(StageTask):
             if rng.random() < d.sim_fraction:
                 c = _sim_clip(TRAIN_SEED0 + int(rng.integers(d.sim_pool)), self.cache, d.sim_frames)
                 t0 = int(rng.integers(0, c["frames"].shape[0] - n + 1))
-                x0, y0 = int(rng.integers(0, 512 - w + 1)), int(rng.integers(0, 384 - h + 1))
+                with_source = rng.random() < d.source_share
+                if with_source:  # a crop around the source, which sits under the spreading blood
+                    sx, sy = c["source"][t0] + rng.uniform(-0.35, 0.35, 2) * (w, h)
+                    x0, y0 = int(np.clip(sx - w / 2, 0, 512 - w)), int(np.clip(sy - h / 2, 0, 384 - h))
+                else:
+                    x0, y0 = int(rng.integers(0, 512 - w + 1)), int(rng.integers(0, 384 - h + 1))
                 frames = c["frames"][t0:t0 + n, y0:y0 + h, x0:x0 + w]
                 tracks = c["tracks"][t0:t0 + n] - np.array([x0, y0], np.float32)
                 vis = c["visible"][t0:t0 + n] & inside(tracks, (w, h), 1.0)
+                if with_source:  # its position is known under blood too: supervised wherever it is in the crop
+                    src = c["source"][t0:t0 + n, None] - np.array([x0, y0], np.float32)
+                    tracks, vis = np.concatenate([src, tracks], 1), np.concatenate([inside(src, (w, h), 1.0), vis], 1)
                 if rng.random() < 0.3:  # play backwards: more motion patterns for free
                     frames, tracks, vis = frames[::-1], tracks[::-1], vis[::-1]
+                if with_source and vis[0, 0]:
+                    sel = pick_points(rng, vis[:, 1:], d.points - 1)
+                    if sel is not None:
+                        sel = np.concatenate([[0], sel + 1])
+                        return photometric(rng, np.ascontiguousarray(frames)), tracks[:, sel], vis[:, sel]
+                    continue
             else:
                 frames, tracks, vis = moving_texture_clip(rng, (w, h), n, 96, d.texture_speed)
             sel = pick_points(rng, vis, d.points)
