@@ -187,7 +187,7 @@ def build_tasks(clips: Sequence[Any], stages: Sequence[str], lists: dict[str, li
                 combos: Iterable[tuple[str, str, str]], with_ids: bool = False) -> list[Task]:
     """One task per (stage, model, applicable clip); `with_ids` loads each model here once to
     record the id of its weights (the cache then notices replaced weights)."""
-    ident = (lambda stage, models: loaded_id(stage, models)) if with_ids else (lambda stage, models: "")
+    ident = loaded_id if with_ids else (lambda stage, models: "")
     tasks: list[Task] = []
     for stage in MODEL_STAGES:
         if stage not in stages:

@@ -172,11 +172,10 @@ class PointTracker(PointTrackerBase):
         carried = hint = None
         if self.motion is not None:
             carried = self.motion.carry(small, self.state.last_xy[0].cpu().double().numpy())
-            as_tensor = torch.from_numpy(carried).float()[None].to(self.device)
             if self.motion_hint:  # the carried point replaces the last one as the prior centre
-                self.state = self.state._replace(last_xy=as_tensor)
+                self.state = self.state._replace(last_xy=torch.from_numpy(carried).float()[None].to(self.device))
             elif self.cfg.motion_mix:  # the carried point is a second prior centre
-                hint = as_tensor
+                hint = torch.from_numpy(carried).float()[None].to(self.device)
         pts, vis, conf, self.state = self.net.step(x, self.state, hint)
         self.frame_index += 1
         model_xy = pts[0].cpu().double().numpy()

@@ -78,8 +78,12 @@ def _sim_clip(seed: int, cache: Path, n: int) -> dict[str, np.ndarray]:
     return data
 
 
-def pick_points(rng: np.random.Generator, visible: np.ndarray, k: int) -> np.ndarray | None:
-    """Indices of k tracks visible at frame 0 (prefer ones visible most of the clip)."""
+def pick_points(rng: np.random.Generator, visible: np.ndarray, k: int, keep_first: bool = False) -> np.ndarray | None:
+    """Indices of k tracks visible at frame 0 (prefer ones visible most of the clip);
+    `keep_first`: track 0 is always one of them when it is visible at frame 0."""
+    if keep_first and visible[0, 0]:
+        rest = pick_points(rng, visible[:, 1:], k - 1)
+        return None if rest is None else np.concatenate([[0], rest + 1])
     ok = np.flatnonzero(visible[0])
     if len(ok) < 2:
         return None
@@ -109,6 +113,7 @@ class TrackTask(StageTask):
         w, h = d.crop
         n = d.clip_len
         for _ in range(20):
+            with_source = False
             if rng.random() < d.sim_fraction:
                 c = _sim_clip(TRAIN_SEED0 + int(rng.integers(d.sim_pool)), self.cache, d.sim_frames)
                 t0 = int(rng.integers(0, c["frames"].shape[0] - n + 1))
@@ -126,15 +131,9 @@ class TrackTask(StageTask):
                     tracks, vis = np.concatenate([src, tracks], 1), np.concatenate([inside(src, (w, h), 1.0), vis], 1)
                 if rng.random() < 0.3:  # play backwards: more motion patterns for free
                     frames, tracks, vis = frames[::-1], tracks[::-1], vis[::-1]
-                if with_source and vis[0, 0]:
-                    sel = pick_points(rng, vis[:, 1:], d.points - 1)
-                    if sel is not None:
-                        sel = np.concatenate([[0], sel + 1])
-                        return photometric(rng, np.ascontiguousarray(frames)), tracks[:, sel], vis[:, sel]
-                    continue
             else:
                 frames, tracks, vis = moving_texture_clip(rng, (w, h), n, 96, d.texture_speed)
-            sel = pick_points(rng, vis, d.points)
+            sel = pick_points(rng, vis, d.points, keep_first=with_source)
             if sel is not None:
                 return photometric(rng, np.ascontiguousarray(frames)), tracks[:, sel], vis[:, sel]
         raise RuntimeError("could not sample a clip with visible points")
@@ -153,8 +152,7 @@ class TrackTask(StageTask):
         frames, tracks, visible = batch["frames"], batch["tracks"], batch["visible"].float()
         n_t = frames.shape[0]
         state = model.start(frames[0], tracks[0])
-        hints = BatchHints(model.cfg.motion_mix, frames.shape[1])
-        hints(frames[0], tracks[0])
+        hints = BatchHints(model.cfg.motion_mix, frames[0], tracks[0])
         terms: dict[str, torch.Tensor] = {k: frames.new_zeros(()) for k in ("ce", "rerank", "huber", "vis", "conf")}
         errs = []
         for t in range(1, n_t):
@@ -219,8 +217,10 @@ class BatchHints:
     """One camera-motion hint per clip of a batch: the prior's second centre when the model is
     configured with `motion_mix` (None otherwise), exactly as `PointTracker` computes it."""
 
-    def __init__(self, enabled: bool, batch: int) -> None:
-        self.hints = [MotionHint() for _ in range(batch)] if enabled else None
+    def __init__(self, enabled: bool, first: torch.Tensor, first_xy: torch.Tensor) -> None:
+        """`first` (B, 4, H, W) and `first_xy` (B, N, 2): the frame and points the unroll starts from."""
+        self.hints = [MotionHint() for _ in range(first.shape[0])] if enabled else None
+        self(first, first_xy)
 
     def __call__(self, frame: torch.Tensor, last_xy: torch.Tensor) -> torch.Tensor | None:
         """frame (B, 4, H, W) in [0, 1], last_xy (B, N, 2) -> carried points (B, N, 2) or None."""
@@ -267,8 +267,7 @@ def track_losses(out: dict[str, Any], feats: dict[str, torch.Tensor], gt: torch.
 def run_model_on_clip(model: TrackOnSmall, x: torch.Tensor, xy0: torch.Tensor) -> np.ndarray:
     """Online run over frames x (T, 4, H, W) from points xy0 (N, 2) at frame 0 -> (T, N, 2)."""
     state = model.start(x[:1], xy0[None])
-    hints = BatchHints(model.cfg.motion_mix, 1)
-    hints(x[:1], xy0[None])
+    hints = BatchHints(model.cfg.motion_mix, x[:1], xy0[None])
     out = [xy0.numpy()]
     for t in range(1, x.shape[0]):
         pts, _, _, state = model.step(x[t:t + 1], state, hints(x[t:t + 1], state.last_xy))
@@ -325,8 +324,7 @@ def finetune_sparse(model: TrackOnSmall, clips: list[SparseTargets], steps: int 
         t1 = min(len(c.frames), t0 + window)
         act = c.gt_mask[t0].float()[None]
         state = net.start(c.frames[t0:t0 + 1], c.gt[t0][None], act)
-        hints = BatchHints(net.cfg.motion_mix, 1)
-        hints(c.frames[t0:t0 + 1], c.gt[t0][None])
+        hints = BatchHints(net.cfg.motion_mix, c.frames[t0:t0 + 1], c.gt[t0][None])
         preds = []
         for t in range(t0 + 1, t1):
             hint = hints(c.frames[t:t + 1], state.last_xy)
