@@ -74,3 +74,23 @@ def test_source_crops_hold_the_bleeding_source_supervised_through_blood(tmp_path
             off = seg - tracks[:, 0]
             found |= bool(np.allclose(off, off[0], atol=1e-3) and np.allclose(off[0], np.round(off[0]), atol=1e-3))
     assert found
+
+
+def test_onset_started_crops_watch_the_pool_form_over_the_source(tmp_path):
+    # with onset_share=1 every source crop starts 0-4 frames before a fresh onset: little blood
+    # around the source on the first frame, clearly more by the last
+    from bleedorigin.vision.color import blood_area
+    task = TrackTask({"model": {}, "data": {"source_share": 1.0, "onset_share": 1.0, "sim_fraction": 1.0,
+                                            "sim_pool": 2, "clip_len": 16, "points": 4,
+                                            "cache_dir": str(tmp_path)}})
+
+    def blood_near(frame, xy):
+        x, y = np.round(xy).astype(int)
+        return blood_area(np.ascontiguousarray(frame[max(0, y - 20):y + 20, max(0, x - 20):x + 20]))
+
+    rng = np.random.default_rng(0)
+    for _ in range(4):
+        frames, tracks, vis = task._one_clip(rng)
+        assert vis[:, 0].all()
+        first, last = blood_near(frames[0], tracks[0, 0]), blood_near(frames[-1], tracks[-1, 0])
+        assert last > first + 0.1, (first, last)

@@ -45,6 +45,8 @@ class TrackDataConfig:
     cache_dir: str = "runs/cache/track"
     source_share: float = 0.0              # share of BleedSim samples whose crop holds the bleeding
                                            # source, tracked (and supervised) through the blood
+    onset_share: float = 0.0               # of those, share that start 0-4 frames before a fresh
+                                           # onset (the pool forms over the point during the unroll)
     conf_px: float = 8.0
     huber_px: float = 4.0
     vis_weight: float = 0.5
@@ -60,17 +62,27 @@ def frames_to_tensor(frames: np.ndarray, mask_source: str = "shared") -> torch.T
     return torch.from_numpy(np.concatenate([rgb, masks.astype(np.float32)], 1))
 
 
-def _sim_clip(seed: int, cache: Path, n: int) -> dict[str, np.ndarray]:
-    path = cache / f"sim2_{seed:06d}_{n}.npz"  # sim2: with the source track
+ONSET_LEAD = 15  # frames before the onset in onset-started clips (BleedSim `full` of <= 46 frames)
+
+
+def _sim_clip(seed: int, cache: Path, n: int, from_onset: bool = False) -> dict[str, np.ndarray]:
+    """A cached BleedSim clip at 512x384 with 96 tracks and the source track. Default: a tracking
+    clip (pool already formed); `from_onset`: a `full` clip of n + ONSET_LEAD frames whose onset
+    is at frame ONSET_LEAD (n <= 31; later for longer clips), stored as "onset"."""
+    path = cache / f"sim2{'o' if from_onset else ''}_{seed:06d}_{n}.npz"  # sim2: with the source track
     if path.is_file():
         with np.load(path) as z:
             return dict(z)
     from bleedorigin.sim import generate_clip
-    kind = "track_short" if seed % 2 else "track_long"
-    c = generate_clip(kind, seed, size=(512, 384), num_frames=n, num_tracks=96)
+    if from_onset:
+        c = generate_clip("full", seed, size=(512, 384), num_frames=n + ONSET_LEAD, num_tracks=96)
+    else:
+        c = generate_clip("track_short" if seed % 2 else "track_long", seed, size=(512, 384), num_frames=n,
+                          num_tracks=96)
     vis = c.tracks_visible & inside(c.tracks_xy, (512, 384), 1.0)
     data = {"frames": c.frames, "tracks": np.nan_to_num(c.tracks_xy, nan=-1e4, posinf=1e4, neginf=-1e4)
-            .clip(-1e4, 1e4).astype(np.float32), "visible": vis, "source": c.source_xy.astype(np.float32)}
+            .clip(-1e4, 1e4).astype(np.float32), "visible": vis, "source": c.source_xy.astype(np.float32),
+            "onset": np.int64(-1 if c.onset_frame is None else c.onset_frame)}
     cache.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp.npz")
     np.savez(tmp, **data)
@@ -115,9 +127,13 @@ class TrackTask(StageTask):
         for _ in range(20):
             with_source = False
             if rng.random() < d.sim_fraction:
-                c = _sim_clip(TRAIN_SEED0 + int(rng.integers(d.sim_pool)), self.cache, d.sim_frames)
-                t0 = int(rng.integers(0, c["frames"].shape[0] - n + 1))
                 with_source = rng.random() < d.source_share
+                from_onset = with_source and rng.random() < d.onset_share
+                c = _sim_clip(TRAIN_SEED0 + int(rng.integers(d.sim_pool)), self.cache, d.sim_frames, from_onset)
+                if from_onset:  # start just before the blood appears; last start that fits the clip
+                    t0 = min(int(c["onset"]) - int(rng.integers(0, 5)), c["frames"].shape[0] - n)
+                else:
+                    t0 = int(rng.integers(0, c["frames"].shape[0] - n + 1))
                 if with_source:  # a crop around the source, which sits under the spreading blood
                     sx, sy = c["source"][t0] + rng.uniform(-0.35, 0.35, 2) * (w, h)
                     x0, y0 = int(np.clip(sx - w / 2, 0, 512 - w)), int(np.clip(sy - h / 2, 0, 384 - h))
@@ -129,7 +145,7 @@ class TrackTask(StageTask):
                 if with_source:  # its position is known under blood too: supervised wherever it is in the crop
                     src = c["source"][t0:t0 + n, None] - np.array([x0, y0], np.float32)
                     tracks, vis = np.concatenate([src, tracks], 1), np.concatenate([inside(src, (w, h), 1.0), vis], 1)
-                if rng.random() < 0.3:  # play backwards: more motion patterns for free
+                if not from_onset and rng.random() < 0.3:  # play backwards: more motion patterns for free
                     frames, tracks, vis = frames[::-1], tracks[::-1], vis[::-1]
             else:
                 frames, tracks, vis = moving_texture_clip(rng, (w, h), n, 96, d.texture_speed)
