@@ -205,7 +205,7 @@ class OnsetDetector(OnsetDetectorBase):
     were seen). The onset is raised once, on the first window with confidence above
     `cfg.conf_threshold`, at that window's start + floor(delta * N); with `refine_radius` > 0
     it is then snapped to the start of the red-area rise within that many frames
-    (`refine_onset`; the network's 64x48 view cannot place it to the frame).
+    (`refine_onset`; the network's low-resolution view cannot place it to the frame).
     """
 
     name = "onset"
