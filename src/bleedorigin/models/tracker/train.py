@@ -128,13 +128,12 @@ class TrackTask(StageTask):
             with_source = False
             if rng.random() < d.sim_fraction:
                 seed = TRAIN_SEED0 + int(rng.integers(d.sim_pool))
-                c = _sim_clip(seed, self.cache, d.sim_frames)
-                t0 = int(rng.integers(0, c["frames"].shape[0] - n + 1))
+                t0 = int(rng.integers(0, d.sim_frames - n + 1))  # tracking clips hold sim_frames frames
                 with_source = rng.random() < d.source_share
                 # (draws in this order, so onset_share=0 samples exactly what earlier recipes did)
                 from_onset = with_source and d.onset_share > 0 and rng.random() < d.onset_share
+                c = _sim_clip(seed, self.cache, d.sim_frames, from_onset)
                 if from_onset:  # start just before the blood appears; last start that fits the clip
-                    c = _sim_clip(seed, self.cache, d.sim_frames, from_onset=True)
                     t0 = min(int(c["onset"]) - int(rng.integers(0, 5)), c["frames"].shape[0] - n)
                 if with_source:  # a crop around the source, which sits under the spreading blood
                     sx, sy = c["source"][t0] + rng.uniform(-0.35, 0.35, 2) * (w, h)
