@@ -139,3 +139,26 @@ def test_onset_training_draws_your_own_clips_with_augmentation(tmp_path: Path, c
     clip_frames, onset = task.bench.get(0)
     assert onset == 25 and clip_frames.shape[0] == 40
     assert "own" in task.data_description()
+
+
+def test_onset_focus_scenario_draws_that_scenario(tmp_path: Path) -> None:
+    import numpy as np
+
+    from bleedorigin.errors import InputError
+    from bleedorigin.models.onset.train import OnsetTask
+    from bleedorigin.sim.generator import generate_clip
+    cache = tmp_path / "cache"
+    data = {"cache_dir": str(cache), "train_pool": 3, "kinds": ["detect"], "kind_weights": [1.0],
+            "sim_size": [64, 48], "clip_frames": 70, "max_drop": 0,
+            "focus_scenario": "water_flushing", "focus_share": 1.0}
+    task = OnsetTask({"model": {"window": 16, "internal_size": [32, 24]}, "data": data})
+    task.sample_batch(np.random.default_rng(0))
+    cached = sorted(p.name for p in cache.glob("*.npz"))
+    assert cached and all("water_flushing" in name for name in cached)
+    seed = int(cached[0].rsplit("_", 1)[1].split(".")[0])
+    with np.load(cache / cached[0]) as z:  # the cached frames are that scenario's clip of the seed
+        expected = generate_clip("detect", seed, size=(64, 48), num_frames=70, scenario="water_flushing",
+                                 num_tracks=0).frames
+        assert np.array_equal(z["frames"], expected)
+    with pytest.raises(InputError, match="focus_scenario"):
+        OnsetTask({"model": {"window": 16}, "data": {**data, "focus_scenario": "fog"}})

@@ -24,6 +24,7 @@ from bleedorigin.models.onset.model import OnsetNet, decode_onset
 from bleedorigin.models.onset.predictor import FramePrep, embed_clip, prepare_clip, window_logits
 from bleedorigin.errors import InputError
 from bleedorigin.training.augment import ClipAugment
+from bleedorigin.sim.scenarios import NEGATIVE_SCENARIOS, SCENARIOS
 from bleedorigin.training.task import StageTask
 
 log = logging.getLogger(__name__)
@@ -52,6 +53,8 @@ class OnsetDataConfig:
     augment: float = 0.0               # strength of the clip-level augmentation (0 = off)
     bench_dirs: tuple[str, ...] = ()   # your own benchmark folders (clips with onset labels or none)
     bench_fraction: float = 0.5        # share of training clips drawn from bench_dirs when given
+    focus_scenario: str = ""           # a BleedSim scenario to draw more often (e.g. water_flushing)
+    focus_share: float = 0.0           # share of simulated training clips forced to focus_scenario
 
 
 def onset_loss(delta_logit: torch.Tensor, conf_logit: torch.Tensor, positive: torch.Tensor,
@@ -84,10 +87,12 @@ class ClipCache:
         self.data, self.size = data, size
         self.dir = Path(data.cache_dir)
 
-    def get(self, kind: str, seed: int) -> tuple[np.ndarray, int | None]:
+    def get(self, kind: str, seed: int, scenario: str | None = None) -> tuple[np.ndarray, int | None]:
+        """The clip of (kind, seed); `scenario` overrides the one the seed would draw."""
         n = self.data.full_frames if kind == "full" else (self.data.clip_frames or None)
         w, h = self.size
-        path = self.dir / f"{kind}_{n or 'default'}_{w}x{h}_{seed}.npz"
+        tag = f"_{scenario}" if scenario else ""
+        path = self.dir / f"{kind}{tag}_{n or 'default'}_{w}x{h}_{seed}.npz"
         if path.is_file():
             try:
                 with np.load(path) as z:
@@ -99,7 +104,8 @@ class ClipCache:
         clip = None
         for attempt in range(5):  # a simulator failure on one seed must not end a long run
             try:
-                clip = generate_clip(kind, seed + attempt * 7919, size=self.size, num_frames=n, num_tracks=0)
+                clip = generate_clip(kind, seed + attempt * 7919, size=self.size, num_frames=n,
+                                     scenario=scenario, num_tracks=0)
                 break
             except Exception as e:  # noqa: BLE001 - logged and retried with another seed
                 log.warning("BleedSim %s seed %d failed (%s); trying another seed", kind,
@@ -162,6 +168,9 @@ class OnsetTask(StageTask):
         self.cache = ClipCache(self.data, self.data.sim_size)
         self.bench = BenchOnsetClips(self.data.bench_dirs, self.data.sim_size, self.cfg.window) \
             if self.data.bench_dirs else None
+        if self.data.focus_share > 0 and self.data.focus_scenario not in SCENARIOS:
+            raise InputError(f"data.focus_scenario {self.data.focus_scenario!r}: expected one of "
+                             f"{', '.join(SCENARIOS)}")
 
     def build_model(self) -> nn.Module:
         return OnsetNet(self.cfg)
@@ -174,7 +183,10 @@ class OnsetTask(StageTask):
             w = np.asarray(self.data.kind_weights, float)
             kind = self.data.kinds[int(rng.choice(len(w), p=w / w.sum()))]
             seed = TRAIN_SEED0 + int(rng.integers(self.data.train_pool))
-            frames, onset = self.cache.get(kind, seed)
+            focus = self.data.focus_share > 0 and rng.random() < self.data.focus_share
+            if kind == "negative" and self.data.focus_scenario not in NEGATIVE_SCENARIOS:
+                focus = False  # e.g. obscured_view needs blood
+            frames, onset = self.cache.get(kind, seed, self.data.focus_scenario if focus else None)
         if self.data.augment > 0:
             frames = ClipAugment.random(rng, self.data.augment).frames(frames)
         n = self.cfg.window
