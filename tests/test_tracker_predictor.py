@@ -177,6 +177,8 @@ def test_variants_are_registered_with_their_settings():
         assert registry.create("track_small_flow", device="cpu").motion_hint
         adaptive = registry.create("track_small_adaptive", device="cpu").cfg
         assert adaptive.refresh_every == 0 and adaptive.adaptive_drop > 0
+        guided = registry.create("track_small_guided", device="cpu")
+        assert guided.motion_hint and guided.flow_fallback == 0.5 and guided.cfg.motion_sigma == 16.0
 
 
 def test_motion_hint_carries_points_with_the_scene():

@@ -38,3 +38,5 @@ _variant("track_small_refresh90", refresh_every=90)
 _variant("track_small_periodic", adaptive_drop=0.0)                  # refresh every 60, no adaptive trigger
 _variant("track_small_adaptive", refresh_every=0)                    # adaptive trigger only
 _variant("track_small_flow16", motion_hint=True, motion_sigma=16.0)  # + a narrower prior (16 px)
+# + the flow-carried point replaces answers below confidence 0.5 (threshold chosen on BleedSim validation)
+_variant("track_small_guided", motion_hint=True, motion_sigma=16.0, flow_fallback=0.5)
