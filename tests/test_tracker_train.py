@@ -94,3 +94,18 @@ def test_onset_started_crops_watch_the_pool_form_over_the_source(tmp_path):
         assert vis[:, 0].all()
         first, last = blood_near(frames[0], tracks[0, 0]), blood_near(frames[-1], tracks[-1, 0])
         assert last > first + 0.1, (first, last)
+
+
+def test_frame_stride_makes_larger_steps_between_frames(tmp_path):
+    # max_stride=3 reads BleedSim clips every 1-3 frames: the points move further per step
+    def mean_step(max_stride):
+        task = TrackTask({"model": {}, "data": {"sim_fraction": 1.0, "sim_pool": 2, "clip_len": 8, "points": 8,
+                                                "max_stride": max_stride, "cache_dir": str(tmp_path)}})
+        rng = np.random.default_rng(0)
+        steps = []
+        for _ in range(12):
+            frames, tracks, vis = task._one_clip(rng)
+            assert len(frames) == 8 and tracks.shape[0] == 8
+            steps.append(np.linalg.norm(np.diff(tracks, axis=0), axis=-1).mean())
+        return float(np.mean(steps))
+    assert mean_step(3) > 1.4 * mean_step(1)

@@ -47,6 +47,8 @@ class TrackDataConfig:
                                            # source, tracked (and supervised) through the blood
     onset_share: float = 0.0               # of those, share that start 0-4 frames before a fresh
                                            # onset (the pool forms over the point during the unroll)
+    max_stride: int = 1                    # BleedSim clips read every k-th frame, k in 1..max_stride:
+                                           # larger steps between frames, like a shaking endoscope
     conf_px: float = 8.0
     huber_px: float = 4.0
     vis_weight: float = 0.5
@@ -128,23 +130,29 @@ class TrackTask(StageTask):
             with_source = False
             if rng.random() < d.sim_fraction:
                 seed = TRAIN_SEED0 + int(rng.integers(d.sim_pool))
-                t0 = int(rng.integers(0, d.sim_frames - n + 1))  # tracking clips hold sim_frames frames
+                stride = int(rng.integers(1, d.max_stride + 1)) if d.max_stride > 1 else 1
+                span = (n - 1) * stride + 1
+                if span > d.sim_frames:
+                    stride, span = 1, n
+                t0 = int(rng.integers(0, d.sim_frames - span + 1))  # tracking clips hold sim_frames frames
                 with_source = rng.random() < d.source_share
-                # (draws in this order, so onset_share=0 samples exactly what earlier recipes did)
+                # (draws in this order, so onset_share=0 and max_stride=1 sample what earlier recipes did)
                 from_onset = with_source and d.onset_share > 0 and rng.random() < d.onset_share
                 c = _sim_clip(seed, self.cache, d.sim_frames, from_onset)
                 if from_onset:  # start just before the blood appears; last start that fits the clip
+                    stride = 1
                     t0 = min(int(c["onset"]) - int(rng.integers(0, 5)), c["frames"].shape[0] - n)
+                ts = slice(t0, t0 + (n - 1) * stride + 1, stride)
                 if with_source:  # a crop around the source, which sits under the spreading blood
                     sx, sy = c["source"][t0] + rng.uniform(-0.35, 0.35, 2) * (w, h)
                     x0, y0 = int(np.clip(sx - w / 2, 0, 512 - w)), int(np.clip(sy - h / 2, 0, 384 - h))
                 else:
                     x0, y0 = int(rng.integers(0, 512 - w + 1)), int(rng.integers(0, 384 - h + 1))
-                frames = c["frames"][t0:t0 + n, y0:y0 + h, x0:x0 + w]
-                tracks = c["tracks"][t0:t0 + n] - np.array([x0, y0], np.float32)
-                vis = c["visible"][t0:t0 + n] & inside(tracks, (w, h), 1.0)
+                frames = c["frames"][ts, y0:y0 + h, x0:x0 + w]
+                tracks = c["tracks"][ts] - np.array([x0, y0], np.float32)
+                vis = c["visible"][ts] & inside(tracks, (w, h), 1.0)
                 if with_source:  # its position is known under blood too: supervised wherever it is in the crop
-                    src = c["source"][t0:t0 + n, None] - np.array([x0, y0], np.float32)
+                    src = c["source"][ts, None] - np.array([x0, y0], np.float32)
                     tracks, vis = np.concatenate([src, tracks], 1), np.concatenate([inside(src, (w, h), 1.0), vis], 1)
                 if not from_onset and rng.random() < 0.3:  # play backwards: more motion patterns for free
                     frames, tracks, vis = frames[::-1], tracks[::-1], vis[::-1]
