@@ -23,8 +23,8 @@ from bleedorigin.config import OnsetConfig, from_dict, to_dict
 from bleedorigin.models.onset.model import OnsetNet, decode_onset
 from bleedorigin.models.onset.predictor import FramePrep, embed_clip, prepare_clip, window_logits
 from bleedorigin.errors import InputError
-from bleedorigin.training.augment import ClipAugment
 from bleedorigin.sim.scenarios import NEGATIVE_SCENARIOS, SCENARIOS
+from bleedorigin.training.augment import ClipAugment
 from bleedorigin.training.task import StageTask
 
 log = logging.getLogger(__name__)

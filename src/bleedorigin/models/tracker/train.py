@@ -130,19 +130,18 @@ class TrackTask(StageTask):
             with_source = False
             if rng.random() < d.sim_fraction:
                 seed = TRAIN_SEED0 + int(rng.integers(d.sim_pool))
-                stride = int(rng.integers(1, d.max_stride + 1)) if d.max_stride > 1 else 1
+                fits = (d.sim_frames - 1) // max(1, n - 1)  # largest stride whose span fits the clip
+                stride = int(rng.integers(1, min(d.max_stride, fits) + 1)) if d.max_stride > 1 else 1
                 span = (n - 1) * stride + 1
-                if span > d.sim_frames:
-                    stride, span = 1, n
                 t0 = int(rng.integers(0, d.sim_frames - span + 1))  # tracking clips hold sim_frames frames
                 with_source = rng.random() < d.source_share
                 # (draws in this order, so onset_share=0 and max_stride=1 sample what earlier recipes did)
                 from_onset = with_source and d.onset_share > 0 and rng.random() < d.onset_share
                 c = _sim_clip(seed, self.cache, d.sim_frames, from_onset)
                 if from_onset:  # start just before the blood appears; last start that fits the clip
-                    stride = 1
+                    stride, span = 1, n
                     t0 = min(int(c["onset"]) - int(rng.integers(0, 5)), c["frames"].shape[0] - n)
-                ts = slice(t0, t0 + (n - 1) * stride + 1, stride)
+                ts = slice(t0, t0 + span, stride)
                 if with_source:  # a crop around the source, which sits under the spreading blood
                     sx, sy = c["source"][t0] + rng.uniform(-0.35, 0.35, 2) * (w, h)
                     x0, y0 = int(np.clip(sx - w / 2, 0, 512 - w)), int(np.clip(sy - h / 2, 0, 384 - h))
