@@ -8,7 +8,7 @@ from the repository root: it starts from weights/ and configs/):
 The shipped model is scored on the same clips, so the two columns compare like with like.
 
     python scripts/leave_one_out.py source ../shared/data/esd_clips --out runs/loo_source --steps 300
-    python scripts/leave_one_out.py track ../shared/data/esd_clips --out runs/loo_track --steps 150 --set lr=0.002
+    python scripts/leave_one_out.py track ../shared/data/esd_clips --out runs/loo_track --steps 100
 """
 from __future__ import annotations
 
