@@ -13,7 +13,6 @@ point labels, e.g. VL-SurgPT and the ESD samples).
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import random
 import shutil
@@ -24,7 +23,7 @@ import numpy as np
 
 from bleedorigin.errors import InputError
 from bleedorigin.io.labelme import load_labelme, save_labelme
-from bleedorigin.utils.jsonio import write_json_atomic
+from bleedorigin.utils.jsonio import read_json, write_json_atomic
 
 MANIFEST = "manifest.json"
 MANIFEST_VERSION = 1
@@ -113,12 +112,7 @@ def write_manifest(root: str | os.PathLike, clips: list[Clip]) -> Path:
 
 def read_manifest(root: Path) -> list[dict]:
     path = Path(root) / MANIFEST
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputError(f"{root}: no {MANIFEST} (not a benchmark folder)") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise InputError(f"{path}: not valid JSON ({e})") from None
+    doc = read_json(path, missing=f"{root}: no {MANIFEST} (not a benchmark folder)")
     if not isinstance(doc, dict) or not isinstance(doc.get("clips"), list):
         raise InputError(f"{path}: expected an object with a 'clips' list")
     return doc["clips"]

@@ -6,13 +6,13 @@ index to a list of points (`[x, y]` or null, one entry per tracked point) and an
 """
 from __future__ import annotations
 
-import json
 import math
 import re
 from pathlib import Path
 
 from bleedorigin.errors import InputError
 from bleedorigin.io.bench import Clip
+from bleedorigin.utils.jsonio import read_json
 
 # Scenario words used by the ESD project page, mapped to the benchmark's scenario names.
 ESD_SCENARIOS = {"clear": "clear_view", "clear_view": "clear_view", "bleeding": "obscured_view",
@@ -22,12 +22,7 @@ ESD_SCENARIOS = {"clear": "clear_view", "clear_view": "clear_view", "bleeding": 
 
 def read_sparse_labels(path: Path) -> dict[int, list[tuple[float, float] | None]]:
     """`{"frame": [[x, y] | null, ...]}` -> {frame: [(x, y) | None, ...]}, strictly checked."""
-    try:
-        doc = json.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputError(f"{path}: not found") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise InputError(f"{path}: not valid JSON ({e})") from None
+    doc = read_json(path)
     if not isinstance(doc, dict):
         raise InputError(f"{path}: expected an object {{frame: [[x, y] or null, ...]}}")
     labels: dict[int, list[tuple[float, float] | None]] = {}
@@ -54,10 +49,7 @@ def _meta(folder: Path) -> dict:
     f = folder / "meta.json"
     if not f.is_file():
         return {}
-    try:
-        return json.loads(f.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise InputError(f"{f}: not valid JSON ({e})") from None
+    return read_json(f)
 
 
 def import_sparse_clip(folder: Path, labels_file: str = "labels.json", clip_id: str | None = None) -> Clip:

@@ -7,14 +7,13 @@ one pair of finite numbers, is an InputError naming the file.
 """
 from __future__ import annotations
 
-import json
 import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from bleedorigin.errors import InputError
-from bleedorigin.utils.jsonio import write_json_atomic
+from bleedorigin.utils.jsonio import read_json, write_json_atomic
 
 DEFAULT_LABEL = "bleeding_source"
 LABELME_VERSION = "5.4.1"
@@ -44,12 +43,7 @@ def save_labelme(path: str | os.PathLike, points: list[XY | None], image_size: t
 
 def load_labelme(path: str | os.PathLike) -> LabelMeFile:
     path = Path(path)
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such LabelMe file") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise InputError(f"{path}: not valid JSON ({e})") from None
+    doc = read_json(path, missing=f"{path}: no such LabelMe file")
     if not isinstance(doc, dict) or not isinstance(doc.get("shapes"), list):
         raise InputError(f"{path}: not a LabelMe file (no 'shapes' list)")
     found: dict[int, tuple[XY, str]] = {}

@@ -1,4 +1,5 @@
-"""Atomic JSON writing and a flushed JSON Lines appender, so a crash never leaves half a file."""
+"""Reading JSON with one-line errors; atomic JSON writing and a flushed JSON Lines appender, so a
+crash never leaves half a file."""
 from __future__ import annotations
 
 import json
@@ -6,6 +7,19 @@ import os
 import tempfile
 from pathlib import Path
 from typing import IO, Any
+
+from bleedorigin.errors import InputError
+
+
+def read_json(path: str | Path, missing: str | None = None) -> Any:
+    """Parsed JSON of `path`; a missing file or bad JSON raises InputError (`missing`: its message)."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError(missing or f"{path}: not found") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise InputError(f"{path}: not valid JSON ({e})") from None
 
 
 def write_json_atomic(path: str | Path, obj: Any, indent: int | None = 2) -> Path:
