@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import importlib
 import inspect
-import json
 from pathlib import Path
 from typing import Any
 
-from bleedorigin.errors import ConfigError, InputError
+from bleedorigin.errors import ConfigError
 from bleedorigin.models import registry
+from bleedorigin.training.checkpoint import load_config
 
 # Trained predictors by stage, as "module:Class"; each has from_pretrained(path, device=...).
 PREDICTORS = {
@@ -36,15 +36,7 @@ def load_stage(stage: str, name_or_path: str | None = None, device: str = "auto"
     name = name_or_path or DEFAULT_MODELS[stage]
     path = Path(name)
     if path.is_dir():
-        config = path / "config.json"
-        if not config.is_file():
-            raise InputError(f"{path}: not a checkpoint folder (no config.json)")
-        try:
-            found = json.loads(config.read_text()).get("stage", stage)
-        except json.JSONDecodeError as e:
-            raise InputError(f"{config}: unreadable JSON ({e.msg}, line {e.lineno})") from None
-        if found != stage:
-            raise ConfigError(f"{path} holds a {found!r} model, not a {stage!r} model")
+        load_config(path, stage)  # a clear error before the predictor reads the weights
         return _predictor_class(stage).from_pretrained(str(path), device=device)
     if not name.startswith(stage + "_"):
         raise ConfigError(f"model {name!r} is not a {stage} model (names start with {stage}_)")

@@ -14,7 +14,8 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
-from bleedorigin.errors import InputError
+from bleedorigin.errors import ConfigError, InputError
+from bleedorigin.utils.jsonio import read_json
 
 CONFIG, WEIGHTS, CARD, STATE = "config.json", "model.safetensors", "MODEL_CARD.md", "trainer_state.pt"
 
@@ -51,21 +52,24 @@ def save_checkpoint(folder: str | Path, state_dict: dict[str, torch.Tensor], con
     return folder
 
 
-def load_config(folder: str | Path) -> dict[str, Any]:
+def load_config(folder: str | Path, stage: str | None = None) -> dict[str, Any]:
+    """config.json of a checkpoint folder; ConfigError when it holds another `stage`'s model."""
     folder = Path(folder)
     path = folder / CONFIG
     if not path.is_file():
         raise InputError(f"{folder}: not a checkpoint folder (no {CONFIG})")
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise InputError(f"{path}: unreadable JSON ({e.msg}, line {e.lineno})") from None
+    config = read_json(path)
+    if not isinstance(config, dict):
+        raise InputError(f"{path}: expected a JSON object")
+    if stage is not None and config.get("stage", stage) != stage:
+        raise ConfigError(f"{folder} holds a {config.get('stage')!r} model, not a {stage!r} model")
+    return config
 
 
-def load_checkpoint(folder: str | Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+def load_checkpoint(folder: str | Path, stage: str | None = None) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
     """(config, state_dict) of a checkpoint folder; InputError when missing or damaged."""
     folder = Path(folder)
-    config = load_config(folder)
+    config = load_config(folder, stage)
     weights = folder / WEIGHTS
     if not weights.is_file():
         raise InputError(f"{folder}: no {WEIGHTS}")

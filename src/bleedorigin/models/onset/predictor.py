@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from bleedorigin.config import OnsetConfig, from_dict
-from bleedorigin.errors import ConfigError, InputError
+from bleedorigin.errors import InputError
 from bleedorigin.models.base import OnsetDetectorBase, OnsetStep
 from bleedorigin.models.onset.model import OnsetNet
 from bleedorigin.models.weights import find_weights, resolve_device
@@ -225,9 +225,7 @@ class OnsetDetector(OnsetDetectorBase):
                         refine_radius: int = REFINE_RADIUS) -> OnsetDetector:
         from bleedorigin.training.checkpoint import load_checkpoint
         folder = find_weights(name_or_path, "onset_small")
-        config, state = load_checkpoint(folder)
-        if config.get("stage", "onset") != "onset":
-            raise ConfigError(f"{folder} holds a {config.get('stage')!r} model, not an onset model")
+        config, state = load_checkpoint(folder, stage="onset")
         cfg = from_dict(OnsetConfig, config.get("model", {}), f"{folder}/config.json model")
         net = OnsetNet(cfg)
         net.load_state_dict(state)

@@ -85,9 +85,7 @@ class SourceLocator(SourceLocatorBase):
     def from_pretrained(cls, name_or_path: str | Path = "small", device: str = "auto") -> SourceLocator:
         from bleedorigin.training.checkpoint import load_checkpoint
         folder = find_weights(name_or_path, WEIGHTS_FOLDER)
-        config, state = load_checkpoint(folder)
-        if config.get("stage", "source") != "source":
-            raise ConfigError(f"{folder} holds a {config.get('stage')!r} model, not a source model")
+        config, state = load_checkpoint(folder, stage="source")
         cfg = from_dict(SourceConfig, {**config.get("model", {}), "pretrained": ""},
                         f"{folder}/config.json model")  # the trained weights already include the encoder
         net = SourceNet(cfg)

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from bleedorigin.config import from_dict
-from bleedorigin.errors import ConfigError, InputError
+from bleedorigin.errors import InputError
 from bleedorigin.models.base import PointTrackerBase
 from bleedorigin.models.tracker.backbone import SepBlock, fallback_red_mask, red_mask
 from bleedorigin.models.tracker.memory import TrackState
@@ -61,9 +61,7 @@ def load_tracker_net(name_or_path: str | Path = "small") -> tuple[TrackOnSmall, 
     """The trained network of a tracker checkpoint folder (or "small"), its config.json and folder."""
     from bleedorigin.training.checkpoint import load_checkpoint
     folder = find_weights(name_or_path, WEIGHTS_FOLDER)
-    config, state = load_checkpoint(folder)
-    if config.get("stage", "track") != "track":
-        raise ConfigError(f"{folder} holds a {config.get('stage')!r} model, not a tracker")
+    config, state = load_checkpoint(folder, stage="track")
     cfg = from_dict(TrackerConfig, config.get("model", {}), f"{folder}/config.json model")
     net = TrackOnSmall(cfg)
     net.load_state_dict(state)
