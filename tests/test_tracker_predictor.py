@@ -179,6 +179,8 @@ def test_variants_are_registered_with_their_settings():
         assert adaptive.refresh_every == 0 and adaptive.adaptive_drop > 0
         guided = registry.create("track_small_guided", device="cpu")
         assert guided.motion_hint and guided.flow_fallback == 0.5 and guided.cfg.motion_sigma == 16.0
+        assert guided.motion.mode == "window"
+        assert registry.create("track_small_scene", device="cpu").motion.mode == "scene"
 
 
 def test_motion_hint_carries_points_with_the_scene():
@@ -190,6 +192,26 @@ def test_motion_hint_carries_points_with_the_scene():
     for f, gt in zip(frames[1:], truth[1:]):
         p = hint.carry(f, p)
     assert np.linalg.norm(p[0] - truth[-1]) < 3.0, (p, truth[-1])
+
+
+def test_scene_hint_is_not_dragged_by_an_instrument_over_the_point():
+    # a textured "instrument" covers the point's flow window and moves its own way; the window
+    # median follows the instrument, the scene's dominant motion follows the tissue
+    from bleedorigin.models.tracker.motion_hint import MotionHint
+    frames, truth = translated_clip(8)
+    tool = np.random.default_rng(1).integers(60, 200, (100, 140, 3), dtype=np.uint8)
+    tool = cv2.GaussianBlur(cv2.resize(tool[::8, ::8], (140, 100), interpolation=cv2.INTER_CUBIC), (0, 0), 1.0)
+    covered = frames.copy()
+    for t in range(len(covered)):  # stays over the point (truth) while sliding 5 px/frame against it
+        x0, y0 = int(truth[t, 0] - 70 - 5 * t), int(truth[t, 1] - 50 + 3 * t)
+        covered[t, y0:y0 + 100, x0:x0 + 140] = tool
+    ends = {}
+    for mode in ("window", "scene"):
+        hint, p = MotionHint(mode), truth[:1]
+        for f in covered:
+            p = hint.carry(f, p)
+        ends[mode] = np.linalg.norm(p[0] - truth[-1])
+    assert ends["scene"] < 5.0 and ends["window"] > 4 * ends["scene"], ends
 
 
 def test_motion_mix_network_gets_the_hint_as_second_prior_centre():

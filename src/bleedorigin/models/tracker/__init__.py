@@ -40,3 +40,5 @@ _variant("track_small_adaptive", refresh_every=0)                    # adaptive 
 _variant("track_small_flow16", motion_hint=True, motion_sigma=16.0)  # + a narrower prior (16 px)
 # + the flow-carried point replaces answers below confidence 0.5 (threshold chosen on BleedSim validation)
 _variant("track_small_guided", motion_hint=True, motion_sigma=16.0, flow_fallback=0.5)
+# as guided, with the hint read from the scene's dominant motion (instruments and jets are outliers)
+_variant("track_small_scene", motion_hint=True, motion_sigma=16.0, flow_fallback=0.5, hint_mode="scene")

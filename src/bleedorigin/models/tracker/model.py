@@ -47,6 +47,7 @@ class TrackerConfig:
     offset_ranges: tuple[float, ...] = (12.0, 4.0)  # max px per refinement iteration
     motion_sigma: float = 48.0    # px scale of the motion prior
     motion_mix: bool = False      # second prior centre: the last point carried by the camera-motion hint
+    hint_mode: str = "window"     # how the camera-motion hint reads the flow (motion_hint.HINT_MODES)
     refresh_every: int = 60       # memory refresh period N (0: never)
     adaptive_drop: float = 0.3    # confidence drop below its running mean that refreshes (0: off)
     refresh_min_gap: int = 15

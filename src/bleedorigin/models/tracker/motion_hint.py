@@ -1,7 +1,13 @@
 """Camera-motion hint for the tracker: where the scene around each point moved between two
-consecutive frames (median DIS flow in a window around the point, at a quarter of the frame
-size). Cheap (~2 ms at 512x384), independent of what the network believes, and, being a
-regional median, not dragged along by an instrument or a water jet crossing the point.
+consecutive frames, from DIS flow at a quarter of the frame size (~2 ms at 512x384),
+independent of what the network believes.
+
+Two ways to read the flow at a point (`TrackerConfig.hint_mode`):
+- "window": the median flow in a window around the point. Follows local deformation, but is
+  dragged along when an instrument or a water jet fills the window.
+- "scene": the dominant motion of the whole view, a similarity transform (shift, rotation,
+  zoom) fitted to the flow with RANSAC, so instruments, jets and glare are outliers; evaluated
+  at the point. Ignores local deformation.
 
 Used by `PointTracker` at run time and by the tracker trainer, so that a network trained with
 the hint sees the same hint when deployed."""
@@ -10,16 +16,23 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from bleedorigin.errors import ConfigError
 from bleedorigin.vision.flow import dis_flow, to_gray
 
 DOWNSCALE = 4
-RADIUS = 8  # window half-size in flow pixels (32 px at the model scale)
+RADIUS = 8       # "window": half-size in flow pixels (32 px at the model scale)
+GRID_STEP = 4    # "scene": flow pixels between the samples the transform is fitted to
+INLIER_PX = 1.5  # "scene": flow pixels per frame within which a sample moves with the scene
+HINT_MODES = ("window", "scene")
 
 
 class MotionHint:
     """Feed consecutive frames (any size, all the same) with `carry`; get the points moved."""
 
-    def __init__(self) -> None:
+    def __init__(self, mode: str = "window") -> None:
+        if mode not in HINT_MODES:
+            raise ConfigError(f"hint_mode {mode!r}: expected one of {', '.join(HINT_MODES)}")
+        self.mode = mode
         self.dis = dis_flow("medium")
         self.prev: np.ndarray | None = None
 
@@ -38,9 +51,24 @@ class MotionHint:
             return points.copy()
         flow = self.dis.calc(prev, gray, None)
         scale = np.array([w, h], np.float64) / np.array(size, np.float64)
-        cells = np.clip(np.round((points + 0.5) / scale - 0.5).astype(int), 0, np.array(size) - 1)
-        moved = np.empty_like(points)
-        for i, (x, y) in enumerate(cells):
-            patch = flow[max(0, y - RADIUS):y + RADIUS + 1, max(0, x - RADIUS):x + RADIUS + 1].reshape(-1, 2)
-            moved[i] = points[i] + np.median(patch, 0) * scale
-        return moved
+        cells = (points + 0.5) / scale - 0.5  # positions on the flow grid
+        scene = _scene_motion(flow) if self.mode == "scene" else None
+        if scene is not None:
+            return points + (cells @ scene[:, :2].T + scene[:, 2] - cells) * scale
+        return points + np.stack([_window_median(flow, c) for c in cells]) * scale
+
+
+def _scene_motion(flow: np.ndarray) -> np.ndarray | None:
+    """2x3 similarity transform (flow pixels) that most of the view follows; None if no fit."""
+    h, w = flow.shape[:2]
+    gy, gx = np.mgrid[GRID_STEP // 2:h:GRID_STEP, GRID_STEP // 2:w:GRID_STEP]
+    src = np.stack([gx.ravel(), gy.ravel()], 1).astype(np.float32)
+    dst = src + flow[gy.ravel(), gx.ravel()]
+    transform, _ = cv2.estimateAffinePartial2D(src, dst, method=cv2.RANSAC, ransacReprojThreshold=INLIER_PX)
+    return transform
+
+
+def _window_median(flow: np.ndarray, cell: np.ndarray) -> np.ndarray:
+    h, w = flow.shape[:2]
+    x, y = np.clip(np.round(cell).astype(int), 0, [w - 1, h - 1])
+    return np.median(flow[max(0, y - RADIUS):y + RADIUS + 1, max(0, x - RADIUS):x + RADIUS + 1].reshape(-1, 2), 0)

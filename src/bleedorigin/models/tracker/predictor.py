@@ -87,7 +87,7 @@ class PointTracker(PointTrackerBase):
         self.net = fold_batchnorm(copy.deepcopy(net)).to(self.device).eval()
         self.cfg: TrackerConfig = self.net.cfg
         self.motion_hint, self.flow_fallback = motion_hint, flow_fallback
-        self.motion = MotionHint() if motion_hint or self.cfg.motion_mix or flow_fallback > 0 else None
+        self.motion = MotionHint(self.cfg.hint_mode) if motion_hint or self.cfg.motion_mix or flow_fallback > 0 else None
         self.model_id = model_id
         self.visible_threshold = visible_threshold
         self.state: TrackState | None = None

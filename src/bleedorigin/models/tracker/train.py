@@ -176,7 +176,7 @@ class TrackTask(StageTask):
         frames, tracks, visible = batch["frames"], batch["tracks"], batch["visible"].float()
         n_t = frames.shape[0]
         state = model.start(frames[0], tracks[0])
-        hints = BatchHints(model.cfg.motion_mix, frames[0], tracks[0])
+        hints = BatchHints(model.cfg, frames[0], tracks[0])
         terms: dict[str, torch.Tensor] = {k: frames.new_zeros(()) for k in ("ce", "rerank", "huber", "vis", "conf")}
         errs = []
         for t in range(1, n_t):
@@ -241,9 +241,9 @@ class BatchHints:
     """One camera-motion hint per clip of a batch: the prior's second centre when the model is
     configured with `motion_mix` (None otherwise), exactly as `PointTracker` computes it."""
 
-    def __init__(self, enabled: bool, first: torch.Tensor, first_xy: torch.Tensor) -> None:
+    def __init__(self, cfg: TrackerConfig, first: torch.Tensor, first_xy: torch.Tensor) -> None:
         """`first` (B, 4, H, W) and `first_xy` (B, N, 2): the frame and points the unroll starts from."""
-        self.hints = [MotionHint() for _ in range(first.shape[0])] if enabled else None
+        self.hints = [MotionHint(cfg.hint_mode) for _ in range(first.shape[0])] if cfg.motion_mix else None
         self(first, first_xy)
 
     def __call__(self, frame: torch.Tensor, last_xy: torch.Tensor) -> torch.Tensor | None:
@@ -291,7 +291,7 @@ def track_losses(out: dict[str, Any], feats: dict[str, torch.Tensor], gt: torch.
 def run_model_on_clip(model: TrackOnSmall, x: torch.Tensor, xy0: torch.Tensor) -> np.ndarray:
     """Online run over frames x (T, 4, H, W) from points xy0 (N, 2) at frame 0 -> (T, N, 2)."""
     state = model.start(x[:1], xy0[None])
-    hints = BatchHints(model.cfg.motion_mix, x[:1], xy0[None])
+    hints = BatchHints(model.cfg, x[:1], xy0[None])
     out = [xy0.numpy()]
     for t in range(1, x.shape[0]):
         pts, _, _, state = model.step(x[t:t + 1], state, hints(x[t:t + 1], state.last_xy))
@@ -348,7 +348,7 @@ def finetune_sparse(model: TrackOnSmall, clips: list[SparseTargets], steps: int 
         t1 = min(len(c.frames), t0 + window)
         act = c.gt_mask[t0].float()[None]
         state = net.start(c.frames[t0:t0 + 1], c.gt[t0][None], act)
-        hints = BatchHints(net.cfg.motion_mix, c.frames[t0:t0 + 1], c.gt[t0][None])
+        hints = BatchHints(net.cfg, c.frames[t0:t0 + 1], c.gt[t0][None])
         preds = []
         for t in range(t0 + 1, t1):
             hint = hints(c.frames[t:t + 1], state.last_xy)
