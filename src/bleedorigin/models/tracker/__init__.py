@@ -28,7 +28,9 @@ def track_test(device: str = "cpu", seed: int = 0, **overrides: Any) -> PointTra
 def _variant(name: str, **settings: Any) -> None:
     @register_model(name)
     def factory(device: str = "auto", weights: str | None = None, **overrides: Any) -> PointTracker:
-        return PointTracker.from_pretrained(weights or "small", device=device, **{**settings, **overrides})
+        tracker = PointTracker.from_pretrained(weights or "small", device=device, **{**settings, **overrides})
+        tracker.model_id = f"{name}:{tracker.model_id.split(':', 1)[1]}"  # e.g. track_small_scene:track_small@<checksum>
+        return tracker
 
 
 _variant("track_small_flow", motion_hint=True)  # motion prior centred on the point carried by DIS flow
