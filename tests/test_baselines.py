@@ -88,7 +88,7 @@ def test_redmask_source_points_at_the_pool_centre():
     assert empty.confidence == 0.0
 
 
-@pytest.mark.parametrize("name", ["track_lk", "track_dis"])
+@pytest.mark.parametrize("name", ["track_lk", "track_dis", "track_scene"])
 def test_trackers_follow_known_translation(name):
     tex = _texture(2)
     tracker = registry.create(name)

@@ -52,13 +52,13 @@ class MotionHint:
         flow = self.dis.calc(prev, gray, None)
         scale = np.array([w, h], np.float64) / np.array(size, np.float64)
         cells = (points + 0.5) / scale - 0.5  # positions on the flow grid
-        scene = _scene_motion(flow) if self.mode == "scene" else None
+        scene = scene_motion(flow) if self.mode == "scene" else None
         if scene is not None:
             return points + (cells @ scene[:, :2].T + scene[:, 2] - cells) * scale
         return points + np.stack([_window_median(flow, c) for c in cells]) * scale
 
 
-def _scene_motion(flow: np.ndarray) -> np.ndarray | None:
+def scene_motion(flow: np.ndarray) -> np.ndarray | None:
     """2x3 similarity transform (flow pixels) that most of the view follows; None if no fit."""
     h, w = flow.shape[:2]
     gy, gx = np.mgrid[GRID_STEP // 2:h:GRID_STEP, GRID_STEP // 2:w:GRID_STEP]
