@@ -49,6 +49,25 @@ def test_finetune_writes_a_loadable_checkpoint_with_changed_weights(tmp_path):
     assert np.isfinite([p.x, p.y]).all()
 
 
+def test_finetuned_checkpoint_keeps_the_runtime_settings_it_started_from(tmp_path):
+    # fine-tuning a registered configuration (the default track_small_scene: shipped weights +
+    # scene hint + fallback) gives a folder that runs the same way; explicit overrides still win
+    from bleedorigin.models.tracker import variants
+    frames, path = make_tiny_frames(n=31, size=(64, 48))
+    labels = {0: [tuple(path[0] - [0, 16])], 30: [tuple(path[0] - [0, 16] + [15, 0])]}
+    clip = write_bench_clip(tmp_path / "bench", Clip("c0", tmp_path / "x.mp4", "track_short", labels=labels),
+                            frames)
+    write_manifest(tmp_path / "bench", [clip])
+    settings = variants.VARIANTS["track_small_scene"]
+    out = tmp_path / "tuned"
+    assert _cli("-q", "finetune", "track", tmp_path / "bench", "--out", out, "--steps", 1, "--rank", 2) == 0
+    config, _ = load_checkpoint(out)
+    assert config["runtime"] == settings
+    tracker = PointTracker.from_pretrained(out, device="cpu")
+    assert tracker.motion is not None and tracker.motion.mode == "scene" and tracker.flow_fallback == 0.5
+    assert PointTracker.from_pretrained(out, device="cpu", flow_fallback=0.0).flow_fallback == 0.0
+
+
 def test_finetune_without_labelled_clips_is_a_clean_error(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     start = _tiny_checkpoint(tmp_path / "start")

@@ -16,6 +16,7 @@ from bleedorigin.io.bench import Clip, discover_clips
 from bleedorigin.io.video import read_frames
 from bleedorigin.models.tracker.predictor import load_tracker_net
 from bleedorigin.models.tracker.train import finetune_sparse, prepare_sparse_clip
+from bleedorigin.models.tracker.variants import VARIANTS
 from bleedorigin.training.checkpoint import save_checkpoint
 from bleedorigin.utils.progress import track
 
@@ -26,10 +27,12 @@ def labelled_frames(clip: Clip) -> int:
     return sum(any(p is not None for p in pts) for pts in clip.labels.values())
 
 
-def finetune_tracker(data: str | Path, out: str | Path, model: str = "small", steps: int = 100,
+def finetune_tracker(data: str | Path, out: str | Path, model: str = "track_small_scene", steps: int = 100,
                      kind: str = "lora", rank: int = 8, lr: float = 5e-4, window: int = 31, seed: int = 0,
                      progress: bool = True) -> Path:
-    """Fine-tune the tracker checkpoint `model` on the sparse labels under `data`; returns `out`."""
+    """Fine-tune `model` (a checkpoint folder, or a registered configuration of the shipped
+    weights such as the default `track_small_scene`) on the sparse labels under `data`; returns
+    `out`, which runs with the same run-time settings as `model`."""
     if steps < 1:
         raise InputError(f"--steps must be >= 1, got {steps}")
     if kind not in ("lora", "adalora"):
@@ -37,7 +40,8 @@ def finetune_tracker(data: str | Path, out: str | Path, model: str = "small", st
     clips = [c for c in discover_clips(data) if labelled_frames(c) >= 2]
     if not clips:
         raise InputError(f"{data}: no clip with at least two annotated frames to fine-tune on")
-    net, config, folder = load_tracker_net(model)
+    runtime = VARIANTS.get(model)
+    net, config, folder = load_tracker_net("small" if runtime is not None else model)
     targets = [prepare_sparse_clip(read_frames(c.video), c.labels, mask_source=net.cfg.red_mask_source)
                for c in track(clips, total=len(clips), description="pseudo-labels", unit="clip",
                               enabled=progress)]
@@ -46,6 +50,8 @@ def finetune_tracker(data: str | Path, out: str | Path, model: str = "small", st
     recipe = {"from": str(folder), "data": str(data), "clips": [c.id for c in clips], "steps": steps,
               "kind": kind, "rank": rank, "lr": lr, "window": window, "seed": seed}
     new_config = {k: v for k, v in config.items() if k != "checksum"} | {"finetune": recipe}
+    if runtime:  # a registered configuration: the new folder runs the same way
+        new_config["runtime"] = runtime
     card = (f"# Tracker fine-tuned from `{folder.name}`\n\n"
             f"Command: `bleedorigin finetune track {data} --out {out} --model {model} --steps {steps} "
             f"--kind {kind} --rank {rank}`\n\nClips ({len(clips)}): {', '.join(c.id for c in clips)}\n\n"

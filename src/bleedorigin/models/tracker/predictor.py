@@ -97,8 +97,10 @@ class PointTracker(PointTrackerBase):
     # ------------------------------------------------------------------ construction
     @classmethod
     def from_pretrained(cls, name_or_path: str | Path = "small", device: str = "auto", **overrides: Any) -> PointTracker:
+        """`overrides` win over the run-time settings a fine-tuned checkpoint carries ("runtime")."""
         net, config, folder = load_tracker_net(name_or_path)
-        return cls(net, device, model_id=f"track:{folder.name}@{str(config.get('checksum', ''))[:12]}", **overrides)
+        settings = {**config.get("runtime", {}), **overrides}
+        return cls(net, device, model_id=f"track:{folder.name}@{str(config.get('checksum', ''))[:12]}", **settings)
 
     @classmethod
     def tiny(cls, device: str = "cpu", seed: int = 0, **overrides: Any) -> PointTracker:
