@@ -4,8 +4,9 @@ For every clip folder under DATA, train on the others and evaluate on the held-o
 from the repository root: it starts from weights/ and configs/):
   - source: `bleedorigin train source` from the shipped weights with the other clips mixed into
     BleedSim (`data.bench_dirs`), scored on the held-out clip's first labelled frame;
-  - track: `bleedorigin finetune track` (LoRA) on the other clips, scored on all labels.
-The shipped model is scored on the same clips, so the two columns compare like with like.
+  - track: `bleedorigin finetune track` (LoRA) on the other clips, scored on all labels; it
+    starts from the default tracker `track_small_scene` (`--base track_small` for the bare network).
+The starting model is scored on the same clips, so the two columns compare like with like.
 
     python scripts/leave_one_out.py source ../shared/data/esd_clips --out runs/loo_source --steps 300
     python scripts/leave_one_out.py track ../shared/data/esd_clips --out runs/loo_track --steps 100
@@ -18,7 +19,7 @@ from pathlib import Path
 
 from bleedorigin.eval.runner import evaluate
 
-SHIPPED = {"source": "weights/source_small", "track": "weights/track_small"}
+SHIPPED = {"source": "weights/source_small", "track": "track_small_scene"}  # starting points
 FINETUNE_OPTIONS = {"lr": float, "rank": int, "kind": str, "window": int, "seed": int}  # track --set keys
 
 
@@ -26,10 +27,10 @@ def clip_folders(data: Path) -> list[Path]:
     return sorted(p for p in data.iterdir() if (p / "video.mp4").is_file() and (p / "labels.json").is_file())
 
 
-def train_fold(stage: str, others: Path, out: Path, steps: int, extra: list[str]) -> Path:
+def train_fold(stage: str, base: str, others: Path, out: Path, steps: int, extra: list[str]) -> Path:
     if stage == "source":
         from bleedorigin.training.trainer import train_main
-        overrides = [f"train.steps={steps}", f"train.init_from={SHIPPED['source']}",
+        overrides = [f"train.steps={steps}", f"train.init_from={base}",
                      f"data.bench_dirs=[{others}]", "train.lr=0.0005", "train.warmup_steps=20",
                      f"train.val_every={steps}", f"train.save_every={steps}", "train.progress=false", *extra]
         train_main("source", "configs/source_small.yaml", out, overrides)
@@ -37,7 +38,7 @@ def train_fold(stage: str, others: Path, out: Path, steps: int, extra: list[str]
     from bleedorigin.models.tracker.finetune import finetune_tracker
     options = dict(item.split("=", 1) for item in extra)  # e.g. lr=0.002 rank=4 kind=adalora
     kwargs = {k: FINETUNE_OPTIONS[k](v) for k, v in options.items()}
-    return finetune_tracker(others, out / "tuned", model=SHIPPED["track"], steps=steps, progress=False, **kwargs)
+    return finetune_tracker(others, out / "tuned", model=base, steps=steps, progress=False, **kwargs)
 
 
 def mean_error(result: dict, stage: str, model: str) -> tuple[float, int]:
@@ -52,6 +53,8 @@ def main() -> None:
     ap.add_argument("data", type=Path)
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--steps", type=int, default=300)
+    ap.add_argument("--base", help="model to start from (default: source weights/source_small, "
+                                   "track track_small_scene)")
     ap.add_argument("--set", dest="extra", action="append", default=[],
                     help="source: a training override (key=value); track: a finetune option "
                          f"({', '.join(k + '=' for k in FINETUNE_OPTIONS)})")
@@ -65,6 +68,7 @@ def main() -> None:
     folders = clip_folders(args.data)
     if len(folders) < 2:
         ap.error(f"{args.data}: need at least two clip folders")
+    base = args.base or SHIPPED[args.stage]
     rows = []
     for held in folders:
         fold = args.out / held.name
@@ -74,8 +78,8 @@ def main() -> None:
             link = others / f.name
             if f != held and not link.exists():
                 link.symlink_to(f.resolve())
-        model = train_fold(args.stage, others, fold / "model", args.steps, args.extra)
-        result = evaluate(held, fold / "eval", models={args.stage: [SHIPPED[args.stage], str(model)]},
+        model = train_fold(args.stage, base, others, fold / "model", args.steps, args.extra)
+        result = evaluate(held, fold / "eval", models={args.stage: [base, str(model)]},
                           stages=[args.stage], progress=False, baselines=False)
         names = list(result[args.stage])
         shipped, tuned = (mean_error(result, args.stage, m) for m in names)
