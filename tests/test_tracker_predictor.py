@@ -214,6 +214,12 @@ def test_scene_hint_is_not_dragged_by_an_instrument_over_the_point():
     assert ends["scene"] < 5.0 and ends["window"] > 4 * ends["scene"], ends
 
 
+def test_unknown_hint_mode_is_a_config_error():
+    from bleedorigin.errors import ConfigError
+    with pytest.raises(ConfigError, match="hint_mode 'global'"):
+        PointTracker.tiny(hint_mode="global")
+
+
 def test_motion_mix_network_gets_the_hint_as_second_prior_centre():
     # a tiny random network configured with motion_mix: the tracker builds the hint and the
     # prior (so the answer) changes when the hint centre moves

@@ -18,12 +18,12 @@ import torch
 from torch import nn
 
 from bleedorigin.config import from_dict
-from bleedorigin.errors import InputError
+from bleedorigin.errors import ConfigError, InputError
 from bleedorigin.models.base import PointTrackerBase
 from bleedorigin.models.tracker.backbone import SepBlock, fallback_red_mask, red_mask
 from bleedorigin.models.tracker.memory import TrackState
 from bleedorigin.models.tracker.model import TrackerConfig, TrackOnSmall
-from bleedorigin.models.tracker.motion_hint import MotionHint
+from bleedorigin.models.tracker.motion_hint import HINT_MODES, MotionHint
 from bleedorigin.types import TrackPoint
 from bleedorigin.models.weights import find_weights, resolve_device
 
@@ -86,6 +86,8 @@ class PointTracker(PointTrackerBase):
         net = net.eval()
         self.net = fold_batchnorm(copy.deepcopy(net)).to(self.device).eval()
         self.cfg: TrackerConfig = self.net.cfg
+        if self.cfg.hint_mode not in HINT_MODES:
+            raise ConfigError(f"hint_mode {self.cfg.hint_mode!r}: expected one of {', '.join(HINT_MODES)}")
         self.motion_hint, self.flow_fallback = motion_hint, flow_fallback
         self.motion = MotionHint(self.cfg.hint_mode) if motion_hint or self.cfg.motion_mix or flow_fallback > 0 else None
         self.model_id = model_id
