@@ -29,12 +29,17 @@ def _tiny_checkpoint(folder):
     return save_checkpoint(folder, net.state_dict(), config, "# tiny\n")
 
 
-def test_finetune_writes_a_loadable_checkpoint_with_changed_weights(tmp_path):
+def _labelled_bench(root):
+    """A one-clip benchmark folder (track_short) labelled at frames 0 and 30; returns its frames."""
     frames, path = make_tiny_frames(n=31, size=(64, 48))
     labels = {0: [tuple(path[0] - [0, 16])], 30: [tuple(path[0] - [0, 16] + [15, 0])]}
-    clip = write_bench_clip(tmp_path / "bench", Clip("c0", tmp_path / "x.mp4", "track_short", labels=labels),
-                            frames)
-    write_manifest(tmp_path / "bench", [clip])
+    clip = write_bench_clip(root, Clip("c0", root / "x.mp4", "track_short", labels=labels), frames)
+    write_manifest(root, [clip])
+    return frames
+
+
+def test_finetune_writes_a_loadable_checkpoint_with_changed_weights(tmp_path):
+    frames = _labelled_bench(tmp_path / "bench")
     start = _tiny_checkpoint(tmp_path / "start")
     out = tmp_path / "tuned"
     assert _cli("-q", "finetune", "track", tmp_path / "bench", "--out", out, "--model", start,
@@ -53,11 +58,7 @@ def test_finetuned_checkpoint_keeps_the_runtime_settings_it_started_from(tmp_pat
     # fine-tuning a registered configuration (the default track_small_scene: shipped weights +
     # scene hint + fallback) gives a folder that runs the same way; explicit overrides still win
     from bleedorigin.models.tracker import variants
-    frames, path = make_tiny_frames(n=31, size=(64, 48))
-    labels = {0: [tuple(path[0] - [0, 16])], 30: [tuple(path[0] - [0, 16] + [15, 0])]}
-    clip = write_bench_clip(tmp_path / "bench", Clip("c0", tmp_path / "x.mp4", "track_short", labels=labels),
-                            frames)
-    write_manifest(tmp_path / "bench", [clip])
+    _labelled_bench(tmp_path / "bench")
     settings = variants.VARIANTS["track_small_scene"]
     out = tmp_path / "tuned"
     assert _cli("-q", "finetune", "track", tmp_path / "bench", "--out", out, "--steps", 1, "--rank", 2) == 0
