@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -99,6 +99,17 @@ def _grouped_rows(metrics: dict[str, Any], stage: str, group: str, row: Any, key
     return rows
 
 
+def _group_tables(metrics: dict[str, Any], stage: str, title: str, header: Callable, row: Callable,
+                  keys: Sequence[Any], sub: str | None = None) -> list[str]:
+    """One table per grouping (scenario, site) of every model's results."""
+    out: list[str] = []
+    for group in ("scenario", "site"):
+        out += [f"### {title.format(group)}", ""]
+        out += _table(header(keys, group.capitalize() + " · model"),
+                      _grouped_rows(metrics, stage, group, row, keys, sub=sub))
+    return out
+
+
 def _block(metrics: dict[str, Any], stage: str, key: str, sub: str | None) -> dict[str, Any] | None:
     s = metrics.get(stage, {}).get(key)
     return s if sub is None or s is None else s.get(sub)
@@ -113,11 +124,7 @@ def onset_section(metrics: dict[str, Any]) -> list[str]:
            "count as misses at every tolerance. False alarms: share of bleeding-free clips with "
            "an onset raised.", ""]
     out += _table(onset_header(tols), rows)
-    for group in ("scenario", "site"):
-        out += [f"### Onset by {group}", ""]
-        out += _table(onset_header(tols, group.capitalize() + " · model"),
-                      _grouped_rows(metrics, "onset", group, onset_row, tols))
-    return out
+    return out + _group_tables(metrics, "onset", "Onset by {}", onset_header, onset_row, tols)
 
 
 def source_section(metrics: dict[str, Any]) -> list[str]:
@@ -127,11 +134,7 @@ def source_section(metrics: dict[str, Any]) -> list[str]:
     out = ["## Source localisation on the GT onset frame (paper Table 4)", "",
            "Accuracy below d px (%) and mean error (px), errors scaled to 512x384.", ""]
     out += _table(point_header(ths), rows)
-    for group in ("scenario", "site"):
-        out += [f"### Source by {group}", ""]
-        out += _table(point_header(ths, group.capitalize() + " · model"),
-                      _grouped_rows(metrics, "source", group, point_row, ths))
-    return out
+    return out + _group_tables(metrics, "source", "Source by {}", point_header, point_row, ths)
 
 
 def track_section(metrics: dict[str, Any]) -> list[str]:
@@ -148,10 +151,8 @@ def track_section(metrics: dict[str, Any]) -> list[str]:
             rows.append(point_row(f"{_label(m)} · dense", s["dense"]["overall"], ths))
     rows.append(paper_row("track", ths, point=True))
     out += _table(point_header(ths), rows)
-    for group in ("scenario", "site"):
-        out += [f"### Tracking by {group} (labelled frames)", ""]
-        out += _table(point_header(ths, group.capitalize() + " · model"),
-                      _grouped_rows(metrics, "track", group, point_row, ths, sub="labelled"))
+    out += _group_tables(metrics, "track", "Tracking by {} (labelled frames)", point_header, point_row, ths,
+                         sub="labelled")
     bins = sorted({b["since"]: b["since_max"] for m in models
                    for b in metrics["track"][m["key"]]["by_time"]["labelled"]}.items(), key=lambda kv: kv[1])
     if bins:
