@@ -25,10 +25,9 @@ def track_test(device: str = "cpu", seed: int = 0, **overrides: Any) -> PointTra
 def _variant(name: str, settings: dict[str, Any]) -> None:
     @register_model(name)
     def factory(device: str = "auto", weights: str | None = None, **overrides: Any) -> PointTracker:
-        tracker = PointTracker.from_pretrained(weights or "small", device=device, **{**settings, **overrides})
-        if settings:  # name the configuration: e.g. track_small_scene:track_small@<checksum>
-            tracker.model_id = f"{name}:{tracker.model_id.split(':', 1)[1]}"
-        return tracker
+        # a configuration names itself in the model id: e.g. track_small_scene:track_small@<checksum>
+        return PointTracker.from_pretrained(weights or "small", device=device, label=name if settings else "track",
+                                            **{**settings, **overrides})
 
 
 for _name, _settings in VARIANTS.items():

@@ -26,13 +26,17 @@ INLIER_PX = 1.5  # "scene": flow pixels per frame within which a sample moves wi
 HINT_MODES = ("window", "scene")
 
 
+def check_hint_mode(mode: str) -> str:
+    if mode not in HINT_MODES:
+        raise ConfigError(f"hint_mode {mode!r}: expected one of {', '.join(HINT_MODES)}")
+    return mode
+
+
 class MotionHint:
     """Feed consecutive frames (any size, all the same) with `carry`; get the points moved."""
 
     def __init__(self, mode: str = "window") -> None:
-        if mode not in HINT_MODES:
-            raise ConfigError(f"hint_mode {mode!r}: expected one of {', '.join(HINT_MODES)}")
-        self.mode = mode
+        self.mode = check_hint_mode(mode)
         self.dis = dis_flow("medium")
         self.prev: np.ndarray | None = None
 

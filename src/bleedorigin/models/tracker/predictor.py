@@ -18,12 +18,12 @@ import torch
 from torch import nn
 
 from bleedorigin.config import from_dict
-from bleedorigin.errors import ConfigError, InputError
+from bleedorigin.errors import InputError
 from bleedorigin.models.base import PointTrackerBase
 from bleedorigin.models.tracker.backbone import SepBlock, fallback_red_mask, red_mask
 from bleedorigin.models.tracker.memory import TrackState
 from bleedorigin.models.tracker.model import TrackerConfig, TrackOnSmall
-from bleedorigin.models.tracker.motion_hint import HINT_MODES, MotionHint
+from bleedorigin.models.tracker.motion_hint import MotionHint, check_hint_mode
 from bleedorigin.types import TrackPoint
 from bleedorigin.models.weights import find_weights, resolve_device
 
@@ -86,8 +86,7 @@ class PointTracker(PointTrackerBase):
         net = net.eval()
         self.net = fold_batchnorm(copy.deepcopy(net)).to(self.device).eval()
         self.cfg: TrackerConfig = self.net.cfg
-        if self.cfg.hint_mode not in HINT_MODES:
-            raise ConfigError(f"hint_mode {self.cfg.hint_mode!r}: expected one of {', '.join(HINT_MODES)}")
+        check_hint_mode(self.cfg.hint_mode)  # also when no hint runs: a typo is an error, not ignored
         self.motion_hint, self.flow_fallback = motion_hint, flow_fallback
         self.motion = MotionHint(self.cfg.hint_mode) if motion_hint or self.cfg.motion_mix or flow_fallback > 0 else None
         self.model_id = model_id
@@ -98,11 +97,13 @@ class PointTracker(PointTrackerBase):
 
     # ------------------------------------------------------------------ construction
     @classmethod
-    def from_pretrained(cls, name_or_path: str | Path = "small", device: str = "auto", **overrides: Any) -> PointTracker:
-        """`overrides` win over the run-time settings a fine-tuned checkpoint carries ("runtime")."""
+    def from_pretrained(cls, name_or_path: str | Path = "small", device: str = "auto", label: str = "track",
+                        **overrides: Any) -> PointTracker:
+        """`overrides` win over the run-time settings a fine-tuned checkpoint carries ("runtime");
+        `label` names the configuration in the model id (`label:folder@checksum`)."""
         net, config, folder = load_tracker_net(name_or_path)
         settings = {**config.get("runtime", {}), **overrides}
-        return cls(net, device, model_id=f"track:{folder.name}@{str(config.get('checksum', ''))[:12]}", **settings)
+        return cls(net, device, model_id=f"{label}:{folder.name}@{str(config.get('checksum', ''))[:12]}", **settings)
 
     @classmethod
     def tiny(cls, device: str = "cpu", seed: int = 0, **overrides: Any) -> PointTracker:
