@@ -165,3 +165,17 @@ def test_water_jet_aims_inside_the_view_when_the_source_leaves_it():
     # seed 187 used to crash: the jet aimed at a source point far outside the frame
     clip = generate_clip("detect", 187, size=(128, 96), num_tracks=0)
     assert clip.scenario == "water_flushing" and clip.num_frames == 150
+
+
+@pytest.mark.parametrize("kind", ["negative", "detect"])
+def test_water_jet_finds_the_source_only_after_the_bleeding_starts(kind: str) -> None:
+    """Before the onset the jet cleans the dissection area away from the future source (a jet on
+    the source would hide the onset and give its place away); a reaction time after the onset it
+    is turned onto the source."""
+    sim = ClipSimulator(kind, 4, size=(256, 192), scenario="water_flushing", num_tracks=0)
+    clip = sim.run()
+    gap = float(np.linalg.norm(sim.water.target - clip.source_xy[-1]))
+    if kind == "negative":
+        assert gap > 0.15 * 256
+    else:
+        assert clip.num_frames - 1 - clip.onset_frame >= sim.reaction_frames and gap < 0.05 * 256
