@@ -63,9 +63,6 @@ class SourceDataConfig:
     coord_unit: float = 4.0           # network pixels per Huber unit
     augment: bool = True
     max_shift: float = 0.2            # random translation, fraction of the frame
-    max_zoom: float = 1.0             # random scale in [1/max_zoom, max_zoom] (1: off)
-    degrade: float = 0.0              # share of samples shown at a lower resolution (blur of small real videos)
-    min_resolution: float = 0.35      # lowest resolution of a degraded sample, fraction of the input size
     bench_dirs: tuple[str, ...] = ()  # your own annotated clips (benchmark folders or clip folders)
     bench_fraction: float = 0.5       # share of training samples drawn from bench_dirs when given
 
@@ -219,9 +216,7 @@ class SourceTask(StageTask):
         return items
 
     def _augment(self, rng: np.random.Generator, img: np.ndarray, pts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Flip, zoom, translation, resolution loss and colour jitter; `pts` (K, 2) follow the
-        geometry (NaN stays NaN). Zoom and resolution loss stand in for endoscopes closer to or
-        farther from the tissue and for small, upscaled recordings."""
+        """Flip, translation and colour jitter; `pts` (K, 2) follow the geometry (NaN stays NaN)."""
         h, w = img.shape[:2]
         pts = pts.copy()
         if rng.random() < 0.5:
@@ -230,19 +225,10 @@ class SourceTask(StageTask):
         if rng.random() < 0.5:
             img = img[::-1]
             pts[:, 1] = h - 1 - pts[:, 1]
-        d = self.data
-        zoom = float(np.exp(rng.uniform(-1, 1) * np.log(d.max_zoom)))
-        dx, dy = rng.uniform(-1, 1, 2) * d.max_shift * np.array([w, h])
-        centre = np.array([(w - 1) / 2, (h - 1) / 2])
-        shift = centre * (1 - zoom) + np.array([dx, dy])  # zoom about the centre, then shift
-        m = np.float32([[zoom, 0, shift[0]], [0, zoom, shift[1]]])
-        img = cv2.warpAffine(np.ascontiguousarray(img), m, (w, h), flags=cv2.INTER_LINEAR,
-                             borderMode=cv2.BORDER_CONSTANT)
-        pts = pts * zoom + shift
-        if rng.random() < d.degrade:
-            r = rng.uniform(d.min_resolution, 1.0)
-            small = cv2.resize(img, (max(8, round(w * r)), max(8, round(h * r))), interpolation=cv2.INTER_AREA)
-            img = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+        dx, dy = rng.uniform(-1, 1, 2) * self.data.max_shift * np.array([w, h])
+        m = np.float32([[1, 0, dx], [0, 1, dy]])
+        img = cv2.warpAffine(np.ascontiguousarray(img), m, (w, h), borderMode=cv2.BORDER_CONSTANT)
+        pts = pts + np.array([dx, dy])
         f = img.astype(np.float32)
         gain = rng.uniform(0.75, 1.25) * rng.uniform(0.92, 1.08, 3)
         f = (f - f.mean()) * rng.uniform(0.8, 1.2) + f.mean()  # contrast
