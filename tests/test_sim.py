@@ -179,3 +179,23 @@ def test_water_jet_finds_the_source_only_after_the_bleeding_starts(kind: str) ->
         assert gap > 0.15 * 256
     else:
         assert clip.num_frames - 1 - clip.onset_frame >= sim.reaction_frames and gap < 0.05 * 256
+
+
+def test_varied_blood_look_changes_only_the_colour_of_the_blood() -> None:
+    """Training-time domain randomisation: same clip, same truth and blood extent; only pixels on
+    and around the blood change colour."""
+    plain = generate_clip("track_short", 3, size=(128, 96), num_frames=4, num_tracks=4)
+    varied = generate_clip("track_short", 3, size=(128, 96), num_frames=4, num_tracks=4, vary_blood=True)
+    assert np.array_equal(plain.source_xy, varied.source_xy) and np.array_equal(plain.blood_mask, varied.blood_mask)
+    diff = np.abs(plain.frames.astype(int) - varied.frames.astype(int)).sum(-1)
+    near = np.stack([cv2.dilate(m.astype(np.uint8), np.ones((9, 9), np.uint8)) > 0 for m in plain.blood_mask])
+    assert plain.blood_mask.any() and diff[plain.blood_mask].mean() > 10 * max(diff[~near].mean(), 0.1)
+
+
+def test_esd_position_starts_the_bleeding_in_the_lower_part_of_the_view() -> None:
+    def source_y(seed: int, esd: bool) -> float:
+        clip = generate_clip("full", seed, size=(128, 96), num_frames=20, num_tracks=0, esd_position=esd)
+        return float(clip.source_xy[clip.onset_frame, 1]) / 96
+    low = [source_y(s, True) for s in range(6)]
+    assert min(low) > 0.48 and max(low) < 0.87
+    assert min(source_y(s, False) for s in range(6)) < 0.5  # default: anywhere in the central box

@@ -26,6 +26,8 @@ class BloodParams:
     stickiness: float = 0.4    # thin films barely move
     alpha_scale: float = 0.6   # density at which the film is ~63 % opaque
     dark_scale: float = 4.0    # density at which the colour is ~63 % of the way to dark red
+    thin_rgb: tuple[float, float, float] = (205.0, 26.0, 22.0)   # colour of a thin film
+    thick_rgb: tuple[float, float, float] = (95.0, 8.0, 6.0)     # colour of a thick pool
 
 
 class BloodField:
@@ -123,9 +125,10 @@ class BloodField:
         rho = self.rho
         a = self.alpha()
         dark = 1.0 - np.exp(-rho / self.p.dark_scale)
-        r = 205 - 110 * dark
-        g = 26 - 18 * dark
-        b = 22 - 16 * dark
+        (r0, g0, b0), (r1, g1, b1) = self.p.thin_rgb, self.p.thick_rgb
+        r = r0 + (r1 - r0) * dark
+        g = g0 + (g1 - g0) * dark
+        b = b0 + (b1 - b0) * dark
         # film surface ~ saturating thickness; highlights where it tilts towards the light
         sm = cv2.GaussianBlur(1.0 - np.exp(-rho * 0.5), (5, 5), 1.0)
         gy, gx = np.gradient(sm)

@@ -18,7 +18,7 @@ from bleedorigin.sim.camera import ElasticField, ViewWarp, camera_path
 from bleedorigin.sim.nuisances import Q, Glare, Instrument, WaterJet
 from bleedorigin.sim.optics import apply_optics, make_optics
 from bleedorigin.sim.scenarios import (NEGATIVE_SCENARIOS, SCENARIOS, ClipSpec, clip_spec,
-                                       patient_id, patient_rng, scenario_params)
+                                       patient_id, patient_rng, scenario_params, vary_blood_look)
 from bleedorigin.sim.tissue import SITES, render_tissue
 
 log = logging.getLogger(__name__)
@@ -61,7 +61,8 @@ class ClipSimulator:
 
     def __init__(self, kind: str, seed: int, size: tuple[int, int] = (512, 384),
                  num_frames: int | None = None, scenario: str | None = None,
-                 site: str | None = None, num_tracks: int = 64):
+                 site: str | None = None, num_tracks: int = 64, vary_blood: bool = False,
+                 esd_position: bool = False):
         w, h = int(size[0]), int(size[1])
         if w < 64 or h < 48:
             raise InputError(f"frame size {w}x{h} too small (minimum 64x48)")
@@ -78,6 +79,8 @@ class ClipSimulator:
         if kind == "negative" and self.scenario == "obscured_view":
             raise InputError("scenario 'obscured_view' needs bleeding; not valid for negatives")
         self.params = scenario_params(self.scenario, _rng(seed, 3))
+        if vary_blood:
+            vary_blood_look(self.params.blood, _rng(seed, 12))
         n = self.spec.num_frames
         tex = (int(w * TEX_SCALE), int(h * TEX_SCALE))
         self.tex_size = tex
@@ -95,7 +98,10 @@ class ClipSimulator:
         # truth points, chosen in the view where they must be visible, then fixed in the tissue
         r = _rng(seed, 9)
         t_src = self.spec.onset if self.spec.onset is not None else n // 2
-        self.source_tex = self._view_to_tex(t_src, r.uniform((0.3 * w, 0.3 * h), (0.7 * w, 0.7 * h), (1, 2)))[0]
+        # ESD working position: the lesion is held at 6 o'clock, where the knife from the working
+        # channel reaches, so bleeding starts in the lower part of the view
+        lo, hi = ((0.25, 0.5), (0.75, 0.85)) if esd_position else ((0.3, 0.3), (0.7, 0.7))
+        self.source_tex = self._view_to_tex(t_src, r.uniform((lo[0] * w, lo[1] * h), (hi[0] * w, hi[1] * h), (1, 2)))[0]
         pts = self._sample_fov(r, num_tracks)
         self.track_tex = self._view_to_tex(0, pts) if num_tracks else np.zeros((0, 2))
         if self.water is not None:
@@ -234,9 +240,12 @@ class ClipSimulator:
 
 
 def generate_clip(kind: str, seed: int, size: tuple[int, int] = (512, 384), num_frames: int | None = None,
-                  scenario: str | None = None, site: str | None = None, num_tracks: int = 64) -> SimClip:
-    """One synthetic clip in memory with exact truth; deterministic for (kind, seed, options)."""
-    sim = ClipSimulator(kind, seed, size, num_frames, scenario, site, num_tracks)
+                  scenario: str | None = None, site: str | None = None, num_tracks: int = 64,
+                  vary_blood: bool = False, esd_position: bool = False) -> SimClip:
+    """One synthetic clip in memory with exact truth; deterministic for (kind, seed, options).
+    `vary_blood` randomises the blood's colour and darkening (training-time domain randomisation);
+    `esd_position` puts the bleeding source in the lower part of the view (ESD working position)."""
+    sim = ClipSimulator(kind, seed, size, num_frames, scenario, site, num_tracks, vary_blood, esd_position)
     log.debug("sim clip kind=%s seed=%d scenario=%s site=%s frames=%d", kind, seed, sim.scenario,
               sim.site, sim.spec.num_frames)
     return sim.run()

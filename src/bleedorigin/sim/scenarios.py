@@ -86,6 +86,14 @@ def scenario_params(name: str, rng: np.random.Generator) -> ScenarioParams:
     return s
 
 
+def vary_blood_look(blood: BloodParams, rng: np.random.Generator) -> None:
+    """Training-time domain randomisation of the blood's look: from the default bright film to
+    the dark, maroon pools of real ESD video (thick blood darkens at lower density)."""
+    blood.dark_scale = float(np.exp(rng.uniform(np.log(0.4), np.log(4.0))))
+    blood.thin_rgb = (rng.uniform(160, 215), rng.uniform(18, 40), rng.uniform(16, 34))
+    blood.thick_rgb = (rng.uniform(40, 100), rng.uniform(4, 16), rng.uniform(4, 14))
+
+
 def patient_id(seed: int) -> str:
     return f"simp{seed // CLIPS_PER_PATIENT:07d}"
 
