@@ -190,12 +190,3 @@ def test_varied_blood_look_changes_only_the_colour_of_the_blood() -> None:
     diff = np.abs(plain.frames.astype(int) - varied.frames.astype(int)).sum(-1)
     near = np.stack([cv2.dilate(m.astype(np.uint8), np.ones((9, 9), np.uint8)) > 0 for m in plain.blood_mask])
     assert plain.blood_mask.any() and diff[plain.blood_mask].mean() > 10 * max(diff[~near].mean(), 0.1)
-
-
-def test_esd_position_starts_the_bleeding_in_the_lower_part_of_the_view() -> None:
-    def source_y(seed: int, esd: bool) -> float:
-        clip = generate_clip("full", seed, size=(128, 96), num_frames=20, num_tracks=0, esd_position=esd)
-        return float(clip.source_xy[clip.onset_frame, 1]) / 96
-    low = [source_y(s, True) for s in range(6)]
-    assert min(low) > 0.48 and max(low) < 0.87
-    assert min(source_y(s, False) for s in range(6)) < 0.5  # default: anywhere in the central box

@@ -61,8 +61,7 @@ class ClipSimulator:
 
     def __init__(self, kind: str, seed: int, size: tuple[int, int] = (512, 384),
                  num_frames: int | None = None, scenario: str | None = None,
-                 site: str | None = None, num_tracks: int = 64, vary_blood: bool = False,
-                 esd_position: bool = False):
+                 site: str | None = None, num_tracks: int = 64, vary_blood: bool = False):
         w, h = int(size[0]), int(size[1])
         if w < 64 or h < 48:
             raise InputError(f"frame size {w}x{h} too small (minimum 64x48)")
@@ -98,10 +97,7 @@ class ClipSimulator:
         # truth points, chosen in the view where they must be visible, then fixed in the tissue
         r = _rng(seed, 9)
         t_src = self.spec.onset if self.spec.onset is not None else n // 2
-        # ESD working position: the lesion is held at 6 o'clock, where the knife from the working
-        # channel reaches, so bleeding starts in the lower part of the view
-        lo, hi = ((0.25, 0.5), (0.75, 0.85)) if esd_position else ((0.3, 0.3), (0.7, 0.7))
-        self.source_tex = self._view_to_tex(t_src, r.uniform((lo[0] * w, lo[1] * h), (hi[0] * w, hi[1] * h), (1, 2)))[0]
+        self.source_tex = self._view_to_tex(t_src, r.uniform((0.3 * w, 0.3 * h), (0.7 * w, 0.7 * h), (1, 2)))[0]
         pts = self._sample_fov(r, num_tracks)
         self.track_tex = self._view_to_tex(0, pts) if num_tracks else np.zeros((0, 2))
         if self.water is not None:
@@ -241,11 +237,10 @@ class ClipSimulator:
 
 def generate_clip(kind: str, seed: int, size: tuple[int, int] = (512, 384), num_frames: int | None = None,
                   scenario: str | None = None, site: str | None = None, num_tracks: int = 64,
-                  vary_blood: bool = False, esd_position: bool = False) -> SimClip:
+                  vary_blood: bool = False) -> SimClip:
     """One synthetic clip in memory with exact truth; deterministic for (kind, seed, options).
-    `vary_blood` randomises the blood's colour and darkening (training-time domain randomisation);
-    `esd_position` puts the bleeding source in the lower part of the view (ESD working position)."""
-    sim = ClipSimulator(kind, seed, size, num_frames, scenario, site, num_tracks, vary_blood, esd_position)
+    `vary_blood` randomises the blood's colour and darkening (training-time domain randomisation)."""
+    sim = ClipSimulator(kind, seed, size, num_frames, scenario, site, num_tracks, vary_blood)
     log.debug("sim clip kind=%s seed=%d scenario=%s site=%s frames=%d", kind, seed, sim.scenario,
               sim.site, sim.spec.num_frames)
     return sim.run()

@@ -64,16 +64,13 @@ class SourceDataConfig:
     augment: bool = True
     max_shift: float = 0.2            # random translation, fraction of the frame
     vary_blood: bool = False          # training clips with randomised blood colour/darkening
-    esd_position: bool = False        # training sources in the lower part of the view (ESD working position)
-    flip_vertical: bool = True        # off keeps the up/down layout of the view (instruments come from below)
     bench_dirs: tuple[str, ...] = ()  # your own annotated clips (benchmark folders or clip folders)
     bench_fraction: float = 0.5       # share of training samples drawn from bench_dirs when given
 
 
-def _sim_clip(kind: str, seed: int, frames: int | None, vary_blood: bool = False, esd_position: bool = False) -> Any:
+def _sim_clip(kind: str, seed: int, frames: int | None, vary_blood: bool = False) -> Any:
     from bleedorigin.sim import generate_clip
-    return generate_clip(kind, seed, size=MODEL_SIZE, num_frames=frames, num_tracks=0, vary_blood=vary_blood,
-                         esd_position=esd_position)
+    return generate_clip(kind, seed, size=MODEL_SIZE, num_frames=frames, num_tracks=0, vary_blood=vary_blood)
 
 
 def source_labels(clip: Any) -> dict[int, tuple[float, float]]:
@@ -162,7 +159,7 @@ class SourceTask(StageTask):
         w, h = self.cfg.input_size
         tag = f"{split}_{self.data.train_kind if split == 'train' else 'detect'}_{w}x{h}"
         if split == "train":
-            tag += "_varyblood" * self.data.vary_blood + "_esdpos" * self.data.esd_position
+            tag += "_varyblood" * self.data.vary_blood
         return Path(self.data.cache_dir) / tag / f"{seed}.npz"
 
     def train_clip(self, seed: int) -> dict[str, np.ndarray]:
@@ -172,7 +169,7 @@ class SourceTask(StageTask):
             with np.load(path) as z:
                 return {k: z[k] for k in z.files}
         d = self.data
-        clip = _sim_clip(d.train_kind, seed, d.train_frames, d.vary_blood, d.esd_position)
+        clip = _sim_clip(d.train_kind, seed, d.train_frames, d.vary_blood)
         on = int(clip.onset_frame)
         last = min(clip.num_frames - 1, on + d.max_after)
         size = tuple(self.cfg.input_size)
@@ -228,7 +225,7 @@ class SourceTask(StageTask):
         if rng.random() < 0.5:
             img = img[:, ::-1]
             pts[:, 0] = w - 1 - pts[:, 0]
-        if self.data.flip_vertical and rng.random() < 0.5:
+        if rng.random() < 0.5:
             img = img[::-1]
             pts[:, 1] = h - 1 - pts[:, 1]
         dx, dy = rng.uniform(-1, 1, 2) * self.data.max_shift * np.array([w, h])
