@@ -34,12 +34,35 @@ def test_onset_threshold_replay_matches_the_streaming_detector(tmp_path):
     assert script.decide(trace, 1.0, REFINE_RADIUS, det.cfg.window) is None  # no window is that sure
 
 
-@pytest.mark.parametrize("name", ["onset_threshold", "leave_one_out"])
+@pytest.mark.parametrize("name", ["onset_threshold", "leave_one_out", "source_labelled_frames"])
 def test_scripts_reject_a_missing_folder_with_exit_2(name, tmp_path, monkeypatch):
     script = load_script(name)
-    args = [name, "weights/onset_small", str(tmp_path / "missing")] if name == "onset_threshold" else \
-        [name, "track", str(tmp_path / "missing"), "--out", str(tmp_path / "out")]
+    args = {"onset_threshold": [name, "weights/onset_small", str(tmp_path / "missing")],
+            "leave_one_out": [name, "track", str(tmp_path / "missing"), "--out", str(tmp_path / "out")],
+            "source_labelled_frames": [name, str(tmp_path / "missing")]}[name]
     monkeypatch.setattr("sys.argv", args)
     with pytest.raises(SystemExit) as e:
         script.main()
     assert e.value.code == 2
+
+
+def test_source_labelled_frames_scores_every_source_label(tmp_path, tiny_clip):
+    """A clip whose one point is the bleeding source, labelled on three frames: three items at the
+    model resolution, first frame flagged, and the red-mask peak lands on the growing red disc."""
+    import json
+    import shutil
+    from bleedorigin.models.loading import load_stage
+    from bleedorigin.models.source import evaluate_source
+    clip = tmp_path / "clips" / "bleed_001"
+    clip.mkdir(parents=True)
+    shutil.copy(tiny_clip.path, clip / "video.mp4")
+    labelled = (10, 16, 22)
+    (clip / "labels.json").write_text(json.dumps({str(t): [list(tiny_clip.path_xy[t])] for t in labelled}))
+    script = load_script("source_labelled_frames")
+    items = script.labelled_items(str(tmp_path / "clips"))
+    assert [it["id"] for it in items] == [f"bleed_001@{t}" for t in labelled]
+    assert [it["first"] for it in items] == [True, False, False]
+    assert items[0]["frame"].shape == (384, 512, 3)
+    x, y = tiny_clip.path_xy[10]
+    assert items[0]["xy"] == pytest.approx((x * 8 + 3.5, y * 8 + 3.5), abs=1e-6)  # 64x48 -> 512x384 pixel centres
+    assert evaluate_source(load_stage("source", "source_redmask"), items)["err_avg"] < 25

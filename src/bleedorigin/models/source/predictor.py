@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 import torch
 
-from bleedorigin import MODEL_SIZE
+from bleedorigin.eval.metrics import point_errors
 from bleedorigin.config import from_dict
 from bleedorigin.errors import ConfigError, InputError
 from bleedorigin.models.base import SourceLocatorBase
@@ -133,14 +133,7 @@ THRESHOLDS_PX = (10, 25, 50, 75, 100)
 
 def _scaled_errors(pred: np.ndarray, gt: np.ndarray, sizes: np.ndarray) -> np.ndarray:
     """Euclidean errors after scaling x by 512/W and y by 384/H (paper protocol)."""
-    try:
-        from bleedorigin.eval.metrics import point_errors
-        return np.asarray([float(np.asarray(point_errors(p[None], g[None], tuple(s))).reshape(-1)[0])
-                           for p, g, s in zip(pred, gt, sizes)])
-    except ImportError:
-        pass
-    scale = np.array(MODEL_SIZE, np.float64)[None] / sizes
-    return np.linalg.norm((pred - gt) * scale, axis=1)
+    return np.array([point_errors(p, g, tuple(s))[0] for p, g, s in zip(pred, gt, sizes)])
 
 
 def evaluate_source(locator: SourceLocatorBase, items: Any) -> dict[str, Any]:
