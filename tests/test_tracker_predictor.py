@@ -120,7 +120,7 @@ def test_onnx_step_matches_pytorch(tmp_path):
     tr = PointTracker.from_pretrained(str(SHIPPED), device="cpu")
     frames, truth = translated_clip(2)
     from bleedorigin.export import _TrackStep
-    (_, x0), (_, x1) = tr._prepare(frames[0]), tr._prepare(frames[1])
+    (_, _, x0), (_, _, x1) = tr._prepare(frames[0]), tr._prepare(frames[1])
     start = torch.tensor([[[200.0, 150.0], [300.0, 100.0]]])
     state = tr.net.start(x0, start)
     inputs = (x1, start + 4.0, *state) if tr.cfg.motion_mix else (x1, *state)  # the hint, when trained with it
@@ -228,8 +228,31 @@ def test_motion_mix_network_gets_the_hint_as_second_prior_centre():
     frames, truth = translated_clip(3)
     pts = tr.run(frames, tuple(truth[0]))
     assert len(pts) == 2 and all(np.isfinite([p.x, p.y]).all() for p in pts)
-    _, x = tr._prepare(frames[1])
+    _, _, x = tr._prepare(frames[1])
     st = tr.net.start(x, torch.tensor([[[200.0, 150.0]]]))
     near = tr.net.step(x, st, torch.tensor([[[200.0, 150.0]]]))[0]
     far = tr.net.step(x, st, torch.tensor([[[450.0, 340.0]]]))[0]
     assert not torch.allclose(near, far)
+
+
+def test_blood_share_counts_blood_pixels_around_each_point():
+    from bleedorigin.models.tracker.predictor import blood_share
+    mask = np.zeros((100, 100), np.float32)
+    mask[:, 50:] = 1.0  # right half is blood
+    share = blood_share(mask, np.array([[20.0, 50.0], [80.0, 50.0], [50.0, 50.0]]), half=10)
+    assert share[0] == 0.0 and share[1] == 1.0 and share[2] == pytest.approx(11 / 21)
+
+
+def test_under_a_pool_the_point_follows_the_scene():
+    """A blood pool stays where the bleeding began and grows while the tissue under it moves on:
+    with `blood_fallback` the point is carried by the scene's motion and stays on its tissue."""
+    frames, truth = translated_clip(12)
+    pooled = frames.copy()
+    for t in range(len(pooled)):
+        cv2.circle(pooled[t], (200, 150), 45 + 2 * t, (120, 12, 16), -1)
+
+    def errors(**kw) -> np.ndarray:
+        pts = PointTracker.tiny(hint_mode="scene", **kw).run(pooled, tuple(truth[0]))
+        return np.array([np.hypot(p.x - truth[i + 1, 0], p.y - truth[i + 1, 1]) for i, p in enumerate(pts)])
+    gated, free = errors(blood_fallback=0.5), errors()
+    assert gated.max() < 3.0 and free.mean() > 5 * gated.mean()

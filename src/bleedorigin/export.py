@@ -83,7 +83,7 @@ def _onset_graphs(detector: Any) -> list[tuple[str, nn.Module, tuple[torch.Tenso
 def _track_graphs(tracker: Any) -> list[tuple[str, nn.Module, tuple[torch.Tensor, ...]]]:
     rng = np.random.default_rng(0)
     f0, f1 = (rng.integers(0, 255, (384, 512, 3), dtype=np.uint8) for _ in range(2))
-    (_, x0), (_, x1) = tracker._prepare(f0), tracker._prepare(f1)
+    (_, _, x0), (_, _, x1) = tracker._prepare(f0), tracker._prepare(f1)
     start = torch.tensor([[[256.0, 192.0]]], device=tracker.device)
     with torch.no_grad():
         state = tracker.net.start(x0, start)

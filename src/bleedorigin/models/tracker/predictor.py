@@ -31,6 +31,8 @@ log = logging.getLogger(__name__)
 
 MODEL_SIZE = (512, 384)
 WEIGHTS_FOLDER = "track_small"
+BLOOD_WINDOW = 16  # half-width (model px) of the window whose blood share `blood_fallback` reads
+BLOOD_PIXEL = 0.5  # Red-Mask value above which a pixel counts as blood
 # the tiny `track_test` preset (same as configs/track_test.yaml `model:`), random weights, seed 0
 TEST_MODEL: dict[str, Any] = {"dim": 32, "heads": 2, "layers": 1, "ffn": 64, "memory": 4, "topk": 4, "c4": 8,
                               "c8": 16, "c16": 16, "feat_dim": 16, "corr_dim": 16, "red_dim": 4,
@@ -68,6 +70,16 @@ def load_tracker_net(name_or_path: str | Path = "small") -> tuple[TrackOnSmall, 
     return net, config, folder
 
 
+def blood_share(mask: np.ndarray, points: np.ndarray, half: int = BLOOD_WINDOW) -> np.ndarray:
+    """Share of blood pixels (Red-Mask > BLOOD_PIXEL) in the window around each point (K, 2)."""
+    h, w = mask.shape
+    out = np.zeros(len(points))
+    for i, (x, y) in enumerate(np.round(points).astype(int)):
+        win = mask[max(0, y - half):min(h, y + half + 1), max(0, x - half):min(w, x + half + 1)]
+        out[i] = float((win > BLOOD_PIXEL).mean()) if win.size else 0.0
+    return out
+
+
 class PointTracker(PointTrackerBase):
     """Online tracker of one or several points. `start(frame, (x, y))`, then `step(frame)`."""
 
@@ -75,11 +87,15 @@ class PointTracker(PointTrackerBase):
 
     def __init__(self, net: TrackOnSmall, device: str | torch.device = "auto", model_id: str = "track",
                  visible_threshold: float = 0.5, motion_hint: bool = False, flow_fallback: float = 0.0,
-                 **overrides: Any):
+                 blood_fallback: float = 0.0, **overrides: Any):
         """`motion_hint`: centre the network's motion prior on the last point carried by DIS flow
         (camera motion) instead of the last point itself. `flow_fallback`: below this confidence
-        the flow-carried point replaces the network's answer (0: never). A network trained with
-        `motion_mix` (config) gets the flow-carried point as a second prior centre."""
+        the flow-carried point replaces the network's answer (0: never). `blood_fallback`: when
+        more than this share of the window around the flow-carried point is blood, that point
+        replaces the network's answer (0: never): blood hides the tissue's texture and spreads on
+        its own, so there the network follows the pool, while the tissue under it moves with the
+        scene. A network trained with `motion_mix` (config) gets the flow-carried point as a
+        second prior centre."""
         self.device = resolve_device(device)
         if overrides:  # e.g. refresh_every=30: thresholds/periods are read from cfg at run time
             net.cfg = dataclasses.replace(net.cfg, **overrides)
@@ -87,8 +103,9 @@ class PointTracker(PointTrackerBase):
         self.net = fold_batchnorm(copy.deepcopy(net)).to(self.device).eval()
         self.cfg: TrackerConfig = self.net.cfg
         check_hint_mode(self.cfg.hint_mode)  # also when no hint runs: a typo is an error, not ignored
-        self.motion_hint, self.flow_fallback = motion_hint, flow_fallback
-        self.motion = MotionHint(self.cfg.hint_mode) if motion_hint or self.cfg.motion_mix or flow_fallback > 0 else None
+        self.motion_hint, self.flow_fallback, self.blood_fallback = motion_hint, flow_fallback, blood_fallback
+        needs_motion = motion_hint or self.cfg.motion_mix or flow_fallback > 0 or blood_fallback > 0
+        self.motion = MotionHint(self.cfg.hint_mode) if needs_motion else None
         self.model_id = model_id
         self.visible_threshold = visible_threshold
         self.state: TrackState | None = None
@@ -112,8 +129,8 @@ class PointTracker(PointTrackerBase):
         return cls(TrackOnSmall(TrackerConfig(**TEST_MODEL)), device, model_id="track:test", **overrides)
 
     # ------------------------------------------------------------------ frames and points
-    def _prepare(self, frame: np.ndarray) -> tuple[np.ndarray, torch.Tensor]:
-        """The frame at the model size and the network input (1, 4, H, W)."""
+    def _prepare(self, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray, torch.Tensor]:
+        """The frame at the model size, its Red-Mask and the network input (1, 4, H, W)."""
         if not isinstance(frame, np.ndarray) or frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
             raise InputError(f"expected an RGB uint8 frame (H, W, 3), got {getattr(frame, 'shape', None)} "
                              f"{getattr(frame, 'dtype', None)}")
@@ -124,7 +141,7 @@ class PointTracker(PointTrackerBase):
         mask = fallback_red_mask(small) if self.cfg.red_mask_source == "fallback" else red_mask(small)
         rgb = torch.from_numpy(np.ascontiguousarray(small)).permute(2, 0, 1).float().mul_(1 / 255)
         x = torch.cat([rgb, torch.from_numpy(mask)[None]], 0)
-        return small, x[None].to(self.device)
+        return small, mask, x[None].to(self.device)
 
     def _to_model(self, xy: np.ndarray) -> np.ndarray:
         assert self.in_size is not None
@@ -159,7 +176,7 @@ class PointTracker(PointTrackerBase):
         bad = ~((pts[:, 0] >= -0.5) & (pts[:, 0] <= w - 0.5) & (pts[:, 1] >= -0.5) & (pts[:, 1] <= h - 0.5))
         if bad.any():
             raise InputError(f"point {tuple(pts[bad][0])} is outside the {w}x{h} frame")
-        small, x = self._prepare(frame)
+        small, _, x = self._prepare(frame)
         self.in_size = (w, h)
         xy = torch.from_numpy(self._to_model(pts)).float()[None].to(self.device)
         self.state = self.net.start(x, xy)
@@ -171,7 +188,7 @@ class PointTracker(PointTrackerBase):
     def step_many(self, frame: np.ndarray) -> list[TrackPoint]:
         if self.state is None:
             raise InputError("PointTracker.step() called before start()")
-        small, x = self._prepare(frame)
+        small, mask, x = self._prepare(frame)
         carried = hint = None
         if self.motion is not None:
             carried = self.motion.carry(small, self.state.last_xy[0].cpu().double().numpy())
@@ -183,10 +200,13 @@ class PointTracker(PointTrackerBase):
         self.frame_index += 1
         model_xy = pts[0].cpu().double().numpy()
         v, c = vis[0].cpu().numpy(), conf[0].cpu().numpy()
-        if carried is not None and self.flow_fallback > 0:
-            low = c < self.flow_fallback
-            if low.any():
-                model_xy = np.where(low[:, None], np.clip(carried, 0, np.array(MODEL_SIZE) - 1), model_xy)
+        if carried is not None and (self.flow_fallback > 0 or self.blood_fallback > 0):
+            carried = np.clip(carried, 0, np.array(MODEL_SIZE) - 1)
+            take = c < self.flow_fallback
+            if self.blood_fallback > 0:
+                take |= blood_share(mask, carried) > self.blood_fallback
+            if take.any():
+                model_xy = np.where(take[:, None], carried, model_xy)
                 fixed = torch.from_numpy(model_xy).float()[None].to(self.device)
                 self.state = self.state._replace(last_xy=fixed)
         xy = self._to_input(model_xy)

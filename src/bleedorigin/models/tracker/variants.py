@@ -21,4 +21,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "track_small_guided": {"motion_hint": True, "motion_sigma": 16.0, "flow_fallback": 0.5},
     # as guided, the hint read from the scene's dominant motion (instruments and jets are outliers)
     "track_small_scene": {"motion_hint": True, "motion_sigma": 16.0, "flow_fallback": 0.5, "hint_mode": "scene"},
+    # as scene, and where blood covers more than half the window around the point, the point follows
+    # the scene (under blood the network follows the spreading pool)
+    "track_small_blood": {"motion_hint": True, "motion_sigma": 16.0, "flow_fallback": 0.5, "hint_mode": "scene",
+                          "blood_fallback": 0.5},
 }
