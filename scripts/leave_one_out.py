@@ -5,7 +5,7 @@ from the repository root: it starts from weights/ and configs/):
   - source: `bleedorigin train source` from the shipped weights with the other clips mixed into
     BleedSim (`data.bench_dirs`), scored on the held-out clip's first labelled frame;
   - track: `bleedorigin finetune track` (LoRA) on the other clips, scored on all labels; it
-    starts from the default tracker `track_small_scene` (`--base track_small` for the bare network).
+    starts from the default tracker `track_small_blood` (`--base track_small` for the bare network).
 The starting model is scored on the same clips, so the two columns compare like with like.
 
     python scripts/leave_one_out.py source ../shared/data/esd_clips --out runs/loo_source --steps 300
@@ -19,7 +19,7 @@ from pathlib import Path
 
 from bleedorigin.eval.runner import evaluate
 
-SHIPPED = {"source": "weights/source_small", "track": "track_small_scene"}  # starting points
+SHIPPED = {"source": "weights/source_small", "track": "track_small_blood"}  # starting points
 FINETUNE_OPTIONS = {"lr": float, "rank": int, "kind": str, "window": int, "seed": int}  # track --set keys
 
 
@@ -54,7 +54,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--steps", type=int, default=300)
     ap.add_argument("--base", help="model to start from (default: source weights/source_small, "
-                                   "track track_small_scene)")
+                                   "track track_small_blood)")
     ap.add_argument("--set", dest="extra", action="append", default=[],
                     help="source: a training override (key=value); track: a finetune option "
                          f"({', '.join(k + '=' for k in FINETUNE_OPTIONS)})")

@@ -55,17 +55,18 @@ def test_finetune_writes_a_loadable_checkpoint_with_changed_weights(tmp_path):
 
 
 def test_finetuned_checkpoint_keeps_the_runtime_settings_it_started_from(tmp_path):
-    # fine-tuning a registered configuration (the default track_small_scene: shipped weights +
-    # scene hint + fallback) gives a folder that runs the same way; explicit overrides still win
+    # fine-tuning a registered configuration (the default track_small_blood: shipped weights +
+    # scene hint + fallbacks) gives a folder that runs the same way; explicit overrides still win
     from bleedorigin.models.tracker import variants
     _labelled_bench(tmp_path / "bench")
-    settings = variants.VARIANTS["track_small_scene"]
+    settings = variants.VARIANTS["track_small_blood"]
     out = tmp_path / "tuned"
     assert _cli("-q", "finetune", "track", tmp_path / "bench", "--out", out, "--steps", 1, "--rank", 2) == 0
     config, _ = load_checkpoint(out)
     assert config["runtime"] == settings
     tracker = PointTracker.from_pretrained(out, device="cpu")
     assert tracker.motion is not None and tracker.motion.mode == "scene" and tracker.flow_fallback == 0.5
+    assert tracker.blood_fallback == 0.5
     assert PointTracker.from_pretrained(out, device="cpu", flow_fallback=0.0).flow_fallback == 0.0
 
 

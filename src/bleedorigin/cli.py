@@ -206,8 +206,8 @@ def train(stage: str = typer.Argument(..., help="onset | source | track"),
 def finetune(stage: str = typer.Argument(..., help="track (LoRA fine-tuning on sparse labels)"),
              data: Path = typer.Argument(..., help="Benchmark folder or sample clip folders with sparse labels."),
              out: Path = typer.Option(..., help="Output checkpoint folder (use it with --model)."),
-             model: str = typer.Option("track_small_scene", help="Tracker to start from: a checkpoint folder or "
-                                       "a configuration of the shipped weights (track_small, track_small_scene, ...)."),
+             model: str = typer.Option("track_small_blood", help="Tracker to start from: a checkpoint folder or "
+                                       "a configuration of the shipped weights (track_small, track_small_blood, ...)."),
              steps: int = typer.Option(100, help="Optimisation steps."),
              kind: str = typer.Option("lora", help="lora | adalora"),
              rank: int = typer.Option(8, help="Adapter rank."),

@@ -21,11 +21,11 @@ def track_test(device: str = "cpu", seed: int = 0, **overrides: Any) -> PointTra
 
 
 # The shipped weights under each run-time configuration (`variants.py`), for side-by-side
-# evaluation (`bleedorigin evaluate --models`); track_small_scene is the default tracker.
+# evaluation (`bleedorigin evaluate --models`); track_small_blood is the default tracker.
 def _variant(name: str, settings: dict[str, Any]) -> None:
     @register_model(name)
     def factory(device: str = "auto", weights: str | None = None, **overrides: Any) -> PointTracker:
-        # a configuration names itself in the model id: e.g. track_small_scene:track_small@<checksum>
+        # a configuration names itself in the model id: e.g. track_small_blood:track_small@<checksum>
         return PointTracker.from_pretrained(weights or "small", device=device, label=name if settings else "track",
                                             **{**settings, **overrides})
 

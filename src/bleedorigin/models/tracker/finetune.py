@@ -27,11 +27,11 @@ def labelled_frames(clip: Clip) -> int:
     return sum(any(p is not None for p in pts) for pts in clip.labels.values())
 
 
-def finetune_tracker(data: str | Path, out: str | Path, model: str = "track_small_scene", steps: int = 100,
+def finetune_tracker(data: str | Path, out: str | Path, model: str = "track_small_blood", steps: int = 100,
                      kind: str = "lora", rank: int = 8, lr: float = 5e-4, window: int = 31, seed: int = 0,
                      progress: bool = True) -> Path:
     """Fine-tune `model` (a checkpoint folder, or a registered configuration of the shipped
-    weights such as the default `track_small_scene`) on the sparse labels under `data`; returns
+    weights such as the default `track_small_blood`) on the sparse labels under `data`; returns
     `out`, which runs with the same run-time settings as `model`."""
     if steps < 1:
         raise InputError(f"--steps must be >= 1, got {steps}")
