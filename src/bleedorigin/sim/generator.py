@@ -97,24 +97,23 @@ class ClipSimulator:
         # truth points, chosen in the view where they must be visible, then fixed in the tissue
         r = _rng(seed, 9)
         t_src = self.spec.onset if self.spec.onset is not None else n // 2
-        self.source_tex = self._view_to_tex(t_src, r.uniform((0.3 * w, 0.3 * h), (0.7 * w, 0.7 * h), (1, 2)))[0]
+        src_view = r.uniform((0.3 * w, 0.3 * h), (0.7 * w, 0.7 * h), 2)
+        self.source_tex = self._view_to_tex(t_src, src_view[None])[0]
         pts = self._sample_fov(r, num_tracks)
         self.track_tex = self._view_to_tex(0, pts) if num_tracks else np.zeros((0, 2))
         if self.water is not None:
-            self._plan_flushing(_rng(seed, 11), t_src)
+            self._plan_flushing(_rng(seed, 11), t_src, src_view)
         self.blood = BloodField(_rng(seed, 10), tex, self.tissue.height, self.source_tex, self.params.blood) \
             if self.spec.onset is not None else None
 
-    def _plan_flushing(self, r: np.random.Generator, t_src: int) -> None:
+    def _plan_flushing(self, r: np.random.Generator, t_src: int, src_view: np.ndarray) -> None:
         """Before bleeding the jet cleans the dissection area, a tissue point near (not on) the
         future source; the endoscopist turns it on the source only a reaction time after the
         onset. A jet aimed at the source before it bleeds would both hide the onset and give
         away where it will happen."""
         w, h = self.view
-        src_view = self.warp.to_view(self.warp.frame_map(self.path[t_src], self.elastic.at(t_src)),
-                                     self.path[t_src], self.source_tex[None])[0]
         ang, dist = r.uniform(0, 2 * np.pi), r.uniform(0.2, 0.35) * w
-        work = np.clip(np.nan_to_num(src_view, nan=0.0) + dist * np.array([np.cos(ang), np.sin(ang)]),
+        work = np.clip(src_view + dist * np.array([np.cos(ang), np.sin(ang)]),
                        (0.15 * w, 0.15 * h), (0.85 * w, 0.85 * h))
         self.work_tex = self._view_to_tex(t_src, work[None])[0]
         self.reaction_frames = int(r.integers(5, 21))  # 0.17-0.67 s at 30 fps

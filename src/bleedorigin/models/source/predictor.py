@@ -14,9 +14,9 @@ import cv2
 import numpy as np
 import torch
 
-from bleedorigin.eval.metrics import point_errors
 from bleedorigin.config import from_dict
 from bleedorigin.errors import ConfigError, InputError
+from bleedorigin.eval.metrics import point_errors
 from bleedorigin.models.base import SourceLocatorBase
 from bleedorigin.models.source.model import SourceConfig, SourceNet, refined_peak
 from bleedorigin.models.weights import find_weights, resolve_device

@@ -158,8 +158,8 @@ class SourceTask(StageTask):
     def _cache_path(self, split: str, seed: int) -> Path:
         w, h = self.cfg.input_size
         tag = f"{split}_{self.data.train_kind if split == 'train' else 'detect'}_{w}x{h}"
-        if split == "train":
-            tag += "_varyblood" * self.data.vary_blood
+        if split == "train" and self.data.vary_blood:
+            tag += "_varyblood"
         return Path(self.data.cache_dir) / tag / f"{seed}.npz"
 
     def train_clip(self, seed: int) -> dict[str, np.ndarray]:
