@@ -6,6 +6,7 @@ Stub predictors implement the stage interfaces with known behaviour.
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -14,7 +15,7 @@ from conftest import make_tiny_frames, write_mp4
 from bleedorigin.eval import protocol
 from bleedorigin.io.bench import Clip
 from bleedorigin.models.base import OnsetDetectorBase, OnsetStep, PointTrackerBase, SourceLocatorBase
-from bleedorigin.types import BleedingEvent, Onset, Point, RunResult, TrackPoint
+from bleedorigin.types import BleedingEvent, FrameResult, Onset, Point, TrackPoint
 
 W, H = 64, 48
 
@@ -146,12 +147,18 @@ def test_track_full_clip_starts_at_onset_and_scores_dense_truth(tmp_path: Path) 
 
 
 class FakePipeline:
-    """Stands in for bleedorigin.pipeline.Pipeline: onset at frame 10, point (21, 24) after."""
+    """Stands in for bleedorigin.pipeline.Pipeline: onset raised at frame 10, point (21, 24) after."""
 
-    def run(self, video, progress=False):
-        track = [TrackPoint(f, 21.0, 24.0, 0.9) for f in range(10, 24)]
-        event = BleedingEvent(Onset(10, 10 / 30, 0.9), Point(21.0, 24.0, 0.9), track)
-        return RunResult(str(video), 30.0, W, H, 24, [0.0] * 24, [event], {})
+    onset = SimpleNamespace(score_threshold=0.5)
+
+    def stream(self, video, progress=False):
+        event = BleedingEvent(Onset(10, 10 / 30, 0.9), Point(21.0, 24.0, 0.9))
+        self.events = [event]
+        for f in range(24):
+            if f >= 10:
+                event.track.append(TrackPoint(f, 21.0, 24.0, 0.9))
+            phase = "waiting" if f < 10 else "bleeding" if f == 10 else "tracking"
+            yield FrameResult(f, f / 30, phase, 0.2 if f < 10 else 0.9 if f == 10 else 1.0)
 
 
 def test_end_to_end_scores_onset_track_and_coverage(tmp_path: Path) -> None:
@@ -164,3 +171,8 @@ def test_end_to_end_scores_onset_track_and_coverage(tmp_path: Path) -> None:
     assert (r["gt"], r["pred"]) == (8, 10)
     assert r["frames"] == list(range(10, 24)) and r["errors"] == pytest.approx([8.0] * 14)
     assert r["coverage"] == pytest.approx(14 / 16)  # frames 8 and 9 had no point yet
+    timeline = r["timeline"]  # what the clip's timeline plot draws
+    assert timeline["threshold"] == 0.5 and len(timeline["scores"]) == 24
+    assert timeline["scores"][:11] == pytest.approx([0.2] * 10 + [0.9])
+    assert timeline["scores"][11:] == [None] * 13  # the detector does not run while tracking
+    assert timeline["events"] == [{"onset": 10, "frames": list(range(10, 24)), "confidence": [0.9] * 14}]

@@ -53,12 +53,19 @@ def _source(video: str) -> str | int:
     return int(video) if video.isdigit() else video
 
 
+def _writable(path: Path, folder: bool) -> None:
+    """Fail on an output path that cannot be written before any work starts."""
+    from bleedorigin.utils.files import check_writable
+    check_writable(path, folder)
+
+
 @app.command()
 def detect(video: str = VIDEO, out: Path = typer.Option(..., help="Output JSON file."),
            model: Optional[str] = typer.Option(None, help="Onset model name or checkpoint folder."),
            device: str = DEVICE) -> None:
     """Onset only: first bleeding frame and per-frame scores."""
     from bleedorigin.commands import detect_onset
+    _writable(out, folder=False)
     detect_onset(_source(video), out, model, device, _progress())
 
 
@@ -70,6 +77,7 @@ def locate(video: str = typer.Argument(..., help="Video file or image."),
            device: str = DEVICE) -> None:
     """Bleeding source on one frame."""
     from bleedorigin.commands import locate_source
+    _writable(out, folder=False)
     locate_source(video, frame, out, model, device)
 
 
@@ -82,6 +90,7 @@ def track(video: str = VIDEO,
           device: str = DEVICE) -> None:
     """Track a point from a start frame to the end of the video."""
     from bleedorigin.commands import track_point
+    _writable(out, folder=False)
     track_point(_source(video), point, start, out, model, device, _progress())
 
 
@@ -99,6 +108,7 @@ def run(video: Optional[str] = typer.Argument(None, help="Video file, folder, im
     from bleedorigin.commands import run_pipeline
     if (video is None) == (camera is None):
         raise InputError("give either VIDEO or --camera N")
+    _writable(out, folder=True)
     run_pipeline(camera if video is None else _source(video), out, onset_model, source_model,
                  track_model, device, not no_overlay, _progress(), show)
 
@@ -107,6 +117,7 @@ def run(video: Optional[str] = typer.Argument(None, help="Video file, folder, im
 def demo(out: Path = typer.Option(Path("runs/demo"), help="Output folder.")) -> None:
     """Run the pipeline on the shipped sample clip with the default models."""
     from bleedorigin.commands import run_demo
+    _writable(out, folder=True)
     run_demo(out, _progress())
 
 
@@ -127,6 +138,8 @@ def bench(json_out: Optional[Path] = typer.Option(None, "--json", help="Also wri
     from bleedorigin.utils.jsonio import write_json_atomic
     if frames < 10:
         raise InputError(f"--frames must be >= 10, got {frames}")
+    if json_out is not None:
+        _writable(json_out, folder=False)
     if threads is not None:
         import torch
         torch.set_num_threads(threads)
@@ -151,6 +164,7 @@ def evaluate(data: Path = typer.Argument(..., help="Benchmark folder, BleedSim o
     from bleedorigin.eval.runner import DEFAULT_STAGES, evaluate as run_evaluation
     if not data.exists():
         raise InputError(f"{data}: not found")
+    _writable(out, folder=True)
     result = run_evaluation(data, out, models or None, tuple(stages) or DEFAULT_STAGES, workers, _progress(),
                             device, baselines)
     failed = result.get("errors") or []
@@ -166,6 +180,7 @@ def export_onnx_cmd(stage: str = typer.Argument(..., help="onset | track"),
                     check: bool = typer.Option(True, help="Compare with PyTorch in onnxruntime.")) -> None:
     """ONNX graphs of the onset detector or the tracker step (state passed in and out)."""
     from bleedorigin.export import export_onnx
+    _writable(out, folder=True)
     report = export_onnx(stage, model, out, "cpu", check)
     for name, r in report.items():
         diff = "not checked" if r["max_abs_diff"] is None else f"max abs diff {r['max_abs_diff']:.2e}"
@@ -182,6 +197,7 @@ def sim(out: Path = typer.Option(..., help="Output benchmark folder."),
     from bleedorigin.sim import write_bench
     if n < 1:
         raise InputError(f"--n must be >= 1, got {n}")
+    _writable(out, folder=True)
     clips = write_bench(out, n, seed, kind, size=(width, height), progress=_progress())
     typer.echo(f"wrote {len(clips)} {kind} clips to {out}")
 
@@ -198,6 +214,7 @@ def train(stage: str = typer.Argument(..., help="onset | source | track"),
     from bleedorigin.training.trainer import train_main
     if config is not None and not config.is_file():
         raise InputError(f"--config {config}: file not found")
+    _writable(out, folder=True)
     result = train_main(stage, config, out, set_, resume, seed, device)
     typer.echo(f"checkpoints in {out}: best score {result.get('best_score')}")
 
@@ -218,6 +235,7 @@ def finetune(stage: str = typer.Argument(..., help="track (LoRA fine-tuning on s
         raise InputError(f"fine-tuning on sparse labels covers the tracker ('track'), not {stage!r}; "
                          "retrain other stages with `bleedorigin train`")
     from bleedorigin.models.tracker.finetune import finetune_tracker
+    _writable(out, folder=True)
     path = finetune_tracker(data, out, model, steps, kind, rank, lr, seed=seed, progress=_progress())
     typer.echo(f"fine-tuned tracker: {path}")
 
@@ -240,6 +258,8 @@ def data_realism(sim_dir: Path = typer.Argument(..., help="BleedSim output folde
     """Compare statistics of synthetic and real clips (HSV, red area, sharpness, motion)."""
     from bleedorigin.sim.realism import format_realism, realism_report
     from bleedorigin.utils.jsonio import write_json_atomic
+    if json_out:
+        _writable(json_out, folder=False)
     report = realism_report(sim_dir, real_dir)
     typer.echo(format_realism(report))
     if json_out:
@@ -252,6 +272,7 @@ def data_contact_sheet(out: Path = typer.Option(Path("docs/bleedsim_contact_shee
                        seed: int = typer.Option(0, help="BleedSim seed.")) -> None:
     """One row per scenario: BleedSim frames next to frames of the real clip of that scenario."""
     from bleedorigin.sim.contact_sheet import make_contact_sheet
+    _writable(out, folder=False)
     typer.echo(f"wrote {make_contact_sheet(out, real_dir, seed)}")
 
 

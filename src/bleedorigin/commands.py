@@ -116,8 +116,9 @@ def track_point(source: Any, point: tuple[float, float], start: int, out: Path,
 def run_pipeline(source: Any, out: Path, onset_model: str | None, source_model: str | None,
                  track_model: str | None, device: str, overlay: bool, progress: bool,
                  show: bool = False) -> Path:
-    """Stream `source` through the pipeline: results.jsonl grows frame by frame, overlay.mp4 and
-    result.json appear when the stream ends (partial, `"complete": false`, when it breaks)."""
+    """Stream `source` through the pipeline: results.jsonl grows frame by frame; overlay.mp4,
+    timeline.png and result.json appear when the stream ends (partial, `"complete": false`,
+    when it breaks)."""
     from bleedorigin.io.video import VideoWriter
     from bleedorigin.pipeline import Pipeline, PipelineConfig
     from bleedorigin.render import LiveWindow, OverlayRenderer
@@ -127,6 +128,7 @@ def run_pipeline(source: Any, out: Path, onset_model: str | None, source_model: 
     out.mkdir(parents=True, exist_ok=True)
     renderer = OverlayRenderer()
     scores: list[float] = []
+    phases: list[str] = []
     error: BaseException | None = None
     with open_video(source) as reader, JsonLinesWriter(out / "results.jsonl") as jsonl:
         info = reader.info
@@ -138,6 +140,7 @@ def run_pipeline(source: Any, out: Path, onset_model: str | None, source_model: 
             for item in progress_track(reader, info.frames, "pipeline", progress, "frames"):
                 res = pipe.step(item.image, item.time_s, fps)
                 scores.append(res.onset_score)
+                phases.append(res.phase)
                 jsonl.write(res.to_dict())
                 if writer is not None or window is not None:
                     picture = renderer.render(item.image, res)
@@ -155,6 +158,7 @@ def run_pipeline(source: Any, out: Path, onset_model: str | None, source_model: 
     result = RunResult(str(source), fps, info.width, info.height, len(scores), scores,
                        list(pipe.events), pipe.models)
     payload = result.to_dict()
+    write_timeline(out / "timeline.png", scores, phases, pipe, Path(str(source)).name)
     if error is not None:
         _write_partial(out / "result.json", payload, error)
         raise error
@@ -162,9 +166,17 @@ def run_pipeline(source: Any, out: Path, onset_model: str | None, source_model: 
     return out / "result.json"
 
 
+def write_timeline(path: Path, scores: list[float], phases: list[str], pipe: Any, title: str) -> Path:
+    """timeline.png of a run: onset score and threshold, onsets, episodes, track confidence."""
+    from bleedorigin.eval.plots import run_timeline, timeline_record
+    record = timeline_record(scores, phases, pipe.events, pipe.onset.score_threshold)
+    return run_timeline(record, path, title)
+
+
 def run_demo(out: Path, progress: bool) -> Path:
     if not SAMPLE_CLIP.is_file():
         raise InputError(f"sample clip missing from the installation: {SAMPLE_CLIP}")
     path = run_pipeline(str(SAMPLE_CLIP), out, None, None, None, "auto", True, progress)
-    log.info("demo outputs: %s, %s, %s", path, out / "overlay.mp4", out / "results.jsonl")
+    log.info("demo outputs: %s, %s, %s, %s", path, out / "overlay.mp4", out / "timeline.png",
+             out / "results.jsonl")
     return path

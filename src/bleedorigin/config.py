@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import os
-import tempfile
 import types
 import typing
 from collections.abc import Callable
@@ -27,6 +25,7 @@ from typing import Any, TypeVar, Union
 import yaml
 
 from bleedorigin.errors import ConfigError, InputError
+from bleedorigin.utils.files import atomic_open
 
 T = TypeVar("T")
 
@@ -97,12 +96,8 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
 
 def save_yaml(path: str | Path, data: dict[str, Any]) -> None:
     """Write `data` as YAML atomically (temp file + rename)."""
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=p.name, suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
+    with atomic_open(path) as f:
         yaml.safe_dump(_plain(data), f, sort_keys=False)
-    os.replace(tmp, p)
 
 
 def _plain(x: Any) -> Any:

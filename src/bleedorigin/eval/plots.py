@@ -1,6 +1,7 @@
-"""PNG plots of an evaluation (matplotlib, Agg): accuracy-vs-threshold curves, tracking error
-against frames since the start, onset-confidence timelines and per-scenario bars.
-Curves and bars read metrics.json's dict; timelines read the onset records (per-frame scores).
+"""PNG plots (matplotlib, Agg): of an evaluation, accuracy-vs-threshold curves, tracking error
+against frames since the start, onset-confidence timelines and per-scenario bars; of one
+pipeline run, its timeline (`run_timeline`, the `timeline.png` of `bleedorigin run`).
+Curves and bars read metrics.json's dict; timelines read per-frame records.
 """
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from bleedorigin.utils.files import atomic_open  # noqa: E402
+
 log = logging.getLogger(__name__)
 
 TIMELINE_CLIPS = 4  # onset timelines drawn (first clips with an onset, then a negative)
@@ -26,10 +29,12 @@ def _models(metrics: dict[str, Any], stage: str) -> list[dict[str, Any]]:
 
 
 def _save(fig: Any, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
-    fig.savefig(path, dpi=DPI)
-    plt.close(fig)
+    try:
+        with atomic_open(path, "wb") as f:
+            fig.savefig(f, format="png", dpi=DPI)
+    finally:
+        plt.close(fig)
     return path
 
 
@@ -104,6 +109,75 @@ def onset_timelines(records: Sequence[dict[str, Any]], path: Path, label: str = 
     axes[-1, 0].set_xlabel("frame")
     fig.suptitle(f"onset confidence — {label}", fontsize=9)
     return _save(fig, path)
+
+
+def timeline_record(scores: Sequence[float], phases: Sequence[str], events: Sequence[Any],
+                    threshold: float | None) -> dict[str, Any]:
+    """What `run_timeline` draws, as plain JSON: per-frame onset scores (None while tracking,
+    when the detector does not run), the detector's threshold, and per bleeding episode its
+    onset frame and the tracked point's frames and confidences."""
+    return {"threshold": threshold,
+            "scores": [None if p == "tracking" else round(float(s), 4) for s, p in zip(scores, phases)],
+            "events": [{"onset": int(e.onset.frame), "frames": [int(t.frame) for t in e.track],
+                        "confidence": [round(float(t.confidence), 4) for t in e.track]} for e in events]}
+
+
+def run_timeline(record: dict[str, Any], path: Path, title: str = "",
+                 true_onset: int | None = None) -> Path:
+    """One run over time: onset score and threshold, detected onsets, bleeding episodes (shaded)
+    and, below, the tracked point's confidence; `true_onset` adds the labelled onset."""
+    scores = [float("nan") if s is None else s for s in record["scores"]]
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 4.2), sharex=True,
+                                      gridspec_kw={"height_ratios": [3, 2]})
+    top.plot(range(len(scores)), scores, lw=1.2, color="C3", label="onset score")
+    if record.get("threshold") is not None:
+        top.axhline(record["threshold"], color="grey", lw=0.9, ls=":",
+                    label=f"threshold {record['threshold']:g}")
+    for k, e in enumerate(record["events"]):
+        end = e["frames"][-1] if e["frames"] else e["onset"]
+        for ax in (top, bottom):
+            ax.axvspan(e["onset"], end, color="C3", alpha=0.08, lw=0,
+                       label="bleeding episode (tracking)" if ax is top and k == 0 else None)
+        top.axvline(e["onset"], color="C1", lw=1.6, label="detected onset" if k == 0 else None)
+        bottom.plot(e["frames"], e["confidence"], lw=1.2, color="C0",
+                    label="tracked point" if k == 0 else None)
+    if true_onset is not None:
+        top.axvline(true_onset, color="k", lw=1, ls="--", label="true onset")
+    if record["events"]:
+        bottom.legend(fontsize=7, loc="lower left")
+    else:
+        bottom.text(0.5, 0.5, "no bleeding detected", ha="center", va="center",
+                    transform=bottom.transAxes, color="grey")
+    top.set_ylim(-0.02, 1.02)
+    top.set_ylabel("onset score")
+    top.set_title(title, fontsize=9)
+    top.legend(fontsize=7, loc="upper left")
+    bottom.set_ylim(-0.02, 1.02)
+    bottom.set_ylabel("track confidence")
+    bottom.set_xlabel("frame")
+    bottom.set_xlim(0, max(1, len(scores) - 1))
+    for ax in (top, bottom):
+        ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
+def timeline_file(pipeline_name: str, clip_id: str) -> Path:
+    """Where `bleedorigin evaluate` puts a clip's end-to-end timeline, inside its output folder."""
+    return Path("plots") / "timelines" / pipeline_name / f"{clip_id}.png"
+
+
+def write_e2e_timelines(metrics: dict[str, Any], by_model: dict[tuple[str, str], list[dict[str, Any]]],
+                        out_dir: str | Path) -> list[Path]:
+    """The timeline of every end-to-end run (evaluation folder `out_dir`), as metrics.json lists them."""
+    files = []
+    for m in _models(metrics, "e2e"):
+        for r in by_model.get(("e2e", m["key"]), []):
+            if r.get("timeline"):
+                files.append(run_timeline(r["timeline"], Path(out_dir) / timeline_file(m["name"], r["clip"]),
+                                          f"{r['clip']} — {m['name']}", true_onset=r["gt"]))
+    if files:
+        log.info("wrote %d end-to-end timelines to %s", len(files), Path(out_dir) / "plots" / "timelines")
+    return files
 
 
 def scenario_bars(metrics: dict[str, Any], path: Path) -> Path | None:

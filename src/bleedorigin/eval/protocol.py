@@ -250,24 +250,30 @@ def eval_track(tracker: Any, clip: Any) -> dict[str, Any]:
 def eval_end_to_end(pipeline: Any, clip: Any) -> dict[str, Any]:
     """Deployment mode: the Pipeline's own onset, source and track vs the dense truth.
     Tracking is scored on frames from the GT onset on where the pipeline has a point;
-    `coverage` is the share of those frames that have one (late or missed onsets lower it)."""
-    result = pipeline.run(clip.video, progress=False)
+    `coverage` is the share of those frames that have one (late or missed onsets lower it).
+    `timeline` keeps what the run's timeline plot draws (eval.plots.run_timeline)."""
+    from bleedorigin.eval.plots import timeline_record
+
+    steps = list(pipeline.stream(clip.video))
+    events = list(pipeline.events)
+    first = events[0] if events else None
     meta = clip_meta(clip)
     dense = dense_source(clip)
-    onset = result.onset
-    pred_onset = None if onset is None else int(onset.frame)
+    pred_onset = None if first is None else int(first.onset.frame)
     gt_onset = clip.onset_frame
-    track = {int(t.frame): (t.x, t.y) for t in result.track}
+    n_frames = len(steps)
+    track = {} if first is None else {int(t.frame): (t.x, t.y) for t in first.track}
     scored = [] if dense is None or gt_onset is None else \
-        [f for f in range(gt_onset, min(len(dense), result.frames)) if f in track]
+        [f for f in range(gt_onset, min(len(dense), n_frames)) if f in track]
     errors: list[float] = []
     if scored:
         errs = metrics.point_errors(np.array([track[f] for f in scored]), dense[scored], tuple(meta["image_size"]))
         errors = [round(float(e), 4) for e in errs]
-    n_after = 0 if dense is None or gt_onset is None else max(0, min(len(dense), result.frames) - gt_onset)
-    source = result.source
+    n_after = 0 if dense is None or gt_onset is None else max(0, min(len(dense), n_frames) - gt_onset)
+    timeline = timeline_record([s.onset_score for s in steps], [s.phase for s in steps], events,
+                               pipeline.onset.score_threshold)
     return {"stage": "e2e", **meta, "gt": gt_onset, "pred": pred_onset,
-            "source": None if source is None else [source.x, source.y],
+            "source": None if first is None else [first.source.x, first.source.y],
             "frames": scored, "errors": errors,
             "coverage": (len(scored) / n_after) if n_after else 0.0,
-            "events": len(result.events)}
+            "events": len(events), "timeline": timeline}

@@ -5,10 +5,11 @@ reference rows. Every number printed here is read from the metrics dict (never r
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
+
+from bleedorigin.utils.files import atomic_open
 
 log = logging.getLogger(__name__)
 
@@ -180,6 +181,16 @@ def e2e_section(metrics: dict[str, Any]) -> list[str]:
     out += _table([*point_header(ths, "Pipeline"), "coverage %"],
                   [[*point_row(_label(m), metrics["e2e"][m["key"]]["track"], ths),
                     _pct(metrics["e2e"][m["key"]]["coverage"])] for m in models])
+    rows = [[f"{c['clip']} · {_label(m)}", DASH if c["gt"] is None else str(c["gt"]),
+             DASH if c["pred"] is None else str(c["pred"]), _num(c["err_avg"]), _pct(c["coverage"]),
+             f"[timeline]({c['timeline']})" if c.get("timeline") else DASH]
+            for m in models for c in metrics["e2e"][m["key"]].get("per_clip", [])]
+    if rows:
+        out += ["### Per clip", "",
+                "Timeline: onset score with the threshold, detected and true onset, the bleeding "
+                "episodes and the tracked point's confidence over the video.", ""]
+        out += _table(["Clip · pipeline", "true onset", "detected onset", "track Err_avg (px)",
+                       "coverage %", "timeline"], rows)
     return out
 
 
@@ -206,8 +217,7 @@ def to_markdown(metrics: dict[str, Any], plots: Sequence[str | Path] = ()) -> st
 
 def write_report(metrics: dict[str, Any], path: str | Path, plots: Sequence[str | Path] = ()) -> Path:
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(to_markdown(metrics, plots))
-    os.replace(tmp, path)
+    with atomic_open(path) as f:
+        f.write(to_markdown(metrics, plots))
     log.info("wrote %s", path)
     return path

@@ -22,6 +22,7 @@ from bleedorigin import __version__
 from bleedorigin.errors import ConfigError, InputError
 from bleedorigin.eval import protocol
 from bleedorigin.eval.cache import PROTOCOL_VERSION, ResultCache, model_key
+from bleedorigin.utils.files import atomic_open
 from bleedorigin.utils.jsonio import write_json_atomic
 from bleedorigin.utils.progress import track as progress_track
 
@@ -271,14 +272,14 @@ def effective_config(data_path: str | Path, out: Path, lists: dict[str, list[str
 
 def write_outputs(out: Path, result: dict[str, Any], by_model: dict[tuple[str, str], list[dict[str, Any]]],
                   config: dict[str, Any]) -> None:
-    from bleedorigin.eval.plots import write_plots
+    from bleedorigin.eval.plots import write_e2e_timelines, write_plots
     from bleedorigin.eval.report import write_report
 
     write_json_atomic(out / "metrics.json", result)
-    tmp = out / ".config.yaml.tmp"
-    tmp.write_text(yaml.safe_dump(config, sort_keys=False))
-    os.replace(tmp, out / "config.yaml")
+    with atomic_open(out / "config.yaml") as f:
+        yaml.safe_dump(config, f, sort_keys=False)
     plots = write_plots(result, by_model, out / "plots")
+    write_e2e_timelines(result, by_model, out)
     write_report(result, out / "report.md", plots=[p.relative_to(out) for p in plots])
 
 
@@ -350,10 +351,19 @@ def track_summary(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
             "by_time": {"labelled": _by_time(lab_time), "dense": _by_time(dense_time) if has_dense else []}}
 
 
-def e2e_summary(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
+def e2e_summary(records: Sequence[dict[str, Any]], name: str) -> dict[str, Any]:
+    """Overall onset/track/coverage, and per clip with the path of its timeline plot (relative
+    to the evaluation folder; cached records made without a timeline have none)."""
+    from bleedorigin.eval.plots import timeline_file
+
+    per_clip = [{"clip": r["clip"], "gt": r["gt"], "pred": r["pred"],
+                 "err_avg": point_block(r["errors"]).get("err_avg"), "coverage": r["coverage"],
+                 "timeline": timeline_file(name, r["clip"]).as_posix() if r.get("timeline") else None}
+                for r in records]
     return {"clips": len(records), "onset": onset_block(records),
             "track": point_block([e for r in records for e in r["errors"]]),
-            "coverage": float(sum(r["coverage"] for r in records) / len(records)) if records else 0.0}
+            "coverage": float(sum(r["coverage"] for r in records) / len(records)) if records else 0.0,
+            "per_clip": per_clip}
 
 
 def summarize(by_model: dict[tuple[str, str], list[dict[str, Any]]], tasks: Sequence[Task],
@@ -370,8 +380,9 @@ def summarize(by_model: dict[tuple[str, str], list[dict[str, Any]]], tasks: Sequ
         "models": {}}
     for (stage, key), records in by_model.items():
         models = names[(stage, key)]
+        name = "+".join(Path(m).name for m in models)
         result["models"].setdefault(stage, []).append(
-            {"key": key, "name": "+".join(Path(m).name for m in models), "source": list(models),
+            {"key": key, "name": name, "source": list(models),
              "baseline": all(m in baseline_names for m in models)})
         if stage == "onset":
             summary = _grouped(records, onset_block, key="")
@@ -382,7 +393,7 @@ def summarize(by_model: dict[tuple[str, str], list[dict[str, Any]]], tasks: Sequ
         elif stage == "track":
             summary = track_summary(records)
         else:
-            summary = e2e_summary(records)
+            summary = e2e_summary(records, name)
         result.setdefault(stage, {})[key] = summary
     return result
 

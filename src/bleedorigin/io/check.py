@@ -23,7 +23,8 @@ class Problem:
 
 
 def check_bench(root: str | Path) -> list[Problem]:
-    """Every problem found under `root`; an empty list means the folder is usable."""
+    """Every problem found under `root`; an empty list means the folder is usable (a folder
+    without clips is a problem: there is nothing to evaluate or train on)."""
     root = Path(root)
     if not root.is_dir():
         return [Problem(str(root), "missing", "not a folder")]
@@ -33,6 +34,8 @@ def check_bench(root: str | Path) -> list[Problem]:
         entries = bench.read_manifest(root)
     except InputError as e:
         return [Problem(str(root / bench.MANIFEST), "manifest", str(e).split(": ", 1)[-1])]
+    if not entries:
+        return [Problem(str(root / bench.MANIFEST), "empty", "no clips: the manifest lists none")]
     problems: list[Problem] = []
     seen: set[str] = set()
     for entry in entries:

@@ -28,6 +28,8 @@ class OnsetStep:
 
 class OnsetDetectorBase(ABC):
     name: str = "onset"
+    # Score above which an onset is raised, where the detector has one (drawn on timelines).
+    score_threshold: float | None = None
 
     @abstractmethod
     def reset(self) -> None:

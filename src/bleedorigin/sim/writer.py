@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +10,7 @@ import numpy as np
 from bleedorigin.errors import InputError
 from bleedorigin.sim.generator import SimClip, generate_clip
 from bleedorigin.sim.scenarios import KINDS
+from bleedorigin.utils.files import atomic_open
 from bleedorigin.utils.progress import track as progress_track
 
 log = logging.getLogger(__name__)
@@ -44,23 +43,14 @@ def clip_labels(clip: SimClip) -> dict[int, list[tuple[float, float]]]:
 
 def save_gt(path: Path, clip: SimClip) -> None:
     """gt.npz of the contract, written atomically; blood_mask bit-packed along the last axis."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz.tmp")
-    os.close(fd)
-    try:
-        with open(tmp, "wb") as fh:
-            np.savez_compressed(
-                fh, onset_frame=np.int64(-1 if clip.onset_frame is None else clip.onset_frame),
-                source_xy=clip.source_xy.astype(np.float32), source_visible=clip.source_visible.astype(bool),
-                tracks_xy=clip.tracks_xy.astype(np.float32), tracks_visible=clip.tracks_visible.astype(bool),
-                blood_mask_packed=np.packbits(clip.blood_mask, axis=-1),
-                mask_shape=np.array(clip.blood_mask.shape, np.int64),
-                scenario=np.str_(clip.scenario), site=np.str_(clip.site))
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_open(path, "wb") as fh:
+        np.savez_compressed(
+            fh, onset_frame=np.int64(-1 if clip.onset_frame is None else clip.onset_frame),
+            source_xy=clip.source_xy.astype(np.float32), source_visible=clip.source_visible.astype(bool),
+            tracks_xy=clip.tracks_xy.astype(np.float32), tracks_visible=clip.tracks_visible.astype(bool),
+            blood_mask_packed=np.packbits(clip.blood_mask, axis=-1),
+            mask_shape=np.array(clip.blood_mask.shape, np.int64),
+            scenario=np.str_(clip.scenario), site=np.str_(clip.site))
 
 
 def load_gt(path: Path) -> dict[str, Any]:

@@ -3,12 +3,11 @@ crash never leaves half a file."""
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import IO, Any
 
 from bleedorigin.errors import InputError
+from bleedorigin.utils.files import atomic_open
 
 
 def read_json(path: str | Path, missing: str | None = None) -> Any:
@@ -23,18 +22,10 @@ def read_json(path: str | Path, missing: str | None = None) -> Any:
 
 
 def write_json_atomic(path: str | Path, obj: Any, indent: int | None = 2) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, indent=indent)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    with atomic_open(path) as f:
+        json.dump(obj, f, indent=indent)
+        f.write("\n")
+    return Path(path)
 
 
 class JsonLinesWriter:

@@ -18,6 +18,7 @@ from bleedorigin.vision.color import blood_area, quiet_level
 
 class HSVOnsetDetector(OnsetDetectorBase):
     name = "onset_hsv"
+    score_threshold = 0.5  # the score is 0.5 where the area is `growth` above the reference
 
     def __init__(self, growth: float = 0.02, persist: int = 5, reference: int = 30, lag: int = 10):
         self.growth, self.persist, self.reference, self.lag = growth, persist, reference, lag

@@ -220,6 +220,10 @@ class OnsetDetector(OnsetDetectorBase):
         self.model_id = model_id
         self.reset()
 
+    @property
+    def score_threshold(self) -> float:  # type: ignore[override]
+        return self.cfg.conf_threshold
+
     @classmethod
     def from_pretrained(cls, name_or_path: str = "small", device: str = "auto",
                         refine_radius: int = REFINE_RADIUS) -> OnsetDetector:
