@@ -2,10 +2,13 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 import subprocess
 import sys
 
 import av
+import cv2
 import numpy as np
 import pytest
 
@@ -55,9 +58,26 @@ def test_track_follows_the_drifting_texture(tiny_clip, tmp_path):
     assert abs(x - (x0 + shift)) < 1.5 and abs(y - (y0 - 16)) < 1.5
 
 
-def test_run_writes_result_overlay_and_jsonl(tiny_clip, tmp_path):
+ONSET_LINE = (255, 127, 14)  # matplotlib's C1: the detected-onset line of timeline.png
+
+
+def onset_line_columns(png) -> np.ndarray:
+    """Image columns crossed by a long vertical run of the onset line's colour."""
+    img = cv2.imread(str(png))[..., ::-1].astype(int)
+    hit = np.abs(img - ONSET_LINE).sum(-1) < 40
+    return np.flatnonzero(hit.sum(0) > img.shape[0] // 4)
+
+
+def test_run_writes_result_overlay_jsonl_and_timeline_readable_by_others(tiny_clip, tmp_path):
     out = tmp_path / "run"
-    assert cli("-q", "run", tiny_clip.path, "--out", out, *BASELINES) == 0
+    old = os.umask(0o022)
+    try:
+        assert cli("-q", "run", tiny_clip.path, "--out", out, *BASELINES) == 0
+    finally:
+        os.umask(old)
+    for name in ("result.json", "results.jsonl", "overlay.mp4", "timeline.png"):
+        assert stat.S_IMODE((out / name).stat().st_mode) == 0o644, name
+    assert len(onset_line_columns(out / "timeline.png")) > 0  # the detected onset is drawn
     res = json.loads((out / "result.json").read_text())
     assert res["frames"] == len(tiny_clip.frames) and res["width"] == 64
     assert res["onset"] is not None and abs(res["onset"]["frame"] - tiny_clip.onset_frame) <= 2
@@ -136,3 +156,54 @@ def test_sim_then_realism_and_check_from_the_command_line(tmp_path, capsys):
     assert "HSV histogram intersection" in out and "red_area" in out
     assert json.loads((tmp_path / "r.json").read_text())
     _assert_clean_error(capsys, cli("data", "realism", sim, tmp_path / "nowhere"))
+
+
+def test_timeline_without_bleeding_draws_no_onset(tmp_path):
+    from bleedorigin.eval.plots import run_timeline, timeline_record
+    record = timeline_record([0.1] * 50, ["waiting"] * 50, [], 0.5)
+    png = run_timeline(record, tmp_path / "timeline.png", "quiet clip")
+    assert png.stat().st_size > 1000 and len(onset_line_columns(png)) == 0
+
+
+def test_data_check_on_a_folder_without_clips_says_so(tmp_path, capsys):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    listed_none = tmp_path / "listed_none"
+    listed_none.mkdir()
+    (listed_none / "manifest.json").write_text('{"clips": []}')
+    for folder in (empty, listed_none):
+        assert cli("data", "check", folder) == 1
+        out = capsys.readouterr().out
+        assert "no clip" in out and "no problems found" not in out
+
+
+@pytest.mark.parametrize("args", [
+    ("detect", "{clip}", "--model", "onset_hsv", "--out", "{bad}/r.json"),
+    ("locate", "{clip}", "--out", "{bad}/l.json"),
+    ("track", "{clip}", "--point", "5", "5", "--out", "{bad}/t.json"),
+    ("run", "{clip}", "--out", "{bad}/run"),
+    ("run", "{clip}", "--out", "{bad}"),  # an existing file where a folder is wanted
+    ("demo", "--out", "{bad}/demo"),
+    ("evaluate", "{dir}", "--out", "{bad}/eval"),
+    ("sim", "--out", "{bad}/sim", "--n", "1"),
+    ("train", "onset", "--out", "{bad}/train"),
+    ("finetune", "track", "{dir}", "--out", "{bad}/ft"),
+    ("export", "onnx", "onset", "--out", "{bad}/onnx"),
+    ("bench", "--json", "{bad}/bench.json"),
+    ("data", "realism", "{dir}", "{dir}", "--json", "{bad}/r.json"),
+    ("data", "contact-sheet", "--out", "{bad}/sheet.png"),
+])
+def test_out_that_cannot_be_written_fails_before_any_work(args, tiny_clip, tmp_path, capsys, monkeypatch):
+    import bleedorigin.commands
+    import bleedorigin.models.loading
+    import bleedorigin.pipeline
+
+    def no_work(*_, **__):
+        raise AssertionError("a model was loaded before --out was checked")
+    for module in (bleedorigin.models.loading, bleedorigin.commands, bleedorigin.pipeline):
+        monkeypatch.setattr(module, "load_stage", no_work)
+    bad = tmp_path / "a_file.txt"
+    bad.write_text("not a folder")
+    values = {"clip": tiny_clip.path, "bad": bad, "dir": tmp_path}
+    err = _assert_clean_error(capsys, cli(*(a.format(**values) for a in args)))
+    assert err.startswith(f"error: cannot write {bad}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from conftest import make_tiny_frames
 from test_eval_protocol import H, W, FixedSource, RedOnset, StillTracker, to_model
@@ -201,3 +202,27 @@ def test_real_esd_clips_yield_source_and_track_records(shared_data: Path, tmp_pa
     # labels every 30 frames after frame 0: four 121-frame clips, clear view (181), water (151)
     assert m["track"]["track_evalstub"]["labelled"]["overall"]["n"] == 4 * 4 + 6 + 5
     assert len(list((out / "cache" / "track" / "track_evalstub").glob("*.json"))) == 6
+
+
+def test_end_to_end_report_links_a_timeline_per_clip(tmp_path: Path) -> None:
+    _register()
+    root, n, onset = tmp_path / "bench", 24, 8
+    frames, path = make_tiny_frames(n=n, onset=onset)
+    gt = root / "clips" / "full_a" / "gt.npz"
+    clip = Clip(id="full_a", video=root / "clips" / "full_a" / "video.mp4", kind="full", patient="p1",
+                site="cardia", scenario="clear_view", num_frames=n, fps=30.0, width=W, height=H,
+                onset_frame=onset, labels={onset: [tuple(path[onset])]}, gt=gt, split=None)
+    clip = write_bench_clip(root, clip, frames)
+    np.savez(gt, onset_frame=np.int64(onset), source_xy=path.astype(np.float32))
+    write_manifest(root, [clip])
+    out = tmp_path / "eval"
+    m = evaluate(root, out, MODELS, stages=("e2e",), progress=False, baselines=False)
+
+    name = "onset_evalstub+source_evalstub+track_evalstub"
+    (per_clip,) = m["e2e"][next(iter(m["e2e"]))]["per_clip"]
+    assert per_clip["clip"] == "full_a" and per_clip["gt"] == onset and per_clip["pred"] == onset + 3
+    assert per_clip["timeline"] == f"plots/timelines/{name}/full_a.png"
+    assert (out / per_clip["timeline"]).stat().st_size > 1000
+    report = (out / "report.md").read_text()
+    assert f"| full_a · {name} | 8 | 11 |" in report
+    assert f"[timeline](plots/timelines/{name}/full_a.png)" in report
