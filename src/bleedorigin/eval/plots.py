@@ -127,7 +127,7 @@ def run_timeline(record: dict[str, Any], path: Path, title: str = "",
     """One run over time: onset score and threshold, detected onsets, bleeding episodes (shaded)
     and, below, the tracked point's confidence; `true_onset` adds the labelled onset."""
     scores = [float("nan") if s is None else s for s in record["scores"]]
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 4.2), sharex=True,
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(9.5, 4.2), sharex=True,
                                       gridspec_kw={"height_ratios": [3, 2]})
     top.plot(range(len(scores)), scores, lw=1.2, color="C3", label="onset score")
     if record.get("threshold") is not None:
@@ -144,14 +144,14 @@ def run_timeline(record: dict[str, Any], path: Path, title: str = "",
     if true_onset is not None:
         top.axvline(true_onset, color="k", lw=1, ls="--", label="true onset")
     if record["events"]:
-        bottom.legend(fontsize=7, loc="lower left")
+        bottom.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
     else:
         bottom.text(0.5, 0.5, "no bleeding detected", ha="center", va="center",
                     transform=bottom.transAxes, color="grey")
     top.set_ylim(-0.02, 1.02)
     top.set_ylabel("onset score")
     top.set_title(title, fontsize=9)
-    top.legend(fontsize=7, loc="upper left")
+    top.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))  # beside: the curve stays visible
     bottom.set_ylim(-0.02, 1.02)
     bottom.set_ylabel("track confidence")
     bottom.set_xlabel("frame")
