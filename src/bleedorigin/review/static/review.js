@@ -102,6 +102,13 @@ function drawPlot() {
   vline(frame, "#ffffff", []);
 }
 
+function fitVideo() {  // as large as the column and 62 % of the window allow, same shape
+  const vw = video.videoWidth || run.width, vh = video.videoHeight || run.height;
+  const k = Math.min($("viewer").clientWidth / vw, window.innerHeight * 0.62 / vh);
+  video.style.width = `${Math.floor(vw * k)}px`;
+  video.style.height = `${Math.floor(vh * k)}px`;
+}
+
 function redraw() {
   const info = $("frame-info");
   info.dataset.frame = frame;
@@ -201,7 +208,7 @@ function wire() {
   video.addEventListener("play", () => { $("play").textContent = "pause"; });
   video.addEventListener("pause", () => { $("play").textContent = "play"; frame = frameOfTime(video.currentTime); redraw(); });
   video.addEventListener("seeked", () => { document.body.dataset.seekedTo = frame; drawMarks(); });
-  window.addEventListener("resize", redraw);
+  window.addEventListener("resize", () => { fitVideo(); redraw(); });
   window.addEventListener("beforeunload", (ev) => { if (dirty) ev.preventDefault(); });
   document.addEventListener("keydown", (ev) => {
     if (ev.target.tagName === "INPUT" && ev.target.type !== "radio") return;
@@ -226,6 +233,7 @@ async function main() {
     wire();
     video.addEventListener("error", () => status("this browser cannot play overlay.mp4", true));
     if (video.readyState < 1) await new Promise((ok) => video.addEventListener("loadedmetadata", ok, {once: true}));
+    fitVideo();
     seek(labels.onset ?? 0);
     status(saved ? "loaded saved labels.json" : "showing the run's result (not yet reviewed)");
     document.body.dataset.ready = "1";
