@@ -131,14 +131,14 @@ function fillEvents() {
   const body = $("events").querySelector("tbody");
   body.replaceChildren(...run.events.map((e) => {
     const tr = document.createElement("tr");
-    for (const text of [e.onset.frame, `${e.onset.time_s.toFixed(2)} s`,
+    for (const text of [e.onset.frame, `${e.onset.time_s.toFixed(2)} s`, e.onset.confidence.toFixed(2),
       `(${e.source.x.toFixed(1)}, ${e.source.y.toFixed(1)})`, e.source.confidence.toFixed(2)]) {
       const td = document.createElement("td"); td.textContent = text; tr.appendChild(td);
     }
     tr.onclick = () => seek(e.onset.frame);
     return tr;
   }));
-  if (!run.events.length) body.innerHTML = "<tr><td colspan=4>no bleeding raised</td></tr>";
+  if (!run.events.length) body.innerHTML = "<tr><td colspan=5>no bleeding raised</td></tr>";
 }
 
 // ---- editing -----------------------------------------------------------------------------
