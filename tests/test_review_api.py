@@ -14,12 +14,20 @@ from bleedorigin.errors import InputError
 from bleedorigin.review.server import ReviewRun, ReviewServer
 
 
-@pytest.fixture
-def run_dir(tmp_path: Path) -> Path:
-    return make_run(tmp_path)
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory) -> Path:
+    return make_run(tmp_path_factory.mktemp("review"))
 
 
-@pytest.fixture
+@pytest.fixture(autouse=True)
+def _unreviewed(request):
+    """Every test starts from a run without labels.json (the run and server are shared)."""
+    yield
+    if "run_dir" in request.fixturenames:
+        (request.getfixturevalue("run_dir") / "labels.json").unlink(missing_ok=True)
+
+
+@pytest.fixture(scope="module")
 def server(run_dir: Path):
     srv = ReviewServer(ReviewRun(run_dir), 0)
     thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
@@ -129,7 +137,8 @@ def test_post_needs_json_content_type(server, run_dir):
 TRAVERSALS = ["/../secret.txt", "/%2e%2e/secret.txt", "/%2E%2E%2Fsecret.txt", "/..%2fsecret.txt",
               "/video.mp4/../../secret.txt", "//secret.txt", "/static/../../secret.txt",
               "/api/../../secret.txt", "/result.json", "/overlay.mp4", "/labels.json",
-              "/review.js/..%2f..%2fserver.py", "/%2e%2e%2f%2e%2e%2fsecret.txt"]
+              "/review.js/..%2f..%2fserver.py", "/%2e%2e%2f%2e%2e%2fsecret.txt", "/results.jsonl",
+              "/static/review.js", "/..\\secret.txt", "/video.mp4%00.txt"]
 
 
 @pytest.mark.parametrize("path", TRAVERSALS)
@@ -150,12 +159,13 @@ def test_other_host_names_are_refused(server):
     assert request(server, "GET", "/api/result", headers={"Host": f"localhost:{server.server_address[1]}"})[0] == 200
 
 
-def test_symlinks_leading_out_of_run_dir_are_refused(tmp_path, run_dir):
+def test_symlinks_leading_out_of_run_dir_are_refused(tmp_path):
+    run = make_run(tmp_path, n=10, onset=5)
     outside = tmp_path / "elsewhere.mp4"
-    (run_dir / "overlay.mp4").rename(outside)
-    (run_dir / "overlay.mp4").symlink_to(outside)
+    (run / "overlay.mp4").rename(outside)
+    (run / "overlay.mp4").symlink_to(outside)
     with pytest.raises(InputError, match="outside the run folder"):
-        ReviewRun(run_dir)
+        ReviewRun(run)
 
 
 def test_labels_symlink_planted_later_is_not_written_through(server, run_dir, tmp_path):
@@ -176,8 +186,8 @@ def test_cli_review_errors_are_one_line(tmp_path):
     assert e.value.code == 2
 
 
-def test_saved_labels_keep_point_geometry(run_dir):
-    run = ReviewRun(run_dir)
+def test_saved_labels_keep_point_geometry(server):
+    run = server.run
     labels = run.save_labels(json.dumps({"onset_frame": 0, "source": [-0.5, H - 0.5],
                                          "points": {"30": [[W - 0.5, 0], [1, 1]]}}).encode())
     assert labels["points"]["30"] == [[W - 0.5, 0.0], [1.0, 1.0]]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import threading
 from http import HTTPStatus
@@ -130,7 +131,7 @@ class ReviewHandler(BaseHTTPRequestHandler):
                 self._file(run.inside(OVERLAY), "video/mp4", head)
             else:
                 self._error(HTTPStatus.NOT_FOUND, "not found")
-        except InputError as e:
+        except (InputError, OSError) as e:  # e.g. a file of the run deleted while serving
             self._error(HTTPStatus.INTERNAL_SERVER_ERROR, str(e))
 
     def _host_ok(self) -> bool:
@@ -159,44 +160,45 @@ class ReviewHandler(BaseHTTPRequestHandler):
 
     def _file(self, path: Path, ctype: str, head: bool) -> None:
         """The file, or the one byte range asked for (browsers seek in a video with ranges)."""
-        size = path.stat().st_size
-        start, end, status = 0, size - 1, HTTPStatus.OK
-        wanted = self.headers.get("Range")
-        if wanted:
-            m = RANGE.match(wanted.strip())
-            if m is None or m.groups() == ("", ""):
+        with open(path, "rb") as f:  # opened before any header goes out: a failure is still a clean 500
+            size = os.fstat(f.fileno()).st_size
+            span = self._range(size)
+            if span is None:
                 return self._unsatisfiable(size)
-            if m[1]:
-                start, end = int(m[1]), min(int(m[2]), size - 1) if m[2] else size - 1
-            else:  # a suffix: the last N bytes
-                start = max(0, size - int(m[2]))
-            if start > end:
-                return self._unsatisfiable(size)
-            status = HTTPStatus.PARTIAL_CONTENT
-        self.send_response(status)
-        self.send_header("Content-Type", ctype)
-        self.send_header("Accept-Ranges", "bytes")
-        self.send_header("Content-Length", str(end - start + 1))
-        if status == HTTPStatus.PARTIAL_CONTENT:
-            self.send_header("Content-Range", f"bytes {start}-{end}/{size}")
-        self.end_headers()
-        if head:
-            return
-        try:
-            self._copy(path, start, end - start + 1)
-        except (BrokenPipeError, ConnectionResetError):
-            self.close_connection = True  # the browser dropped the request (it seeks elsewhere)
-
-    def _copy(self, path: Path, start: int, length: int) -> None:
-        with open(path, "rb") as f:
+            start, end = span
+            partial = (start, end) != (0, size - 1) or "Range" in self.headers
+            self.send_response(HTTPStatus.PARTIAL_CONTENT if partial else HTTPStatus.OK)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Accept-Ranges", "bytes")
+            self.send_header("Content-Length", str(end - start + 1))
+            if partial:
+                self.send_header("Content-Range", f"bytes {start}-{end}/{size}")
+            self.end_headers()
+            if head:
+                return
             f.seek(start)
-            left = length
-            while left > 0:
-                chunk = f.read(min(CHUNK, left))
-                if not chunk:
-                    break
-                self.wfile.write(chunk)
-                left -= len(chunk)
+            left = end - start + 1
+            try:
+                while left > 0 and (chunk := f.read(min(CHUNK, left))):
+                    self.wfile.write(chunk)
+                    left -= len(chunk)
+            except (BrokenPipeError, ConnectionResetError):
+                self.close_connection = True  # the browser dropped the request (it seeks elsewhere)
+
+    def _range(self, size: int) -> tuple[int, int] | None:
+        """First and last byte to send: the whole file, or the one range of the Range header;
+        None when that range cannot be served."""
+        wanted = self.headers.get("Range")
+        if not wanted:
+            return 0, size - 1
+        m = RANGE.match(wanted.strip())
+        if m is None or m.groups() == ("", ""):
+            return None
+        if m[1]:
+            start, end = int(m[1]), min(int(m[2]), size - 1) if m[2] else size - 1
+        else:  # a suffix: the last N bytes
+            start, end = max(0, size - int(m[2])), size - 1
+        return (start, end) if start <= end else None
 
     def _unsatisfiable(self, size: int) -> None:
         self.send_response(HTTPStatus.REQUESTED_RANGE_NOT_SATISFIABLE)
