@@ -240,6 +240,23 @@ def finetune(stage: str = typer.Argument(..., help="track (LoRA fine-tuning on s
     typer.echo(f"fine-tuned tracker: {path}")
 
 
+@app.command()
+def review(run_dir: Path = typer.Argument(..., help="Output folder of `bleedorigin run`."),
+           port: int = typer.Option(8765, help="Port on 127.0.0.1 (0: any free port)."),
+           open_: bool = typer.Option(False, "--open", help="Open the page in the default browser.")) -> None:
+    """Check and correct a run in the browser; corrections go to RUN_DIR/labels.json."""
+    from bleedorigin.review.server import ReviewRun, ReviewServer
+    server = ReviewServer(ReviewRun(run_dir), port)
+    typer.echo(f"reviewing {server.run.dir} at {server.url}  (Ctrl-C to stop)")
+    if open_:
+        import webbrowser
+        webbrowser.open(server.url)
+    try:
+        server.serve_forever()
+    finally:
+        server.server_close()
+
+
 @data_app.command("check")
 def data_check(root: Path = typer.Argument(..., help="Benchmark folder.")) -> None:
     """List every problem in a benchmark folder; exit 1 if there are any."""
@@ -249,6 +266,17 @@ def data_check(root: Path = typer.Argument(..., help="Benchmark folder.")) -> No
     problems = check_bench(root)
     typer.echo(summarize(problems))
     raise typer.Exit(1 if problems else 0)
+
+
+@data_app.command("import-review")
+def data_import_review(run_dirs: list[Path] = typer.Argument(..., help="Run folders reviewed with `bleedorigin review`."),
+                       out: Path = typer.Option(..., help="Benchmark folder to write (created or added to).")) -> None:
+    """Corrected runs -> benchmark clips (detect, track, negative) for `train` and `finetune`."""
+    from collections import Counter
+    from bleedorigin.review.importer import import_review
+    clips = import_review(run_dirs, out)
+    kinds = ", ".join(f"{k} {n}" for k, n in sorted(Counter(c.kind for c in clips).items())) or "none"
+    typer.echo(f"wrote {len(clips)} clip(s) to {out} ({kinds}); check with: bleedorigin data check {out}")
 
 
 @data_app.command("realism")

@@ -1,0 +1,193 @@
+"""The review server over plain HTTP: the page, the run's result, saving corrections, and that
+nothing outside RUN_DIR can be read or written."""
+from __future__ import annotations
+
+import http.client
+import json
+import threading
+from pathlib import Path
+
+import pytest
+from review_run import H, W, make_run
+
+from bleedorigin.errors import InputError
+from bleedorigin.review.server import ReviewRun, ReviewServer
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory) -> Path:
+    return make_run(tmp_path_factory.mktemp("review"))
+
+
+@pytest.fixture(autouse=True)
+def _unreviewed(request):
+    """Every test starts from a run without labels.json (the run and server are shared)."""
+    yield
+    if "run_dir" in request.fixturenames:
+        (request.getfixturevalue("run_dir") / "labels.json").unlink(missing_ok=True)
+
+
+@pytest.fixture(scope="module")
+def server(run_dir: Path):
+    srv = ReviewServer(ReviewRun(run_dir), 0)
+    thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    yield srv
+    srv.shutdown()
+    srv.server_close()
+
+
+def request(srv: ReviewServer, method: str, path: str, body: bytes | None = None,
+            headers: dict | None = None) -> tuple[int, bytes, dict]:
+    """The raw request, path sent exactly as given (no client-side normalisation)."""
+    conn = http.client.HTTPConnection("127.0.0.1", srv.server_address[1], timeout=10)
+    hdrs = {"Content-Type": "application/json"} if body is not None else {}
+    hdrs.update(headers or {})
+    conn.request(method, path, body=body, headers=hdrs)
+    resp = conn.getresponse()
+    data = resp.read()
+    conn.close()
+    return resp.status, data, dict(resp.getheaders())
+
+
+def test_listens_on_loopback_only(server):
+    assert server.server_address[0] == "127.0.0.1"
+
+
+def test_page_and_its_files_are_served(server):
+    status, page, headers = request(server, "GET", "/")
+    assert status == 200 and headers["Content-Type"].startswith("text/html")
+    assert b'<video id="video" src="/video.mp4"' in page
+    for name in (b"/review.js", b"/review.css"):
+        assert name in page
+        status, data, _ = request(server, "GET", name.decode())
+        assert status == 200 and len(data) > 100
+        assert b"://" not in data  # no CDN: everything comes from this server
+    assert b"://" not in page
+
+
+def test_result_is_the_runs_result_json(server, run_dir):
+    status, data, _ = request(server, "GET", "/api/result")
+    assert status == 200
+    assert json.loads(data) == json.loads((run_dir / "result.json").read_text())
+    status, data, _ = request(server, "GET", "/api/labels")
+    assert status == 200 and json.loads(data) is None  # not reviewed yet
+
+
+def test_video_range_requests(server, run_dir):
+    whole = (run_dir / "overlay.mp4").read_bytes()
+    status, data, headers = request(server, "GET", "/video.mp4")
+    assert status == 200 and data == whole and headers["Accept-Ranges"] == "bytes"
+    status, data, headers = request(server, "GET", "/video.mp4", headers={"Range": "bytes=100-199"})
+    assert status == 206 and data == whole[100:200]
+    assert headers["Content-Range"] == f"bytes 100-199/{len(whole)}"
+    status, data, _ = request(server, "GET", "/video.mp4", headers={"Range": "bytes=-16"})
+    assert status == 206 and data == whole[-16:]
+    status, data, _ = request(server, "GET", "/video.mp4", headers={"Range": f"bytes={len(whole)}-"})
+    assert status == 416 and data == b""
+
+
+def test_post_labels_writes_labels_json(server, run_dir):
+    body = {"onset_frame": 21, "source": [25.5, 24.0], "points": {"51": [[40.0, 24.0]]}}
+    status, data, _ = request(server, "POST", "/api/labels", json.dumps(body).encode())
+    assert status == 200, data
+    saved = json.loads((run_dir / "labels.json").read_text())
+    assert saved == body
+    assert json.loads(request(server, "GET", "/api/labels")[1]) == body
+    no_bleeding = {"onset_frame": None, "source": None, "points": {}}
+    assert request(server, "POST", "/api/labels", json.dumps(no_bleeding).encode())[0] == 200
+    assert json.loads((run_dir / "labels.json").read_text()) == no_bleeding
+
+
+BAD_BODIES = {
+    b"{not json": "not valid JSON",
+    b"[1, 2]": "JSON object",
+    b'{"onset_frame": 3, "source": null, "extra": 1}': "unknown field 'extra'",
+    b'{"source": null}': "missing field 'onset_frame'",
+    b'{"onset_frame": 60, "source": null}': "onset_frame 60 outside the run's frames 0..59",
+    b'{"onset_frame": true, "source": null}': "onset_frame must be an integer",
+    b'{"onset_frame": 5, "source": [64.0, 3]}': "outside the 64x48 frame",
+    b'{"onset_frame": 5, "source": [NaN, 3]}': "two finite numbers",
+    b'{"onset_frame": 5, "source": [1, 2, 3]}': "source must be [x, y]",
+    b'{"onset_frame": null, "source": [1, 2]}': "no bleeding",
+    b'{"onset_frame": 5, "source": [1, 2], "points": {"3": [[1, 2]]}}': "points[3] is before the onset frame 5",
+    b'{"onset_frame": 5, "source": [1, 2], "points": {"x": [[1, 2]]}}': "not a frame number",
+    b'{"onset_frame": 5, "source": [1, 2], "points": {"9": []}}': "non-empty list",
+}
+
+
+@pytest.mark.parametrize("body", list(BAD_BODIES))
+def test_bad_body_gets_400_with_one_line_and_writes_nothing(server, run_dir, body):
+    status, data, _ = request(server, "POST", "/api/labels", body)
+    assert status == 400
+    text = data.decode()
+    assert text.endswith("\n") and "\n" not in text[:-1]
+    assert BAD_BODIES[body] in text
+    assert not (run_dir / "labels.json").exists()
+    assert [p.name for p in run_dir.iterdir() if p.name.startswith(".")] == []  # no temp file left
+
+
+def test_post_needs_json_content_type(server, run_dir):
+    status, data, _ = request(server, "POST", "/api/labels", b'{"onset_frame": null, "source": null}',
+                              headers={"Content-Type": "text/plain"})
+    assert status == 400 and b"application/json" in data
+    assert not (run_dir / "labels.json").exists()
+
+
+TRAVERSALS = ["/../secret.txt", "/%2e%2e/secret.txt", "/%2E%2E%2Fsecret.txt", "/..%2fsecret.txt",
+              "/video.mp4/../../secret.txt", "//secret.txt", "/static/../../secret.txt",
+              "/api/../../secret.txt", "/result.json", "/overlay.mp4", "/labels.json",
+              "/review.js/..%2f..%2fserver.py", "/%2e%2e%2f%2e%2e%2fsecret.txt", "/results.jsonl",
+              "/static/review.js", "/..\\secret.txt", "/video.mp4%00.txt"]
+
+
+@pytest.mark.parametrize("path", TRAVERSALS)
+def test_no_path_outside_the_fixed_routes(server, run_dir, path):
+    (run_dir.parent / "secret.txt").write_text("SECRET")
+    for method in ("GET", "HEAD"):
+        status, data, _ = request(server, method, path)
+        assert status == 404 and b"SECRET" not in data
+    status, _, _ = request(server, "POST", path, b'{"onset_frame": null, "source": null}')
+    assert status == 404
+    assert (run_dir.parent / "secret.txt").read_text() == "SECRET"
+    assert not (run_dir / "labels.json").exists()
+
+
+def test_other_host_names_are_refused(server):
+    status, data, _ = request(server, "GET", "/api/result", headers={"Host": "attacker.example:8765"})
+    assert status == 403 and b"127.0.0.1" in data
+    assert request(server, "GET", "/api/result", headers={"Host": f"localhost:{server.server_address[1]}"})[0] == 200
+
+
+def test_symlinks_leading_out_of_run_dir_are_refused(tmp_path):
+    run = make_run(tmp_path, n=10, onset=5)
+    outside = tmp_path / "elsewhere.mp4"
+    (run / "overlay.mp4").rename(outside)
+    (run / "overlay.mp4").symlink_to(outside)
+    with pytest.raises(InputError, match="outside the run folder"):
+        ReviewRun(run)
+
+
+def test_labels_symlink_planted_later_is_not_written_through(server, run_dir, tmp_path):
+    target = tmp_path / "victim.json"
+    target.write_text("{}")
+    (run_dir / "labels.json").symlink_to(target)
+    status, data, _ = request(server, "POST", "/api/labels", b'{"onset_frame": null, "source": null}')
+    assert status == 500 and b"outside the run folder" in data
+    assert target.read_text() == "{}"
+
+
+def test_cli_review_errors_are_one_line(tmp_path):
+    from bleedorigin.cli import main
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(SystemExit) as e:
+        main(["review", str(empty)])
+    assert e.value.code == 2
+
+
+def test_saved_labels_keep_point_geometry(server):
+    run = server.run
+    labels = run.save_labels(json.dumps({"onset_frame": 0, "source": [-0.5, H - 0.5],
+                                         "points": {"30": [[W - 0.5, 0], [1, 1]]}}).encode())
+    assert labels["points"]["30"] == [[W - 0.5, 0.0], [1.0, 1.0]]
