@@ -144,6 +144,9 @@ def _import_trackon(repo: Path) -> Any:
     ext = types.ModuleType("mmcv._ext")  # the compiled ops are never reached on the CPU
 
     def _missing(name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+
         def fail(*a: Any, **k: Any) -> None:
             raise RuntimeError(f"mmcv._ext.{name} is not available (CPU reference run)")
         return fail
@@ -170,8 +173,14 @@ def _trackon_args(size: tuple[int, int]) -> argparse.Namespace:
                               loss_after_query=True)
 
 
+SUPPORT_GRID = 3  # Track-On streams with 20x20 support queries; 3x3 keeps the test fast
+
+
 def trackon(out: Path, layouts: Path, repo: Path) -> None:
     TrackOnFF = _import_trackon(repo)
+    import model.track_on_ff as ff
+    grid = ff.get_points_on_a_grid
+    ff.get_points_on_a_grid = lambda k, size, device: grid(SUPPORT_GRID, size, device)
     full = TrackOnFF(_trackon_args((384, 512)))
     _write_layout(layouts, "trackon_v1", full, "gaydemir/track_on track_on_checkpoint.pt ('model', 'module.' prefix)",
                   "gorkaydemir/track_on@009a491 TrackOn")
@@ -191,7 +200,8 @@ def trackon(out: Path, layouts: Path, repo: Path) -> None:
     _save(out, "trackon_v1", {"frames": frames[:, 0], "points": points, "coords": torch.stack(coords),
                               "visible": torch.stack(vis)},
           {"seed": SEED, "reference": "gorkaydemir/track_on@009a491 TrackOnFF (mmcv-lite CPU path)",
-           "layout": "trackon_v1", "input_size": [96, 128], "small_layout": small_keys})
+           "layout": "trackon_v1", "input_size": [96, 128], "support_grid": SUPPORT_GRID,
+           "small_layout": small_keys})
 
 
 def main() -> None:

@@ -74,3 +74,41 @@ def test_strict_load_names_what_is_wrong(tmp_path):
     save_file(sd, str(tmp_path / "pe.safetensors"))
     with pytest.raises(InputError, match=r"missing \[blocks.11.mlp.fc2.bias\].*unexpected \[blocks.0.gamma_1\]"):
         load_pretrained(create_encoder("vit_pe_spatial_small"), tmp_path / "pe.safetensors")
+
+
+def test_trackon_has_the_released_layout():
+    from bleedorigin.models.trackon.model import TrackOn
+    with torch.device("meta"):
+        own = TrackOn().state_dict()
+    assert compare_layout(own, load_layout("trackon_v1")["keys"]) == {"missing": [], "unexpected": [], "shape": []}
+
+
+def test_trackon_streaming_parity(tmp_path):
+    """Track-On v1 streaming (TrackOnFF) with random weights: our points and visibility match."""
+    from bleedorigin.models.trackon.loading import load_trackon
+    from bleedorigin.models.trackon.model import TrackOn, TrackOnConfig
+    data, meta = _fixture("trackon_v1")
+    # the checkpoint as Track-On saves it: {"model": ...} with DistributedDataParallel's prefix
+    sd = seeded_state_dict(meta["small_layout"], meta["seed"])
+    torch.save({"model": {f"module.{k}": v for k, v in sd.items()}, "epoch": 1}, tmp_path / "ckpt.pt")
+    net = TrackOn(TrackOnConfig(input_size=tuple(meta["input_size"]), support_grid=meta["support_grid"])).eval()
+    load_trackon(net, tmp_path / "ckpt.pt")
+    frames = data["frames"][:, None]
+    with torch.no_grad():
+        state = net.start(frames[0], data["points"])
+        for t, frame in enumerate(frames):
+            pts, vis, _, state = net.step(frame, state)
+            err = (pts - data["coords"][t]).abs().max().item()
+            assert err <= TOL, f"frame {t}: max point difference {err:.2e} px"
+            assert torch.equal((vis > net.cfg.visibility_threshold).float(), data["visible"][t])
+
+
+def test_trackon_wrong_checkpoint_is_named(tmp_path):
+    from bleedorigin.models.trackon.loading import load_trackon
+    from bleedorigin.models.trackon.model import TrackOn, TrackOnConfig
+    _, meta = _fixture("trackon_v1")
+    sd = seeded_state_dict(meta["small_layout"], 0)
+    del sd["projection2.weight"]
+    torch.save(sd, tmp_path / "bad.pt")
+    with pytest.raises(InputError, match=r"missing \[projection2.weight\]"):
+        load_trackon(TrackOn(TrackOnConfig(input_size=(96, 128))), tmp_path / "bad.pt")

@@ -68,7 +68,7 @@ def seeded_state_dict(layout: Mapping[str, list[int]], seed: int = 0) -> dict[st
     for name, shape in layout.items():
         rng = np.random.default_rng([seed, zlib.crc32(name.encode())])
         arr = _fill(name, list(shape), rng)
-        t = torch.from_numpy(np.ascontiguousarray(arr))
+        t = torch.from_numpy(np.ascontiguousarray(arr)).reshape(list(shape))  # ascontiguousarray makes 0-d 1-d
         out[name] = t if t.dtype == torch.int64 else t.float()
     return out
 
