@@ -112,3 +112,16 @@ def test_trackon_wrong_checkpoint_is_named(tmp_path):
     torch.save(sd, tmp_path / "bad.pt")
     with pytest.raises(InputError, match=r"missing \[projection2.weight\]"):
         load_trackon(TrackOn(TrackOnConfig(input_size=(96, 128))), tmp_path / "bad.pt")
+
+
+def test_pe_spatial_takes_imagenet_normalised_frames():
+    """The source network normalises frames the ImageNet way; PE-Spatial was trained on (x - 0.5) / 0.5."""
+    import torch.nn.functional as F
+    enc = create_encoder("vit_pe_spatial_small", depth=2).eval()
+    x = torch.rand(1, 3, 48, 64)
+    mean, std = torch.tensor((0.485, 0.456, 0.406)).view(1, 3, 1, 1), torch.tensor((0.229, 0.224, 0.225)).view(1, 3, 1, 1)
+    with torch.no_grad():
+        fmap = enc((x - mean) / std)
+        tokens, (gh, gw) = enc.forward_tokens((x - 0.5) / 0.5)
+    want = F.interpolate(tokens.transpose(1, 2).reshape(1, -1, gh, gw), size=(6, 8), mode="bilinear", align_corners=False)
+    assert torch.allclose(fmap, want, atol=1e-5)

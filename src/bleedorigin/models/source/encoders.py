@@ -199,13 +199,17 @@ class VisionTransformer(nn.Module):
     offset of the official DINOv2 code) or `"size"` (bicubic to the new size, no anti-aliasing:
     Hugging Face transformers and Track-On). `rope_ref` is the grid RoPE positions are rescaled to
     (PE: 32x32); `post_norm=False` leaves the tokens unnormalised after the last block (PE).
+    `pixel_norm=(mean, std)`: the pixel normalisation the weights were trained with when it is
+    not ImageNet's (PE: 0.5, 0.5); `forward` converts its ImageNet-normalised input to it,
+    `forward_tokens` takes input already normalised the encoder's way.
     """
 
     def __init__(self, img_size: tuple[int, int] = (224, 224), patch_size: int = 16, embed_dim: int = 192,
                  depth: int = 12, num_heads: int = 3, mlp_ratio: float = 4.0, in_chans: int = 3,
                  layer_scale: str | None = None, use_rope: bool = False, norm_pre: bool = False,
                  abs_pos: bool = True, post_norm: bool = True, norm_eps: float = 1e-6,
-                 rope_ref: tuple[int, int] | None = None, pos_interp: str = "timm", patch_bias: bool = True):
+                 rope_ref: tuple[int, int] | None = None, pos_interp: str = "timm", patch_bias: bool = True,
+                 pixel_norm: tuple[float, float] | None = None):
         super().__init__()
         if embed_dim % num_heads:
             raise ConfigError(f"embed_dim {embed_dim} not divisible by num_heads {num_heads}")
@@ -223,6 +227,13 @@ class VisionTransformer(nn.Module):
         self.blocks = nn.ModuleList(Block(embed_dim, num_heads, mlp_ratio, layer_scale, norm_eps)
                                     for _ in range(depth))
         self.norm = nn.LayerNorm(embed_dim, eps=norm_eps) if post_norm else nn.Identity()
+        if pixel_norm is not None:  # ImageNet-normalised input -> (x - mean) / std of this encoder
+            mean, std = pixel_norm
+            imagenet_mean = torch.tensor((0.485, 0.456, 0.406)).view(1, 3, 1, 1)
+            imagenet_std = torch.tensor((0.229, 0.224, 0.225)).view(1, 3, 1, 1)
+            self.register_buffer("renorm_scale", imagenet_std / std, persistent=False)
+            self.register_buffer("renorm_shift", (imagenet_mean - mean) / std, persistent=False)
+        self.pixel_norm = pixel_norm
         self.use_rope = use_rope
         self.rope_ref = tuple(rope_ref) if rope_ref else None
         self.pos_interp = pos_interp
@@ -261,6 +272,9 @@ class VisionTransformer(nn.Module):
         return self.norm(t)[:, 1:], (gh, gw)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """ImageNet-normalised image (B, 3, H, W) -> stride-8 feature map."""
+        if self.pixel_norm is not None:
+            x = x * self.renorm_scale + self.renorm_shift
         b, _, h, w = x.shape
         t, (gh, gw) = self.forward_tokens(x)
         fmap = t.transpose(1, 2).reshape(b, -1, gh, gw)
@@ -294,6 +308,7 @@ def _resample_dinov2(grid: torch.Tensor, old: tuple[int, int], new: tuple[int, i
 # offset 1 and x-first bands, an absolute position embedding with a class token, and a patch
 # embedding without bias.
 _PE_SPATIAL: dict[str, Any] = dict(use_rope=True, norm_pre=True, post_norm=False, norm_eps=1e-5, patch_bias=False,
+                                   pixel_norm=(0.5, 0.5),
                                    rope_ref=(32, 32), layer_scale=None, pos_interp="timm")
 
 
