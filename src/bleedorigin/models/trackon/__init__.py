@@ -14,7 +14,7 @@ import torch
 
 from bleedorigin.models.paper_weights import find_local
 from bleedorigin.models.registry import register_model
-from bleedorigin.models.trackon.loading import load_dinov2, load_trackon
+from bleedorigin.models.trackon.loading import load_dinov2, load_track_paper
 from bleedorigin.models.trackon.model import TrackOn, TrackOnConfig, TrackPaper
 from bleedorigin.models.trackon.predictor import PaperTracker
 
@@ -26,16 +26,18 @@ INFERENCE_MEMORY = 48  # Track-On's memory length at test time (DAVIS, RoboTAP)
 
 
 def build_track_paper(checkpoint: str = "", dinov2: str = "", seed: int = 0, red_dim: int = 32,
-                      memory: int = INFERENCE_MEMORY, **cfg: Any) -> tuple[TrackPaper, str]:
-    """The network and its model id. Weights: `checkpoint` (Track-On), else `dinov2` (ViT only),
+                      infer_memory: int = INFERENCE_MEMORY, **cfg: Any) -> tuple[TrackPaper, str]:
+    """The network and its model id. Weights: `checkpoint` (the released Track-On file, or a
+    fine-tuned track_paper file or folder), else `dinov2` (ViT only),
     else $BLEEDORIGIN_TRACKON / $BLEEDORIGIN_DINOV2, else the files `bleedorigin weights
-    --download` placed; with none of them the network is random (seeded) and says so."""
+    --download` placed; with none of them the network is random (seeded) and says so. `cfg`:
+    TrackOnConfig fields (`memory` is the trained length the weights have); both memories are
+    then stretched to `infer_memory`."""
     torch.manual_seed(seed)
     model = TrackPaper(TrackOnConfig(**cfg), red_dim)
     ckpt = checkpoint or os.environ.get("BLEEDORIGIN_TRACKON", "") or str(find_local("track_paper", "trackon_v1") or "")
     if ckpt:
-        load_trackon(model.net, ckpt)
-        model_id = "track:paper@track_on"
+        model_id = f"track:paper@{load_track_paper(model, ckpt)}"
     else:
         vit = dinov2 or os.environ.get("BLEEDORIGIN_DINOV2", "") or str(find_local("track_paper", "dinov2_vits14_hub")
                                                                        or "")
@@ -46,8 +48,8 @@ def build_track_paper(checkpoint: str = "", dinov2: str = "", seed: int = 0, red
             log.warning("track_paper: no Track-On or DINOv2 weights found (see `bleedorigin weights`); "
                         "running with random weights")
             model_id = "track:paper-untrained"
-    if memory != model.net.query_decoder.memory_size:
-        model.net.with_memory(memory, memory)
+    if infer_memory != model.net.query_decoder.memory_size:  # stretched after loading the trained length
+        model.net.with_memory(infer_memory, infer_memory)
     return model, model_id
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from bleedorigin.errors import InputError
 from bleedorigin.models.layout import compare_layout, layout_of, read_state_dict
 from bleedorigin.models.source.encoders import load_pretrained, vit_dinov2_small
-from bleedorigin.models.trackon.model import TrackOn
+from bleedorigin.models.trackon.model import TrackOn, TrackPaper
 
 log = logging.getLogger(__name__)
 
@@ -35,3 +35,22 @@ def load_dinov2(net: TrackOn, path: str | Path) -> None:
     missing, unexpected = net.backbone.vit_encoder.load_state_dict(vit.state_dict(), strict=False)
     assert not unexpected, unexpected  # the adapter is a superset of the ViT
     log.info("loaded DINOv2 ViT-S/14 from %s (%d adapter tensors left as initialised)", path, len(missing))
+
+
+def load_track_paper(model: TrackPaper, path: str | Path) -> str:
+    """A released Track-On checkpoint (into `model.net`; the Red-Mask module keeps its identity
+    start) or a fine-tuned track_paper file or folder (`net.*` and `red.*`, all strict).
+    Returns what was loaded: "track_on" or "finetuned"."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "model.safetensors"
+    state = read_state_dict(path)
+    if not any(k.startswith("net.") for k in state):
+        load_trackon(model.net, path)
+        return "track_on"
+    diff = compare_layout(state, layout_of(model.state_dict()))
+    if any(diff.values()):
+        raise InputError(f"{path}: not a track_paper checkpoint for this model: missing [{_show(diff['missing'])}], "
+                         f"unexpected [{_show(diff['unexpected'])}], wrong shape [{_show(diff['shape'])}]")
+    model.load_state_dict(state, strict=True)
+    return "finetuned"
