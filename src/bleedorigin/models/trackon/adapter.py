@@ -34,7 +34,7 @@ class ConvFFN(nn.Module):
     def __init__(self, dim: int, hidden: int):
         super().__init__()
         self.fc1 = nn.Linear(dim, hidden)
-        self.dwconv = nn.Module()
+        self.dwconv = nn.Module()  # nested: the released keys are ffn.dwconv.dwconv.*
         self.dwconv.dwconv = nn.Conv2d(hidden, hidden, 3, 1, 1, groups=hidden)
         self.act = nn.GELU()
         self.fc2 = nn.Linear(hidden, dim)

@@ -52,14 +52,15 @@ def lora_targets(model: TrackPaper) -> list[str]:
             and isinstance(mod, (nn.Linear, nn.MultiheadAttention))]
 
 
-def _window_starts(c: SparseTargets, window: int) -> list[int]:
+def _window_starts(c: SparseTargets) -> list[int]:
+    """Annotated frames a window can start from."""
     return [t for t in range(len(c.frames) - 1) if bool(c.gt_mask[t].any())]
 
 
 def _steps(cfg: PaperFinetuneConfig, clips: list[SparseTargets]) -> int:
     if cfg.steps > 0:
         return cfg.steps
-    windows = sum(len(_window_starts(c, cfg.window)) for c in clips)  # one epoch = every annotated start once
+    windows = sum(len(_window_starts(c)) for c in clips)  # one epoch = every annotated start once
     return max(1, cfg.epochs * windows // cfg.clips_per_step)
 
 
@@ -84,7 +85,7 @@ def finetune_paper(model: TrackPaper, clips: list[SparseTargets], cfg: PaperFine
     from bleedorigin.models.tracker.lora import apply_lora, lora_step
     if cfg.kind not in ("lora", "adalora"):
         raise ConfigError(f"kind must be lora or adalora, got {cfg.kind!r}")
-    clips = [c for c in clips if _window_starts(c, cfg.window)]
+    clips = [c for c in clips if _window_starts(c)]
     if not clips:
         raise InputError("no clip has an annotated frame to start a window from")
     device = torch.device(device)
@@ -112,7 +113,7 @@ def finetune_paper(model: TrackPaper, clips: list[SparseTargets], cfg: PaperFine
         for _ in range(cfg.clips_per_step):
             c = clips[int(rng.integers(len(clips)))]
             c = SparseTargets(*(x.to(device) for x in (c.frames, c.gt, c.gt_mask, c.pseudo, c.pseudo_mask)))
-            starts = _window_starts(c, cfg.window)
+            starts = _window_starts(c)
             with torch.autocast(device.type, dtype=amp_dtype, enabled=cfg.amp):
                 loss = _sample_loss(model, c, starts[int(rng.integers(len(starts)))], cfg.window) / cfg.clips_per_step
             scaler.scale(loss).backward()

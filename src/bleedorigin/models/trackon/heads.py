@@ -50,14 +50,15 @@ class QueryDecoder(nn.Module):
         return q.view(b, n, c), mem.view(b, n, -1, c)
 
     def forward(self, q: torch.Tensor, f: torch.Tensor, memory: torch.Tensor, memory_mask: torch.Tensor,
-                kv: torch.Tensor | None = None, not_started: torch.Tensor | None = None) -> torch.Tensor:
-        """`kv` replaces `f` as the cross-attention keys/values (the paper's Red-Mask tokens)."""
+                kv: torch.Tensor | None = None) -> torch.Tensor:
+        """`kv` replaces `f` as the cross-attention keys/values (the paper's Red-Mask tokens).
+        Every query starts on the first frame in streaming, so query self-attention is unmasked."""
         m = self.memory_size
         memory, memory_mask = memory[:, :, -m:], memory_mask[:, :, -m:]
         kv = f if kv is None else kv
         for i in range(len(self.token_to_query)):
             q = self.token_to_query[i](q, kv, kv)
-            q = self.query_to_query[i](q, mask=not_started)
+            q = self.query_to_query[i](q)
             q, memory = self._memory(q, memory, memory_mask, i)
         return q
 
