@@ -7,6 +7,7 @@ strictly through our loaders (from a file, in the release's layout) and the outp
 """
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 
@@ -88,9 +89,10 @@ def test_trackon_streaming_parity(tmp_path):
     from bleedorigin.models.trackon.loading import load_trackon
     from bleedorigin.models.trackon.model import TrackOn, TrackOnConfig
     data, meta = _fixture("trackon_v1")
-    # the checkpoint as Track-On saves it: {"model": ...} with DistributedDataParallel's prefix
+    # the checkpoint as Track-On saves it: {"model": ..., "args": Namespace} with DistributedDataParallel's prefix
     sd = seeded_state_dict(meta["small_layout"], meta["seed"])
-    torch.save({"model": {f"module.{k}": v for k, v in sd.items()}, "epoch": 1}, tmp_path / "ckpt.pt")
+    torch.save({"model": {f"module.{k}": v for k, v in sd.items()}, "epoch": 1,
+                "args": argparse.Namespace(input_size=[96, 128])}, tmp_path / "ckpt.pt")
     net = TrackOn(TrackOnConfig(input_size=tuple(meta["input_size"]), support_grid=meta["support_grid"])).eval()
     load_trackon(net, tmp_path / "ckpt.pt")
     frames = data["frames"][:, None]
