@@ -182,8 +182,9 @@ def trackon(out: Path, layouts: Path, repo: Path) -> None:
     grid = ff.get_points_on_a_grid
     ff.get_points_on_a_grid = lambda k, size, device: grid(SUPPORT_GRID, size, device)
     full = TrackOnFF(_trackon_args((384, 512)))
-    _write_layout(layouts, "trackon_v1", full, "gaydemir/track_on track_on_checkpoint.pt ('model', 'module.' prefix)",
-                  "gorkaydemir/track_on@009a491 TrackOn")
+    full_keys = _write_layout(layouts, "trackon_v1", full,
+                              "gaydemir/track_on track_on_checkpoint.pt ('model', 'module.' prefix)",
+                              "gorkaydemir/track_on@009a491 TrackOn")
     del full
     torch.manual_seed(0)
     model = TrackOnFF(_trackon_args((96, 128))).eval()
@@ -197,11 +198,12 @@ def trackon(out: Path, layouts: Path, repo: Path) -> None:
             c, v = model.ff_forward(f)
             coords.append(c.clone())
             vis.append(v.float())
+    changed = {k: v for k, v in small_keys.items() if full_keys[k] != v}  # the frame position grid
     _save(out, "trackon_v1", {"frames": frames[:, 0], "points": points, "coords": torch.stack(coords),
                               "visible": torch.stack(vis)},
           {"seed": SEED, "reference": "gorkaydemir/track_on@009a491 TrackOnFF (mmcv-lite CPU path)",
            "layout": "trackon_v1", "input_size": [96, 128], "support_grid": SUPPORT_GRID,
-           "small_layout": small_keys})
+           "layout_changes": changed})
 
 
 def main() -> None:

@@ -90,7 +90,7 @@ def test_trackon_streaming_parity(tmp_path):
     from bleedorigin.models.trackon.model import TrackOn, TrackOnConfig
     data, meta = _fixture("trackon_v1")
     # the checkpoint as Track-On saves it: {"model": ..., "args": Namespace} with DistributedDataParallel's prefix
-    sd = seeded_state_dict(meta["small_layout"], meta["seed"])
+    sd = seeded_state_dict({**load_layout("trackon_v1")["keys"], **meta["layout_changes"]}, meta["seed"])
     torch.save({"model": {f"module.{k}": v for k, v in sd.items()}, "epoch": 1,
                 "args": argparse.Namespace(input_size=[96, 128])}, tmp_path / "ckpt.pt")
     net = TrackOn(TrackOnConfig(input_size=tuple(meta["input_size"]), support_grid=meta["support_grid"])).eval()
@@ -109,7 +109,7 @@ def test_trackon_wrong_checkpoint_is_named(tmp_path):
     from bleedorigin.models.trackon.loading import load_trackon
     from bleedorigin.models.trackon.model import TrackOn, TrackOnConfig
     _, meta = _fixture("trackon_v1")
-    sd = seeded_state_dict(meta["small_layout"], 0)
+    sd = seeded_state_dict({**load_layout("trackon_v1")["keys"], **meta["layout_changes"]}, 0)
     del sd["projection2.weight"]
     torch.save(sd, tmp_path / "bad.pt")
     with pytest.raises(InputError, match=r"missing \[projection2.weight\]"):
