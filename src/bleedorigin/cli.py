@@ -294,6 +294,38 @@ def data_realism(sim_dir: Path = typer.Argument(..., help="BleedSim output folde
         write_json_atomic(json_out, report)
 
 
+@app.command()
+def weights(check: Optional[Path] = typer.Option(None, "--check", help="Judge a local checkpoint file: size, "
+                                                 "sha256 and key layout against the released one."),
+            download: bool = typer.Option(False, "--download", help="Fetch the hub-hosted files through "
+                                          "huggingface_hub (honours HF_ENDPOINT) into the paper weights folder."),
+            preset: Optional[str] = typer.Option(None, help="Only this preset: track_paper | source_paper.")) -> None:
+    """Released checkpoints the paper presets load: where to get them; check or download them.
+
+    Exit code 1 when --check finds a mismatch."""
+    from bleedorigin.models import paper_weights as pw
+    presets = sorted({e.preset for e in pw.CATALOG})
+    if preset is not None and preset not in presets:
+        raise InputError(f"unknown preset {preset!r}; expected one of {', '.join(presets)}")
+    if check is not None:
+        r = pw.check_file(check)
+        typer.echo(f"{r.path}: {r.size / 1e6:.1f} MB (layout tensors ~{pw.expected_bytes(r.layout) / 1e6:.0f} MB "
+                   f"in fp32), sha256 {r.sha256}")
+        typer.echo(r.verdict())
+        if not r.ok:
+            raise typer.Exit(1)
+        return
+    if download:
+        for e in pw.CATALOG:
+            if (preset and e.preset != preset) or not e.repo_id:
+                continue
+            path = pw.download(e)
+            typer.echo(f"{e.preset}: {path}  {pw.check_file(path, e.layout).verdict()}")
+        return
+    for line in pw.describe(preset):
+        typer.echo(line)
+
+
 @data_app.command("contact-sheet")
 def data_contact_sheet(out: Path = typer.Option(Path("docs/bleedsim_contact_sheet.png"), help="Output PNG."),
                        real_dir: Optional[Path] = typer.Option(None, "--real", help="Real clips to show beside."),

@@ -48,6 +48,7 @@ class TrainConfig:
     device: str = "auto"            # auto | cpu | cuda | cuda:N
     progress: bool = True
     init_from: str = ""             # checkpoint folder whose weights start a fresh run (fine-tuning)
+    amp: bool = False               # mixed precision: fp16 + loss scaling on CUDA, bf16 on the CPU
 
 
 @dataclass(frozen=True)

@@ -145,17 +145,22 @@ class Trainer:
         t0 = time.time()
         steps = track(range(start, cfg.steps), total=cfg.steps - start, unit="step",
                       description=f"train {self.task.stage}", enabled=cfg.progress and info.is_main)
+        scaler = torch.amp.GradScaler("cuda", enabled=cfg.amp and device.type == "cuda")
+        amp_dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
         for step in steps:
             rng = self._seed(step, info.rank)
             batch = to_device(self.task.sample_batch(rng, "train"), device)
-            loss, logs = wrapped(batch)
+            with torch.autocast(device.type, dtype=amp_dtype, enabled=cfg.amp):
+                loss, logs = wrapped(batch)
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"non-finite loss at step {step}: {float(loss)}")
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            scaler.scale(loss).backward()
+            scaler.unscale_(opt)  # clip the true gradients
             gnorm = nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip) if cfg.grad_clip > 0 \
                 else torch.tensor(0.0)
-            opt.step()
+            scaler.step(opt)
+            scaler.update()
             sched.step()
             done = step + 1
             if done % cfg.log_every == 0 or done == cfg.steps or step == start:

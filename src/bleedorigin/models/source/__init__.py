@@ -33,6 +33,9 @@ def source_paper(device: str = "auto", weights: str | None = None, pretrained: s
     PE-Spatial-style encoder loaded from the local file `pretrained` (to train or fine-tune)."""
     if weights:
         return SourceLocator.from_pretrained(weights, device=device)
+    if not pretrained and overrides.get("encoder", PAPER_MODEL["encoder"]) == PAPER_MODEL["encoder"]:
+        from bleedorigin.models.paper_weights import find_local  # `bleedorigin weights --download`
+        pretrained = str(find_local("source_paper", "pe_spatial_small") or "")
     cfg = SourceConfig(**{**PAPER_MODEL, "pretrained": pretrained, **overrides})
     return SourceLocator.from_config(cfg, device=device, model_id="source:paper-untrained")
 
