@@ -40,7 +40,7 @@ from bleedorigin.vision.flow import dis_flow, sample_flow_points, to_gray
 
 DELTAS = (1, 2, 4, 8, 16, 32)
 WINDOW = 8     # half-width (tracker px) of the window whose blood share hides the point
-SURROUND = 48  # half-width of the window whose blood-free motion carries an occluded point
+SURROUND = 48  # half-width of the window whose median motion carries an occluded point
 PATCH = 4      # half-width of the patches compared for the photometric cost
 FLAT = 2.0     # gray levels of contrast below which a patch counts as flat
 
@@ -50,10 +50,13 @@ class MultiFlowTracker(PointTrackerBase):
 
     name = "track_mft"
 
-    def __init__(self, size: tuple[int, int] = (256, 192), deltas: Sequence[int] = DELTAS,
-                 preset: str = "fast", step_var: float = 0.25, photo_scale: float = 0.2, fb_occluded: float = 1.0,
-                 occluded_var: float = 4.0,
-                 blood_hidden: float = 0.5, sigma_conf: float = 4.0, name: str = "track_mft"):
+    def __init__(self, size: tuple[int, int] = (256, 192), deltas: Sequence[int] = DELTAS, preset: str = "fast",
+                 step_var: float = 0.25, photo_scale: float = 0.2, fb_occluded: float = 1.0,
+                 occluded_var: float = 4.0, blood_hidden: float = 0.5, sigma_conf: float = 4.0,
+                 name: str = "track_mft"):
+        """Sizes and variances in pixels of the tracker resolution `size`; `fb_occluded`: forward-
+        backward error (px) above which a small step is occluded; `blood_hidden`: blood share of
+        the window around the point above which it is hidden."""
         if not deltas or any(int(d) < 1 for d in deltas):
             raise InputError(f"deltas must be positive frame offsets, got {list(deltas)}")
         self.size, self.deltas = (int(size[0]), int(size[1])), sorted({int(d) for d in deltas})
