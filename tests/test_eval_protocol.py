@@ -146,6 +146,29 @@ def test_track_full_clip_starts_at_onset_and_scores_dense_truth(tmp_path: Path) 
     assert dense["errors"] == pytest.approx([8.0] * (n - onset - 1))
 
 
+def test_imported_clip_scores_every_frame_of_labels_dense(tmp_path: Path) -> None:
+    """An imported clip folder with labels_dense.json is scored on every frame it labels
+    (frames without a dense label are skipped), beside its sparse labels."""
+    import json
+
+    from bleedorigin.io.importers import import_clip_folder
+
+    n = 24
+    folder = tmp_path / "clear_view_001"
+    folder.mkdir()
+    frames, _ = make_tiny_frames(n=n, onset=n + 1)
+    write_mp4(folder / "video.mp4", frames)
+    (folder / "labels.json").write_text(json.dumps({"0": [[20.0, 24.0]], "12": [[21.0, 24.0]]}))
+    dense = {str(f): [[20.0 + (f >= 12), 24.0]] for f in range(n) if f != 5}  # frame 5 unlabelled
+    (folder / "labels_dense.json").write_text(json.dumps(dense))
+    clip, = import_clip_folder(folder)
+    r = protocol.eval_track(StillTracker(), clip)
+    point = r["points"][0]
+    assert [row["frame"] for row in point["labelled"]] == [12]
+    assert point["dense"]["frames"] == [f for f in range(1, n) if f != 5]
+    assert point["dense"]["errors"] == pytest.approx([0.0 if f < 12 else 8.0 for f in point["dense"]["frames"]])
+
+
 class FakePipeline:
     """Stands in for bleedorigin.pipeline.Pipeline: onset raised at frame 10, point (21, 24) after."""
 

@@ -65,9 +65,11 @@ def clip_signature(clip: Any) -> str:
     size = video.stat().st_size if video.is_file() else -1
     gt = Path(clip.gt) if getattr(clip, "gt", None) else None
     gt_size = gt.stat().st_size if gt is not None and gt.is_file() else -1
+    dense = Path(clip.dense_labels) if getattr(clip, "dense_labels", None) else None
+    extra = [dense.stat().st_size if dense.is_file() else -1] if dense is not None else []
     labels = {str(k): v for k, v in sorted(clip.labels.items())}
     blob = json.dumps([clip.id, clip.kind, clip.num_frames, clip.width, clip.height,
-                       clip.onset_frame, labels, size, gt_size], default=str, sort_keys=True)
+                       clip.onset_frame, labels, size, gt_size, *extra], default=str, sort_keys=True)
     return _digest([blob.encode()])
 
 

@@ -5,7 +5,7 @@
   with the frames before it as history;
 - track: the tracker starts from the GT point at the first labelled frame (full clips: the GT
   onset) and runs to the end; every later labelled frame is scored, and every frame when the
-  clip has dense truth (gt.npz `source_xy`).
+  clip has dense truth (gt.npz `source_xy`, or labels_dense.json of an imported clip).
 Deployment mode (`eval_end_to_end`) runs the Pipeline and scores its onset and track.
 
 Predictors see frames resized to the model resolution (as in the Pipeline); their points are
@@ -60,7 +60,16 @@ def applicable(stage: str, clip: Any) -> bool:
 
 # -- ground truth -----------------------------------------------------------------------------
 def dense_source(clip: Any) -> np.ndarray | None:
-    """gt.npz `source_xy` (T, 2) in input pixels, or None when the clip has no dense truth."""
+    """Dense truth of the (single) point, (T, 2) input pixels, NaN on frames without it: gt.npz
+    `source_xy` (BleedSim) or an imported clip's `labels_dense.json`; None when there is neither."""
+    if getattr(clip, "dense_labels", None) is not None and Path(clip.dense_labels).is_file():
+        from bleedorigin.io.importers import read_sparse_labels
+        labels = read_sparse_labels(Path(clip.dense_labels))
+        out = np.full((max(clip.num_frames, max(labels, default=-1) + 1), 2), np.nan)
+        for f, pts in labels.items():
+            if pts and pts[0] is not None:
+                out[f] = pts[0]
+        return out
     if clip.gt is None or not Path(clip.gt).is_file():
         return None
     with np.load(Path(clip.gt), allow_pickle=False) as z:  # only this array: masks stay packed
@@ -238,7 +247,7 @@ def eval_track(tracker: Any, clip: Any) -> dict[str, Any]:
                          "error": _error(p, gt, size), "confidence": pred[f][2]})
         dense = None
         if dense_gt is not None:
-            fs = [f for f in sorted(pred) if start < f < len(dense_gt)]
+            fs = [f for f in sorted(pred) if start < f < len(dense_gt) and np.isfinite(dense_gt[f]).all()]
             if fs:
                 errs = metrics.point_errors(np.array([pred[f][:2] for f in fs]), dense_gt[fs], tuple(size))
                 dense = {"frames": fs, "errors": [round(float(e), 4) for e in errs]}

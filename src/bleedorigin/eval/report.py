@@ -143,7 +143,8 @@ def track_section(metrics: dict[str, Any]) -> list[str]:
     models = _models(metrics, "track")
     out = ["## Point tracking from the GT start point (paper Table 7)", "",
            "Scored on every labelled frame after the start (\"labelled\") and, where the clip has "
-           "dense truth (gt.npz), on every frame (\"dense\"). Errors scaled to 512x384.", ""]
+           "dense truth (gt.npz, or labels_dense.json of an imported clip), on every frame (\"dense\"). "
+           "Errors scaled to 512x384.", ""]
     rows = []
     for m in models:
         s = metrics["track"][m["key"]]

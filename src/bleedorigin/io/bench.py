@@ -5,6 +5,8 @@
     ROOT/clips/<id>/labels/<frame:06d>.json LabelMe, one `point` shape per annotated point
     ROOT/clips/<id>/gt.npz                  optional dense truth (BleedSim)
 
+Imported sparse clips may carry dense truth as `labels_dense.json` (a point on every frame).
+
 Clip kinds: `detect` (150 frames, onset at 120, only the onset frame annotated), `track_short`
 (31 frames, first and last annotated), `track_long` (31-731 frames, every 30th annotated), `full`
 (whole video, onset anywhere), `negative` (no bleeding) and `sparse` (imported clips with sparse
@@ -55,11 +57,14 @@ class Clip:
     labels: dict[int, list[XY | None]] = field(default_factory=dict)
     gt: Path | None = None
     split: str | None = None
+    # sparse-format file with the tracked point on every frame (imported clips' labels_dense.json)
+    dense_labels: Path | None = None
 
     def to_manifest(self, root: Path) -> dict:
         d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "labels"}
         d["video"] = _relative(self.video, root)
         d["gt"] = _relative(self.gt, root) if self.gt is not None else None
+        d["dense_labels"] = _relative(self.dense_labels, root) if self.dense_labels is not None else None
         d["label_frames"] = sorted(self.labels)
         return d
 
@@ -124,6 +129,7 @@ def _clip_from_manifest(root: Path, entry: dict) -> Clip:
         kw = {k: v for k, v in entry.items() if k in names}
         kw["video"] = root / kw["video"]
         kw["gt"] = root / kw["gt"] if kw.get("gt") else None
+        kw["dense_labels"] = root / kw["dense_labels"] if kw.get("dense_labels") else None
         kw["labels"] = {}
         clip = Clip(**kw)
     except (KeyError, TypeError) as e:

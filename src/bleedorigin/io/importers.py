@@ -2,7 +2,8 @@
 
 The format (ESD sample clips, VL-SurgPT): a folder with `video.mp4`, `labels.json` mapping a frame
 index to a list of points (`[x, y]` or null, one entry per tracked point) and an optional
-`meta.json`. Points are in pixels of the stored frames.
+`meta.json`. Points are in pixels of the stored frames. A `labels_dense.json` beside `labels.json`
+(same format, the point on every frame; ESD clips) is the clip's dense truth for tracking scores.
 """
 from __future__ import annotations
 
@@ -61,6 +62,7 @@ def import_sparse_clip(folder: Path, labels_file: str = "labels.json", clip_id: 
     if not video.is_file():
         raise InputError(f"{folder}: no video.mp4")
     labels = read_sparse_labels(folder / labels_file)
+    dense = folder / "labels_dense.json"  # dense truth of labels.json's point (not of labels_tissue.json)
     meta = _meta(folder)
     info = probe_video(video)
     scenario = str(meta.get("scenario", "unknown"))
@@ -71,7 +73,8 @@ def import_sparse_clip(folder: Path, labels_file: str = "labels.json", clip_id: 
     return Clip(id=clip_id or folder.name, video=video, kind="sparse", patient=f"{folder.parent.name}/{folder.name}",
                 site=str(meta.get("site", "unknown")), scenario=scenario,
                 num_frames=int(meta.get("frames") or info.frames or 0), fps=float(meta.get("fps") or info.fps),
-                width=info.width, height=info.height, onset_frame=None, labels=labels)
+                width=info.width, height=info.height, onset_frame=None, labels=labels,
+                dense_labels=dense if labels_file == "labels.json" and dense.is_file() else None)
 
 
 def _clip_folders(root: Path) -> list[Path]:

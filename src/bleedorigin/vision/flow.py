@@ -65,3 +65,10 @@ def lk_step(prev_gray: np.ndarray, next_gray: np.ndarray, xy, win: int = 21, lev
         return p1[0, 0].astype(np.float64), False, float("inf")
     fb = float(np.linalg.norm(back[0, 0] - p0[0, 0]))
     return p1[0, 0].astype(np.float64), fb <= fb_max, fb
+
+
+def sample_flow_points(flow: np.ndarray, xy: np.ndarray) -> np.ndarray:
+    """Bilinear flow (dx, dy) at many sub-pixel points (K, 2) at once (clamped to the field)."""
+    maps = np.asarray(xy, np.float32).reshape(-1, 1, 2)
+    out = cv2.remap(flow, maps[..., 0], maps[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return out.reshape(-1, 2).astype(np.float64)

@@ -31,7 +31,7 @@ def finetune_tracker(data: str | Path, out: str | Path, model: str = "track_smal
                      kind: str = "lora", rank: int = 8, lr: float = 5e-4, window: int = 31, seed: int = 0,
                      progress: bool = True) -> Path:
     """Fine-tune `model` (a checkpoint folder, or a registered configuration of the shipped
-    weights such as the default `track_small_blood`) on the sparse labels under `data`; returns
+    weights such as `track_small_blood`) on the sparse labels under `data`; returns
     `out`, which runs with the same run-time settings as `model`."""
     if steps < 1:
         raise InputError(f"--steps must be >= 1, got {steps}")

@@ -1,0 +1,197 @@
+"""Long-term point tracker on classical flow, in the spirit of MFT (Neoral, Šerých, Matas, WACV 2024).
+
+For each new frame t and each reference r in {t-1, t-2, t-4, ..., t-32, start} (`deltas`), a
+candidate is the point's stored position at r moved by the DIS flow r->t. Its uncertainty (a
+variance, px² at the tracker resolution) is the stored variance at r plus the cost of that
+step: a constant (every chained step adds error, so of two equally consistent candidates the
+one through fewer steps wins), the squared forward-backward error of the flow pair at the point
+(flow r->t, then t->r, should come back to where it started) and the squared photometric
+mismatch of the patches around the point in r and t (1 - normalised cross-correlation) over
+`photo_scale`: flow can be consistent both ways and still wrong (large motion, repeated texture).
+
+A step is occluded when that error is large for the motion (Sundaram et al. 2010: |f + b|² >
+0.01 (|f|² + |b|²) + `fb_occluded`²), when blood covers more than `blood_hidden` of the window
+around the candidate, or when it (or the tissue around it) leaves the view; a candidate from an occluded reference stays
+occluded. The point's own flow means nothing under occlusion, so an occluded step moves it by the median
+flow of the wide window around it instead, at the cost `occluded_var` plus the squared
+forward-backward error of that median motion (so a hidden point is carried from the last frame
+it was seen in, directly where that motion is consistent). The tracker keeps the unoccluded candidate of
+lowest variance (when every candidate is occluded, the lowest variance one, reported not
+visible) and stores position, variance and occlusion for frame t: a point hidden for a while
+(blood, an instrument, glare) comes back through a reference from before it was hidden.
+
+Confidence: exp(-sigma / `sigma_conf`), sigma the square root of the variance (docs/tracking.md
+reports its calibration). Flows are computed once per (r, t) pair and shared by all points.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import cv2
+import numpy as np
+
+from bleedorigin.errors import InputError
+from bleedorigin.io.video import FrameMapper
+from bleedorigin.models.base import PointTrackerBase
+from bleedorigin.models.registry import register_model
+from bleedorigin.types import TrackPoint
+from bleedorigin.vision.color import BLOOD_THRESHOLD, red_mask
+from bleedorigin.vision.flow import dis_flow, sample_flow_points, to_gray
+
+DELTAS = (1, 2, 4, 8, 16, 32)
+WINDOW = 8     # half-width (tracker px) of the window whose blood share hides the point
+SURROUND = 48  # half-width of the window whose median motion carries an occluded point
+PATCH = 4      # half-width of the patches compared for the photometric cost
+FLAT = 2.0     # gray levels of contrast below which a patch counts as flat
+
+
+class MultiFlowTracker(PointTrackerBase):
+    """`start(frame, (x, y))` / `step(frame)` for one point, `start_many` / `step_many` for several."""
+
+    name = "track_mft"
+
+    def __init__(self, size: tuple[int, int] = (256, 192), deltas: Sequence[int] = DELTAS, preset: str = "fast",
+                 step_var: float = 0.25, photo_scale: float = 0.2, fb_occluded: float = 1.0,
+                 occluded_var: float = 4.0, blood_hidden: float = 0.5, sigma_conf: float = 4.0,
+                 name: str = "track_mft"):
+        """Sizes and variances in pixels of the tracker resolution `size`; `fb_occluded`: forward-
+        backward error (px) above which a small step is occluded; `blood_hidden`: blood share of
+        the window around the point above which it is hidden."""
+        if not deltas or any(int(d) < 1 for d in deltas):
+            raise InputError(f"deltas must be positive frame offsets, got {list(deltas)}")
+        self.size, self.deltas = (int(size[0]), int(size[1])), sorted({int(d) for d in deltas})
+        self.dis = dis_flow(preset)
+        self.step_var, self.photo_scale, self.fb_occluded = step_var, photo_scale, fb_occluded
+        self.occluded_var = occluded_var
+        self.blood_hidden, self.sigma_conf = blood_hidden, sigma_conf
+        self.name = self.model_id = name
+        self.mapper: FrameMapper | None = None
+
+    # ------------------------------------------------------------------ API
+    def start(self, frame: np.ndarray, point: tuple[float, float], frame_index: int = 0) -> None:
+        self.start_many(frame, [point], frame_index)
+
+    def step(self, frame: np.ndarray) -> TrackPoint:
+        return self.step_many(frame)[0]
+
+    def start_many(self, frame: np.ndarray, points: Sequence[tuple[float, float]], frame_index: int = 0) -> None:
+        self.mapper = FrameMapper(frame.shape[1::-1], self.size)
+        pts = np.asarray(points, np.float64).reshape(-1, 2)
+        if len(pts) == 0:
+            raise InputError("start_many: no points given")
+        self.t, self.first = 0, int(frame_index)
+        self.gray = {0: to_gray(self._resize(frame))}
+        self.xy = {0: self.mapper.to_model(pts)}
+        self.var = {0: np.zeros(len(pts))}
+        self.occluded = {0: np.zeros(len(pts), bool)}
+
+    def step_many(self, frame: np.ndarray) -> list[TrackPoint]:
+        if self.mapper is None:
+            raise InputError("step() called before start()")
+        self.t += 1
+        t, small = self.t, self._resize(frame)
+        gray, blood = to_gray(small), red_mask(small) > BLOOD_THRESHOLD
+        refs = sorted({max(0, t - d) for d in self.deltas} | {0})
+        cand = np.stack([self._candidate(r, gray, blood) for r in refs])  # (R, K, 4): x, y, var, occluded
+        var, occluded = cand[..., 2], cand[..., 3] > 0
+        # the unoccluded candidate of lowest variance; when all are occluded, the lowest variance one
+        best = np.where((~occluded).any(0), np.argmin(np.where(occluded, np.inf, var), axis=0), np.argmin(var, axis=0))
+        chosen = cand[best, np.arange(cand.shape[1])]  # (K, 4)
+        self.gray[t], self.xy[t], self.var[t], self.occluded[t] = gray, chosen[:, :2], chosen[:, 2], chosen[:, 3] > 0
+        self._forget(t)
+        w, h = self.size
+        out = self.mapper.to_input(np.clip(chosen[:, :2], [0, 0], [w - 1, h - 1]))
+        confidence = np.exp(-np.sqrt(chosen[:, 2]) / self.sigma_conf)
+        return [TrackPoint(self.first + t, float(p[0]), float(p[1]), float(c), not bool(o))
+                for p, c, o in zip(out, confidence, self.occluded[t])]
+
+    # ------------------------------------------------------------------ internals
+    def _resize(self, frame: np.ndarray) -> np.ndarray:
+        if not isinstance(frame, np.ndarray) or frame.ndim != 3 or frame.shape[2] != 3:
+            raise InputError(f"expected an RGB frame (H, W, 3), got {getattr(frame, 'shape', None)}")
+        assert self.mapper is not None
+        if frame.shape[1::-1] != self.mapper.in_size:
+            raise InputError(f"frame size changed from {self.mapper.in_size} to {frame.shape[1::-1]} while tracking")
+        return self.mapper.resize(frame)
+
+    def _candidate(self, r: int, gray: np.ndarray, blood: np.ndarray) -> np.ndarray:
+        """(K, 4): each point moved from reference r into the new frame, its variance, and
+        whether the step (or the reference) is occluded."""
+        fwd = self.dis.calc(self.gray[r], gray, None)
+        bwd = self.dis.calc(gray, self.gray[r], None)
+        p = self.xy[r]
+        f = sample_flow_points(fwd, p)
+        b = sample_flow_points(bwd, p + f)
+        q, m = p + f, _surround_motion(fwd, p)  # m: how the tissue around the point moved
+        fb2 = ((f + b) ** 2).sum(1)
+        photo = _patch_mismatch(self.gray[r], p, gray, q)
+        w, h = self.size
+        # a point whose surroundings leave the view leaves too (its own flow cannot point outside)
+        outside = ~(_in_view(q, w, h) & _in_view(p + m, w, h))
+        inconsistent = fb2 > 0.01 * ((f ** 2).sum(1) + (b ** 2).sum(1)) + self.fb_occluded ** 2
+        step_occluded = outside | inconsistent | (_window_mean(blood, q) > self.blood_hidden)
+        step = self.step_var + fb2 + (photo / self.photo_scale) ** 2
+        if step_occluded.any():  # no trustworthy flow at the point: move it with the tissue around it
+            fb_m2 = ((m + _surround_motion(bwd, p + m)) ** 2).sum(1)
+            q = np.where(step_occluded[:, None], p + m, q)
+            step = np.where(step_occluded, self.step_var + self.occluded_var + fb_m2, step)
+        occluded = self.occluded[r] | step_occluded
+        return np.column_stack([q, self.var[r] + step, occluded])
+
+    def _forget(self, t: int) -> None:
+        """Keep the start frame and the frames a later step can still reach."""
+        oldest = t + 1 - max(self.deltas)
+        for r in [r for r in self.gray if 0 < r < oldest]:
+            del self.gray[r], self.xy[r], self.var[r], self.occluded[r]
+
+
+def _in_view(xy: np.ndarray, w: int, h: int) -> np.ndarray:
+    return (xy[:, 0] >= -0.5) & (xy[:, 0] <= w - 0.5) & (xy[:, 1] >= -0.5) & (xy[:, 1] <= h - 0.5)
+
+
+def _windows(field: np.ndarray, xy: np.ndarray, half: int = WINDOW):
+    h, w = field.shape[:2]
+    for x, y in np.round(xy).astype(int):
+        x, y = min(max(x, 0), w - 1), min(max(y, 0), h - 1)
+        yield field[max(0, y - half):y + half + 1, max(0, x - half):x + half + 1]
+
+
+def _window_mean(mask: np.ndarray, xy: np.ndarray) -> np.ndarray:
+    """Share of `mask` in the window around each point (K,)."""
+    return np.array([float(win.mean()) for win in _windows(mask, xy)])
+
+
+def _surround_motion(flow: np.ndarray, xy: np.ndarray) -> np.ndarray:
+    """Median flow (K, 2) of the wide window around each point: the motion of what surrounds it."""
+    return np.array([np.median(win.reshape(-1, 2), 0) for win in _windows(flow, xy, SURROUND)], np.float64)
+
+
+def _patch_mismatch(gray_a: np.ndarray, xy_a: np.ndarray, gray_b: np.ndarray, xy_b: np.ndarray) -> np.ndarray:
+    """1 - normalised cross-correlation of the patches around matching points (K,), in [0, 2];
+    flat patches (blood, glare) compare by their small contrast, not by noise."""
+    size = (2 * PATCH + 1, 2 * PATCH + 1)
+    out = []
+    for pa, pb in zip(xy_a, xy_b):
+        a = cv2.getRectSubPix(gray_a, size, (float(pa[0]), float(pa[1])), patchType=cv2.CV_32F)
+        b = cv2.getRectSubPix(gray_b, size, (float(pb[0]), float(pb[1])), patchType=cv2.CV_32F)
+        a, b = a - a.mean(), b - b.mean()
+        ncc = (a * b).mean() / np.sqrt(((a ** 2).mean() + FLAT ** 2) * ((b ** 2).mean() + FLAT ** 2))
+        out.append(1.0 - float(ncc))
+    return np.array(out)
+
+
+# Configurations compared in docs/tracking.md; track_mft is the 256x192 one.
+CONFIGS = {
+    "track_mft": {},
+    "track_mft512": {"size": (512, 384)},
+}
+
+
+def _register(name: str, settings: dict) -> None:
+    @register_model(name)
+    def factory(**_: object) -> MultiFlowTracker:
+        return MultiFlowTracker(**settings, name=name)
+
+
+for _name, _settings in CONFIGS.items():
+    _register(_name, _settings)

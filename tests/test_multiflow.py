@@ -1,0 +1,117 @@
+"""The multi-reference flow tracker on known motion: a textured plane moved by a known homography."""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from bleedorigin.models.baselines.multiflow import MultiFlowTracker
+from bleedorigin.models.loading import load_stage
+
+SIZE = (512, 384)
+
+
+def _texture(seed: int = 0) -> np.ndarray:
+    """Pinkish mucosa with structure at several scales, as tissue has (folds, vessels, grain)."""
+    rng = np.random.default_rng(seed)
+    shape = (SIZE[1] * 2, SIZE[0] * 2)
+    img = np.full(shape, 0.75, np.float32)
+    for sigma, amp in ((24, 0.15), (6, 0.1), (1.5, 0.05)):
+        layer = cv2.GaussianBlur(rng.random(shape).astype(np.float32), (0, 0), sigma)
+        img += amp * (layer - layer.mean()) / layer.std()
+    tissue = np.array([200, 140, 120], np.float32)
+    return np.clip(img[..., None] * tissue, 0, 255).astype(np.uint8)
+
+
+def _homography(t: int, shift: tuple[float, float] = (1.5, 0.8)) -> np.ndarray:
+    """Plane (texture pixels) -> frame t: a slow pan, rotation and zoom about the view centre."""
+    angle, scale = np.deg2rad(0.15 * t), 1.0 + 0.002 * t
+    c, s = scale * np.cos(angle), scale * np.sin(angle)
+    centre = np.array([SIZE[0] / 2, SIZE[1] / 2])
+    offset = np.array([SIZE[0] / 2, SIZE[1] / 2])  # texture pixel shown at the frame centre at t = 0
+    rot = np.array([[c, -s], [s, c]])
+    h = np.eye(3)
+    h[:2, :2] = rot
+    h[:2, 2] = centre - rot @ (offset + [0, 0]) + np.array(shift) * t
+    h[2, :2] = [2e-6 * t, -1e-6 * t]  # a little perspective
+    return h
+
+
+def _apply(h: np.ndarray, xy: np.ndarray) -> np.ndarray:
+    p = h @ np.array([xy[0], xy[1], 1.0])
+    return p[:2] / p[2]
+
+
+def _frames(n: int, shift: tuple[float, float] = (1.5, 0.8), pool: tuple[int, int] | None = None,
+            pool_at: np.ndarray | None = None) -> list[np.ndarray]:
+    """`pool` = (first, last) frames a dark-red pool of blood covers the plane point `pool_at`."""
+    tex = _texture()
+    out = []
+    for t in range(n):
+        h = _homography(t, shift)
+        img = cv2.warpPerspective(tex, h, SIZE, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+        if pool is not None and pool[0] <= t <= pool[1]:
+            x, y = _apply(h, pool_at)
+            rng = np.random.default_rng(t)
+            blob = np.zeros(img.shape[:2], np.uint8)
+            cv2.ellipse(blob, (int(x), int(y)), (34, 28), 20.0 * t, 0, 360, 255, -1)
+            red = np.clip(np.array([120, 10, 15]) + rng.normal(0, 6, img.shape), 0, 255).astype(np.uint8)
+            img = np.where(blob[..., None] > 0, red, img)
+        out.append(img)
+    return out
+
+
+def _truth(plane_xy: np.ndarray, n: int, shift: tuple[float, float] = (1.5, 0.8)) -> np.ndarray:
+    return np.array([_apply(_homography(t, shift), plane_xy) for t in range(n)])
+
+
+def test_point_returns_after_a_pool_covers_it_for_20_frames():
+    plane = np.array([SIZE[0] / 2 + 30.0, SIZE[1] / 2 - 20.0])
+    n, pool = 64, (20, 39)
+    frames = _frames(n, pool=pool, pool_at=plane)
+    truth = _truth(plane, n)
+    tracker = MultiFlowTracker()
+    tracker.start(frames[0], tuple(truth[0]))
+    out = [tracker.step(f) for f in frames[1:]]
+    err = np.array([np.hypot(p.x - truth[p.frame, 0], p.y - truth[p.frame, 1]) for p in out])
+    hidden = [p.visible for p in out if pool[0] <= p.frame <= pool[1]]
+    assert not any(hidden[2:]), "a point under the pool is reported visible"
+    assert err[pool[1] + 5:].max() < 5.0, f"did not come back: errors after the pool {err[pool[1] + 5:].round(1)}"
+    assert all(p.visible for p in out[pool[1] + 5:])
+    assert err[:pool[0] - 1].max() < 2.0
+
+
+def test_point_leaving_the_view_is_not_visible():
+    shift = (6.0, 0.0)  # the plane pans right: a point near the right edge leaves the view
+    n = 30
+    frames = _frames(n, shift=shift)
+    start = np.array([SIZE[0] - 40.0, SIZE[1] / 2])
+    plane = np.linalg.solve(_homography(0, shift), np.array([*start, 1.0]))
+    truth = _truth(plane[:2] / plane[2], n, shift)
+    tracker = MultiFlowTracker()
+    tracker.start(frames[0], tuple(start))
+    out = [tracker.step(f) for f in frames[1:]]
+    assert all(p.visible for p in out if truth[p.frame, 0] < SIZE[0] - 12)
+    # out of view for the next 12 frames (the point leaves after ~6 frames at 6 px a frame)
+    gone = [p for p in out if truth[p.frame, 0] > SIZE[0] + 10 and p.frame < 20]
+    assert len(gone) >= 10 and not any(p.visible for p in gone)
+
+
+def test_several_points_track_as_each_alone_through_the_registry():
+    frames = _frames(12)
+    points = [(200.0, 150.0), (330.0, 240.0)]
+    together = load_stage("track", "track_mft", "cpu")
+    together.start_many(frames[0], points)
+    both = [together.step_many(f) for f in frames[1:]]
+    for k, p in enumerate(points):
+        alone = MultiFlowTracker()
+        alone.start(frames[0], p)
+        single = [alone.step(f) for f in frames[1:]]
+        assert np.allclose([(s.x, s.y) for s in single], [(b[k].x, b[k].y) for b in both], atol=1e-6)
+    assert both[-1][0].frame == 11
+
+
+def test_bad_deltas_are_rejected():
+    from bleedorigin.errors import InputError
+    with pytest.raises(InputError):
+        MultiFlowTracker(deltas=(0, 2))
