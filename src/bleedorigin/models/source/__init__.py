@@ -3,7 +3,8 @@
 Registry names: `source_small` (shipped weights), `source_evidence` (`source_small` fused with
 evidence that transfers to real video: models.source.fusion), `source_paper` (PE-Spatial-style
 ViT at 512x384, encoder weights from a local file, or a trained checkpoint folder),
-`source_test` (tiny random network) and `source_centre` (reference: the image centre).
+`source_evidence_history` (the same, also using where blood kept appearing over earlier
+frames), `source_test` (tiny random network) and `source_centre` (reference: the image centre).
 """
 from __future__ import annotations
 
@@ -34,6 +35,12 @@ def source_evidence(device: str = "auto", weights: str | None = None, **options:
     """The network of `weights` (default source_small) fused with the transferable evidence;
     `options` are FusionConfig / EvidenceConfig fields."""
     return from_options(SourceLocator.from_pretrained(weights or "small", device=device), **options)
+
+
+@register_model("source_evidence_history")
+def source_evidence_history(device: str = "auto", weights: str | None = None, **options: Any) -> EvidenceSourceLocator:
+    """`source_evidence` that also weighs where blood kept appearing over the history frames."""
+    return source_evidence(device, weights, **{"w_growth": 1.0, **options})
 
 
 @register_model("source_paper")

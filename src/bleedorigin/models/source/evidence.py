@@ -22,7 +22,7 @@ from bleedorigin.vision.flow import dis_flow, to_gray
 
 @dataclass(frozen=True)
 class EvidenceConfig:
-    rim_fraction: float = 0.25       # prior ramps from 0 at the field-stop edge to 1 this far in (share of the inscribed radius)
+    rim_fraction: float = 0.5        # prior ramps from 0 at the field-stop edge to 1 this far in (share of the inscribed radius)
     glare_value: float = 0.85        # HSV value above which an unsaturated pixel is glare
     glare_saturation: float = 0.3
     glare_grow: int = 2              # px at the working resolution; glare halos are not sources either
@@ -83,9 +83,9 @@ def align_to(moving: np.ndarray, target_gray: np.ndarray, flow: cv2.DISOpticalFl
 
 def growth_map(rgb: np.ndarray, history: list[np.ndarray], cfg: EvidenceConfig = EvidenceConfig(),
                fov: np.ndarray | None = None) -> np.ndarray | None:
-    """Where blood kept appearing: among pixels red now and not red in the oldest aligned earlier
-    frame, the share of the sampled frames in which they were already red (the place blood
-    appeared first scores highest). None without usable history. Frames in `history` must have
+    """Where blood kept appearing: how much redder than in the oldest aligned earlier frame a
+    pixel is now, times how much redder it already was on average over the sampled frames in
+    between (the place blood appeared first and kept coming scores highest). None without usable history. Frames in `history` must have
     `rgb`'s size (oldest first)."""
     if not history:
         return None
@@ -108,7 +108,8 @@ def growth_map(rgb: np.ndarray, history: list[np.ndarray], cfg: EvidenceConfig =
                                      borderMode=cv2.BORDER_CONSTANT, borderValue=1.0))
     if len(warped) < 2:
         return None
-    fresh = red_now * (1 - warped[0])  # red now, not red in the oldest frame
-    early = np.mean(warped[1:], axis=0)  # how long it has been red since
+    oldest = warped[0]
+    fresh = np.clip(red_now - oldest, 0, 1)  # redder now than in the oldest frame
+    early = np.mean([np.clip(r - oldest, 0, 1) for r in warped[1:]], axis=0)  # and already in between
     g = cv2.GaussianBlur((fresh * early).astype(np.float32), (0, 0), cfg.growth_sigma)
     return (g * fov).astype(np.float32)

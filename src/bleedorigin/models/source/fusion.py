@@ -36,10 +36,11 @@ EPS = 1e-3
 
 @dataclass(frozen=True)
 class FusionConfig:
-    w_net: float = 0.5        # weight of the network's log-heat
-    w_red: float = 0.0        # weight of the smoothed Red-Mask
+    # Defaults chosen by scripts/source_fusion_select.py (rule in its docstring; docs/source.md).
+    w_net: float = 0.1        # weight of the network's log-heat
+    w_red: float = 1.0        # weight of the smoothed Red-Mask
     red_sigma: float = 3.0    # px at the working resolution: a blood region, not single red pixels
-    w_growth: float = 1.0     # weight of the (normalised) growth map when history is given
+    w_growth: float = 0.0     # weight of the (normalised) growth map when history is given
     growth_min: float = 0.02  # growth peak below which no blood appeared: the map is left out
     conf_radius: float = 0.08  # share of the working width around the point counted as "here"
     evidence: EvidenceConfig = field(default_factory=EvidenceConfig)
@@ -104,7 +105,7 @@ class EvidenceSourceLocator(SourceLocatorBase):
         support = support_map(small, self.cfg.evidence, fov)
         prior = rim_prior(fov, self.cfg.evidence.rim_fraction)
         growth = None
-        if history:
+        if history and self.cfg.w_growth > 0:  # aligning the history costs; only when it counts
             past = [cv2.resize(check_frame(f), (w, h), interpolation=cv2.INTER_AREA) for f in history]
             growth = growth_map(small, past, self.cfg.evidence, fov)
         score = fuse(heat, red, support, prior, growth, self.cfg)
