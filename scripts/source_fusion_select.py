@@ -144,7 +144,7 @@ def main() -> None:
     ap.add_argument("--real", required=True, help="real clips whose one label is the bleeding source")
     ap.add_argument("--after", type=int, default=8, help="frames after the onset for the hand-off set")
     ap.add_argument("--history", type=int, default=30, help="frames before each real labelled frame")
-    ap.add_argument("--model", default="source_evidence")
+    ap.add_argument("--model", default="source_evidence_history", help="a model that computes every map")
     args = ap.parse_args()
     try:
         locator = load_stage("source", args.model, "cpu")
