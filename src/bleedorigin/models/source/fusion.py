@@ -10,9 +10,9 @@ heat = the network's sigmoid heat-map, red = the Red-Mask smoothed over `red_sig
 not grey), prior = the rim prior, growth = where blood kept appearing over the history frames
 (only when history is given and blood did appear). The point is the arg-max with sub-pixel
 refinement. Confidence = the share of the fused posterior (softmax of the score) within
-`conf_radius` of the point times the network's heat there relative to its own peak: it drops
-when the evidence is spread over several places or when the point is not where the network
-looks.
+`conf_radius` of the point times the weighted agreement of the heat, red and growth maps there
+(each map's value at the point relative to its own peak): it drops when the posterior is spread
+over several places and when the pieces of evidence point at different places.
 """
 from __future__ import annotations
 
@@ -72,14 +72,26 @@ def posterior(score: np.ndarray) -> np.ndarray:
     return (p / p.sum()).astype(np.float32)
 
 
-def confidence(post: np.ndarray, heat: np.ndarray, xy: tuple[float, float], radius: float) -> float:
-    """Posterior mass near the point times the network's relative heat there."""
+def confidence(post: np.ndarray, evidence: list[tuple[float, np.ndarray]], xy: tuple[float, float],
+               radius: float) -> float:
+    """Posterior mass near the point times how much the evidence agrees there: the weighted
+    mean, over the (weight, map) pairs that voted, of each map's value at the point relative to
+    its own peak."""
     h, w = post.shape
     ys, xs = np.mgrid[0:h, 0:w]
     near = (xs - xy[0]) ** 2 + (ys - xy[1]) ** 2 <= radius ** 2
     x, y = int(round(np.clip(xy[0], 0, w - 1))), int(round(np.clip(xy[1], 0, h - 1)))
-    agree = float(heat[y, x] / max(float(heat.max()), EPS))
+    votes = [(wt, float(m[y, x] / max(float(m.max()), EPS))) for wt, m in evidence if wt > 0]
+    agree = sum(wt * a for wt, a in votes) / sum(wt for wt, _ in votes) if votes else 1.0
     return float(np.clip(post[near].sum() * agree, 0.0, 1.0))
+
+
+def voters(m: EvidenceMaps, cfg: FusionConfig) -> list[tuple[float, np.ndarray]]:
+    """The weighted maps that point at a place (support and prior only rule places out)."""
+    out = [(cfg.w_net, m.heat), (cfg.w_red, m.red)]
+    if m.growth is not None and float(m.growth.max()) > cfg.growth_min:
+        out.append((cfg.w_growth, m.growth))
+    return out
 
 
 class EvidenceSourceLocator(SourceLocatorBase):
@@ -119,7 +131,7 @@ class EvidenceSourceLocator(SourceLocatorBase):
         xy, _ = refined_peak(logits, self.net.cfg.refine_radius)
         px, py = (float(v) for v in xy[0])
         w, h = self.net.cfg.input_size
-        conf = confidence(m.posterior, m.heat, (px, py), self.cfg.conf_radius * w)
+        conf = confidence(m.posterior, voters(m, self.cfg), (px, py), self.cfg.conf_radius * w)
         in_size = (frame.shape[1], frame.shape[0])
         x, y = to_input(np.array([px, py]), in_size, (w, h))
         self.timings_ms = {"source": (time.perf_counter() - t0) * 1e3}
