@@ -153,7 +153,7 @@ def main() -> None:
         items = sim_items(args.sim, args.after, locator) + real_items(args.real, args.history, locator)
     except BleedOriginError as e:
         ap.error(str(e))
-    work = tuple(locator.net.cfg.input_size)
+    work = tuple(locator.base.cfg.input_size)
     sets = {s: [it for it in items if it["set"] == s] for s in ("onset", "after", "real")}
     if not sets["real"] or not sets["onset"]:
         ap.error("need BleedSim detect clips with gt.npz and real source labels")

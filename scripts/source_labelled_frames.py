@@ -10,8 +10,9 @@ Spearman correlation between confidence and error (negative = a lower confidence
 error) and the mean error of the less and the more confident half.
 
 `--report DIR` writes DIR/report.md, DIR/metrics.json and one picture per clip (every labelled
-frame with the truth and each model's point, and the evidence maps of the first model that
-keeps them: network heat, Red-Mask, support, rim prior, growth, fused posterior).
+frame with the truth and each model's point, and the evidence maps of a model that keeps them,
+one that also weighs growth when given: network heat, Red-Mask, support, rim prior, growth,
+fused posterior).
 `--saturation` scales the frames' HSV saturation first (a robustness check).
 
     python scripts/source_labelled_frames.py ../shared/data/esd_clips --models source_small \\
@@ -146,9 +147,11 @@ def _label(img: np.ndarray, text: str) -> np.ndarray:
 
 def clip_picture(items: list[dict], rows: dict[str, list[dict]], path: Path) -> None:
     """One row per labelled frame: the frame with the truth (green ring) and every model's point
-    (coloured dots), then the evidence maps of the first model that kept them."""
+    (coloured dots), then the evidence maps of a model that kept them."""
     names = list(rows)
-    maps_of = next((n for n in names if rows[n][0]["maps"] is not None), None)
+    with_maps = [n for n in names if rows[n][0]["maps"] is not None]
+    # the model whose maps include growth when there is one: it shows every piece of evidence
+    maps_of = max(with_maps, key=lambda n: rows[n][-1]["maps"].growth is not None, default=None)
     kinds = ["heat", "red", "support", "prior", "growth", "posterior"] if maps_of else []
     out = []
     for i, it in enumerate(items):
@@ -183,8 +186,8 @@ def write_report(out: Path, data: str, history: int, results: dict[str, dict], p
             "localizer (frame 0 has none). Calibration on 'all, history': Spearman rho of confidence "
             "against error, and the mean error of the less / more confident half.", "",
             table(results), "", "## Per clip", "",
-            "Green ring: the label. Dots: each model's point (legend on top). Maps: those of the "
-            "first model that keeps evidence maps (with history).", ""]
+            "Green ring: the label. Dots: each model's point (legend on top). Maps: those of a "
+            "model that keeps evidence maps (with history; growth when one weighs it).", ""]
     text += [f"![{p}]({p})" for p in pictures]
     tmp = out / "report.md.tmp"
     tmp.write_text("\n".join(text) + "\n")

@@ -95,24 +95,25 @@ def voters(m: EvidenceMaps, cfg: FusionConfig) -> list[tuple[float, np.ndarray]]
 
 
 class EvidenceSourceLocator(SourceLocatorBase):
-    """The network (a `SourceLocator`) plus transferable evidence; `last_maps` keeps the maps
-    of the latest call."""
+    """The network (`base`, a `SourceLocator`) plus transferable evidence; `last_maps` keeps
+    the maps of the latest call."""
 
     name = "source_evidence"
 
-    def __init__(self, net: SourceLocator, cfg: FusionConfig = FusionConfig(), model_id: str | None = None):
-        self.net = net
+    def __init__(self, base: SourceLocator, cfg: FusionConfig = FusionConfig(), model_id: str | None = None):
+        self.base = base
+        self.net = base.net  # the torch module (parameter and FLOP counts)
         self.cfg = cfg
-        self.model_id = model_id or f"{net.model_id}+evidence"
+        self.model_id = model_id or f"{base.model_id}+evidence"
         self.last_maps: EvidenceMaps | None = None
         self.timings_ms: dict[str, float] = {}
 
     def maps(self, frame: np.ndarray, history: list[np.ndarray] | None = None) -> EvidenceMaps:
         check_frame(frame)
-        w, h = self.net.cfg.input_size
+        w, h = self.base.cfg.input_size
         small = cv2.resize(frame, (w, h), interpolation=cv2.INTER_AREA)
         fov = field_of_view(small)
-        heat = torch.sigmoid(self.net.heatmap(frame)[0, 0]).cpu().numpy() * fov
+        heat = torch.sigmoid(self.base.heatmap(frame)[0, 0]).cpu().numpy() * fov
         red = cv2.GaussianBlur(red_mask(small), (0, 0), self.cfg.red_sigma) * fov
         support = support_map(small, self.cfg.evidence, fov)
         prior = rim_prior(fov, self.cfg.evidence.rim_fraction)
@@ -128,9 +129,9 @@ class EvidenceSourceLocator(SourceLocatorBase):
         m = self.maps(frame, history)
         self.last_maps = m
         logits = torch.from_numpy(np.log(m.posterior + 1e-12))[None, None]
-        xy, _ = refined_peak(logits, self.net.cfg.refine_radius)
+        xy, _ = refined_peak(logits, self.base.cfg.refine_radius)
         px, py = (float(v) for v in xy[0])
-        w, h = self.net.cfg.input_size
+        w, h = self.base.cfg.input_size
         conf = confidence(m.posterior, voters(m, self.cfg), (px, py), self.cfg.conf_radius * w)
         in_size = (frame.shape[1], frame.shape[0])
         x, y = to_input(np.array([px, py]), in_size, (w, h))
