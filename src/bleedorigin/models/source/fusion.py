@@ -6,8 +6,8 @@ Fusion rule, per pixel of the network's working resolution:
     score = w_net * log(heat + eps) + w_red * red + log(support + eps) + log(prior + eps)
             + w_growth * growth / max(growth)
 
-heat = the network's sigmoid heat-map, red = the Red-Mask smoothed over `red_sigma`, support = where a source can be (field of view, no glare,
-not grey), prior = the rim prior, growth = where blood kept appearing over the history frames
+heat = the network's sigmoid heat-map, red = the Red-Mask smoothed over `red_sigma`, support =
+where a source can be (field of view, no glare, not grey), prior = the rim prior, growth = where blood kept appearing over the history frames
 (only when history is given and blood did appear). The point is the arg-max with sub-pixel
 refinement. Confidence = the share of the fused posterior (softmax of the score) within
 `conf_radius` of the point times the weighted agreement of the heat, red and growth maps there
