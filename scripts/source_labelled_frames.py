@@ -21,7 +21,6 @@ fused posterior).
 from __future__ import annotations
 
 import argparse
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
