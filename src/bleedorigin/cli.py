@@ -74,11 +74,13 @@ def locate(video: str = typer.Argument(..., help="Video file or image."),
            frame: int = typer.Option(0, help="Frame index (0-based)."),
            out: Path = typer.Option(..., help="Output JSON file."),
            model: Optional[str] = typer.Option(None, help="Source model name or checkpoint folder."),
+           history: Optional[int] = typer.Option(
+               None, help="Frames before F the localizer may use (default: what the pipeline holds, 90)."),
            device: str = DEVICE) -> None:
     """Bleeding source on one frame."""
     from bleedorigin.commands import locate_source
     _writable(out, folder=False)
-    locate_source(video, frame, out, model, device)
+    locate_source(video, frame, out, model, device, history)
 
 
 @app.command()

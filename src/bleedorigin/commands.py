@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -11,10 +12,14 @@ from bleedorigin import MODEL_SIZE
 from bleedorigin.errors import InputError
 from bleedorigin.io.video import FrameMapper, open_video
 from bleedorigin.models.loading import load_stage
+from bleedorigin.pipeline import PipelineConfig
 from bleedorigin.utils.jsonio import JsonLinesWriter, write_json_atomic
 from bleedorigin.utils.progress import track as progress_track
 
 log = logging.getLogger(__name__)
+
+# Frames before --frame that `locate` hands the localizer by default: what the pipeline holds.
+LOCATE_HISTORY = PipelineConfig.buffer_frames
 
 ASSETS = Path(__file__).parent / "assets"
 SAMPLE_CLIP = ASSETS / "sample" / "bleedsim_full.mp4"
@@ -53,25 +58,37 @@ def detect_onset(source: Any, out: Path, model: str | None, device: str, progres
     return payload
 
 
-def _frame_at(source: str, frame: int) -> np.ndarray:
+def _frame_with_history(source: str, frame: int, history: int) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Frame `frame` (input resolution) and up to `history` frames before it (model resolution,
+    oldest first; only those are kept while reading)."""
     if frame < 0:
         raise InputError(f"--frame must be >= 0, got {frame}")
+    if history < 0:
+        raise InputError(f"--history must be >= 0, got {history}")
+    recent: deque[np.ndarray] = deque(maxlen=max(history, 1))
+    count = 0
     with open_video(source) as reader:
-        history: list[np.ndarray] = []
+        mapper = FrameMapper((reader.info.width, reader.info.height), MODEL_SIZE)
         for item in reader:
+            count += 1
             if item.index == frame:
-                return item.image
-            history.append(item.image)
-    raise InputError(f"{source}: frame {frame} is past the end ({len(history)} frames)")
+                return item.image, list(recent) if history else []
+            if history:
+                recent.append(mapper.resize(item.image))
+    raise InputError(f"{source}: frame {frame} is past the end ({count} frames)")
 
 
-def locate_source(source: str, frame: int, out: Path, model: str | None, device: str) -> dict:
+def locate_source(source: str, frame: int, out: Path, model: str | None, device: str,
+                  history: int | None = None) -> dict:
+    """The source on frame `frame`; the localizer may use the `history` frames before it
+    (default LOCATE_HISTORY)."""
     locator = load_stage("source", model, device)
-    image = _frame_at(source, frame)
+    image, past = _frame_with_history(source, frame, LOCATE_HISTORY if history is None else history)
     mapper = FrameMapper((image.shape[1], image.shape[0]), MODEL_SIZE)
-    p = locator.locate(mapper.resize(image))
+    p = locator.locate(mapper.resize(image), history=past or None)
     x, y = mapper.to_input(np.array([[p.x, p.y]]))[0]
-    payload = {"frame": frame, "x": float(x), "y": float(y), "confidence": float(p.confidence)}
+    payload = {"frame": frame, "x": float(x), "y": float(y), "confidence": float(p.confidence),
+               "history": len(past)}
     write_json_atomic(out, payload)
     return payload
 

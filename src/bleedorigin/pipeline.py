@@ -1,5 +1,9 @@
 """Deployment mode of Algorithm 1: waiting for bleeding -> locate the source once -> track it.
 
+The onset detector may place the onset a few frames before the frame where it raises it. The
+source is located at that decision frame, with the frames from just before the onset up to it
+as history, then carried back to the onset by the tracker so the event's track starts there.
+
 Frames are resized once to the model resolution; every stage sees that frame and the
 pipeline maps points back to input pixels. After a bleeding episode ends (the tracked point's
 confidence stays low) the pipeline goes back to waiting, so one video can hold several events.
@@ -37,7 +41,7 @@ class PipelineConfig:
     end_patience: int = 90  # for this many consecutive frames
     end_patch: int = 64  # side (model pixels) of the patch around the point checked for blood
     buffer_frames: int = 90  # recent frames kept so a back-dated onset can be located and caught up
-    history_frames: int = 10  # frames before the onset handed to the localizer
+    history_frames: int = 10  # frames before the onset handed to the localizer (with those after it)
 
 
 @dataclass
@@ -102,24 +106,35 @@ class Pipeline:
             return FrameResult(index, t, "waiting", out.score, timings_ms=timings)
         onset_frame = self._clamp_to_buffer(self._onset_origin + out.onset_frame)
         onset = Onset(onset_frame, onset_frame / fps, out.score)
-        frames = [img for i, img in self._buffer if i <= onset_frame]
-        history = frames[-1 - self.config.history_frames:-1]
+        # decision time: the localizer sees the frame where the onset was raised, with the frames
+        # from `history_frames` before the (back-dated) onset up to it
+        history = [img for i, img in self._buffer if onset_frame - self.config.history_frames <= i < index]
         t0 = time.perf_counter()
-        p = self.source.locate(frames[-1], history=history or None)
+        p = self.source.locate(small, history=history or None)
         timings["source"] = (time.perf_counter() - t0) * 1e3
-        source = self._to_input_point(p)
-        event = BleedingEvent(onset, source)
         t0 = time.perf_counter()
-        self.tracker.start(frames[-1], (p.x, p.y), frame_index=onset_frame)
-        event.track.append(TrackPoint(onset_frame, source.x, source.y, source.confidence, True))
-        for i, img in self._buffer:  # catch up from the (back-dated) onset to now
-            if i > onset_frame:
-                event.track.append(self._to_input_track(self.tracker.step(img), i))
+        track = self._track_back(small, p, index, onset_frame)
+        self.tracker.start(small, (p.x, p.y), frame_index=index)
         timings["track"] = (time.perf_counter() - t0) * 1e3
+        first = track[0]  # the source where the bleeding started (the onset frame)
+        event = BleedingEvent(onset, Point(first.x, first.y, p.confidence))
+        event.track.extend(track)
         self._episode = _Episode(event)
         self.events.append(event)
         log.info("bleeding onset at frame %d (raised at frame %d)", onset_frame, index)
-        return FrameResult(index, t, "bleeding", out.score, onset, source, event.track[-1], timings)
+        return FrameResult(index, t, "bleeding", out.score, onset, event.source, event.track[-1], timings)
+
+    def _track_back(self, small: np.ndarray, p: Point, index: int, onset_frame: int) -> list[TrackPoint]:
+        """The located point carried back from the decision frame to the onset through the
+        buffered frames; track points (input pixels) from the onset to the decision frame."""
+        here = self._to_input_point(p)
+        back = [TrackPoint(index, here.x, here.y, p.confidence, True)]
+        earlier = [(i, img) for i, img in self._buffer if onset_frame <= i < index]
+        if earlier:
+            self.tracker.start(small, (p.x, p.y), frame_index=index)
+            for i, img in reversed(earlier):
+                back.append(self._to_input_track(self.tracker.step(img), i))
+        return back[::-1]
 
     def _track_step(self, index: int, t: float, small: np.ndarray,
                     timings: dict[str, float]) -> FrameResult:

@@ -42,16 +42,19 @@ class OnsetBannerAnnotator:
 
 @dataclass
 class OnsetBoxAnnotator:
-    """A red box around the source that flashes for `duration` frames after the onset."""
+    """A red box around the source that flashes for `duration` frames after the onset, with the
+    localizer's confidence above it (low when its evidence disagreed)."""
 
     duration: int = 45
     period: int = 6
     _onset_at: int | None = None
     _center: tuple[float, float] | None = None
+    _confidence: float = 0.0
 
     def annotate(self, frame: np.ndarray, result: FrameResult) -> np.ndarray:
         if result.onset is not None and result.source is not None:
             self._onset_at, self._center = result.frame, (result.source.x, result.source.y)
+            self._confidence = result.source.confidence
         if self._onset_at is None or result.frame - self._onset_at >= self.duration:
             return frame
         if ((result.frame - self._onset_at) // (self.period // 2)) % 2 == 1:
@@ -62,6 +65,8 @@ class OnsetBoxAnnotator:
         x, y = int(round(cx)), int(round(cy))
         cv2.rectangle(frame, (x - half, y - half), (x + half, y + half), RED,
                       max(1, int(round(3 * s))), cv2.LINE_AA)
+        cv2.putText(frame, f"source {self._confidence:.2f}", (x - half, y - half - int(6 * s)),
+                    cv2.FONT_HERSHEY_SIMPLEX, 0.5 * s, RED, max(1, int(round(s))), cv2.LINE_AA)
         return frame
 
 

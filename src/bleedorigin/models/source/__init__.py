@@ -1,14 +1,18 @@
 """BleedOrigin-Detect, source stage (paper section 4.1.2): where does the bleeding start?
 
-Registry names: `source_small` (shipped weights), `source_paper` (PE-Spatial-style ViT at
-512x384, encoder weights from a local file, or a trained checkpoint folder) and
-`source_test` (tiny random network).
+Registry names: `source_small` (shipped weights), `source_evidence` (`source_small` fused with
+evidence that transfers to real video: models.source.fusion), `source_paper` (PE-Spatial-style
+ViT at 512x384, encoder weights from a local file, or a trained checkpoint folder),
+`source_evidence_history` (the same, also using where blood kept appearing over earlier
+frames), `source_test` (tiny random network) and `source_centre` (reference: the image centre).
 """
 from __future__ import annotations
 
 from typing import Any
 
 from bleedorigin.models.registry import register_model
+from bleedorigin.models.source import centre  # noqa: F401  (registers source_centre)
+from bleedorigin.models.source.fusion import EvidenceSourceLocator, from_options
 from bleedorigin.models.source.model import SourceConfig, SourceNet
 from bleedorigin.models.source.predictor import SourceLocator, evaluate_source
 
@@ -24,6 +28,19 @@ TEST_MODEL: dict[str, Any] = dict(encoder="cnn_test", input_size=(64, 48), dim=8
 @register_model("source_small")
 def source_small(device: str = "auto", weights: str | None = None) -> SourceLocator:
     return SourceLocator.from_pretrained(weights or "small", device=device)
+
+
+@register_model("source_evidence")
+def source_evidence(device: str = "auto", weights: str | None = None, **options: Any) -> EvidenceSourceLocator:
+    """The network of `weights` (default source_small) fused with the transferable evidence;
+    `options` are FusionConfig / EvidenceConfig fields."""
+    return from_options(SourceLocator.from_pretrained(weights or "small", device=device), **options)
+
+
+@register_model("source_evidence_history")
+def source_evidence_history(device: str = "auto", weights: str | None = None, **options: Any) -> EvidenceSourceLocator:
+    """`source_evidence` that also weighs where blood kept appearing over the history frames."""
+    return source_evidence(device, weights, **{"w_growth": 1.0, **options})
 
 
 @register_model("source_paper")

@@ -68,7 +68,7 @@ class SourceLocator(SourceLocatorBase):
     """Bleeding source on one frame (the onset frame in deployment mode).
 
     `history` is accepted for the interface but unused: the paper's localizer works on a
-    single frame. `last_heatmap` keeps the fused heat-map (network resolution) for overlays.
+    single frame (`source_evidence` uses it). `last_heatmap` keeps the fused heat-map (network resolution) for overlays.
     """
 
     name = "source"
@@ -140,21 +140,24 @@ def evaluate_source(locator: SourceLocatorBase, items: Any) -> dict[str, Any]:
     """Score a source locator on labelled frames.
 
     `items`: iterable of `(frame, (x, y))` or dicts with "frame", "xy" (input pixels) and
-    optional "id", "scenario". Returns Err_avg / median (px at 512x384), Acc below
-    {10, 25, 50, 75, 100} px as fractions, per-item predictions, errors and timings, and
-    per-scenario Err_avg when scenarios are given.
+    optional "id", "scenario", "history" (earlier frames, oldest first, handed to the locator).
+    Returns Err_avg / median (px at 512x384), Acc below {10, 25, 50, 75, 100} px as fractions,
+    per-item predictions, confidences, errors and timings, and per-scenario Err_avg when
+    scenarios are given.
     """
-    preds, gts, sizes, ids, scen, ms = [], [], [], [], [], []
+    preds, confs, gts, sizes, ids, scen, ms = [], [], [], [], [], [], []
     for i, item in enumerate(items):
+        history = None
         if isinstance(item, dict):
-            frame, xy = item["frame"], item["xy"]
+            frame, xy, history = item["frame"], item["xy"], item.get("history")
         else:
             frame, xy = item
         frame = check_frame(frame)
         t0 = time.perf_counter()
-        p = locator.locate(frame)
+        p = locator.locate(frame, history=history or None)
         ms.append((time.perf_counter() - t0) * 1e3)
         preds.append((p.x, p.y))
+        confs.append(float(p.confidence))
         gts.append(tuple(float(v) for v in np.asarray(xy).reshape(-1)[:2]))
         sizes.append((frame.shape[1], frame.shape[0]))
         ids.append(str(item.get("id", i)) if isinstance(item, dict) else str(i))
@@ -164,8 +167,8 @@ def evaluate_source(locator: SourceLocatorBase, items: Any) -> dict[str, Any]:
     err = _scaled_errors(np.array(preds, np.float64), np.array(gts, np.float64), np.array(sizes, np.float64))
     out: dict[str, Any] = {"n": len(err), "err_avg": float(err.mean()), "err_median": float(np.median(err))}
     out.update({f"acc_{t}": float((err < t).mean()) for t in THRESHOLDS_PX})
-    out["items"] = [{"id": k, "pred": list(p), "gt": list(g), "error_px": float(e), "scenario": s}
-                    for k, p, g, e, s in zip(ids, preds, gts, err, scen)]
+    out["items"] = [{"id": k, "pred": list(p), "confidence": c, "gt": list(g), "error_px": float(e), "scenario": s}
+                    for k, p, c, g, e, s in zip(ids, preds, confs, gts, err, scen)]
     if any(scen):
         out["per_scenario"] = {s: float(err[[x == s for x in scen]].mean()) for s in sorted(set(scen))}
     out["p50_ms"], out["p95_ms"] = float(np.percentile(ms, 50)), float(np.percentile(ms, 95))

@@ -1,0 +1,115 @@
+"""Evidence for the bleeding source that does not depend on how BleedSim looks.
+
+Each map is (h, w) float32 at the working resolution of the frame it is given:
+- `support_map`: where a source can be at all (1) or cannot (0): outside the lit field of view,
+  on specular glare, and (softly) on grey, unsaturated surfaces (the cap's rim, instruments,
+  water jets, smoke);
+- `rim_prior`: a geometric prior that falls to zero at the edge of the field of view (the source
+  is rarely at the rim, where the cap and vignetting sit);
+- `growth_map`: where blood keeps appearing over earlier frames once camera motion is removed:
+  the pixels that turned red earliest among those that were not red in the oldest frame.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from bleedorigin.vision.color import field_of_view, red_mask
+from bleedorigin.vision.flow import dis_flow, to_gray
+
+
+@dataclass(frozen=True)
+class EvidenceConfig:
+    rim_fraction: float = 0.5        # prior ramps from 0 at the field-stop edge to 1 this far in (share of the inscribed radius)
+    glare_value: float = 0.85        # HSV value above which an unsaturated pixel is glare
+    glare_saturation: float = 0.3
+    glare_grow: int = 2              # px at the working resolution; glare halos are not sources either
+    grey_saturation: float = 0.25    # below this saturation a surface counts as grey
+    grey_floor: float = 0.3          # support left on a fully grey surface (wet tissue can be pale)
+    history_samples: int = 8         # earlier frames aligned and compared (evenly spaced over the history)
+    growth_sigma: float = 3.0        # px, smoothing of the growth map
+
+
+def _hsv(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    hsv = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2HSV).astype(np.float32) * (1 / 255)
+    return hsv[..., 1], hsv[..., 2]
+
+
+def support_map(rgb: np.ndarray, cfg: EvidenceConfig = EvidenceConfig(),
+                fov: np.ndarray | None = None) -> np.ndarray:
+    """1 where a bleeding source may be, 0 where it cannot, in between on grey surfaces."""
+    fov = field_of_view(rgb) if fov is None else fov
+    sat, val = _hsv(rgb)
+    glare = ((val > cfg.glare_value) & (sat < cfg.glare_saturation)).astype(np.uint8)
+    if cfg.glare_grow > 0:
+        k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * cfg.glare_grow + 1,) * 2)
+        glare = cv2.dilate(glare, k)
+    # saturation smoothed so only grey *surfaces* count, not single pale pixels
+    sat = cv2.GaussianBlur(sat, (0, 0), 2.0)
+    grey = np.clip(sat / cfg.grey_saturation, 0, 1)
+    support = cfg.grey_floor + (1 - cfg.grey_floor) * grey
+    return (support * fov * (1 - glare)).astype(np.float32)
+
+
+def rim_prior(fov: np.ndarray, rim_fraction: float) -> np.ndarray:
+    """0 at the field-of-view edge rising linearly to 1 at `rim_fraction` of its inscribed radius."""
+    inside = np.pad(fov.astype(np.uint8), 1)  # the image border is an edge too
+    dist = cv2.distanceTransform(inside, cv2.DIST_L2, 5)[1:-1, 1:-1]
+    radius = float(dist.max())
+    if radius <= 0 or rim_fraction <= 0:
+        return fov.astype(np.float32)
+    return np.clip(dist / (rim_fraction * radius), 0, 1).astype(np.float32)
+
+
+def align_to(moving: np.ndarray, target_gray: np.ndarray, flow: cv2.DISOpticalFlow,
+             static: np.ndarray) -> np.ndarray | None:
+    """2x3 similarity taking `moving` to the current frame, fitted robustly to the DIS flow on
+    pixels in `static` (not blood: blood flows, the tissue carries the camera's motion).
+    None when too few pixels agree."""
+    f = flow.calc(target_gray, to_gray(moving), None)  # current -> earlier, per current pixel
+    ys, xs = np.nonzero(static[::4, ::4])
+    if len(xs) < 12:
+        return None
+    xs, ys = xs * 4, ys * 4
+    cur = np.stack([xs, ys], 1).astype(np.float32)
+    old = cur + f[ys, xs]
+    m, inliers = cv2.estimateAffinePartial2D(old, cur, method=cv2.RANSAC, ransacReprojThreshold=2.0)
+    if m is None or inliers is None or inliers.sum() < 8:
+        return None
+    return m
+
+
+def growth_map(rgb: np.ndarray, history: list[np.ndarray], cfg: EvidenceConfig = EvidenceConfig(),
+               fov: np.ndarray | None = None) -> np.ndarray | None:
+    """Where blood kept appearing: how much redder than in the oldest aligned earlier frame a
+    pixel is now, times how much redder it already was on average over the sampled frames in
+    between (the place blood appeared first and kept coming scores highest). None without usable history. Frames in `history` must have
+    `rgb`'s size (oldest first)."""
+    if not history:
+        return None
+    h, w = rgb.shape[:2]
+    idx = np.unique(np.linspace(0, len(history) - 1, min(cfg.history_samples, len(history))).round().astype(int))
+    gray = to_gray(rgb)
+    red_now = red_mask(rgb)
+    fov = field_of_view(rgb) if fov is None else fov
+    static = fov & (red_now < 0.2)
+    flow = dis_flow("ultrafast")
+    warped = []
+    for k in idx:
+        frame = history[k]
+        if frame.shape != rgb.shape:
+            return None
+        m = align_to(frame, gray, flow, static)
+        if m is None:
+            continue
+        warped.append(cv2.warpAffine(red_mask(frame), m, (w, h), flags=cv2.INTER_LINEAR,
+                                     borderMode=cv2.BORDER_CONSTANT, borderValue=1.0))
+    if len(warped) < 2:
+        return None
+    oldest = warped[0]
+    fresh = np.clip(red_now - oldest, 0, 1)  # redder now than in the oldest frame
+    early = np.mean([np.clip(r - oldest, 0, 1) for r in warped[1:]], axis=0)  # and already in between
+    g = cv2.GaussianBlur((fresh * early).astype(np.float32), (0, 0), cfg.growth_sigma)
+    return (g * fov).astype(np.float32)

@@ -1,0 +1,200 @@
+"""Source evidence that transfers: where the source cannot be, the rim prior, where blood kept
+appearing over earlier frames; the fused confidence; locate --history; the pipeline hand-off."""
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from bleedorigin.models.base import OnsetDetectorBase, OnsetStep, SourceLocatorBase
+from bleedorigin.models.loading import load_stage
+from bleedorigin.models.source.evidence import EvidenceConfig, growth_map, rim_prior, support_map
+from bleedorigin.models.source.fusion import FusionConfig, confidence, fuse, posterior
+from bleedorigin.pipeline import Pipeline, PipelineConfig
+from bleedorigin.types import Point
+
+W, H = 192, 144
+
+
+def _tissue(seed: int = 0, size: tuple[int, int] = (W + 40, H + 40)) -> np.ndarray:
+    """Smooth pink mucosa texture (larger than a frame, so a camera can move over it)."""
+    rng = np.random.default_rng(seed)
+    tex = cv2.GaussianBlur(rng.normal(0, 1, size[::-1]).astype(np.float32), (0, 0), 3)
+    tex = 30 * tex / tex.std()
+    return np.stack([200 + tex, 120 + tex, 125 + tex], -1).clip(0, 255).astype(np.uint8)
+
+
+def _in_view(img: np.ndarray) -> np.ndarray:
+    """A round field of view, black outside (the endoscope's field stop)."""
+    out = img.copy()
+    yy, xx = np.mgrid[:H, :W]
+    out[(xx - W / 2) ** 2 / (0.48 * W) ** 2 + (yy - H / 2) ** 2 / (0.48 * H) ** 2 > 1] = 0
+    return out
+
+
+def test_support_excludes_the_field_stop_and_glare_and_lowers_grey_surfaces():
+    img = _tissue()[:H, :W].copy()
+    img[60:70, 60:70] = 250  # glare: white, unsaturated
+    img[30:60, 120:160] = 128  # instrument: grey
+    frame = _in_view(img)
+    s = support_map(frame)
+    assert s[2, 2] == 0 and s[H - 3, W - 3] == 0  # outside the lit view
+    assert s[65, 65] == 0  # on the glare
+    assert s[45, 140] < 0.5 * s[100, 90]  # grey surface against mucosa
+    assert s[100, 90] > 0.9
+
+
+def test_rim_prior_is_zero_at_the_edge_and_one_inside():
+    fov = np.zeros((H, W), bool)
+    fov[10:H - 10, 10:W - 10] = True
+    p = rim_prior(fov, 0.5)
+    assert p[0, 0] == 0 and p[10, W // 2] < 0.1
+    assert p[H // 2, W // 2] == pytest.approx(1.0)
+    row = p[H // 2, 10:W // 2]
+    assert np.all(np.diff(row) >= -1e-6)  # rises towards the middle
+
+
+def test_growth_map_finds_where_blood_appeared_first_despite_camera_motion():
+    """Blood starts at a point of the scene and spreads while the camera pans; the growth map
+    peaks near that point in the current frame, not in the middle of the pool."""
+    scene = _tissue(1)
+    src = np.array([70.0, 80.0])  # scene pixels
+    yy, xx = np.mgrid[:scene.shape[0], :scene.shape[1]]
+    frames = []
+    for t in range(16):
+        img = scene.copy()
+        r = 3 + 2.0 * t
+        pool = (xx - src[0] - 0.8 * r) ** 2 + (yy - src[1]) ** 2 <= r * r  # spreads to the right
+        pool |= (xx - src[0]) ** 2 + (yy - src[1]) ** 2 <= 9
+        img[pool] = (130, 15, 20)
+        ox, oy = t, t // 2  # camera pans
+        frames.append(np.ascontiguousarray(img[oy:oy + H, ox:ox + W]))
+    now, history = frames[-1], frames[:-1]
+    g = growth_map(now, history, EvidenceConfig())
+    assert g is not None
+    y, x = np.unravel_index(int(np.argmax(g)), g.shape)
+    truth = src - (15, 15 // 2)
+    pool_centre = truth + (0.8 * 33, 0)
+    assert np.hypot(x - truth[0], y - truth[1]) < np.hypot(x - pool_centre[0], y - pool_centre[1])
+    assert np.hypot(x - truth[0], y - truth[1]) < 15
+    assert growth_map(now, [], EvidenceConfig()) is None
+
+
+def test_confidence_drops_when_the_evidence_disagrees():
+    yy, xx = np.mgrid[:H, :W]
+
+    def bump(x, y):
+        return np.exp(-((xx - x) ** 2 + (yy - y) ** 2) / (2 * 6.0 ** 2)).astype(np.float32)
+
+    heat = bump(60, 70)
+    ones = np.ones((H, W), np.float32)
+    cfg = FusionConfig(w_net=1.0, w_red=4.0)
+    confs = {}
+    for name, red in {"agree": bump(60, 70), "disagree": bump(150, 40)}.items():
+        post = posterior(fuse(heat, red, ones, ones, None, cfg))
+        y, x = np.unravel_index(int(np.argmax(post)), post.shape)
+        confs[name] = confidence(post, [(cfg.w_net, heat), (cfg.w_red, red)], (float(x), float(y)), 0.08 * W)
+    assert confs["agree"] > 0.5
+    assert confs["disagree"] < 0.5 * confs["agree"]
+
+
+def test_source_evidence_and_centre_locate_in_input_pixels():
+    frame = _in_view(_tissue(2)[:H, :W])
+    frame = cv2.resize(frame, (512, 384))
+    frame[200:240, 300:340] = (140, 10, 20)  # a blood spot
+    ev = load_stage("source", "source_evidence", "cpu")
+    p = ev.locate(frame)
+    assert 0 <= p.x < 512 and 0 <= p.y < 384 and 0 <= p.confidence <= 1
+    assert ev.last_maps is not None and ev.last_maps.posterior.shape == (144, 192)
+    c = load_stage("source", "source_centre").locate(frame)
+    assert (c.x, c.y) == (255.5, 191.5)
+
+
+class _RaiseAt(OnsetDetectorBase):
+    """Raises at stream frame `at`, placing the onset `back` frames earlier."""
+
+    def __init__(self, at: int, back: int):
+        self.at, self.back, self.t = at, back, 0
+
+    def reset(self) -> None:
+        self.t = 0
+
+    def step(self, frame: np.ndarray) -> OnsetStep:
+        t, self.t = self.t, self.t + 1
+        return OnsetStep(1.0, t - self.back) if t == self.at else OnsetStep(0.0)
+
+
+class _Recorder(SourceLocatorBase):
+    def __init__(self):
+        self.calls: list[tuple[int, list[int]]] = []
+
+    def locate(self, frame: np.ndarray, history: list[np.ndarray] | None = None) -> Point:
+        ids = lambda f: int(f[0, 0, 0])  # noqa: E731  (each test frame carries its index)
+        self.calls.append((ids(frame), [ids(f) for f in history or []]))
+        return Point(256.0, 192.0, 0.7)
+
+
+def test_pipeline_hands_the_localizer_the_frames_from_the_onset_to_the_decision():
+    locator = _Recorder()
+    pipe = Pipeline(_RaiseAt(at=30, back=6), locator, load_stage("track", "track_lk"),
+                    PipelineConfig(history_frames=4))
+    base = _tissue(3)[:384 // 2, :512 // 2]
+    for t in range(40):
+        f = cv2.resize(base, (512, 384))
+        f[0, 0, 0] = t
+        pipe.step(f)
+    assert locator.calls == [(30, list(range(24 - 4, 30)))]  # decision frame 30, history 20..29
+    event = pipe.events[0]
+    assert event.onset.frame == 24
+    assert [tp.frame for tp in event.track][:8] == list(range(24, 32))  # back to the onset, then on
+    assert (event.source.x, event.source.y) == (event.track[0].x, event.track[0].y)
+    assert event.source.confidence == 0.7
+    assert abs(event.track[6].x - 256) < 1e-6  # the located point itself at the decision frame
+
+
+def test_locate_history_option(tmp_path, tiny_clip):
+    from bleedorigin.cli import main
+
+    def cli(*args: str) -> int:
+        with pytest.raises(SystemExit) as exc:
+            main([str(a) for a in args])
+        return int(exc.value.code or 0)
+
+    out = tmp_path / "loc.json"
+    assert cli("locate", tiny_clip.path, "--frame", 12, "--history", 5, "--out", out,
+               "--model", "source_evidence_history", "--device", "cpu") == 0
+    payload = json.loads(out.read_text())
+    assert payload["history"] == 5 and payload["frame"] == 12
+    assert cli("locate", tiny_clip.path, "--frame", 3, "--out", out, "--model", "source_redmask") == 0
+    assert json.loads(out.read_text())["history"] == 3  # by default, all it has up to the pipeline's 90
+    assert cli("locate", tiny_clip.path, "--history", -1, "--out", out, "--model", "source_redmask") == 2
+
+
+def test_labelled_frames_report_scores_with_and_without_history(tmp_path, tiny_clip):
+    """The real-label report: reference rows always present, frame 0 apart, history counted, one
+    picture per clip, calibration computed."""
+    import importlib.util
+    import shutil
+    from pathlib import Path
+    clip = tmp_path / "clips" / "bleed_001"
+    clip.mkdir(parents=True)
+    shutil.copy(tiny_clip.path, clip / "video.mp4")
+    labelled = (0, 10, 16, 22)
+    (clip / "labels.json").write_text(json.dumps({str(t): [list(tiny_clip.path_xy[t])] for t in labelled}))
+    path = Path(__file__).resolve().parents[1] / "scripts" / "source_labelled_frames.py"
+    spec = importlib.util.spec_from_file_location("source_labelled_frames", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    items = script.labelled_items(str(tmp_path / "clips"), history=4)
+    assert [len(it["history"]) for it in items] == [0, 4, 4, 4]
+    results = script.run(str(tmp_path / "clips"), ["source_evidence_history"], 4, 1.0, "cpu", tmp_path / "rep")
+    assert list(results) == ["source_evidence_history", "source_centre", "source_redmask"]
+    r = results["source_evidence_history"]
+    assert r["frame0"]["n"] == 1 and r["later_history"]["n"] == 3 and r["all_history"]["n"] == 4
+    assert results["source_redmask"]["all_alone"]["err_avg"] < 25  # the red disc is the source
+    assert (tmp_path / "rep" / "bleed_001.png").is_file()
+    assert "source_centre" in (tmp_path / "rep" / "report.md").read_text()
+    cal = script.calibration(np.array([0.9, 0.8, 0.2, 0.1]), np.array([5.0, 10.0, 80.0, 90.0]))
+    assert cal["spearman"] == pytest.approx(-1.0) and cal["err_low_conf"] == 85.0
