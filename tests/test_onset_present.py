@@ -86,3 +86,17 @@ def test_real_clips_bleeding_present_under_white_balance_shifts(clip, bleeding):
             assert onsets and onsets[0] <= 30, (clip, name)
         else:
             assert not onsets, (clip, name)
+
+
+@pytest.mark.skipif(not SHARED.is_dir(), reason="shared real clips absent")
+def test_blood_mask_against_hand_marked_real_frames():
+    """Hand-marked blood on real ESD frames (tests/fixtures/blood_polygons.json): the calibrated
+    mask keeps its precision under every white balance and marks nothing on blood-free frames."""
+    from test_scripts import load_script
+
+    script = load_script("blood_mask_scores")
+    frames = script.marked_frames(SHARED, Path(__file__).parent / "fixtures" / "blood_polygons.json")
+    assert sum(t.any() for _, _, t in frames) >= 4
+    for name, gains in script.CASTS.items():
+        s = script.scores(frames, blood_mask, gains)
+        assert s["precision"] > 0.6 and s["recall"] > 0.25 and s["blood_free_marked"] == 0, name
