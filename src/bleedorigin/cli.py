@@ -236,11 +236,13 @@ def data_check(root: Path = typer.Argument(..., help="Benchmark folder.")) -> No
 @data_app.command("realism")
 def data_realism(sim_dir: Path = typer.Argument(..., help="BleedSim output folder."),
                  real_dir: Path = typer.Argument(..., help="Folder of real clips (e.g. ../shared/data/esd_clips)."),
-                 json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the JSON here.")) -> None:
-    """Compare statistics of synthetic and real clips (HSV, red area, sharpness, motion)."""
+                 json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the JSON here."),
+                 classifier: bool = typer.Option(True, help="Also run the classifier two-sample test.")) -> None:
+    """Compare synthetic and real clips: statistics (HSV, red area, sharpness, motion) and the
+    leave-one-real-clip-out ROC AUC of a small CNN telling them apart."""
     from bleedorigin.sim.realism import format_realism, realism_report
     from bleedorigin.utils.jsonio import write_json_atomic
-    report = realism_report(sim_dir, real_dir)
+    report = realism_report(sim_dir, real_dir, classifier=classifier)
     typer.echo(format_realism(report))
     if json_out:
         write_json_atomic(json_out, report)
