@@ -49,7 +49,7 @@ def load_clip_frames(folder: Path) -> np.ndarray:
     raise InputError(f"no frames.npz or video.mp4 in {folder}")
 
 
-def _collect(src: str | Path | Iterable[Any]) -> dict[str, np.ndarray]:
+def collect_clips(src: str | Path | Iterable[Any]) -> dict[str, np.ndarray]:
     """Clips as {name: frames}: a folder of clip folders (real samples or a bench root), or an
     iterable of SimClip / frame arrays."""
     if isinstance(src, (str, Path)):
@@ -123,7 +123,7 @@ def realism_report(sim: str | Path | Iterable[Any], real_dir: str | Path,
                    classifier: bool = True) -> dict[str, Any]:
     """Compare synthetic clips with the real ESD clips; plain-JSON-able dict. `classifier`
     adds the leave-one-real-clip-out classifier AUC (`report["classifier"]`)."""
-    sim_clips, real_clips = _collect(sim), _collect(real_dir)
+    sim_clips, real_clips = collect_clips(sim), collect_clips(real_dir)
     log.info("realism: %d synthetic clips vs %d real clips", len(sim_clips), len(real_clips))
     s_stats = [clip_stats(f) for f in sim_clips.values()]
     r_stats = {name: clip_stats(f) for name, f in real_clips.items()}
