@@ -199,3 +199,26 @@ def test_end_to_end_scores_onset_track_and_coverage(tmp_path: Path) -> None:
     assert timeline["scores"][:11] == pytest.approx([0.2] * 10 + [0.9])
     assert timeline["scores"][11:] == [None] * 13  # the detector does not run while tracking
     assert timeline["events"] == [{"onset": 10, "frames": list(range(10, 24)), "confidence": [0.9] * 14}]
+
+
+def test_real_bleeding_present_on_sample_clips(tmp_path: Path) -> None:
+    """Single-point sample clips bleed from frame 0 and count when flagged by frame 30;
+    multi-point ones are bleeding-free and count any onset as an alarm; the report tabulates both."""
+    import dataclasses
+
+    from bleedorigin.eval.report import present_section
+    from bleedorigin.eval.runner import present_block
+
+    esd = dataclasses.replace(make_clip(tmp_path, "esd", "sparse", 2, {0: [(10.0, 12.0)]}), onset_frame=None)
+    vl = dataclasses.replace(make_clip(tmp_path, "vl", "sparse", 3, {0: [(10.0, 12.0), (3.0, 4.0)]}),
+                             onset_frame=None)
+    assert protocol.applicable("onset", esd) and protocol.applicable("onset", vl)
+    r_esd, r_vl = protocol.eval_onset(RedOnset(), esd), protocol.eval_onset(RedOnset(), vl)
+    assert (r_esd["real_bleeding"], r_esd["pred"], r_esd["flagged"]) == (True, 2, True)
+    assert (r_vl["real_bleeding"], r_vl["pred"]) == (False, 3)  # red in a bleeding-free clip: an alarm
+    block = present_block([r_esd, r_vl])
+    assert (block["flagged"], block["bleeding"], block["alarms"], block["bleeding_free"]) == (1, 1, 1, 1)
+    metrics = {"models": {"onset": [{"key": "m", "name": "m", "baseline": False}]},
+               "onset": {"m": {"real_present": block}}}
+    text = "\n".join(present_section(metrics))
+    assert "| m | 1 of 1 | 1 of 1 |" in text and "| esd | yes | 2 (" in text and "| vl | no | 3 (" in text

@@ -66,7 +66,7 @@ def test_registry_and_checkpoint_round_trip(tmp_path: Path) -> None:
     assert isinstance(det, OnsetDetector)
     from bleedorigin.config import to_dict
     save_checkpoint(tmp_path / "ck", det.net.state_dict(), {"stage": "onset", "model": to_dict(ONSET_TEST)}, "# card\n")
-    again = OnsetDetector.from_pretrained(str(tmp_path / "ck"), device="cpu")
+    again = OnsetDetector.from_pretrained(str(tmp_path / "ck"), device="cpu", presence=False)  # the network alone
     frames, _ = make_tiny_frames(n=18)
     assert [again.step(f).score for f in frames] == [det.step(f).score for f in frames]
     with pytest.raises(InputError):

@@ -65,3 +65,19 @@ def test_shipped_models_find_onset_and_source_of_the_sample_clip():
     sx, sy = truth["source_xy_at_onset"]
     assert np.hypot(result.source.x - sx, result.source.y - sy) < 50
     assert result.track[-1].frame == result.frames - 1
+
+
+def test_stream_picked_up_mid_bleed_is_tracked_within_a_second():
+    """A pool is in view from frame 0 (a recording started during a bleed): the shipped onset
+    model's bleeding-present check raises the onset at frame 0, in time for locating and
+    tracking within 30 frames."""
+    frames, _ = _two_bleeds(40)
+    yy, xx = np.mgrid[:96, :128]
+    pool = (xx - 64) ** 2 + (yy - 48) ** 2 <= 15 ** 2
+    for img in frames:
+        img[pool] = (120, 10, 15)
+    pipe = Pipeline.from_pretrained(PipelineConfig(source_model="source_redmask", track_model="track_lk"))
+    states = [pipe.step(f).phase for f in frames]
+    assert pipe.events and pipe.events[0].onset.frame == 0
+    assert "tracking" in states[:30]
+    assert np.hypot(pipe.events[0].source.x - 64, pipe.events[0].source.y - 48) < 15

@@ -190,3 +190,26 @@ def test_varied_blood_look_changes_only_the_colour_of_the_blood() -> None:
     diff = np.abs(plain.frames.astype(int) - varied.frames.astype(int)).sum(-1)
     near = np.stack([cv2.dilate(m.astype(np.uint8), np.ones((9, 9), np.uint8)) > 0 for m in plain.blood_mask])
     assert plain.blood_mask.any() and diff[plain.blood_mask].mean() > 10 * max(diff[~near].mean(), 0.1)
+
+
+def test_appearance_v2_features_are_switchable_and_keep_truth():
+    """Off by default (v1 frames unchanged); each feature changes the frames inside the field
+    stop only; blood_colour makes blood crimson (blue not below green); the parser rejects
+    unknown features."""
+    from bleedorigin.sim.appearance import FEATURES, Appearance, apply_appearance
+
+    v1 = generate_clip("track_short", 3, size=(128, 96), num_tracks=4, num_frames=6)
+    same = generate_clip("track_short", 3, size=(128, 96), num_tracks=4, num_frames=6, appearance=Appearance())
+    assert np.array_equal(v1.frames, same.frames)
+    v2 = generate_clip("track_short", 3, size=(128, 96), num_tracks=4, num_frames=6, appearance=Appearance.all())
+    assert np.array_equal(v1.tracks_xy, v2.tracks_xy) and np.array_equal(v1.blood_mask, v2.blood_mask)
+    dark = v1.frames.max(axis=(0, 3)) <= 8
+    assert (v2.frames[:, dark] == 0).all()
+    for name in FEATURES:
+        one = apply_appearance(v1.frames, v1.blood_mask, Appearance.parse(name), np.random.default_rng(0))
+        assert not np.array_equal(one, v1.frames), name
+    crimson = apply_appearance(v1.frames, v1.blood_mask, Appearance(blood_colour=True), np.random.default_rng(0))
+    px = crimson[v1.blood_mask].astype(int)
+    assert np.median(px[:, 2] - px[:, 1]) >= 0 and np.median(px[:, 0] - px[:, 1]) > 80
+    with pytest.raises(ValueError):
+        Appearance.parse("cap_ring,smoke")

@@ -23,7 +23,7 @@ def test_clip_stats_on_known_frames() -> None:
 
 @pytest.mark.real
 def test_real_against_itself_is_identical(shared_data: Path) -> None:
-    report = realism_report(shared_data / "esd_clips", shared_data / "esd_clips")
+    report = realism_report(shared_data / "esd_clips", shared_data / "esd_clips", classifier=False)
     for h in report["histograms"].values():
         assert h["intersection"] == pytest.approx(1.0)
     assert report["scalars"]["value"]["wasserstein"] == pytest.approx(0.0)
@@ -32,7 +32,7 @@ def test_real_against_itself_is_identical(shared_data: Path) -> None:
 @pytest.mark.real
 def test_sim_brackets_real_colour(shared_data: Path) -> None:
     clips = [generate_clip("track_short", 300 + i, size=(256, 192), num_tracks=0) for i in range(6)]
-    report = realism_report(clips, shared_data / "esd_clips")
+    report = realism_report(clips, shared_data / "esd_clips", classifier=False)
     text = format_realism(report)
     assert "hue" in text and "motion" in text
     assert report["histograms"]["hue"]["intersection"] > 0.7
@@ -42,3 +42,30 @@ def test_sim_brackets_real_colour(shared_data: Path) -> None:
 def test_realism_bad_folder_is_input_error(tmp_path: Path) -> None:
     with pytest.raises(InputError):
         realism_report(tmp_path / "missing", tmp_path)
+
+
+def test_roc_auc_known_values() -> None:
+    from bleedorigin.sim.c2st import roc_auc
+    assert roc_auc(np.array([3.0, 4.0]), np.array([1.0, 2.0])) == 1.0
+    assert roc_auc(np.array([1.0, 2.0]), np.array([3.0, 4.0])) == 0.0
+    assert roc_auc(np.array([1.0, 3.0]), np.array([1.0, 2.0])) == pytest.approx(0.625)
+
+
+def test_classifier_test_tells_different_sets_apart_and_not_identical_ones() -> None:
+    """Striped red clips against smooth pink ones: AUC near 1; two draws of the same kind of
+    clip: near 0.5."""
+    from bleedorigin.sim.c2st import C2STConfig, c2st_realism
+
+    rng = np.random.default_rng(0)
+
+    def clips(striped: bool, n: int) -> dict[str, np.ndarray]:
+        out = {}
+        for i in range(n):
+            f = np.clip(rng.normal((200, 120, 120), 12, (4, 112, 112, 3)), 0, 255).astype(np.uint8)
+            if striped:
+                f[:, :, ::6] = (120, 10, 20)
+            out[f"c{i}"] = f
+        return out
+    cfg = C2STConfig(epochs=3)
+    assert c2st_realism(clips(True, 4), clips(False, 3), cfg)["auc"] > 0.9
+    assert abs(c2st_realism(clips(False, 4), clips(False, 3), cfg)["auc"] - 0.5) < 0.2

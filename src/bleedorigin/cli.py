@@ -194,13 +194,21 @@ def sim(out: Path = typer.Option(..., help="Output benchmark folder."),
         n: int = typer.Option(10, help="Number of clips."),
         seed: int = typer.Option(0, help="Random seed (output is deterministic per seed)."),
         kind: str = typer.Option("detect", help="detect | track | track_short | track_long | full | negative"),
-        width: int = typer.Option(512), height: int = typer.Option(384)) -> None:
+        width: int = typer.Option(512), height: int = typer.Option(384),
+        appearance: str = typer.Option("none", help="BleedSim v2 appearance features: none | all | a comma "
+                                       "list of cap_ring, vignetting, tissue_tone, blood_colour, blood_glare, degrade.")) -> None:
     """BleedSim: synthetic ESD bleeding clips with dense ground truth, in the benchmark layout."""
     from bleedorigin.sim import write_bench
+    from bleedorigin.sim.appearance import Appearance
     if n < 1:
         raise InputError(f"--n must be >= 1, got {n}")
     _writable(out, folder=True)
-    clips = write_bench(out, n, seed, kind, size=(width, height), progress=_progress())
+    try:
+        look = Appearance.parse(appearance)
+    except ValueError as e:
+        raise InputError(f"--appearance: {e}") from None
+    clips = write_bench(out, n, seed, kind, size=(width, height), progress=_progress(),
+                        appearance=look if look.enabled else None)
     typer.echo(f"wrote {len(clips)} {kind} clips to {out}")
 
 
@@ -284,13 +292,15 @@ def data_import_review(run_dirs: list[Path] = typer.Argument(..., help="Run fold
 @data_app.command("realism")
 def data_realism(sim_dir: Path = typer.Argument(..., help="BleedSim output folder."),
                  real_dir: Path = typer.Argument(..., help="Folder of real clips (e.g. ../shared/data/esd_clips)."),
-                 json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the JSON here.")) -> None:
-    """Compare statistics of synthetic and real clips (HSV, red area, sharpness, motion)."""
+                 json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the JSON here."),
+                 classifier: bool = typer.Option(True, help="Also run the classifier two-sample test.")) -> None:
+    """Compare synthetic and real clips: statistics (HSV, red area, sharpness, motion) and the
+    leave-one-real-clip-out ROC AUC of a small CNN telling them apart."""
     from bleedorigin.sim.realism import format_realism, realism_report
     from bleedorigin.utils.jsonio import write_json_atomic
     if json_out:
         _writable(json_out, folder=False)
-    report = realism_report(sim_dir, real_dir)
+    report = realism_report(sim_dir, real_dir, classifier=classifier)
     typer.echo(format_realism(report))
     if json_out:
         write_json_atomic(json_out, report)
@@ -328,14 +338,46 @@ def weights(check: Optional[Path] = typer.Option(None, "--check", help="Judge a 
         typer.echo(line)
 
 
+@data_app.command("realism-features")
+def data_realism_features(real_dir: Path = typer.Argument(..., help="Folder of real clips (e.g. ../shared/data/esd_clips)."),
+                          n: int = typer.Option(12, help="BleedSim clips generated (the same for every variant)."),
+                          seed: int = typer.Option(0, help="BleedSim seed."),
+                          json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the JSON here.")) -> None:
+    """Classifier realism AUC of BleedSim v1, v2 (all appearance features) and v2 without each."""
+    from bleedorigin.sim.c2st import appearance_ablation
+    from bleedorigin.sim.realism import collect_clips
+    from bleedorigin.utils.jsonio import write_json_atomic
+    if n < 2:
+        raise InputError(f"--n must be >= 2, got {n}")
+    if json_out:
+        _writable(json_out, folder=False)
+    real = collect_clips(real_dir)
+    if len(real) < 2:
+        raise InputError(f"{real_dir}: the classifier test needs at least 2 real clips")
+    report = appearance_ablation(real, n_clips=n, seed=seed)
+    typer.echo(f"Classifier realism AUC (0.5 = indistinguishable), leave one real clip out, "
+               f"n = {report['n_real']} real, {report['n_sim']} BleedSim clips:")
+    for name, auc in report["variants"].items():
+        typer.echo(f"  {name:<18} {auc:.3f}")
+    if json_out:
+        write_json_atomic(json_out, report)
+
+
 @data_app.command("contact-sheet")
 def data_contact_sheet(out: Path = typer.Option(Path("docs/bleedsim_contact_sheet.png"), help="Output PNG."),
                        real_dir: Optional[Path] = typer.Option(None, "--real", help="Real clips to show beside."),
-                       seed: int = typer.Option(0, help="BleedSim seed.")) -> None:
+                       seed: int = typer.Option(0, help="BleedSim seed."),
+                       appearance: str = typer.Option("none", help="BleedSim v2 features for all but the first "
+                                                      "synthetic column: none | all | a comma list.")) -> None:
     """One row per scenario: BleedSim frames next to frames of the real clip of that scenario."""
+    from bleedorigin.sim.appearance import Appearance
     from bleedorigin.sim.contact_sheet import make_contact_sheet
     _writable(out, folder=False)
-    typer.echo(f"wrote {make_contact_sheet(out, real_dir, seed)}")
+    try:
+        look = Appearance.parse(appearance)
+    except ValueError as e:
+        raise InputError(f"--appearance: {e}") from None
+    typer.echo(f"wrote {make_contact_sheet(out, real_dir, seed, appearance=look if look.enabled else None)}")
 
 
 def main(argv: list[str] | None = None) -> None:

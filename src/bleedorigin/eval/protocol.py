@@ -1,6 +1,7 @@
 """Evaluation mode of Algorithm 1 (paper section 4.3): each stage scored on its own, per clip.
 
-- onset: stream the clip from frame 0, the first raised onset is the prediction;
+- onset: stream the clip from frame 0, the first raised onset is the prediction; real sample
+  clips (sparse) are scored as "real bleeding present" (`real_bleeding`);
 - source: the localizer runs on the GT onset frame (sparse clips: their first labelled frame),
   with the frames before it as history;
 - track: the tracker starts from the GT point at the first labelled frame (full clips: the GT
@@ -32,6 +33,7 @@ ONSET_KINDS = ("detect", "full", "negative")
 SOURCE_KINDS = ("detect", "full", "sparse")
 TRACK_KINDS = ("track_short", "track_long", "sparse", "full")
 E2E_KINDS = ("full",)
+PRESENT_WITHIN = 30  # frames: bleeding under way at the start of a clip must be flagged by then
 HISTORY_FRAMES = 10  # frames before the onset handed to the localizer (as the Pipeline does)
 FRAME_BUDGET_MB = 384  # resized frames kept in memory for multi-point clips (else re-decoded)
 
@@ -48,6 +50,8 @@ def clip_meta(clip: Any) -> dict[str, Any]:
 def applicable(stage: str, clip: Any) -> bool:
     """Whether `clip` is scored for `stage` under this protocol."""
     if stage == "onset":
+        if clip.kind == "sparse":
+            return real_bleeding(clip) is not None
         return clip.kind in ONSET_KINDS and (clip.kind == "negative" or clip.onset_frame is not None)
     if stage == "source":
         return source_query(clip) is not None
@@ -90,6 +94,15 @@ def _onset_point(clip: Any) -> XY | None:
         if dense is not None and clip.onset_frame < len(dense):
             p = (float(dense[clip.onset_frame, 0]), float(dense[clip.onset_frame, 1]))
     return p
+
+
+def real_bleeding(clip: Any) -> bool | None:
+    """Whether a real sample clip bleeds from its first frame: single-point clips label the
+    bleeding source (the ESD samples, active bleeding from frame 0), multi-point clips label
+    tissue/instruments (VL-SurgPT, no bleeding). None when the clip has no labels."""
+    if clip.kind != "sparse" or not clip.labels:
+        return None
+    return len(clip.labels[min(clip.labels)]) == 1
 
 
 def source_query(clip: Any) -> tuple[int, XY] | None:
@@ -181,8 +194,13 @@ def eval_onset(detector: Any, clip: Any) -> dict[str, Any]:
         if pred is None and out.onset_frame is not None:
             pred, raised_at, confidence = int(out.onset_frame), index, float(out.score)
     gt = None if clip.kind == "negative" else clip.onset_frame
-    return {"stage": "onset", **clip_meta(clip), "gt": gt, "pred": pred, "raised_at": raised_at,
-            "confidence": confidence, "frames": len(scores), "scores": scores}
+    record = {"stage": "onset", **clip_meta(clip), "gt": gt, "pred": pred, "raised_at": raised_at,
+              "confidence": confidence, "frames": len(scores), "scores": scores}
+    if clip.kind == "sparse":
+        bleeding = real_bleeding(clip)
+        record.update(gt=0 if bleeding else None, real_bleeding=bleeding,
+                      flagged=pred is not None and (not bleeding or pred <= PRESENT_WITHIN))
+    return record
 
 
 def eval_source(locator: Any, clip: Any, history_frames: int = HISTORY_FRAMES) -> dict[str, Any]:

@@ -303,6 +303,18 @@ def onset_block(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
     return block
 
 
+def present_block(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """"Real bleeding present" on real sample clips: bleeding clips flagged within
+    protocol.PRESENT_WITHIN frames, alarms on bleeding-free clips, and one row per clip."""
+    bleeding = [r for r in records if r["real_bleeding"]]
+    free = [r for r in records if not r["real_bleeding"]]
+    rows = [{k: r[k] for k in ("clip", "scenario", "real_bleeding", "pred", "raised_at", "confidence", "flagged")}
+            for r in records]
+    return {"within": protocol.PRESENT_WITHIN, "bleeding": len(bleeding),
+            "flagged": sum(bool(r["flagged"]) for r in bleeding),
+            "bleeding_free": len(free), "alarms": sum(r["pred"] is not None for r in free), "clips": rows}
+
+
 def point_block(errors: Sequence[float]) -> dict[str, Any]:
     from bleedorigin.eval import metrics
 
@@ -385,8 +397,11 @@ def summarize(by_model: dict[tuple[str, str], list[dict[str, Any]]], tasks: Sequ
             {"key": key, "name": name, "source": list(models),
              "baseline": all(m in baseline_names for m in models)})
         if stage == "onset":
-            summary = _grouped(records, onset_block, key="")
-            summary["clips"] = len(records)
+            real = [r for r in records if "real_bleeding" in r]
+            sim = [r for r in records if "real_bleeding" not in r]
+            summary = _grouped(sim, onset_block, key="")
+            summary["clips"] = len(sim)
+            summary["real_present"] = present_block(real) if real else None
         elif stage == "source":
             summary = _grouped([dict(r, errors=[r["error"]]) for r in records], point_block)
             summary["clips"] = len(records)

@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 
 from bleedorigin.errors import InputError
+from bleedorigin.sim.appearance import Appearance, apply_appearance
 from bleedorigin.sim.blood import BloodField
 from bleedorigin.sim.camera import ElasticField, ViewWarp, camera_path
 from bleedorigin.sim.nuisances import Q, Glare, Instrument, WaterJet
@@ -236,10 +237,14 @@ class ClipSimulator:
 
 def generate_clip(kind: str, seed: int, size: tuple[int, int] = (512, 384), num_frames: int | None = None,
                   scenario: str | None = None, site: str | None = None, num_tracks: int = 64,
-                  vary_blood: bool = False) -> SimClip:
+                  vary_blood: bool = False, appearance: Appearance | None = None) -> SimClip:
     """One synthetic clip in memory with exact truth; deterministic for (kind, seed, options).
-    `vary_blood` randomises the blood's colour and darkening (training-time domain randomisation)."""
+    `vary_blood` randomises the blood's colour and darkening (training-time domain randomisation);
+    `appearance` adds BleedSim v2 appearance features (sim/appearance.py) to the frames."""
     sim = ClipSimulator(kind, seed, size, num_frames, scenario, site, num_tracks, vary_blood)
     log.debug("sim clip kind=%s seed=%d scenario=%s site=%s frames=%d", kind, seed, sim.scenario,
               sim.site, sim.spec.num_frames)
-    return sim.run()
+    clip = sim.run()
+    if appearance is not None:
+        clip.frames = apply_appearance(clip.frames, clip.blood_mask, appearance, _rng(seed, 13))
+    return clip

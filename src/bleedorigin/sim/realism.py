@@ -1,4 +1,5 @@
-"""How close BleedSim is to the real ESD clips: colour, red area, sharpness, motion.
+"""How close BleedSim is to the real ESD clips: colour, red area, sharpness, motion, and a
+classifier two-sample test that sees structure (sim/c2st.py).
 
 All statistics are computed at a common scale (frames resized to 112 px height, the real clips'
 size) and only inside the endoscope's field stop (black corners excluded), so resolution and
@@ -48,7 +49,7 @@ def load_clip_frames(folder: Path) -> np.ndarray:
     raise InputError(f"no frames.npz or video.mp4 in {folder}")
 
 
-def _collect(src: str | Path | Iterable[Any]) -> dict[str, np.ndarray]:
+def collect_clips(src: str | Path | Iterable[Any]) -> dict[str, np.ndarray]:
     """Clips as {name: frames}: a folder of clip folders (real samples or a bench root), or an
     iterable of SimClip / frame arrays."""
     if isinstance(src, (str, Path)):
@@ -118,9 +119,11 @@ def _pool(stats: Sequence[dict], key: str) -> np.ndarray:
     return np.concatenate([s["series"][key] for s in stats])
 
 
-def realism_report(sim: str | Path | Iterable[Any], real_dir: str | Path) -> dict[str, Any]:
-    """Compare synthetic clips with the real ESD clips; plain-JSON-able dict."""
-    sim_clips, real_clips = _collect(sim), _collect(real_dir)
+def realism_report(sim: str | Path | Iterable[Any], real_dir: str | Path,
+                   classifier: bool = True) -> dict[str, Any]:
+    """Compare synthetic clips with the real ESD clips; plain-JSON-able dict. `classifier`
+    adds the leave-one-real-clip-out classifier AUC (`report["classifier"]`)."""
+    sim_clips, real_clips = collect_clips(sim), collect_clips(real_dir)
     log.info("realism: %d synthetic clips vs %d real clips", len(sim_clips), len(real_clips))
     s_stats = [clip_stats(f) for f in sim_clips.values()]
     r_stats = {name: clip_stats(f) for name, f in real_clips.items()}
@@ -142,6 +145,12 @@ def realism_report(sim: str | Path | Iterable[Any], real_dir: str | Path) -> dic
             entry["wasserstein"] = float(wasserstein_distance(_pool(s_stats, k), _pool(r_list, k)))
             entry["real_spread"] = float(np.std(_pool(r_list, k)))
         report["scalars"][k] = entry
+    if classifier:
+        from bleedorigin.sim.c2st import c2st_realism
+        try:
+            report["classifier"] = c2st_realism(sim_clips, real_clips)
+        except ValueError as e:
+            raise InputError(str(e)) from None
     return report
 
 
@@ -161,4 +170,10 @@ def format_realism(report: dict[str, Any]) -> str:
                      f"{v['real_inside_frac']:8.0%} {w1} {sd}  {real}")
     lines += ["", "real in = share of real clips inside the synthetic 5-95 percentile range; "
               "W1 = Wasserstein distance of per-frame values (compare with real sd)."]
+    c = report.get("classifier")
+    if c:
+        folds = " ".join(f"{name.split('_')[0][:8]}={auc:.2f}" for name, auc in c["folds"].items())
+        lines += ["", f"Classifier two-sample test (small CNN, leave one real clip out, n = {c['n_real']} real, "
+                      f"{c['n_sim']} synthetic clips): ROC AUC {c['auc']:.3f} (0.5 = indistinguishable)",
+                  f"  per held-out real clip: {folds}"]
     return "\n".join(lines)

@@ -78,8 +78,9 @@ def clip_kind(kind: str, index: int) -> str:
 
 
 def write_bench(out_dir: str | Path, n: int, seed: int, kind: str, size: tuple[int, int] = (512, 384),
-                progress: bool = True) -> list:
-    """Generate `n` clips and write them as a benchmark folder; returns the io.bench Clips."""
+                progress: bool = True, appearance=None) -> list:  # noqa: ANN001 (sim.appearance.Appearance)
+    """Generate `n` clips and write them as a benchmark folder; returns the io.bench Clips.
+    `appearance` (sim.appearance.Appearance) adds BleedSim v2 appearance features."""
     from bleedorigin.io.bench import Clip, write_bench_clip, write_manifest
 
     if n < 1:
@@ -90,7 +91,7 @@ def write_bench(out_dir: str | Path, n: int, seed: int, kind: str, size: tuple[i
     for i in progress_track(range(n), total=n, description="BleedSim", enabled=progress, unit="clip"):
         k = clip_kind(kind, i)
         clip_seed = int(seed) * SEED_STRIDE + i
-        sim = generate_clip(k, clip_seed, size=size)
+        sim = generate_clip(k, clip_seed, size=size, appearance=appearance)
         cid = f"sim_{k}_{clip_seed:09d}"
         clip_dir = root / "clips" / cid
         gt_path = clip_dir / "gt.npz"

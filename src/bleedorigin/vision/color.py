@@ -70,3 +70,58 @@ def field_of_view(rgb: np.ndarray, dark: int = 20, margin: float = 0.02) -> np.n
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
     shrunk = cv2.erode(filled, kernel, borderType=cv2.BORDER_CONSTANT, borderValue=0)
     return shrunk.astype(bool) if shrunk.any() else filled.astype(bool)
+
+
+# -- calibrated blood mask (real ESD frames; white-balance invariant) ----------------------------
+# Constants read off real ESD blood (the shared clips) and real/simulated bleeding-free tissue.
+# Blood absorbs green and blue strongly: both ratios G/R and B/R are far below those of the
+# surrounding tissue, and, unlike orange mucosa or an orange cast, blue is not below green.
+BLOOD_REL = 0.55        # blood G/R and B/R at most this share of the frame's tissue reference
+BLOOD_REF_PCT = 75      # tissue reference: this percentile of log G/R and log B/R in the view
+BLOOD_MAX_GR = 0.34     # and G/R at most this after white balance (pink/orange tissue is above)
+BLOOD_MIN_BG = 0.85     # and B/G at least this after white balance (orange is below)
+BLOOD_MIN_R = 40        # red level (0-255) below which a pixel is too dark to judge
+
+
+def highlight_white(rgb: np.ndarray, view: np.ndarray) -> np.ndarray:
+    """Per-channel gains (3,) that make the frame's unclipped highlights grey: wet tissue and
+    blood reflect the light source, so the brightest unclipped 1 % of the view shows its
+    colour (white-patch colour constancy). Gains of 1 when there is nothing to go by."""
+    x = rgb.reshape(-1, 3).astype(np.float32)
+    ok = view.reshape(-1) & (x.max(axis=1) < 250)
+    if ok.sum() < 20:
+        return np.ones(3, np.float32)
+    lum = x[ok].sum(axis=1)
+    light = x[ok][lum >= np.percentile(lum, 99)].mean(axis=0) + 1
+    return (light.max() / light).astype(np.float32)
+
+
+def blood_mask(rgb: np.ndarray, view: np.ndarray | None = None) -> np.ndarray:
+    """Bool (H, W) mask of blood pixels, calibrated on real ESD frames (not used by the
+    networks; their input stays `red_mask`).
+
+    Blood is judged relative to the frame itself, so a white-balance shift (channel gains)
+    cancels: a pixel is blood when its G/R and B/R are both below BLOOD_REL times the view's
+    tissue reference, and, after the highlight white balance, G/R <= BLOOD_MAX_GR and
+    B/G >= BLOOD_MIN_BG. A 3x3 opening then drops thin structures (vessels, edges).
+    """
+    view = field_of_view(rgb) if view is None else view
+    x = rgb.astype(np.float32) + 2
+    lit = view & (x[..., 0] > BLOOD_MIN_R)
+    if lit.sum() < 20:
+        return np.zeros(rgb.shape[:2], bool)
+    lg, lb = np.log(x[..., 1] / x[..., 0]), np.log(x[..., 2] / x[..., 0])
+    ref_g, ref_b = np.percentile(lg[lit], BLOOD_REF_PCT), np.percentile(lb[lit], BLOOD_REF_PCT)
+    y = x * highlight_white(rgb, view)
+    rel = np.log(BLOOD_REL)
+    mask = (lit & (lg < ref_g + rel) & (lb < ref_b + rel)
+            & (y[..., 1] <= BLOOD_MAX_GR * y[..., 0]) & (y[..., 2] >= BLOOD_MIN_BG * y[..., 1]))
+    opened = cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
+    return opened.astype(bool)
+
+
+def blood_presence(frame: np.ndarray) -> float:
+    """Share of the lit view covered by `blood_mask`, on an AREA_SIZE copy of the frame."""
+    small = cv2.resize(frame, AREA_SIZE, interpolation=cv2.INTER_AREA)
+    view = field_of_view(small)
+    return float(blood_mask(small, view).sum() / max(1, view.sum()))

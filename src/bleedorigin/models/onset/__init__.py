@@ -1,7 +1,9 @@
 """Onset detector (paper section 4.1.1): MDCFM + MDG + sliding-window transformer.
 
-Registers `onset_small` (shipped weights), `onset_small_raw` (the same without the onset
-refinement) and `onset_test` (tiny, random, seeded) models.
+Registers `onset_small` (shipped weights, with the bleeding-present check at stream start),
+`onset_small_transition` (the same without that check: onsets only from a bleeding-free start),
+`onset_small_raw` (without the check and the onset refinement) and `onset_test` (tiny, random,
+seeded) models.
 """
 from __future__ import annotations
 
@@ -26,7 +28,13 @@ def onset_small(device: str = "auto", weights: str = "small") -> OnsetDetector:
 @register_model("onset_small_raw")
 def onset_small_raw(device: str = "auto", weights: str = "small") -> OnsetDetector:
     """The shipped network's own onset, without the red-area refinement (for ablations)."""
-    return OnsetDetector.from_pretrained(weights, device=device, refine_radius=0)
+    return OnsetDetector.from_pretrained(weights, device=device, refine_radius=0, presence=False)
+
+
+@register_model("onset_small_transition")
+def onset_small_transition(device: str = "auto", weights: str = "small") -> OnsetDetector:
+    """The shipped network and refinement without the bleeding-present check (for ablations)."""
+    return OnsetDetector.from_pretrained(weights, device=device, presence=False)
 
 
 @register_model("onset_test")

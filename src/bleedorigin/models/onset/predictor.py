@@ -19,6 +19,7 @@ from bleedorigin.config import OnsetConfig, from_dict
 from bleedorigin.errors import InputError
 from bleedorigin.models.base import OnsetDetectorBase, OnsetStep
 from bleedorigin.models.onset.model import OnsetNet
+from bleedorigin.models.onset.present import PresenceCheck
 from bleedorigin.models.weights import find_weights, resolve_device
 from bleedorigin.vision.color import blood_area, quiet_level
 
@@ -206,13 +207,16 @@ class OnsetDetector(OnsetDetectorBase):
     `cfg.conf_threshold`, at that window's start + floor(delta * N); with `refine_radius` > 0
     it is then snapped to the start of the red-area rise within that many frames
     (`refine_onset`; the network's low-resolution view cannot place it to the frame).
+    With `presence` (a PresenceCheck), bleeding already under way at the start of the stream
+    is raised too: the check's onset, and `score` is the larger of the two.
     """
 
     name = "onset"
 
     def __init__(self, net: OnsetNet, device: str | torch.device = "auto", model_id: str = "onset",
-                 refine_radius: int = 0):
+                 refine_radius: int = 0, presence: PresenceCheck | None = None):
         self.refine_radius = int(refine_radius)
+        self.presence = presence
         self.device = resolve_device(device) if isinstance(device, str) else device
         self.net = net.to(self.device).eval()
         self.cfg: OnsetConfig = net.cfg
@@ -226,7 +230,7 @@ class OnsetDetector(OnsetDetectorBase):
 
     @classmethod
     def from_pretrained(cls, name_or_path: str = "small", device: str = "auto",
-                        refine_radius: int = REFINE_RADIUS) -> OnsetDetector:
+                        refine_radius: int = REFINE_RADIUS, presence: bool = True) -> OnsetDetector:
         from bleedorigin.training.checkpoint import load_checkpoint
         folder = find_weights(name_or_path, "onset_small")
         config, state = load_checkpoint(folder, stage="onset")
@@ -234,7 +238,7 @@ class OnsetDetector(OnsetDetectorBase):
         net = OnsetNet(cfg)
         net.load_state_dict(state)
         return cls(net, device, model_id=f"onset:{folder.name}@{config.get('checksum', '')[:12]}",
-                   refine_radius=refine_radius)
+                   refine_radius=refine_radius, presence=PresenceCheck() if presence else None)
 
     def reset(self) -> None:
         self.t = 0
@@ -245,12 +249,17 @@ class OnsetDetector(OnsetDetectorBase):
         self.areas: deque[float] = deque(maxlen=self.cfg.window + 2 * self.refine_radius + QUIET_HISTORY)
         self.onset: int | None = None
         self.confidence = 0.0
+        if self.presence is not None:
+            self.presence.reset()
 
     @torch.inference_mode()
     def step(self, frame: np.ndarray) -> OnsetStep:
         appear, gray = self.prep.prepare(frame)
         cur = torch.from_numpy(appear)[None].to(self.device)
         t = self.t
+        present_score, present_onset = 0.0, None
+        if self.presence is not None and self.onset is None:
+            present_score, present_onset = self.presence.step(frame)
         if self.refine_radius and self.onset is None:
             self.areas.append(blood_area(frame))
         if self.prev is None:
@@ -291,6 +300,10 @@ class OnsetDetector(OnsetDetectorBase):
                     self.onset = refine_onset(np.asarray(self.areas), first, self.onset, self.refine_radius)
                 self.confidence = score
                 raised = self.onset
+        score = max(score, present_score)
+        if present_onset is not None and (raised is None or present_onset < raised):
+            self.onset = raised = present_onset
+            self.confidence = score
         return OnsetStep(score, raised)
 
     def run(self, frames: Any) -> tuple[int | None, list[float]]:
