@@ -5,7 +5,7 @@ from the repository root: it starts from weights/ and configs/):
   - source: `bleedorigin train source` from the shipped weights with the other clips mixed into
     BleedSim (`data.bench_dirs`), scored on the held-out clip's first labelled frame;
   - track: `bleedorigin finetune track` (LoRA) on the other clips, scored on all labels; it
-    starts from the default tracker `track_small_blood` (`--base track_small` for the bare network).
+    starts from the learned tracker `track_small_blood` (`--base track_small` for the bare network).
 The starting model is scored on the same clips, so the two columns compare like with like.
 
     python scripts/leave_one_out.py source ../shared/data/esd_clips --out runs/loo_source --steps 300
