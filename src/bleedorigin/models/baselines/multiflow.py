@@ -13,9 +13,12 @@ A step is occluded when that error is large for the motion (Sundaram et al. 2010
 0.01 (|f|² + |b|²) + `fb_occluded`²), when blood covers more than `blood_hidden` of the window
 around the candidate, or when it (or the tissue around it) leaves the view; a candidate from an occluded reference stays
 occluded. The point's own flow means nothing under occlusion, so an occluded step moves it by the median
-flow of the wide window around it instead, at the cost `occluded_var` plus the squared
-forward-backward error of that median motion (so a hidden point is carried from the last frame
-it was seen in, directly where that motion is consistent). The tracker keeps the unoccluded candidate of
+flow of the wide window around it instead (`occluded_motion="surround"`), or by the scene's
+dominant motion, a similarity transform fitted with RANSAC to the whole flow r->t
+(`occluded_motion="scene"`, `motion_hint.scene_motion`; the surround median where the fit
+fails), which a large moving blood pool cannot drag along. The cost is `occluded_var` plus the
+squared forward-backward error of that motion (the backward flow's median or transform), so a
+hidden point is carried from the last frame it was seen in, directly where that motion is consistent. The tracker keeps the unoccluded candidate of
 lowest variance (when every candidate is occluded, the lowest variance one, reported not
 visible) and stores position, variance and occlusion for frame t: a point hidden for a while
 (blood, an instrument, glare) comes back through a reference from before it was hidden.
@@ -34,6 +37,7 @@ from bleedorigin.errors import InputError
 from bleedorigin.io.video import FrameMapper
 from bleedorigin.models.base import PointTrackerBase
 from bleedorigin.models.registry import register_model
+from bleedorigin.models.tracker.motion_hint import scene_motion
 from bleedorigin.types import TrackPoint
 from bleedorigin.vision.color import BLOOD_THRESHOLD, red_mask
 from bleedorigin.vision.flow import dis_flow, sample_flow_points, to_gray
@@ -43,6 +47,7 @@ WINDOW = 8     # half-width (tracker px) of the window whose blood share hides t
 SURROUND = 48  # half-width of the window whose median motion carries an occluded point
 PATCH = 4      # half-width of the patches compared for the photometric cost
 FLAT = 2.0     # gray levels of contrast below which a patch counts as flat
+OCCLUDED_MOTIONS = ("surround", "scene")
 
 
 class MultiFlowTracker(PointTrackerBase):
@@ -53,16 +58,19 @@ class MultiFlowTracker(PointTrackerBase):
     def __init__(self, size: tuple[int, int] = (256, 192), deltas: Sequence[int] = DELTAS, preset: str = "fast",
                  step_var: float = 0.25, photo_scale: float = 0.2, fb_occluded: float = 1.0,
                  occluded_var: float = 4.0, blood_hidden: float = 0.5, sigma_conf: float = 4.0,
-                 name: str = "track_mft"):
+                 occluded_motion: str = "surround", name: str = "track_mft"):
         """Sizes and variances in pixels of the tracker resolution `size`; `fb_occluded`: forward-
         backward error (px) above which a small step is occluded; `blood_hidden`: blood share of
-        the window around the point above which it is hidden."""
+        the window around the point above which it is hidden; `occluded_motion`: what carries an
+        occluded point, "surround" (median flow around it) or "scene" (the view's similarity)."""
+        if occluded_motion not in OCCLUDED_MOTIONS:
+            raise InputError(f"occluded_motion {occluded_motion!r}: expected one of {', '.join(OCCLUDED_MOTIONS)}")
         if not deltas or any(int(d) < 1 for d in deltas):
             raise InputError(f"deltas must be positive frame offsets, got {list(deltas)}")
         self.size, self.deltas = (int(size[0]), int(size[1])), sorted({int(d) for d in deltas})
         self.dis = dis_flow(preset)
         self.step_var, self.photo_scale, self.fb_occluded = step_var, photo_scale, fb_occluded
-        self.occluded_var = occluded_var
+        self.occluded_var, self.occluded_motion = occluded_var, occluded_motion
         self.blood_hidden, self.sigma_conf = blood_hidden, sigma_conf
         self.name = self.model_id = name
         self.mapper: FrameMapper | None = None
@@ -132,11 +140,17 @@ class MultiFlowTracker(PointTrackerBase):
         step_occluded = outside | inconsistent | (_window_mean(blood, q) > self.blood_hidden)
         step = self.step_var + fb2 + (photo / self.photo_scale) ** 2
         if step_occluded.any():  # no trustworthy flow at the point: move it with the tissue around it
-            fb_m2 = ((m + _surround_motion(bwd, p + m)) ** 2).sum(1)
+            if self.occluded_motion == "scene":
+                m = _scene_motion(fwd, p)
+            fb_m2 = ((m + self._occluded_step(bwd, p + m)) ** 2).sum(1)
             q = np.where(step_occluded[:, None], p + m, q)
             step = np.where(step_occluded, self.step_var + self.occluded_var + fb_m2, step)
         occluded = self.occluded[r] | step_occluded
         return np.column_stack([q, self.var[r] + step, occluded])
+
+    def _occluded_step(self, flow: np.ndarray, xy: np.ndarray) -> np.ndarray:
+        """Motion (K, 2) that carries occluded points at `xy` along `flow`."""
+        return _scene_motion(flow, xy) if self.occluded_motion == "scene" else _surround_motion(flow, xy)
 
     def _forget(self, t: int) -> None:
         """Keep the start frame and the frames a later step can still reach."""
@@ -166,6 +180,15 @@ def _surround_motion(flow: np.ndarray, xy: np.ndarray) -> np.ndarray:
     return np.array([np.median(win.reshape(-1, 2), 0) for win in _windows(flow, xy, SURROUND)], np.float64)
 
 
+def _scene_motion(flow: np.ndarray, xy: np.ndarray) -> np.ndarray:
+    """Motion (K, 2) of each point under the view's dominant similarity transform, fitted once
+    to the whole flow; the surround median where the fit fails."""
+    transform = scene_motion(flow)
+    if transform is None:
+        return _surround_motion(flow, xy)
+    return xy @ transform[:, :2].T + transform[:, 2] - xy
+
+
 def _patch_mismatch(gray_a: np.ndarray, xy_a: np.ndarray, gray_b: np.ndarray, xy_b: np.ndarray) -> np.ndarray:
     """1 - normalised cross-correlation of the patches around matching points (K,), in [0, 2];
     flat patches (blood, glare) compare by their small contrast, not by noise."""
@@ -184,6 +207,7 @@ def _patch_mismatch(gray_a: np.ndarray, xy_a: np.ndarray, gray_b: np.ndarray, xy
 CONFIGS = {
     "track_mft": {},
     "track_mft512": {"size": (512, 384)},
+    "track_mft_scene": {"occluded_motion": "scene"},
 }
 
 
