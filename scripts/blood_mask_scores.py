@@ -1,6 +1,6 @@
 """Precision / recall of blood masks against hand-marked real frames.
 
-    python scripts/blood_mask_scores.py [--data /work/shared/data] [--polygons tests/fixtures/blood_polygons.json]
+    python scripts/blood_mask_scores.py [--data ../shared/data] [--polygons tests/fixtures/blood_polygons.json]
 
 Scores `vision.color.red_mask` (> 0.5, the networks' input) and the calibrated
 `vision.color.blood_mask` on the marked frames (blood polygons; an empty list marks a blood-free
@@ -73,7 +73,7 @@ def scores(frames, mask_fn, gains) -> dict[str, float]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", type=Path, default=Path("/work/shared/data"))
+    ap.add_argument("--data", type=Path, default=Path("../shared/data"))
     ap.add_argument("--polygons", type=Path, default=ROOT / "tests" / "fixtures" / "blood_polygons.json")
     args = ap.parse_args()
     frames = marked_frames(args.data, args.polygons)

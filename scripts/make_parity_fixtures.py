@@ -14,12 +14,12 @@ The tests rebuild the same random state dict from the layout and seed, load it s
 our models and compare outputs (tolerance 1e-4), without the reference code or the network.
 
 Set-up (x86_64; see docs/paper-models.md):
-  python3 -m venv /work/parity-venv
-  /work/parity-venv/bin/pip install torch==2.14.1 torchvision==0.29.1
-  /work/parity-venv/bin/pip install timm transformers safetensors mmengine mmcv-lite
+  python3 -m venv ../parity-venv
+  ../parity-venv/bin/pip install torch==2.14.1 torchvision==0.29.1
+  ../parity-venv/bin/pip install timm transformers safetensors mmengine mmcv-lite
   git clone https://github.com/gorkaydemir/track_on -b track-on   # Track-On v1 (commit 009a491)
   git clone https://github.com/facebookresearch/dinov2
-  /work/parity-venv/bin/python scripts/make_parity_fixtures.py --trackon-repo track_on --dinov2-repo dinov2
+  ../parity-venv/bin/python scripts/make_parity_fixtures.py --trackon-repo track_on --dinov2-repo dinov2
 
 mmcv-lite ships the Python side of mmcv's MultiScaleDeformableAttention without the compiled
 extension; on the CPU that class runs mmcv's own pure-PyTorch path, so a stand-in `mmcv._ext`

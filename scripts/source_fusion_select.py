@@ -12,7 +12,7 @@ wins (ties: the earlier in the grid, which lists smaller weights first). The rea
 rule is reported leave-one-clip-out: for each real clip the setting is chosen on the other clips
 and scored on it.
 
-    python scripts/source_fusion_select.py --sim /work/data/val_detect --real ../shared/data/esd_clips
+    python scripts/source_fusion_select.py --sim val_detect --real ../shared/data/esd_clips
 """
 from __future__ import annotations
 
