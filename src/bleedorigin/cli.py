@@ -59,6 +59,17 @@ def _writable(path: Path, folder: bool) -> None:
     check_writable(path, folder)
 
 
+def _appearance(text: str):  # noqa: ANN202
+    """BleedSim v2 appearance features named by --appearance, or None when none is on."""
+    from bleedorigin.sim.appearance import Appearance
+    try:
+        look = Appearance.parse(text)
+    except ValueError as e:
+        raise InputError(f"--appearance: {e}") from None
+    return look if look.enabled else None
+
+
+
 @app.command()
 def detect(video: str = VIDEO, out: Path = typer.Option(..., help="Output JSON file."),
            model: Optional[str] = typer.Option(None, help="Onset model name or checkpoint folder."),
@@ -199,16 +210,11 @@ def sim(out: Path = typer.Option(..., help="Output benchmark folder."),
                                        "list of cap_ring, vignetting, tissue_tone, blood_colour, blood_glare, degrade.")) -> None:
     """BleedSim: synthetic ESD bleeding clips with dense ground truth, in the benchmark layout."""
     from bleedorigin.sim import write_bench
-    from bleedorigin.sim.appearance import Appearance
     if n < 1:
         raise InputError(f"--n must be >= 1, got {n}")
+    look = _appearance(appearance)
     _writable(out, folder=True)
-    try:
-        look = Appearance.parse(appearance)
-    except ValueError as e:
-        raise InputError(f"--appearance: {e}") from None
-    clips = write_bench(out, n, seed, kind, size=(width, height), progress=_progress(),
-                        appearance=look if look.enabled else None)
+    clips = write_bench(out, n, seed, kind, size=(width, height), progress=_progress(), appearance=look)
     typer.echo(f"wrote {len(clips)} {kind} clips to {out}")
 
 
@@ -370,14 +376,10 @@ def data_contact_sheet(out: Path = typer.Option(Path("docs/bleedsim_contact_shee
                        appearance: str = typer.Option("none", help="BleedSim v2 features for all but the first "
                                                       "synthetic column: none | all | a comma list.")) -> None:
     """One row per scenario: BleedSim frames next to frames of the real clip of that scenario."""
-    from bleedorigin.sim.appearance import Appearance
     from bleedorigin.sim.contact_sheet import make_contact_sheet
+    look = _appearance(appearance)
     _writable(out, folder=False)
-    try:
-        look = Appearance.parse(appearance)
-    except ValueError as e:
-        raise InputError(f"--appearance: {e}") from None
-    typer.echo(f"wrote {make_contact_sheet(out, real_dir, seed, appearance=look if look.enabled else None)}")
+    typer.echo(f"wrote {make_contact_sheet(out, real_dir, seed, appearance=look)}")
 
 
 def main(argv: list[str] | None = None) -> None:
