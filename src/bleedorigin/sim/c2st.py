@@ -14,9 +14,11 @@ from typing import Any
 import cv2
 import numpy as np
 import torch
+from scipy.stats import rankdata
 from torch import nn
 
-SCALE_HEIGHT = 112  # frames are compared at the real clips' stored height
+from bleedorigin.sim.realism import STAT_HEIGHT
+
 CROP = 32
 FRAMES_PER_CLIP = 24
 CROPS_PER_FRAME = 4
@@ -38,7 +40,7 @@ def clip_crops(frames: np.ndarray, rng: np.random.Generator, n_frames: int = FRA
     for i in idx:
         f = frames[i]
         h, w = f.shape[:2]
-        f = cv2.resize(f, (max(CROP, round(w * SCALE_HEIGHT / h)), SCALE_HEIGHT), interpolation=cv2.INTER_AREA)
+        f = cv2.resize(f, (max(CROP, round(w * STAT_HEIGHT / h)), STAT_HEIGHT), interpolation=cv2.INTER_AREA)
         h, w = f.shape[:2]
         for _ in range(CROPS_PER_FRAME):
             cx = int(rng.uniform(0.2 * w + CROP / 2, 0.8 * w - CROP / 2)) if w > 2.5 * CROP else w // 2
@@ -61,13 +63,7 @@ def _tensor(x: np.ndarray) -> torch.Tensor:
 
 def roc_auc(scores_pos: np.ndarray, scores_neg: np.ndarray) -> float:
     """P(score of a positive > score of a negative), ties counting half (Mann-Whitney U)."""
-    s = np.concatenate([scores_pos, scores_neg])
-    ranks = np.empty(len(s))
-    order = np.argsort(s, kind="mergesort")
-    ranks[order] = np.arange(1, len(s) + 1)
-    for v in np.unique(s):  # average ranks over ties
-        m = s == v
-        ranks[m] = ranks[m].mean()
+    ranks = rankdata(np.concatenate([scores_pos, scores_neg]))  # ties share their mean rank
     n1, n0 = len(scores_pos), len(scores_neg)
     return float((ranks[:n1].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
 
@@ -135,8 +131,8 @@ def appearance_ablation(real: dict[str, np.ndarray], n_clips: int = 12, seed: in
     """Classifier AUC of BleedSim v1, v2 (every appearance feature) and v2 without each
     feature, on the same `n_clips` simulated clips (bleeding from frame 0, like the real ones).
     {"variants": {name: AUC}, "folds": {name: {real clip: AUC}}, "n_real", "n_sim"}."""
-    from bleedorigin.sim.appearance import FEATURES, Appearance, apply_appearance
-    from bleedorigin.sim.generator import _rng, generate_clip
+    from bleedorigin.sim.appearance import FEATURES, Appearance
+    from bleedorigin.sim.generator import generate_clip, with_appearance
 
     base = [generate_clip("track_long", seed * 1000 + i, size=size, num_frames=num_frames, num_tracks=0)
             for i in range(n_clips)]
@@ -144,7 +140,7 @@ def appearance_ablation(real: dict[str, np.ndarray], n_clips: int = 12, seed: in
     variants = {"v1": Appearance(), "v2": full, **{f"v2 - {f}": full.without(f) for f in FEATURES}}
     out: dict[str, Any] = {"variants": {}, "folds": {}, "n_real": len(real), "n_sim": n_clips}
     for name, app in variants.items():
-        sim = {f"sim_{i}": apply_appearance(c.frames, c.blood_mask, app, _rng(c.seed, 13))
+        sim = {f"sim_{i}": with_appearance(c, app)
                for i, c in enumerate(base)}
         r = c2st_realism(sim, real, cfg)
         out["variants"][name], out["folds"][name] = r["auc"], r["folds"]

@@ -246,5 +246,10 @@ def generate_clip(kind: str, seed: int, size: tuple[int, int] = (512, 384), num_
               sim.site, sim.spec.num_frames)
     clip = sim.run()
     if appearance is not None:
-        clip.frames = apply_appearance(clip.frames, clip.blood_mask, appearance, _rng(seed, 13))
+        clip.frames = with_appearance(clip, appearance)
     return clip
+
+
+def with_appearance(clip: SimClip, appearance: Appearance) -> np.ndarray:
+    """The clip's frames with BleedSim v2 appearance features, from the clip's own random stream."""
+    return apply_appearance(clip.frames, clip.blood_mask, appearance, _rng(clip.seed, 13))
