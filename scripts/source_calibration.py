@@ -8,19 +8,12 @@ and the mean error of the less and the more confident half of its clips.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 from pathlib import Path
 
 import numpy as np
 
-
-def _calibration():
-    path = Path(__file__).with_name("source_labelled_frames.py")
-    spec = importlib.util.spec_from_file_location("source_labelled_frames", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
-    return module.calibration
+from bleedorigin.eval.metrics import calibration
 
 
 def main() -> None:
@@ -30,7 +23,6 @@ def main() -> None:
     root = args.eval_dir / "cache" / "source"
     if not root.is_dir():
         ap.error(f"{root}: no source records (run bleedorigin evaluate --stages source first)")
-    calibration = _calibration()
     print(f"{'model':28s} {'n':>4s} {'rho':>6s} {'err low conf':>13s} {'err high conf':>14s}")
     for model in sorted(p for p in root.iterdir() if p.is_dir()):
         recs = [json.loads(f.read_text()) for f in sorted(model.glob("*.json"))]

@@ -24,20 +24,19 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from bleedorigin.errors import BleedOriginError
 from bleedorigin.eval import metrics
-from bleedorigin.eval.protocol import ClipFrames, dense_source
+from bleedorigin.eval.protocol import HISTORY_FRAMES, ClipFrames, dense_source
 from bleedorigin.io.bench import discover_clips
 from bleedorigin.models.loading import load_stage
 from bleedorigin.models.source.evidence import rim_prior
-from bleedorigin.models.source.fusion import FusionConfig, fuse, posterior
-from bleedorigin.models.source.model import refined_peak
+from bleedorigin.models.source.fusion import FusionConfig, fuse, peak, posterior
+from bleedorigin.models.source.predictor import to_input
 
 GRID = {"w_net": (0.1, 0.25, 0.5, 1.0), "w_red": (0.0, 1.0, 3.0), "w_growth": (0.0, 1.0, 2.0),
         "rim_fraction": (0.15, 0.25, 0.5)}
-PROTOCOL_HISTORY = 10
+PROTOCOL_HISTORY = HISTORY_FRAMES
 
 
 def _labelled_frames_script() -> Any:
@@ -96,19 +95,17 @@ def attach_maps(locator: Any, items: list[dict]) -> None:
 
 
 def error(it: dict, xy_work: tuple[float, float], work: tuple[int, int]) -> float:
-    w, h = it["size"]
-    p = (np.asarray(xy_work) + 0.5) * (w / work[0], h / work[1]) - 0.5
-    return float(metrics.point_errors(p[None], np.asarray(it["xy"])[None], (w, h))[0])
+    p = to_input(np.asarray(xy_work, np.float64), it["size"], work)
+    return float(metrics.point_errors(p[None], np.asarray(it["xy"])[None], it["size"])[0])
 
 
-def predict(it: dict, cfg: FusionConfig, priors: dict) -> tuple[float, float]:
+def predict(it: dict, cfg: FusionConfig, priors: dict, radius: int) -> tuple[float, float]:
     m = it["maps"]
     key = (id(it), cfg.evidence.rim_fraction)
     if key not in priors:
         priors[key] = rim_prior(it["fov"], cfg.evidence.rim_fraction)
     score = fuse(m.heat, m.red, m.support, priors[key], m.growth, cfg)
-    xy, _ = refined_peak(torch.from_numpy(np.log(posterior(score) + 1e-12))[None, None], 2)
-    return float(xy[0, 0]), float(xy[0, 1])
+    return peak(posterior(score), radius)
 
 
 def grid(base: FusionConfig) -> list[FusionConfig]:
@@ -153,7 +150,7 @@ def main() -> None:
         items = sim_items(args.sim, args.after, locator) + real_items(args.real, args.history, locator)
     except BleedOriginError as e:
         ap.error(str(e))
-    work = tuple(locator.base.cfg.input_size)
+    work, radius = tuple(locator.base.cfg.input_size), locator.base.cfg.refine_radius
     sets = {s: [it for it in items if it["set"] == s] for s in ("onset", "after", "real")}
     if not sets["real"] or not sets["onset"]:
         ap.error("need BleedSim detect clips with gt.npz and real source labels")
@@ -163,7 +160,8 @@ def main() -> None:
     priors: dict = {}
     rows = []
     for cfg in grid(locator.cfg):
-        errs = {s: np.array([error(it, predict(it, cfg, priors), work) for it in its]) for s, its in sets.items()}
+        errs = {s: np.array([error(it, predict(it, cfg, priors, radius), work) for it in its])
+                for s, its in sets.items()}
         ok = all(len(errs[s]) == 0 or ((errs[s] < 100).mean() >= 0.9 and errs[s].mean() <= 30)
                  for s in ("onset", "after"))
         rows.append((cfg, errs, ok))

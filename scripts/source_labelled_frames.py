@@ -28,11 +28,13 @@ import cv2
 import numpy as np
 
 from bleedorigin.errors import BleedOriginError
+from bleedorigin.eval.metrics import calibration
 from bleedorigin.eval.protocol import ClipFrames
 from bleedorigin.io.bench import discover_clips
 from bleedorigin.models.loading import load_stage
 from bleedorigin.models.source import evaluate_source
 from bleedorigin.models.source.train import source_labels
+from bleedorigin.utils.files import atomic_open
 from bleedorigin.utils.jsonio import write_json_atomic
 
 REFERENCES = ("source_centre", "source_redmask")
@@ -92,18 +94,6 @@ def block(errors: np.ndarray) -> dict[str, Any]:
     return {"n": int(len(errors)), "err_avg": float(errors.mean()), "acc_100": float((errors < 100).mean())}
 
 
-def calibration(conf: np.ndarray, err: np.ndarray) -> dict[str, Any]:
-    """Spearman rho (confidence vs error) and mean error of the lower / upper confidence half."""
-    if len(err) < 4 or np.ptp(conf) == 0:
-        return {"n": int(len(err)), "spearman": None}
-    rank = lambda v: np.argsort(np.argsort(v, kind="stable"), kind="stable").astype(np.float64)  # noqa: E731
-    rho = float(np.corrcoef(rank(conf), rank(err))[0, 1])
-    order = np.argsort(conf, kind="stable")
-    half = len(err) // 2
-    return {"n": int(len(err)), "spearman": rho, "err_low_conf": float(err[order[:half]].mean()),
-            "err_high_conf": float(err[order[half:]].mean())}
-
-
 def summarise(alone: list[dict], hist: list[dict]) -> dict[str, Any]:
     first = np.array([r["first"] for r in alone])
     e0 = np.array([r["error"] for r in alone])
@@ -119,7 +109,8 @@ def _fmt(b: dict[str, Any]) -> str:
 
 def table(results: dict[str, dict[str, Any]]) -> str:
     cols = ["frame0", "later_alone", "later_history", "all_alone", "all_history"]
-    heads = ["frame 0", "later, alone", "later, history", "all 33, alone", "all, history"]
+    n_all = next(iter(results.values()))["all_alone"]["n"]
+    heads = ["frame 0", "later, alone", "later, history", f"all {n_all}, alone", "all, history"]
     lines = ["| model | " + " | ".join(heads) + " | calibration (rho; err low/high conf) |",
              "|---|" + "---|" * (len(cols) + 1)]
     for name, s in results.items():
@@ -127,7 +118,7 @@ def table(results: dict[str, dict[str, Any]]) -> str:
         c = "-" if cal.get("spearman") is None else \
             f"{cal['spearman']:+.2f}; {cal['err_low_conf']:.0f} / {cal['err_high_conf']:.0f}"
         lines.append(f"| {name} | " + " | ".join(_fmt(s[k]) for k in cols) + f" | {c} |")
-    return "\n".join(lines).replace("all 33", f"all {next(iter(results.values()))['all_alone']['n']}")
+    return "\n".join(lines)
 
 
 # -- pictures --------------------------------------------------------------------------------
@@ -173,9 +164,9 @@ def clip_picture(items: list[dict], rows: dict[str, list[dict]], path: Path) -> 
         cv2.putText(legend, n, (x, 12), cv2.FONT_HERSHEY_SIMPLEX, 0.38, col, 1, cv2.LINE_AA)
         x += 9 * len(n) + 12
     picture = np.vstack([legend] + out)
-    tmp = path.with_name(path.stem + ".tmp.png")
-    cv2.imwrite(str(tmp), cv2.cvtColor(picture, cv2.COLOR_RGB2BGR))
-    tmp.replace(path)
+    _, png = cv2.imencode(".png", cv2.cvtColor(picture, cv2.COLOR_RGB2BGR))
+    with atomic_open(path, "wb") as f:
+        f.write(png.tobytes())
 
 
 def write_report(out: Path, data: str, history: int, results: dict[str, dict], pictures: list[str]) -> None:
@@ -188,9 +179,8 @@ def write_report(out: Path, data: str, history: int, results: dict[str, dict], p
             "Green ring: the label. Dots: each model's point (legend on top). Maps: those of a "
             "model that keeps evidence maps (with history; growth when one weighs it).", ""]
     text += [f"![{p}]({p})" for p in pictures]
-    tmp = out / "report.md.tmp"
-    tmp.write_text("\n".join(text) + "\n")
-    tmp.replace(out / "report.md")
+    with atomic_open(out / "report.md") as f:
+        f.write("\n".join(text) + "\n")
     write_json_atomic(out / "metrics.json", {"data": data, "history": history, "models": results})
 
 

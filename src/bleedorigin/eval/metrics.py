@@ -11,6 +11,7 @@ prediction (NaN) has infinite error: wrong at every threshold, counted in `misse
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -59,3 +60,15 @@ def point_summary(errors: Sequence[float], thresholds: Sequence[float] = PIXEL_T
     acc = {th: (float((e < th).sum()) / n if n else 0.0) for th in thresholds}
     return {"acc": acc, "err_avg": float(finite.mean()) if len(finite) else None,
             "missed": int(n - len(finite)), "n": n}
+
+
+def calibration(conf: np.ndarray, err: np.ndarray) -> dict[str, Any]:
+    """Spearman rho (confidence vs error) and mean error of the lower / upper confidence half."""
+    if len(err) < 4 or np.ptp(conf) == 0:
+        return {"n": int(len(err)), "spearman": None}
+    rank = lambda v: np.argsort(np.argsort(v, kind="stable"), kind="stable").astype(np.float64)  # noqa: E731
+    rho = float(np.corrcoef(rank(conf), rank(err))[0, 1])
+    order = np.argsort(conf, kind="stable")
+    half = len(err) // 2
+    return {"n": int(len(err)), "spearman": rho, "err_low_conf": float(err[order[:half]].mean()),
+            "err_high_conf": float(err[order[half:]].mean())}

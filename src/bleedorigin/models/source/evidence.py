@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from bleedorigin.vision.color import field_of_view, red_mask
+from bleedorigin.vision.color import field_of_view, red_mask, rgb_to_hsv
 from bleedorigin.vision.flow import dis_flow, to_gray
 
 
@@ -32,16 +32,12 @@ class EvidenceConfig:
     growth_sigma: float = 3.0        # px, smoothing of the growth map
 
 
-def _hsv(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    hsv = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2HSV).astype(np.float32) * (1 / 255)
-    return hsv[..., 1], hsv[..., 2]
-
-
 def support_map(rgb: np.ndarray, cfg: EvidenceConfig = EvidenceConfig(),
                 fov: np.ndarray | None = None) -> np.ndarray:
     """1 where a bleeding source may be, 0 where it cannot, in between on grey surfaces."""
     fov = field_of_view(rgb) if fov is None else fov
-    sat, val = _hsv(rgb)
+    hsv = rgb_to_hsv(rgb)
+    sat, val = hsv[..., 1], hsv[..., 2]
     glare = ((val > cfg.glare_value) & (sat < cfg.glare_saturation)).astype(np.uint8)
     if cfg.glare_grow > 0:
         k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * cfg.glare_grow + 1,) * 2)

@@ -94,6 +94,12 @@ def voters(m: EvidenceMaps, cfg: FusionConfig) -> list[tuple[float, np.ndarray]]
     return out
 
 
+def peak(post: np.ndarray, radius: int) -> tuple[float, float]:
+    """Sub-pixel arg-max of a posterior map (network pixels), as the network's own peak."""
+    xy, _ = refined_peak(torch.from_numpy(np.log(post + 1e-12))[None, None], radius)
+    return float(xy[0, 0]), float(xy[0, 1])
+
+
 class EvidenceSourceLocator(SourceLocatorBase):
     """The network (`base`, a `SourceLocator`) plus transferable evidence; `last_maps` keeps
     the maps of the latest call."""
@@ -113,7 +119,7 @@ class EvidenceSourceLocator(SourceLocatorBase):
         w, h = self.base.cfg.input_size
         small = cv2.resize(frame, (w, h), interpolation=cv2.INTER_AREA)
         fov = field_of_view(small)
-        heat = torch.sigmoid(self.base.heatmap(frame)[0, 0]).cpu().numpy() * fov
+        heat = torch.sigmoid(self.base.heatmap(small)[0, 0]).cpu().numpy() * fov
         red = cv2.GaussianBlur(red_mask(small), (0, 0), self.cfg.red_sigma) * fov
         support = support_map(small, self.cfg.evidence, fov)
         prior = rim_prior(fov, self.cfg.evidence.rim_fraction)
@@ -128,9 +134,7 @@ class EvidenceSourceLocator(SourceLocatorBase):
         t0 = time.perf_counter()
         m = self.maps(frame, history)
         self.last_maps = m
-        logits = torch.from_numpy(np.log(m.posterior + 1e-12))[None, None]
-        xy, _ = refined_peak(logits, self.base.cfg.refine_radius)
-        px, py = (float(v) for v in xy[0])
+        px, py = peak(m.posterior, self.base.cfg.refine_radius)
         w, h = self.base.cfg.input_size
         conf = confidence(m.posterior, voters(m, self.cfg), (px, py), self.cfg.conf_radius * w)
         in_size = (frame.shape[1], frame.shape[0])
