@@ -64,19 +64,19 @@ def _steps(cfg: PaperFinetuneConfig, clips: list[SparseTargets]) -> int:
     return max(1, cfg.epochs * windows // cfg.clips_per_step)
 
 
-def _sample_loss(model: TrackPaper, c: SparseTargets, t0: int, window: int) -> torch.Tensor:
+def _sample_loss(model: TrackPaper, c: SparseTargets) -> torch.Tensor:
+    """Loss of one window `c`: tracked from its first frame's annotated points to its end."""
     from bleedorigin.models.tracker.pseudo_labels import sparse_label_loss
-    keep = c.gt_mask[t0]
-    frames = c.frames * 255.0  # (T, 4, H, W): RGB in 0..255 and the Red-Mask
-    t1 = min(len(c.frames), t0 + window)
-    state = model.start(frames[t0:t0 + 1, :3], c.gt[t0][keep])
+    keep = c.gt_mask[0]
+    rgb = c.frames[:, :3] * 255.0  # (T, 3, H, W) in 0..255; channel 3 is the Red-Mask
+    state = model.start(rgb[:1], c.gt[0][keep])
     preds = []
-    for t in range(t0 + 1, t1):
-        pts, _, _, state = model.step(frames[t:t + 1, :3], c.frames[t:t + 1, 3:], state)
+    for t in range(1, len(c.frames)):
+        pts, _, _, state = model.step(rgb[t:t + 1], c.frames[t:t + 1, 3:], state)
         preds.append(pts)
     pred = torch.stack(preds).float()
-    return sparse_label_loss(pred, c.gt[t0 + 1:t1][:, keep], c.gt_mask[t0 + 1:t1][:, keep],
-                             c.pseudo[t0 + 1:t1][:, keep], c.pseudo_mask[t0 + 1:t1][:, keep])
+    return sparse_label_loss(pred, c.gt[1:][:, keep], c.gt_mask[1:][:, keep],
+                             c.pseudo[1:][:, keep], c.pseudo_mask[1:][:, keep])
 
 
 def finetune_paper(model: TrackPaper, clips: list[SparseTargets], cfg: PaperFinetuneConfig,
@@ -107,15 +107,19 @@ def finetune_paper(model: TrackPaper, clips: list[SparseTargets], cfg: PaperFine
     scaler = torch.amp.GradScaler("cuda", enabled=cfg.amp and cuda)
     amp_dtype = torch.float16 if cuda else torch.bfloat16
     losses = []
+    starts = [_window_starts(c) for c in clips]
     for step in range(steps):
         opt.zero_grad(set_to_none=True)
         total = 0.0
         for _ in range(cfg.clips_per_step):
-            c = clips[int(rng.integers(len(clips)))]
-            c = SparseTargets(*(x.to(device) for x in (c.frames, c.gt, c.gt_mask, c.pseudo, c.pseudo_mask)))
-            starts = _window_starts(c)
+            i = int(rng.integers(len(clips)))
+            t0 = starts[i][int(rng.integers(len(starts[i])))]
+            # only the window moves to the device, not the whole clip
+            c = clips[i]
+            window = SparseTargets(*(x[t0:t0 + cfg.window].to(device)
+                                     for x in (c.frames, c.gt, c.gt_mask, c.pseudo, c.pseudo_mask)))
             with torch.autocast(device.type, dtype=amp_dtype, enabled=cfg.amp):
-                loss = _sample_loss(model, c, starts[int(rng.integers(len(starts)))], cfg.window) / cfg.clips_per_step
+                loss = _sample_loss(model, window) / cfg.clips_per_step
             scaler.scale(loss).backward()
             total += float(loss.detach())
         if not np.isfinite(total):
