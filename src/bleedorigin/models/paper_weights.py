@@ -7,7 +7,6 @@ reference implementation (assets/layouts, see scripts/make_parity_fixtures.py).
 """
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +15,7 @@ import numpy as np
 
 from bleedorigin.errors import InputError
 from bleedorigin.models.layout import compare_layout, load_layout, read_state_dict
+from bleedorigin.training.checkpoint import sha256_file
 
 
 @dataclass(frozen=True)
@@ -94,14 +94,6 @@ class CheckResult:
         return f"MISMATCH against the {self.layout} layout: " + "; ".join(parts)
 
 
-def sha256_of(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def check_file(path: str | Path, layout: str | None = None) -> CheckResult:
     """Judge a local checkpoint against `layout`, or against the best-matching known layout."""
     path = Path(path)
@@ -120,7 +112,7 @@ def check_file(path: str | Path, layout: str | None = None) -> CheckResult:
     assert best is not None
     _, name, diff = best
     digest = next((e.sha256 for e in CATALOG if e.layout == name and e.filename == path.name), "")
-    return CheckResult(path, path.stat().st_size, sha256_of(path), name, diff["missing"], diff["unexpected"],
+    return CheckResult(path, path.stat().st_size, sha256_file(path), name, diff["missing"], diff["unexpected"],
                        diff["shape"], len(state), digest)
 
 

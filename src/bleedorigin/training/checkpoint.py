@@ -20,7 +20,8 @@ from bleedorigin.utils.jsonio import read_json
 CONFIG, WEIGHTS, CARD, STATE = "config.json", "model.safetensors", "MODEL_CARD.md", "trainer_state.pt"
 
 
-def _sha256(path: Path) -> str:
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file, read in 1 MB blocks."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -38,7 +39,7 @@ def save_checkpoint(folder: str | Path, state_dict: dict[str, torch.Tensor], con
     # safetensors refuses shared/non-contiguous storage: store independent copies
     tensors = {k: v.detach().cpu().contiguous().clone() for k, v in state_dict.items()}
     save_file(tensors, str(tmp / WEIGHTS))
-    config = {**config, "checksum": _sha256(tmp / WEIGHTS)}
+    config = {**config, "checksum": sha256_file(tmp / WEIGHTS)}
     (tmp / CONFIG).write_text(json.dumps(config, indent=2, sort_keys=False) + "\n")
     (tmp / CARD).write_text(card)
     if trainer_state is not None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from torch import nn
+
 from bleedorigin.errors import InputError
 from bleedorigin.models.layout import compare_layout, layout_of, read_state_dict
 from bleedorigin.models.source.encoders import load_pretrained, vit_dinov2_small
@@ -16,14 +18,19 @@ def _show(keys: list[str]) -> str:
     return ", ".join(keys[:6]) + (f" (+{len(keys) - 6} more)" if len(keys) > 6 else "")
 
 
+def _load_strict(module: nn.Module, state: dict, path: Path | str, what: str) -> None:
+    """`state` into `module` with every key and shape checked first, for a one-line error."""
+    diff = compare_layout(state, layout_of(module.state_dict()))
+    if any(diff.values()):
+        raise InputError(f"{path}: not a {what} checkpoint for this model: missing [{_show(diff['missing'])}], "
+                         f"unexpected [{_show(diff['unexpected'])}], wrong shape [{_show(diff['shape'])}]")
+    module.load_state_dict(state, strict=True)
+
+
 def load_trackon(net: TrackOn, path: str | Path) -> None:
     """`track_on_checkpoint.pt` (or any state dict with its layout) into `net`, every key checked."""
     state = read_state_dict(path)
-    diff = compare_layout(state, layout_of(net.state_dict()))
-    if any(diff.values()):
-        raise InputError(f"{path}: not a Track-On v1 checkpoint for this model: missing [{_show(diff['missing'])}], "
-                         f"unexpected [{_show(diff['unexpected'])}], wrong shape [{_show(diff['shape'])}]")
-    net.load_state_dict(state, strict=True)
+    _load_strict(net, state, path, "Track-On v1")
     log.info("loaded Track-On weights (%d tensors) from %s", len(state), path)
 
 
@@ -46,11 +53,8 @@ def load_track_paper(model: TrackPaper, path: str | Path) -> str:
         path = path / "model.safetensors"
     state = read_state_dict(path)
     if not any(k.startswith("net.") for k in state):
-        load_trackon(model.net, path)
+        _load_strict(model.net, state, path, "Track-On v1")
+        log.info("loaded Track-On weights (%d tensors) from %s", len(state), path)
         return "track_on"
-    diff = compare_layout(state, layout_of(model.state_dict()))
-    if any(diff.values()):
-        raise InputError(f"{path}: not a track_paper checkpoint for this model: missing [{_show(diff['missing'])}], "
-                         f"unexpected [{_show(diff['unexpected'])}], wrong shape [{_show(diff['shape'])}]")
-    model.load_state_dict(state, strict=True)
+    _load_strict(model, state, path, "track_paper")
     return "finetuned"
