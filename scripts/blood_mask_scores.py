@@ -16,21 +16,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from bleedorigin.io.video import open_video
+from bleedorigin.io.video import read_frames
 from bleedorigin.vision.color import AREA_SIZE, BLOOD_THRESHOLD, blood_mask, field_of_view, red_mask
 
 ROOT = Path(__file__).resolve().parents[1]
 CASTS = {"neutral": (1.0, 1.0, 1.0), "orange": (1.0, 0.8, 0.55), "red": (1.0, 0.75, 0.75),
          "cool": (0.8, 0.92, 1.0), "yellow": (1.0, 0.95, 0.7)}
 MASKS = {"red_mask": lambda f, v: red_mask(f) > BLOOD_THRESHOLD, "blood_mask": blood_mask}
-
-
-def read_frame(video: Path, index: int) -> np.ndarray:
-    with open_video(str(video)) as reader:
-        for item in reader:
-            if item.index == index:
-                return item.image
-    raise ValueError(f"{video}: no frame {index}")
 
 
 def marked_frames(data: Path, polygons: Path) -> list[tuple[str, np.ndarray, np.ndarray]]:
@@ -41,7 +33,7 @@ def marked_frames(data: Path, polygons: Path) -> list[tuple[str, np.ndarray, np.
         video = data / clip / "video.mp4"
         if not video.is_file():
             continue
-        frame = read_frame(video, int(index))
+        frame = read_frames(str(video), int(index), int(index) + 1)[0]
         if not polys and frame.shape[:2] != (112, 112):
             frame = cv2.resize(frame, AREA_SIZE, interpolation=cv2.INTER_AREA)
         truth = np.zeros(frame.shape[:2], np.uint8)

@@ -65,14 +65,14 @@ def _frame_with_history(source: str, frame: int, history: int) -> tuple[np.ndarr
         raise InputError(f"--frame must be >= 0, got {frame}")
     if history < 0:
         raise InputError(f"--history must be >= 0, got {history}")
-    recent: deque[np.ndarray] = deque(maxlen=max(history, 1))
+    recent: deque[np.ndarray] = deque(maxlen=history)
     count = 0
     with open_video(source) as reader:
         mapper = FrameMapper((reader.info.width, reader.info.height), MODEL_SIZE)
         for item in reader:
             count += 1
             if item.index == frame:
-                return item.image, list(recent) if history else []
+                return item.image, list(recent)
             if history:
                 recent.append(mapper.resize(item.image))
     raise InputError(f"{source}: frame {frame} is past the end ({count} frames)")
@@ -137,7 +137,7 @@ def run_pipeline(source: Any, out: Path, onset_model: str | None, source_model: 
     timeline.png and result.json appear when the stream ends (partial, `"complete": false`,
     when it breaks)."""
     from bleedorigin.io.video import VideoWriter
-    from bleedorigin.pipeline import Pipeline, PipelineConfig
+    from bleedorigin.pipeline import Pipeline
     from bleedorigin.render import LiveWindow, OverlayRenderer
     from bleedorigin.types import RunResult
 

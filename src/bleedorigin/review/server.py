@@ -54,7 +54,7 @@ class ReviewRun:
         self.overlay = self.inside(OVERLAY)
         if not self.overlay.is_file():
             raise InputError(f"{run_dir}: no {OVERLAY} (run `bleedorigin run` without --no-overlay)")
-        self.labels_path = self.inside(LABELS)
+        self.inside(LABELS)  # a labels.json symlinked out of the run is refused at start
         load_labels(self.dir, self.result)  # a broken labels.json is reported now, not in the page
         self._write_lock = threading.Lock()
 

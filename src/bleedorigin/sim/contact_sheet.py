@@ -18,16 +18,15 @@ REAL_PREFIX = {"clear_view": "clear_view", "obscured_view": "bleeding_view", "ca
 TILE = (224, 168)
 
 
-def _tile(img: np.ndarray, label: str = "", size: tuple[int, int] = TILE) -> np.ndarray:
-    out = cv2.resize(img, size, interpolation=cv2.INTER_AREA if img.shape[1] > size[0] else cv2.INTER_CUBIC)
+def _tile(img: np.ndarray, label: str = "") -> np.ndarray:
+    out = cv2.resize(img, TILE, interpolation=cv2.INTER_AREA if img.shape[1] > TILE[0] else cv2.INTER_CUBIC)
     if label:
         cv2.putText(out, label, (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 255), 1, cv2.LINE_AA)
     return out
 
 
 def make_contact_sheet(out_png: str | Path, real_dir: str | Path | None = None, seed: int = 0,
-                       sim_per_row: int = 3, real_per_row: int = 2, appearance: Appearance | None = None,
-                       tile: tuple[int, int] = TILE) -> Path:
+                       sim_per_row: int = 3, real_per_row: int = 2, appearance: Appearance | None = None) -> Path:
     """Write the sheet PNG: per scenario `sim_per_row` BleedSim frames (after onset, several
     seeds; with `appearance`, the first of them as v1 and the rest as v2), then `real_per_row`
     frames of the real clip of that scenario when available."""
@@ -48,13 +47,13 @@ def make_contact_sheet(out_png: str | Path, real_dir: str | Path | None = None, 
             clip = generate_clip("track_short", seed + 97 * i + j, scenario=sc, num_tracks=0, appearance=look)
             label = (f"{'v2' if look else 'v1'} {sc}" if appearance is not None and j < 2 else
                      f"sim {sc}" if j == 0 else "")
-            tiles.append(_tile(clip.frames[10 + 10 * (j % 2)], label, tile))
+            tiles.append(_tile(clip.frames[10 + 10 * (j % 2)], label))
         if sc in real:
             fr = real[sc]
             for j, t in enumerate(np.linspace(0, len(fr) - 1, real_per_row + 2)[1:-1].astype(int)):
-                tiles.append(_tile(fr[t], "real" if j == 0 else "", tile))
+                tiles.append(_tile(fr[t], "real" if j == 0 else ""))
         else:
-            tiles += [np.zeros((tile[1], tile[0], 3), np.uint8)] * real_per_row
+            tiles += [np.zeros((TILE[1], TILE[0], 3), np.uint8)] * real_per_row
         rows.append(np.concatenate(tiles, 1))
     sheet = np.concatenate(rows, 0)
     out = Path(out_png)

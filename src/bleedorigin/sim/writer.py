@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from bleedorigin.errors import InputError
+from bleedorigin.sim.appearance import Appearance
 from bleedorigin.sim.generator import SimClip, generate_clip
 from bleedorigin.sim.scenarios import KINDS
 from bleedorigin.utils.files import atomic_open
@@ -78,7 +79,7 @@ def clip_kind(kind: str, index: int) -> str:
 
 
 def write_bench(out_dir: str | Path, n: int, seed: int, kind: str, size: tuple[int, int] = (512, 384),
-                progress: bool = True, appearance=None) -> list:  # noqa: ANN001 (sim.appearance.Appearance)
+                progress: bool = True, appearance: Appearance | None = None) -> list:
     """Generate `n` clips and write them as a benchmark folder; returns the io.bench Clips.
     `appearance` (sim.appearance.Appearance) adds BleedSim v2 appearance features."""
     from bleedorigin.io.bench import Clip, write_bench_clip, write_manifest

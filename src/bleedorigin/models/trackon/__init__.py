@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import fields
 from typing import Any
 
 import torch
@@ -53,13 +52,8 @@ def build_track_paper(checkpoint: str = "", dinov2: str = "", seed: int = 0, red
     return model, model_id
 
 
-_CFG_KEYS = {f.name for f in fields(TrackOnConfig)}
-
-
 @register_model("track_paper")
 def track_paper(device: str = "auto", checkpoint: str = "", dinov2: str = "", seed: int = 0,
                 refresh_every: int = 60, **overrides: Any) -> PaperTracker:
-    cfg = {k: v for k, v in overrides.items() if k in _CFG_KEYS}
-    extra = {k: v for k, v in overrides.items() if k not in _CFG_KEYS}
-    model, model_id = build_track_paper(checkpoint, dinov2, seed, **extra, **cfg)
+    model, model_id = build_track_paper(checkpoint, dinov2, seed, **overrides)
     return PaperTracker(model, device, model_id, refresh_every)
