@@ -214,20 +214,20 @@ def main() -> None:
     ap.add_argument("--layouts", type=Path, default=ROOT / "src" / "bleedorigin" / "assets" / "layouts")
     ap.add_argument("--only", nargs="*", default=["pe", "dinov2_hub", "dinov2_hf", "trackon"])
     a = ap.parse_args()
+    exports = {"pe": lambda: pe_spatial(a.out, a.layouts),
+               "dinov2_hub": lambda: dinov2_hub(a.out, a.layouts, a.dinov2_repo),
+               "dinov2_hf": lambda: dinov2_hf(a.out, a.layouts),
+               "trackon": lambda: trackon(a.out, a.layouts, a.trackon_repo)}
+    needs = {"dinov2_hub": ("--dinov2-repo", a.dinov2_repo), "trackon": ("--trackon-repo", a.trackon_repo)}
+    for name in a.only:  # every missing input is reported before any export runs
+        if name not in exports:
+            sys.exit(f"error: unknown export {name!r}; expected some of {', '.join(exports)}")
+        if name in needs and not needs[name][1]:
+            sys.exit(f"error: {needs[name][0]} is needed for {name}")
     torch.set_grad_enabled(False)
-    if "pe" in a.only:
-        pe_spatial(a.out, a.layouts)
-    if "dinov2_hub" in a.only:
-        if not a.dinov2_repo:
-            sys.exit("error: --dinov2-repo is needed for dinov2_hub")
-        dinov2_hub(a.out, a.layouts, a.dinov2_repo)
-    if "dinov2_hf" in a.only:
-        dinov2_hf(a.out, a.layouts)
-    if "trackon" in a.only:
-        if not a.trackon_repo:
-            sys.exit("error: --trackon-repo is needed for trackon")
-        trackon(a.out, a.layouts, a.trackon_repo)
-
+    for name in exports:
+        if name in a.only:
+            exports[name]()
 
 if __name__ == "__main__":
     main()
