@@ -24,6 +24,9 @@ from torch import nn
 from bleedorigin.errors import ConfigError, InputError
 from bleedorigin.models.layout import read_state_dict
 
+IMAGENET_MEAN = (0.485, 0.456, 0.406)  # the pixel normalisation our networks are fed with
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
 log = logging.getLogger(__name__)
 
 _ENCODERS: dict[str, Callable[..., nn.Module]] = {}
@@ -229,8 +232,8 @@ class VisionTransformer(nn.Module):
         self.norm = nn.LayerNorm(embed_dim, eps=norm_eps) if post_norm else nn.Identity()
         if pixel_norm is not None:  # ImageNet-normalised input -> (x - mean) / std of this encoder
             mean, std = pixel_norm
-            imagenet_mean = torch.tensor((0.485, 0.456, 0.406)).view(1, 3, 1, 1)
-            imagenet_std = torch.tensor((0.229, 0.224, 0.225)).view(1, 3, 1, 1)
+            imagenet_mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+            imagenet_std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
             self.register_buffer("renorm_scale", imagenet_std / std, persistent=False)
             self.register_buffer("renorm_shift", (imagenet_mean - mean) / std, persistent=False)
         self.pixel_norm = pixel_norm

@@ -18,11 +18,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bleedorigin.models.source.encoders import create_encoder, load_pretrained
+from bleedorigin.models.source.encoders import IMAGENET_MEAN, IMAGENET_STD, create_encoder, load_pretrained
 
 SCALES = (8, 4, 2, 1)  # feature strides of the pyramid, coarsest first
-MEAN = (0.485, 0.456, 0.406)
-STD = (0.229, 0.224, 0.225)
 
 
 @dataclass(frozen=True)
@@ -139,8 +137,8 @@ class SourceNet(nn.Module):
         self.lateral = nn.ModuleList(nn.Conv2d(cfg.dim, cfg.dim, 3, padding=1) for _ in SCALES[1:])
         self.head = nn.Sequential(nn.Conv2d(cfg.dim, cfg.dim, 3, padding=1), nn.ReLU(inplace=True),
                                   nn.Conv2d(cfg.dim, 1, 1))
-        self.register_buffer("mean", torch.tensor(MEAN).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(STD).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
         nn.init.constant_(self.head[-1].bias, -4.0)  # start near an empty heat-map (targets are sparse)
 
     def forward(self, image: torch.Tensor, red: torch.Tensor) -> torch.Tensor:

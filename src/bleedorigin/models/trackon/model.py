@@ -18,13 +18,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from bleedorigin.models.source.encoders import IMAGENET_MEAN, IMAGENET_STD
 from bleedorigin.models.trackon.adapter import ViTAdapter
 from bleedorigin.models.trackon.blocks import TokenDecoder
 from bleedorigin.models.trackon.heads import (OffsetHead, QueryDecoder, RerankModule, SpatialMemory, VisibilityHead,
                                               patch_centres)
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 @dataclass(frozen=True)
