@@ -222,3 +222,52 @@ def test_real_bleeding_present_on_sample_clips(tmp_path: Path) -> None:
                "onset": {"m": {"real_present": block}}}
     text = "\n".join(present_section(metrics))
     assert "| m | 1 of 1 | 1 of 1 |" in text and "| esd | yes | 2 (" in text and "| vl | no | 3 (" in text
+
+
+def _status_folder(root: Path, name: str, red_from: int, meta: dict) -> Path:
+    import json
+    folder = root / "extra" / "cat" / name  # two levels below the evaluated folder, as in extra_real/
+    folder.mkdir(parents=True)
+    frames, _ = make_tiny_frames(n=60, onset=red_from)
+    write_mp4(folder / "video.mp4", frames)
+    (folder / "meta.json").write_text(json.dumps(meta))
+    return folder
+
+
+def test_real_clips_with_bleeding_status_only(tmp_path: Path) -> None:
+    """Unlabelled real clips state `bleeding` / `bleeding_from_frame` in meta.json: a bleeding
+    clip counts as flagged when the onset lands within 30 frames of its start (an alarm long
+    before it does not), and any onset on a bleeding-free clip is an alarm."""
+    from bleedorigin.eval.report import present_section
+    from bleedorigin.eval.runner import present_block
+    from bleedorigin.io.bench import discover_clips
+
+    _status_folder(tmp_path, "late", 40, {"bleeding": True, "bleeding_from_frame": 40})
+    _status_folder(tmp_path, "early", 5, {"bleeding": True, "bleeding_from_frame": 40})
+    _status_folder(tmp_path, "free", 10, {"bleeding": False, "bleeding_from_frame": None})
+    clips = {c.id: c for c in discover_clips(tmp_path / "extra")}
+    assert sorted(clips) == ["early", "free", "late"]
+    assert all(c.kind == "sparse" and not c.labels and c.num_frames == 60 for c in clips.values())
+    assert [protocol.real_bleeding(clips[k]) for k in ("late", "early", "free")] == [True, True, False]
+    recs = {k: protocol.eval_onset(RedOnset(), c) for k, c in clips.items() if protocol.applicable("onset", c)}
+    assert (recs["late"]["gt"], recs["late"]["pred"], recs["late"]["flagged"]) == (40, 40, True)
+    assert (recs["early"]["pred"], recs["early"]["flagged"]) == (5, False)  # 35 frames before the start
+    assert (recs["free"]["gt"], recs["free"]["pred"]) == (None, 10)
+    block = present_block(list(recs.values()))
+    assert (block["flagged"], block["bleeding"], block["alarms"], block["bleeding_free"]) == (1, 2, 1, 1)
+    metrics = {"models": {"onset": [{"key": "m", "name": "m", "baseline": False}]},
+               "onset": {"m": {"real_present": block}}}
+    text = "\n".join(present_section(metrics))
+    assert "| late | from 40 | 40 (" in text and "| free | no | 10 (" in text
+
+
+@pytest.mark.parametrize("meta", [{"bleeding": True}, {"bleeding": "yes", "bleeding_from_frame": 3},
+                                  {"bleeding": False, "bleeding_from_frame": 3},
+                                  {"bleeding": True, "bleeding_from_frame": -1}])
+def test_real_clip_status_must_be_consistent(tmp_path: Path, meta: dict) -> None:
+    from bleedorigin.errors import InputError
+    from bleedorigin.io.bench import discover_clips
+
+    _status_folder(tmp_path, "bad", 10, meta)
+    with pytest.raises(InputError, match="meta.json"):
+        discover_clips(tmp_path / "extra")

@@ -33,7 +33,7 @@ ONSET_KINDS = ("detect", "full", "negative")
 SOURCE_KINDS = ("detect", "full", "sparse")
 TRACK_KINDS = ("track_short", "track_long", "sparse", "full")
 E2E_KINDS = ("full",)
-PRESENT_WITHIN = 30  # frames: bleeding under way at the start of a clip must be flagged by then
+PRESENT_WITHIN = 30  # frames: real bleeding must be flagged with an onset within this of its start
 HISTORY_FRAMES = 10  # frames before the onset handed to the localizer (as the Pipeline does)
 FRAME_BUDGET_MB = 384  # resized frames kept in memory for multi-point clips (else re-decoded)
 
@@ -97,12 +97,20 @@ def _onset_point(clip: Any) -> XY | None:
 
 
 def real_bleeding(clip: Any) -> bool | None:
-    """Whether a real sample clip bleeds from its first frame: single-point clips label the
-    bleeding source (the ESD samples, active bleeding from frame 0), multi-point clips label
-    tissue/instruments (VL-SurgPT, no bleeding). None when the clip has no labels."""
-    if clip.kind != "sparse" or not clip.labels:
+    """Whether a real sample clip bleeds: single-point clips label the bleeding source (the ESD
+    samples, active bleeding from frame 0), multi-point clips label tissue/instruments
+    (VL-SurgPT, no bleeding); clips without labels carry their status from meta.json (bleeding
+    from `onset_frame`). None when neither tells."""
+    if clip.kind != "sparse":
         return None
+    if not clip.labels:
+        return getattr(clip, "bleeding", None)
     return len(clip.labels[min(clip.labels)]) == 1
+
+
+def real_bleeding_start(clip: Any) -> int:
+    """First bleeding frame of a bleeding real clip: its stated start, else 0 (labelled samples)."""
+    return 0 if clip.labels or clip.onset_frame is None else int(clip.onset_frame)
 
 
 def source_query(clip: Any) -> tuple[int, XY] | None:
@@ -198,8 +206,9 @@ def eval_onset(detector: Any, clip: Any) -> dict[str, Any]:
               "confidence": confidence, "frames": len(scores), "scores": scores}
     if clip.kind == "sparse":
         bleeding = real_bleeding(clip)
-        record.update(gt=0 if bleeding else None, real_bleeding=bleeding,
-                      flagged=pred is not None and (not bleeding or pred <= PRESENT_WITHIN))
+        start = real_bleeding_start(clip) if bleeding else None
+        record.update(gt=start, real_bleeding=bleeding,
+                      flagged=pred is not None and (not bleeding or abs(pred - start) <= PRESENT_WITHIN))
     return record
 
 

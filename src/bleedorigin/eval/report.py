@@ -117,28 +117,31 @@ def _block(metrics: dict[str, Any], stage: str, key: str, sub: str | None) -> di
 
 
 def present_section(metrics: dict[str, Any]) -> list[str]:
-    """"Real bleeding present": per model, real sample clips bleeding from frame 0 flagged in
-    time and alarms on bleeding-free ones, then the onset frame and score of every clip."""
+    """"Real bleeding present": per model, real sample clips that bleed flagged in time and
+    alarms on bleeding-free ones, then the onset frame and score of every clip."""
     models = [m for m in _models(metrics, "onset") if metrics["onset"][m["key"]].get("real_present")]
     if not models:
         return []
     first = metrics["onset"][models[0]["key"]]["real_present"]
     out = ["## Real bleeding present", "",
            f"Real sample clips: those that bleed from their first frame must be flagged with an "
-           f"onset at frame 0..{first['within']}; bleeding-free ones must raise no alarm.", ""]
+           f"onset at frame 0..{first['within']} (bleeding from frame b: an onset within "
+           f"±{first['within']} of b); bleeding-free ones must raise no alarm.", ""]
     rows = []
     for m in models:
         b = metrics["onset"][m["key"]]["real_present"]
         rows.append([_label(m), f"{b['flagged']} of {b['bleeding']}", f"{b['alarms']} of {b['bleeding_free']}"])
-    out += _table(["Model", f"Bleeding flagged by frame {first['within']}", "Alarms on bleeding-free"], rows)
+    out += _table(["Model", f"Bleeding flagged in time (±{first['within']})", "Alarms on bleeding-free"], rows)
     clips = sorted({c["clip"] for m in models for c in metrics["onset"][m["key"]]["real_present"]["clips"]})
     per = {m["key"]: {c["clip"]: c for c in metrics["onset"][m["key"]]["real_present"]["clips"]} for m in models}
     header = ["Clip", "Bleeding"] + [f"{_label(m)} onset (score)" for m in models]
     table = []
     for clip in clips:
         cells = [per[m["key"]].get(clip) for m in models]
-        truth = next(c["real_bleeding"] for c in cells if c is not None)
-        table.append([clip, "yes" if truth else "no"] + [
+        truth = next(c for c in cells if c is not None)
+        start = truth.get("gt") or 0
+        bleeding = ("from " + str(start) if start else "yes") if truth["real_bleeding"] else "no"
+        table.append([clip, bleeding] + [
             DASH if c is None else ("none" if c["pred"] is None else
                                     f"{c['pred']} ({_num(c['confidence'])})") for c in cells])
     return out + _table(header, table)

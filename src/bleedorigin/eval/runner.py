@@ -305,10 +305,11 @@ def onset_block(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
 
 def present_block(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """"Real bleeding present" on real sample clips: bleeding clips flagged within
-    protocol.PRESENT_WITHIN frames, alarms on bleeding-free clips, and one row per clip."""
+    protocol.PRESENT_WITHIN frames of their start, alarms on bleeding-free clips, one row per clip."""
     bleeding = [r for r in records if r["real_bleeding"]]
     free = [r for r in records if not r["real_bleeding"]]
-    rows = [{k: r[k] for k in ("clip", "scenario", "real_bleeding", "pred", "raised_at", "confidence", "flagged")}
+    rows = [{k: r[k] for k in ("clip", "scenario", "real_bleeding", "gt", "pred", "raised_at", "confidence",
+                                   "flagged")}
             for r in records]
     return {"within": protocol.PRESENT_WITHIN, "bleeding": len(bleeding),
             "flagged": sum(bool(r["flagged"]) for r in bleeding),

@@ -59,6 +59,8 @@ class Clip:
     split: str | None = None
     # sparse-format file with the tracked point on every frame (imported clips' labels_dense.json)
     dense_labels: Path | None = None
+    # real clip without point labels: its bleeding status from meta.json (onset_frame = where it starts)
+    bleeding: bool | None = None
 
     def to_manifest(self, root: Path) -> dict:
         d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "labels"}
@@ -179,8 +181,9 @@ def split_by_patient(clips: list[Clip], ratios: tuple[int, int, int] = (4, 1, 1)
 
 def discover_clips(path: str | os.PathLike) -> list[Clip]:
     """Clips under `path`: a benchmark root (manifest.json), an imported sample clip folder
-    (video.mp4 + labels.json), or a folder holding any of these (searched two levels deep)."""
-    from bleedorigin.io.importers import import_clip_folder
+    (video.mp4 + labels.json), a real clip folder with only its bleeding status (video.mp4 +
+    meta.json with `bleeding`), or a folder holding any of these (searched two levels deep)."""
+    from bleedorigin.io.importers import import_clip_folder, import_status_clip, is_status_folder
 
     path = Path(path)
     if not path.is_dir():
@@ -189,12 +192,18 @@ def discover_clips(path: str | os.PathLike) -> list[Clip]:
         return load_bench(path)
     if (path / "video.mp4").is_file() and (path / "labels.json").is_file():
         return import_clip_folder(path)
+    if is_status_folder(path):
+        return [import_status_clip(path)]
+
+    def holds_clips(p: Path) -> bool:
+        return (p / MANIFEST).is_file() or (p / "labels.json").is_file() or is_status_folder(p)
+
     clips: list[Clip] = []
     for sub in sorted(p for p in path.iterdir() if p.is_dir()):
-        if (sub / MANIFEST).is_file() or (sub / "labels.json").is_file():
+        if holds_clips(sub):
             clips.extend(discover_clips(sub))
         else:
             for subsub in sorted(p for p in sub.iterdir() if p.is_dir()):
-                if (subsub / MANIFEST).is_file() or (subsub / "labels.json").is_file():
+                if holds_clips(subsub):
                     clips.extend(discover_clips(subsub))
     return clips

@@ -165,7 +165,8 @@ def _check_sparse_folders(root: Path) -> list[Problem]:
     except InputError as e:
         return [Problem(str(root), "clip", str(e))]
     if not clips:
-        return [Problem(str(root), "empty", "no manifest.json and no clip folders (video.mp4 + labels.json)")]
+        return [Problem(str(root), "empty", "no manifest.json and no clip folders (video.mp4 + labels.json or "
+                                           "meta.json with 'bleeding')")]
     problems = []
     for clip in clips:
         problems += _check_video(clip)

@@ -101,6 +101,33 @@ def import_clip_folder(folder: Path) -> list[Clip]:
     return clips
 
 
+def is_status_folder(folder: Path) -> bool:
+    """A real clip folder without point labels whose meta.json states its bleeding status."""
+    folder = Path(folder)
+    return ((folder / "video.mp4").is_file() and not (folder / "labels.json").is_file()
+            and "bleeding" in _meta(folder))
+
+
+def import_status_clip(folder: Path) -> Clip:
+    """A real clip known only to bleed from a frame on, or to be bleeding-free: meta.json holds
+    `bleeding` (true/false) and, when true, `bleeding_from_frame` (the first bleeding frame)."""
+    from bleedorigin.io.video import probe_video
+
+    folder = Path(folder)
+    meta = _meta(folder)
+    bleeding, start = meta.get("bleeding"), meta.get("bleeding_from_frame")
+    if not isinstance(bleeding, bool):
+        raise InputError(f"{folder / 'meta.json'}: 'bleeding' must be true or false")
+    if bleeding != (start is not None) or not (start is None or (isinstance(start, int) and start >= 0)):
+        raise InputError(f"{folder / 'meta.json'}: 'bleeding_from_frame' must be a frame index >= 0 "
+                         f"when 'bleeding' is true and null otherwise")
+    info = probe_video(folder / "video.mp4")
+    return Clip(id=folder.name, video=folder / "video.mp4", kind="sparse", patient=f"{folder.parent.name}/{folder.name}",
+                site=str(meta.get("site", "unknown")), scenario=str(meta.get("category", "unknown")),
+                num_frames=int(info.frames or meta.get("frames") or 0), fps=float(info.fps or meta.get("fps") or 30.0),
+                width=info.width, height=info.height, onset_frame=start, bleeding=bleeding)
+
+
 def import_vlsurgpt(root: str | Path) -> list[Clip]:
     """VL-SurgPT clips (several manual points per clip)."""
     return [c for f in _clip_folders(Path(root)) for c in import_clip_folder(f)]
