@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -176,12 +177,15 @@ def main() -> None:
     ap.add_argument("--only", nargs="*", help="clip names to stage (default: all)")
     args = ap.parse_args()
     try:
+        unknown = set(args.only or ()) - {spec["name"] for spec in CLIPS}
+        if unknown:
+            raise InputError(f"unknown clip name(s): {', '.join(sorted(unknown))}")
         for spec in CLIPS:
-            if args.only and spec["name"] not in args.only:
-                continue
-            print(stage(spec, args.repos, args.out))
+            if not args.only or spec["name"] in args.only:
+                print(stage(spec, args.repos, args.out))
     except InputError as e:
-        raise SystemExit(f"error: {e}") from None
+        print(f"error: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":

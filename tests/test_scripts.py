@@ -66,3 +66,33 @@ def test_source_labelled_frames_scores_every_source_label(tmp_path, tiny_clip):
     x, y = tiny_clip.path_xy[10]
     assert items[0]["xy"] == pytest.approx((x * 8 + 3.5, y * 8 + 3.5), abs=1e-6)  # 64x48 -> 512x384 pixel centres
     assert evaluate_source(load_stage("source", "source_redmask"), items)["err_avg"] < 25
+
+
+def test_stage_extra_real_crop_dedup_and_deoverlay():
+    """Page-video crops keep one copy of each repeated frame; the deployment clean-up blacks the
+    label box, crops the alarm border and leaves no green marker pixel."""
+    import numpy as np
+    script = load_script("stage_extra_real")
+    rng = np.random.default_rng(0)
+    a, b = (rng.integers(0, 255, (60, 80, 3), dtype=np.uint8) for _ in range(2))
+    kept, fps = script._crop_dedup([a, a, b, b, b, a], 30.0, (10, 5, 40, 30))
+    assert len(kept) == 3 and kept[0].shape == (30, 40, 3) and fps == pytest.approx(15.0)
+    assert np.array_equal(kept[1], b[5:35, 10:50])
+    frame = np.full((200, 400, 3), (150, 60, 70), np.uint8)  # pinkish-red tissue
+    frame[100:130, 200:230] = (40, 220, 40)  # green marker
+    out, = script._deoverlay([frame])
+    border = script.BORDER
+    assert out.shape == (200 - 2 * border, 400 - 2 * border, 3)
+    rgb = out.astype(int)
+    assert not ((rgb[..., 1] - np.maximum(rgb[..., 0], rgb[..., 2])) > 10).any()
+    x, y, w, h = script.LABEL_BOX
+    assert (out[: y + h - border, : x + w - border] == 0).all()
+
+
+def test_stage_extra_real_rejects_missing_repos_with_exit_2(tmp_path, monkeypatch):
+    script = load_script("stage_extra_real")
+    monkeypatch.setattr("sys.argv", ["stage_extra_real", "--repos", str(tmp_path), "--out", str(tmp_path / "o"),
+                                     "--only", "robotic_endovis17_suturing"])
+    with pytest.raises(SystemExit) as e:
+        script.main()
+    assert e.value.code == 2
