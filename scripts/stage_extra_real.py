@@ -44,7 +44,8 @@ ENDONERF_NOTE = ("EndoNeRF (Wang et al., MICCAI 2022) project page: the 'Referen
 CLIPS = [
     dict(name="lap_cholecystectomy_calot", category="negative_laparoscopic", repo=ESD,
          commit="c18a2450fce122c45381222702feb8b1165f0ca4",
-         path="static/工具移动牵拉组织_x8_update_4_track_math.mp4", blob="67aa95271d6a5c76849d7202e2f648971ce2b20b",
+         path="static/工具移动牵拉组织_x8_update_4_track_math.mp4",
+         blob="67aa95271d6a5c76849d7202e2f648971ce2b20b",
          bleeding_from_frame=None, process="copy",
          note=ENDOCONTROLMAG + "; laparoscopic cholecystectomy, dark-red liver, gallbladder, hook"),
     dict(name="robotic_prostatectomy_ui", category="negative_robotic", repo=ESD,

@@ -122,7 +122,8 @@ def import_status_clip(folder: Path) -> Clip:
         raise InputError(f"{folder / 'meta.json'}: 'bleeding_from_frame' must be a frame index >= 0 "
                          f"when 'bleeding' is true and null otherwise")
     info = probe_video(folder / "video.mp4")
-    return Clip(id=folder.name, video=folder / "video.mp4", kind="sparse", patient=f"{folder.parent.name}/{folder.name}",
+    return Clip(id=folder.name, video=folder / "video.mp4", kind="sparse",
+                patient=f"{folder.parent.name}/{folder.name}",
                 site=str(meta.get("site", "unknown")), scenario=str(meta.get("category", "unknown")),
                 num_frames=int(info.frames or meta.get("frames") or 0), fps=float(info.fps or meta.get("fps") or 30.0),
                 width=info.width, height=info.height, onset_frame=start, bleeding=bleeding)
