@@ -8,7 +8,8 @@ history, a bare mirror, or a folder with a `repo/` git directory inside), e.g.
 by blob id, so older files that a repository has since deleted or replaced are found too.
 
 Each clip becomes OUT/<category>/<name>/video.mp4 with a meta.json (origin, blob, licence note,
-fps, size, frames, `bleeding` and `bleeding_from_frame`, and the processing applied). Processing:
+fps, size, frames, `bleeding` and `bleeding_from_frame`, and the processing applied); clips whose
+bleeding status cannot be told get no `bleeding` key, so evaluation skips them. Processing:
 - copy: the source mp4, byte for byte;
 - crop: one panel of a project-page figure video cut out, exact repeats of the previous frame
   dropped (the page video repeats most frames), re-encoded;
@@ -68,6 +69,15 @@ CLIPS = [
                               ("pushing_tissues", "clip3", "c55f81bffc3c27e808c45d9ee0d110998579cc02"),
                               ("pulling_tissues", "clip4", "c8e486c0135f32fd3937e79adf2e8cfc42c668dc"),
                               ("cutting_twice", "clip5", "3df917c6da7210802883e1263f1731cd4f30bf00"))
+] + [
+    dict(name=f"lap_hysterectomy_{clip}", category="unscored_laparoscopic", repo="AutoLaparo/AutoLaparo.github.io",
+         commit="4320e7eaef99fc5abec9afe9e7b3df6aa8309562", path=f"files/{path}", blob=blob,
+         bleeding_from_frame=None, unscored=True, process="copy",
+         note=("AutoLaparo (MICCAI 2022) project page: laparoscopic hysterectomy, camera-motion example "
+               f"'{clip}'; blood-stained tissue, instrument jaws and a dark pool of blood are in view, "
+               "but no bleeding event can be told from the video, so it carries no bleeding status"))
+    for clip, path, blob in (("up", "Up-1_2.mp4", "a5c686e34544a1d647ed69e1f48a7beebbc10ef9"),
+                             ("zoomin", "Zoomin_2.mp4", "e04ff0ef413e8585ef18ed60315015212f0bc61d"))
 ] + [
     dict(name="esd_deployment_1", category="positive_esd", repo=ESD,
          commit="c9b11225c378fd77951322b4fe052cc272d3d5a8", path="static/deployment_video/1.mp4",
@@ -166,7 +176,9 @@ def stage(spec: dict, repos: Path, out_root: Path) -> Path:
             "blob": spec["blob"], "licence": NO_LICENCE, "category": spec["category"], "note": spec["note"],
             "processing": spec["process"] + (f" {list(spec['crop'])}" if "crop" in spec else ""),
             "fps": round(float(info.fps), 3), "size": [info.width, info.height],
-            "frames": info.frames, "bleeding": b is not None, "bleeding_from_frame": b}
+            "frames": info.frames}
+    if not spec.get("unscored"):  # without `bleeding` the folder is not an evaluation clip
+        meta.update(bleeding=b is not None, bleeding_from_frame=b)
     write_json_atomic(folder / "meta.json", meta)
     return folder
 
