@@ -133,7 +133,7 @@ DARK_DESAT = 0.15       # log G/R at least this above the view's median (less sa
 DARK_MAX_GR = 0.95      # after the highlight white balance still red-tinted (grey metal and char are not)
 DARK_MIN_BG = 0.9       # and blue not below green (brown, orange and charred tissue are below)
 DARK_EDGE = 0.03        # away from the rim of the view (vignetting, cap ring): share of the image width
-DARK_MIN_AREA = 0.004   # a pool, not a speck: connected region of at least this share of the view
+DARK_MIN_AREA = 0.01    # a pool, not a speck: connected region of at least this share of the view
 
 
 def dark_blood_mask(rgb: np.ndarray, view: np.ndarray | None = None) -> np.ndarray:
@@ -144,11 +144,13 @@ def dark_blood_mask(rgb: np.ndarray, view: np.ndarray | None = None) -> np.ndarr
     exp(DARK_DESAT) times the view's median G/R (desaturated, unlike red shadows and dark-red
     organs); and after the highlight white balance G/R <= DARK_MAX_GR and B/G >= DARK_MIN_BG
     (red-tinted, not grey, brown or orange). Ratios to the frame's own statistics make the test
-    white-balance invariant. A 3x3 opening drops thin structures, and connected regions smaller
-    than DARK_MIN_AREA of the view are dropped. `view` defaults to `field_of_view(rgb)`.
+    white-balance invariant. Colours are read on a 3x3 average (dark pixels are noisy); a 3x3
+    opening drops thin structures, and connected regions smaller than DARK_MIN_AREA of the view
+    are dropped. `view` defaults to `field_of_view(rgb)`.
     """
     view = field_of_view(rgb) if view is None else view
-    x = rgb.astype(np.float32) + 2
+    # the colour of a dark pixel is mostly sensor and codec noise: judge it on a 3x3 average
+    x = cv2.blur(rgb.astype(np.float32), (3, 3)) + 2
     r = x[..., 0]
     if view.sum() < 20:
         return np.zeros(rgb.shape[:2], bool)
@@ -166,7 +168,9 @@ def dark_blood_mask(rgb: np.ndarray, view: np.ndarray | None = None) -> np.ndarr
 
 
 def blood_presence(frame: np.ndarray) -> float:
-    """Share of the lit view covered by `blood_mask`, on an AREA_SIZE copy of the frame."""
+    """Share of the lit view covered by `blood_mask` or `dark_blood_mask`, on an AREA_SIZE copy
+    of the frame."""
     small = cv2.resize(frame, AREA_SIZE, interpolation=cv2.INTER_AREA)
     view = field_of_view(small)
-    return float(blood_mask(small, view).sum() / max(1, view.sum()))
+    blood = blood_mask(small, view) | dark_blood_mask(small, view)
+    return float(blood.sum() / max(1, view.sum()))
