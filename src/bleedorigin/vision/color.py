@@ -133,7 +133,7 @@ def blood_mask(rgb: np.ndarray, view: np.ndarray | None = None) -> np.ndarray:
 # Constants read off the shared real clips (ESD camera_010 / instrument_004 pools against the
 # VL-SurgPT shadows and instruments): docs/onset.md.
 DARK_MAX_R = 0.5        # dark: red level at most this share of the view's tissue red (75th percentile)
-DARK_MIN_R = 0.1        # but above this share (unlit gaps, the field stop's edge)
+DARK_MIN_R = 0.2        # but above this share (unlit gaps, the field stop's edge)
 DARK_DESAT = 0.15       # log G/R at least this above the view's median (less saturated than tissue)
 DARK_MAX_GR = 0.95      # after the highlight white balance still red-tinted (grey metal and char are not)
 DARK_MIN_BG = 0.9       # and blue not below green (brown, orange and charred tissue are below)
@@ -186,10 +186,12 @@ def dark_blood_mask(rgb: np.ndarray, view: np.ndarray | None = None) -> np.ndarr
     return out
 
 
-def blood_presence(frame: np.ndarray) -> float:
-    """Share of the lit view covered by `blood_mask` or `dark_blood_mask`, on an AREA_SIZE copy
-    of the frame."""
+def blood_presence(frame: np.ndarray, dark: bool = True) -> float:
+    """Share of the lit view covered by `blood_mask` (or, with `dark`, `dark_blood_mask`), on an
+    AREA_SIZE copy of the frame."""
     small = cv2.resize(frame, AREA_SIZE, interpolation=cv2.INTER_AREA)
     view = field_of_view(small)
-    blood = blood_mask(small, view) | dark_blood_mask(small, view)
+    blood = blood_mask(small, view)
+    if dark:
+        blood |= dark_blood_mask(small, view)
     return float(blood.sum() / max(1, view.sum()))
