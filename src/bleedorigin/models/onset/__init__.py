@@ -2,6 +2,7 @@
 
 Registers `onset_small` (shipped weights, with the bleeding-present check at stream start),
 `onset_small_transition` (the same without that check: onsets only from a bleeding-free start),
+`onset_small_bright` (the check counting bright blood only, not near-black pools),
 `onset_small_raw` (without the check and the onset refinement) and `onset_test` (tiny, random,
 seeded) models.
 """
@@ -35,6 +36,13 @@ def onset_small_raw(device: str = "auto", weights: str = "small") -> OnsetDetect
 def onset_small_transition(device: str = "auto", weights: str = "small") -> OnsetDetector:
     """The shipped network and refinement without the bleeding-present check (for ablations)."""
     return OnsetDetector.from_pretrained(weights, device=device, presence=False)
+
+
+@register_model("onset_small_bright")
+def onset_small_bright(device: str = "auto", weights: str = "small") -> OnsetDetector:
+    """The bleeding-present check without the dark-pool cue (for ablations and scenes with dark
+    instrument shafts, which that cue can take for pools)."""
+    return OnsetDetector.from_pretrained(weights, device=device, dark=False)
 
 
 @register_model("onset_test")

@@ -230,7 +230,8 @@ class OnsetDetector(OnsetDetectorBase):
 
     @classmethod
     def from_pretrained(cls, name_or_path: str = "small", device: str = "auto",
-                        refine_radius: int = REFINE_RADIUS, presence: bool = True) -> OnsetDetector:
+                        refine_radius: int = REFINE_RADIUS, presence: bool = True,
+                        dark: bool = True) -> OnsetDetector:
         from bleedorigin.training.checkpoint import load_checkpoint
         folder = find_weights(name_or_path, "onset_small")
         config, state = load_checkpoint(folder, stage="onset")
@@ -238,7 +239,7 @@ class OnsetDetector(OnsetDetectorBase):
         net = OnsetNet(cfg)
         net.load_state_dict(state)
         return cls(net, device, model_id=f"onset:{folder.name}@{config.get('checksum', '')[:12]}",
-                   refine_radius=refine_radius, presence=PresenceCheck() if presence else None)
+                   refine_radius=refine_radius, presence=PresenceCheck(dark=dark) if presence else None)
 
     def reset(self) -> None:
         self.t = 0

@@ -3,8 +3,9 @@
 The transition model needs a bleeding-free stretch before the onset; a stream picked up during
 a bleed never shows one. While armed (the first `arm_frames` frames after a reset, i.e. at
 stream start and, in the pipeline, after each episode), every frame's blood cover is measured
-with the real-calibrated `vision.color.blood_presence`; once `persist` armed frames exceeded
-`threshold`, bleeding is reported as present from the first of them.
+with the real-calibrated `vision.color.blood_presence` (bright blood, and near-black pools unless
+`dark` is off); once `persist` armed frames exceeded `threshold`, bleeding is reported as present
+from the first of them.
 
 The threshold is twice the highest cover measured on bleeding-free video (real VL-SurgPT clips
 under five white balances, BleedSim negatives): docs/onset.md.
@@ -27,6 +28,7 @@ class PresenceCheck:
     threshold: float = PRESENT_THRESHOLD
     persist: int = PRESENT_PERSIST
     arm_frames: int = ARM_FRAMES
+    dark: bool = True  # count near-black pools (`vision.color.dark_blood_mask`) as blood
 
     def __post_init__(self) -> None:
         self.reset()
@@ -48,7 +50,7 @@ class PresenceCheck:
         self.t += 1
         if not self.armed or (self.first is None and t >= self.arm_frames):
             return 0.0, None
-        if blood_presence(frame) > self.threshold:
+        if blood_presence(frame, self.dark) > self.threshold:
             self.first = t if self.first is None else self.first
             self.count += 1
         score = min(1.0, self.count / self.persist)
