@@ -1,9 +1,10 @@
 """Precision / recall of blood masks against hand-marked real frames.
 
-    python scripts/blood_mask_scores.py [--data ../shared/data] [--polygons tests/fixtures/blood_polygons.json]
+    python scripts/blood_mask_scores.py [--data ../shared/data] [--polygons tests/fixtures/blood_polygons.json] [--per-clip]
 
-Scores `vision.color.red_mask` (> 0.5, the networks' input) and the calibrated
-`vision.color.blood_mask` on the marked frames (blood polygons; an empty list marks a blood-free
+Scores `vision.color.red_mask` (> 0.5, the networks' input), the calibrated
+`vision.color.blood_mask`, the dark-pool cue `vision.color.dark_blood_mask` and the union of the
+last two (the bleeding-present check's blood) on the marked frames (blood polygons; an empty list marks a blood-free
 frame), inside the lit view, under several white balances (channel gains). Frames with blood
 are scored at their stored size; blood-free frames of other sizes at 128x96.
 """
@@ -17,12 +18,15 @@ import cv2
 import numpy as np
 
 from bleedorigin.io.video import read_frames
-from bleedorigin.vision.color import AREA_SIZE, BLOOD_THRESHOLD, blood_mask, field_of_view, red_mask
+from bleedorigin.vision.color import (AREA_SIZE, BLOOD_THRESHOLD, blood_mask, dark_blood_mask, field_of_view,
+                                      red_mask)
 
 ROOT = Path(__file__).resolve().parents[1]
 CASTS = {"neutral": (1.0, 1.0, 1.0), "orange": (1.0, 0.8, 0.55), "red": (1.0, 0.75, 0.75),
          "cool": (0.8, 0.92, 1.0), "yellow": (1.0, 0.95, 0.7)}
-MASKS = {"red_mask": lambda f, v: red_mask(f) > BLOOD_THRESHOLD, "blood_mask": blood_mask}
+MASKS = {"red_mask": lambda f, v: red_mask(f) > BLOOD_THRESHOLD, "blood_mask": blood_mask,
+         "dark_blood_mask": dark_blood_mask,
+         "blood_mask or dark_blood_mask": lambda f, v: blood_mask(f, v) | dark_blood_mask(f, v)}
 
 
 def marked_frames(data: Path, polygons: Path) -> list[tuple[str, np.ndarray, np.ndarray]]:
@@ -67,6 +71,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=Path("../shared/data"))
     ap.add_argument("--polygons", type=Path, default=ROOT / "tests" / "fixtures" / "blood_polygons.json")
+    ap.add_argument("--per-clip", action="store_true", help="also score each clip's marked frames alone (neutral)")
     args = ap.parse_args()
     frames = marked_frames(args.data, args.polygons)
     n_blood = sum(t.any() for _, _, t in frames)
@@ -78,6 +83,15 @@ def main() -> None:
             s = scores(frames, fn, gains)
             print(f"| {name} | {cast} | {100 * s['precision']:.1f} % | {100 * s['recall']:.1f} % | "
                   f"{100 * s['blood_free_marked']:.2f} % |")
+    if args.per_clip:
+        clips = sorted({key.rsplit(":", 1)[0] for key, _, truth in frames if truth.any()})
+        print("\n| clip (frames) | mask | precision | recall |")
+        print("|---|---|---|---|")
+        for clip in clips:
+            own = [f for f in frames if f[0].rsplit(":", 1)[0] == clip]
+            for name, fn in MASKS.items():
+                s = scores(own, fn, CASTS["neutral"])
+                print(f"| {clip} ({len(own)}) | {name} | {100 * s['precision']:.1f} % | {100 * s['recall']:.1f} % |")
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from bleedorigin.models.onset.present import PresenceCheck
-from bleedorigin.vision.color import blood_mask, blood_presence
+from bleedorigin.vision.color import blood_mask, blood_presence, dark_blood_mask
 
 SHARED = Path("/work/shared/data")
 CASTS = {"neutral": (1.0, 1.0, 1.0), "orange": (1.0, 0.8, 0.55), "red": (1.0, 0.75, 0.75), "cool": (0.8, 0.92, 1.0)}
@@ -59,6 +59,79 @@ def test_presence_check_raises_from_frame_zero_and_only_while_armed():
     for _ in range(12):
         check.step(clean)
     assert [check.step(bleed)[1] for _ in range(5)][-1] == 12  # onset where the blood began
+
+
+def _lit_scene(tissue=(170, 95, 85), size=(128, 96)) -> np.ndarray:
+    """Textured tissue with wet highlights (over 1 % of the view, as on real wet mucosa) inside a
+    black octagonal field stop."""
+    w, h = size
+    img = _scene(tissue, pool=False, size=size)
+    for x, y in ((25, 30), (100, 28), (30, 75), (98, 74), (64, 15), (64, 85), (20, 50), (108, 50)):
+        cv2.circle(img, (x, y), 2, (245, 240, 238), -1)
+    stop = np.zeros((h, w), np.uint8)
+    c = 14
+    cv2.fillPoly(stop, [np.array([(c, 0), (w - c, 0), (w, c), (w, h - c), (w - c, h), (c, h), (0, h - c), (0, c)])], 1)
+    img[stop == 0] = 0
+    return img
+
+
+def _disk(img: np.ndarray, colour, centre=(64, 52), radius=16) -> np.ndarray:
+    out = img.copy()
+    cv2.circle(out, centre, radius, colour, -1)
+    noise = np.random.default_rng(1).normal(0, 3, out.shape)
+    inside = cv2.circle(np.zeros(out.shape[:2], np.uint8), centre, radius, 1, -1).astype(bool)
+    out[inside] = np.clip(out[inside] + noise[inside], 0, 255).astype(np.uint8)
+    return out
+
+
+DARK_POOL = (62, 46, 47)  # near-black maroon, as measured in the pool of the shared clip camera_010
+
+
+def test_dark_blood_mask_finds_a_dark_maroon_pool_under_any_white_balance():
+    for name, gains in CASTS.items():
+        frame = _cast(_disk(_lit_scene(), DARK_POOL), gains)
+        m = dark_blood_mask(frame)
+        assert m[52, 64] and m[52, 54] and m[60, 70], name
+        assert m.sum() == pytest.approx(np.pi * 16 ** 2, rel=0.25), name
+        assert not m[20, 20] and not m[2, 2], name
+        assert blood_presence(frame) > 0.02, name  # the bleeding-present check sees it
+
+
+@pytest.mark.parametrize("what,colour", [
+    ("neutral shadow", (48, 47, 46)),
+    ("red shadow (tissue in the dark, lit by red interreflection)", (70, 30, 26)),
+    ("brown char", (60, 50, 38)),
+])
+def test_dark_blood_mask_ignores_shadows_and_char(what, colour):
+    for gains in CASTS.values():
+        assert not dark_blood_mask(_cast(_disk(_lit_scene(), colour), gains)).any(), what
+
+
+def test_dark_blood_mask_ignores_the_field_stop_and_dark_red_liver():
+    """The black field stop and vignetted rim are not blood; nor is a dark-red organ, whether it
+    fills the view evenly or lies beside brighter pink tissue: liver is a saturated red (diffuse
+    red reflection), a thick blood pool a desaturated one (its wet surface reflects the white
+    light, its body absorbs nearly everything)."""
+    stop = _lit_scene()
+    h, w = stop.shape[:2]
+    yy, xx = np.mgrid[:h, :w]
+    vignetted = (stop * np.clip(1.2 - np.hypot(xx - w / 2, yy - h / 2) / (w / 2), 0.15, 1)[..., None]).astype(np.uint8)
+    liver = _lit_scene(tissue=(110, 36, 30))
+    half = _lit_scene()
+    half[:, : w // 2] = liver[:, : w // 2]
+    for name, frame in {"field stop": stop, "vignetting": vignetted, "liver fills the view": liver,
+                        "liver beside pink tissue": half}.items():
+        for gains in CASTS.values():
+            assert not dark_blood_mask(_cast(frame, gains)).any(), name
+
+
+def test_presence_check_flags_a_stream_that_starts_with_a_dark_pool():
+    pool, clean = _disk(_lit_scene(), DARK_POOL), _lit_scene()
+    check = PresenceCheck()
+    onsets = [o for o in (check.step(pool)[1] for _ in range(15)) if o is not None]
+    assert onsets == [0]
+    check.reset()
+    assert all(check.step(clean)[1] is None for _ in range(40))
 
 
 def _first_frames(video: Path, n: int) -> list[np.ndarray]:

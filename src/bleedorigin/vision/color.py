@@ -120,8 +120,57 @@ def blood_mask(rgb: np.ndarray, view: np.ndarray | None = None) -> np.ndarray:
     return opened.astype(bool)
 
 
+# -- dark blood (near-black maroon pools) -------------------------------------------------------
+# A thick pool of blood absorbs nearly all green and blue light and much of the red: what the
+# camera sees is a dark surface whose wet top reflects the (white) light source, so the pixel is
+# dark, red-tinted and LESS saturated than the lit tissue around it. A shadow in a red cavity is
+# the opposite: lit by light bounced off red tissue, it is darker and MORE saturated than the tissue.
+# Constants read off the shared real clips (ESD camera_010 / instrument_004 pools against the
+# VL-SurgPT shadows and instruments): docs/onset.md.
+DARK_MAX_R = 0.5        # dark: red level at most this share of the view's tissue red (75th percentile)
+DARK_MIN_R = 0.1        # but above this share (unlit gaps, the field stop's edge)
+DARK_DESAT = 0.15       # log G/R at least this above the view's median (less saturated than tissue)
+DARK_MAX_GR = 0.95      # after the highlight white balance still red-tinted (grey metal and char are not)
+DARK_MIN_BG = 0.9       # and blue not below green (brown, orange and charred tissue are below)
+DARK_EDGE = 0.03        # away from the rim of the view (vignetting, cap ring): share of the image width
+DARK_MIN_AREA = 0.01    # a pool, not a speck: connected region of at least this share of the view
+
+
+def dark_blood_mask(rgb: np.ndarray, view: np.ndarray | None = None) -> np.ndarray:
+    """Bool (H, W) mask of dark (near-black maroon) blood pools, the blood `blood_mask` misses.
+
+    A pixel qualifies when, inside the lit view and at least DARK_EDGE of the width from its rim:
+    its red is between DARK_MIN_R and DARK_MAX_R times the view's tissue red; its G/R is at least
+    exp(DARK_DESAT) times the view's median G/R (desaturated, unlike red shadows and dark-red
+    organs); and after the highlight white balance G/R <= DARK_MAX_GR and B/G >= DARK_MIN_BG
+    (red-tinted, not grey, brown or orange). Ratios to the frame's own statistics make the test
+    white-balance invariant. Colours are read on a 3x3 average (dark pixels are noisy); a 3x3
+    opening drops thin structures, and connected regions smaller than DARK_MIN_AREA of the view
+    are dropped. `view` defaults to `field_of_view(rgb)`.
+    """
+    view = field_of_view(rgb) if view is None else view
+    # the colour of a dark pixel is mostly sensor and codec noise: judge it on a 3x3 average
+    x = cv2.blur(rgb.astype(np.float32), (3, 3)) + 2
+    r = x[..., 0]
+    if view.sum() < 20:
+        return np.zeros(rgb.shape[:2], bool)
+    ref_r = np.percentile(r[view], 75)
+    lg = np.log(x[..., 1] / r)
+    y = x * highlight_white(rgb, view)
+    rim = cv2.distanceTransform(view.astype(np.uint8), cv2.DIST_L2, 3) >= DARK_EDGE * rgb.shape[1]
+    mask = (rim & (r <= DARK_MAX_R * ref_r) & (r >= DARK_MIN_R * ref_r)
+            & (lg >= np.median(lg[view]) + DARK_DESAT)
+            & (y[..., 1] <= DARK_MAX_GR * y[..., 0]) & (y[..., 2] >= DARK_MIN_BG * y[..., 1]))
+    opened = cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(opened, connectivity=8)
+    keep = np.flatnonzero(stats[:, cv2.CC_STAT_AREA] >= DARK_MIN_AREA * view.sum())
+    return np.isin(labels, keep[keep > 0])
+
+
 def blood_presence(frame: np.ndarray) -> float:
-    """Share of the lit view covered by `blood_mask`, on an AREA_SIZE copy of the frame."""
+    """Share of the lit view covered by `blood_mask` or `dark_blood_mask`, on an AREA_SIZE copy
+    of the frame."""
     small = cv2.resize(frame, AREA_SIZE, interpolation=cv2.INTER_AREA)
     view = field_of_view(small)
-    return float(blood_mask(small, view).sum() / max(1, view.sum()))
+    blood = blood_mask(small, view) | dark_blood_mask(small, view)
+    return float(blood.sum() / max(1, view.sum()))
