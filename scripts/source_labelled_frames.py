@@ -11,7 +11,7 @@ error) and the mean error of the less and the more confident half.
 
 `--report DIR` writes DIR/report.md, DIR/metrics.json and one picture per clip (every labelled
 frame with the truth and each model's point, and the evidence maps of a model that keeps them,
-one that also weighs history when given: network heat, Red-Mask, support, rim prior, centre
+one that also weighs history when given: network heat, Red-Mask, dark blood, support, rim prior, centre
 prior, growth, flow divergence, fused posterior).
 `--saturation` scales the frames' HSV saturation first (a robustness check).
 
@@ -143,7 +143,7 @@ def clip_picture(items: list[dict], rows: dict[str, list[dict]], path: Path) -> 
     # the model whose maps include the most history evidence: it shows every piece of evidence
     maps_of = max(with_maps, key=lambda n: sum(getattr(rows[n][-1]["maps"], k) is not None
                                                for k in ("growth", "flow")), default=None)
-    kinds = ["heat", "red", "support", "prior", "centre", "growth", "flow", "posterior"] if maps_of else []
+    kinds = ["heat", "red", "dark", "support", "prior", "centre", "growth", "flow", "posterior"] if maps_of else []
     out = []
     for i, it in enumerate(items):
         h, w = it["frame"].shape[:2]

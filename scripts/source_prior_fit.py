@@ -10,6 +10,7 @@ Families (each a grid; docs/source.md states the selection rule):
 - `prior`: + centre prior of width `prior_sigma`, posterior arg-max;
 - `mean`: + centre prior, posterior mean at `temperature`;
 - `shrink`: arg-max moved toward the view's centre by min(1, confidence / `shrink_full`);
+- `dark`: + dark-blood map at weight `w_dark`, with or without the centre prior;
 - `flow`: + flow-divergence map at weight `w_flow` (frames with history only); `flow_alone`: the
   arg-max of the flow map.
 A family's settings are eligible when BleedSim validation keeps Acc<100 >= 90 % and
@@ -43,6 +44,7 @@ GRIDS: dict[str, dict[str, tuple]] = {
     "mean": {"prior_sigma": (0.0,) + SIGMAS, "temperature": (0.05, 0.1, 0.2, 0.3, 0.5, 1.0)},
     "shrink": {"shrink_full": (0.02, 0.05, 0.1, 0.2, 0.3, 0.5)},
     "flow": {"w_flow": (0.5, 1.0, 2.0, 4.0)},
+    "dark": {"w_dark": (0.5, 1.0, 2.0, 4.0), "prior_sigma": (0.0,) + SIGMAS},
 }
 FIXED = {"mean": {"estimate": "mean"}, "shrink": {"estimate": "shrink"}}
 # Every family is fitted jointly with the fusion weights (the grid of source_fusion_select.py
@@ -76,7 +78,7 @@ def predict(it: dict, cfg: FusionConfig, radius: int, cache: dict) -> tuple[floa
     if rim not in cache:
         cache[rim] = rim_prior(it["fov"], cfg.evidence.rim_fraction)
     centre, cxy = cache[key]
-    score = fuse(m.heat, m.red, m.support, cache[rim], m.growth, cfg, m.flow, centre)
+    score = fuse(m.heat, m.red, m.support, cache[rim], m.growth, cfg, m.flow, centre, m.dark)
     maps = replace(m, centre=centre, centre_xy=cxy, posterior=posterior(score, cfg.temperature))
     return point_estimate(maps, cfg, radius)[0]
 
@@ -111,6 +113,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sim", required=True, help="BleedSim validation detect folder (gt.npz per clip)")
     ap.add_argument("--real", required=True, help="real clips whose one label is the bleeding source")
+    ap.add_argument("--families", nargs="+", choices=list(GRIDS), default=list(GRIDS), help="families to fit")
     ap.add_argument("--history", type=int, default=30, help="frames before each real labelled frame")
     ap.add_argument("--after", type=int, default=8, help="BleedSim: also onset + this, with history from onset - 10 "
                     "(the flow cue alone is reported there: at the onset nothing flows yet)")
@@ -118,13 +121,13 @@ def main() -> None:
     select = _script("source_fusion_select.py")
     try:
         locator = load_stage("source", "source_evidence", "cpu")
-        locator.cfg = replace(locator.cfg, w_flow=1.0)  # compute the flow map (the fit re-weights it)
+        locator.cfg = replace(locator.cfg, w_flow=1.0, w_dark=1.0)  # compute every map (the fit re-weights them)
         items = select.sim_items(args.sim, args.after, locator)
         items += select.real_items(args.real, args.history, locator)
     except BleedOriginError as e:
         ap.error(str(e))
     work, radius = tuple(locator.base.cfg.input_size), locator.base.cfg.refine_radius
-    base = replace(locator.cfg, w_flow=0.0, prior_sigma=0.0)
+    base = replace(locator.cfg, w_flow=0.0, w_dark=0.0, prior_sigma=0.0)
     sim = [it for it in items if it["set"] == "onset"]
     real = [it for it in items if it["set"] == "real"]
     clip_of = np.array([it["clip"] for it in real])
@@ -145,7 +148,7 @@ def main() -> None:
         e = np.array([select.error(it, xy, work) for it, xy in fa if xy is not None])
         if len(e):
             print(f"flow_alone, {name}: {e.mean():.1f} mean / {np.median(e):.1f} median (n={len(e)})")
-    for family in GRIDS:
+    for family in args.families:
         rows = []
         for cfg in settings(base, family):
             es, er = errors(cfg, sim), errors(cfg, real)

@@ -4,11 +4,13 @@ from simulation to real video (models.source.evidence), and a spatial prior.
 Fusion rule, per pixel of the network's working resolution:
 
     score = w_net * log(heat + eps) + w_red * red + log(support + eps) + log(rim + eps)
-            + log centre_prior + w_growth * growth / max(growth) + w_flow * flow / max(flow)
+            + log centre_prior + w_dark * dark
+            + w_growth * growth / max(growth) + w_flow * flow / max(flow)
 
 heat = the network's sigmoid heat-map, red = the Red-Mask smoothed over `red_sigma`, support =
 where a source can be (field of view, no glare, not grey), rim = the rim prior, centre_prior =
-a Gaussian around the centre of the view (`prior_sigma`; none when 0), growth = where blood kept
+a Gaussian around the centre of the view (`prior_sigma`; none when 0), dark = the dark-blood mask
+(`vision.color.dark_blood_mask`, near-black pools the Red-Mask misses) smoothed like red, growth = where blood kept
 appearing over the history frames, flow = where blood flows out from (both only when history is
 given and the map has a peak). Posterior = softmax(score / temperature).
 
@@ -16,8 +18,8 @@ The point (`estimate`): "peak", the posterior's arg-max with sub-pixel refinemen
 posterior mean; "shrink", the arg-max moved toward the centre of the view by the confidence:
 centre + min(1, confidence / shrink_full) * (peak - centre).
 Confidence = the share of the posterior within `conf_radius` of the arg-max times the weighted
-agreement of the heat, red, growth and flow maps there (each map's value at the point relative
-to its own peak): it drops when the posterior is spread over several places and when the
+agreement of the heat, red, dark, growth and flow maps there (how far up from its median toward
+its peak each map is at the point): it drops when the posterior is spread over several places and when the
 pieces of evidence point at different places.
 """
 from __future__ import annotations
@@ -37,7 +39,7 @@ from bleedorigin.models.source.evidence import (EvidenceConfig, centre_prior, fl
 from bleedorigin.models.source.model import refined_peak
 from bleedorigin.models.source.predictor import SourceLocator, check_frame, to_input
 from bleedorigin.types import Point
-from bleedorigin.vision.color import field_of_view, red_mask
+from bleedorigin.vision.color import dark_blood_mask, field_of_view, red_mask
 
 EPS = 1e-3
 ESTIMATES = ("peak", "mean", "shrink")
@@ -50,6 +52,7 @@ class FusionConfig:
     w_net: float = 0.1        # weight of the network's log-heat
     w_red: float = 1.0        # weight of the smoothed Red-Mask
     red_sigma: float = 3.0    # px at the working resolution: a blood region, not single red pixels
+    w_dark: float = 0.0       # weight of the smoothed dark-blood mask
     w_growth: float = 0.0     # weight of the (normalised) growth map when history is given
     growth_min: float = 0.02  # growth peak below which no blood appeared: the map is left out
     w_flow: float = 0.0       # weight of the (normalised) flow-divergence map when history is given
@@ -74,6 +77,7 @@ class EvidenceMaps:
 
     heat: np.ndarray
     red: np.ndarray
+    dark: np.ndarray | None
     support: np.ndarray
     prior: np.ndarray
     growth: np.ndarray | None
@@ -85,11 +89,13 @@ class EvidenceMaps:
 
 def fuse(heat: np.ndarray, red: np.ndarray, support: np.ndarray, prior: np.ndarray,
          growth: np.ndarray | None, cfg: FusionConfig, flow: np.ndarray | None = None,
-         centre: np.ndarray | None = None) -> np.ndarray:
+         centre: np.ndarray | None = None, dark: np.ndarray | None = None) -> np.ndarray:
     """The fused log-score (h, w) of the rule in the module docstring."""
     score = cfg.w_net * np.log(heat + EPS) + cfg.w_red * red + np.log(support + EPS) + np.log(prior + EPS)
     if centre is not None:
         score = score + centre
+    if dark is not None and cfg.w_dark > 0:
+        score = score + cfg.w_dark * dark
     for wt, m in counted(cfg, growth, flow):
         score = score + wt * m / float(m.max())
     return score.astype(np.float32)
@@ -106,23 +112,32 @@ def posterior(score: np.ndarray, temperature: float = 1.0) -> np.ndarray:
     return (p / p.sum()).astype(np.float32)
 
 
+def lift(m: np.ndarray, x: int, y: int) -> float:
+    """How far up from its median toward its peak a map is at (x, y), in [0, 1]; 0 for a flat
+    map (it points nowhere, so it supports no place)."""
+    med, top = float(np.median(m)), float(m.max())
+    return float(np.clip((m[y, x] - med) / (top - med), 0, 1)) if top - med > EPS else 0.0
+
+
 def confidence(post: np.ndarray, evidence: list[tuple[float, np.ndarray]], xy: tuple[float, float],
                radius: float) -> float:
     """Posterior mass near the point times how much the evidence agrees there: the weighted
-    mean, over the (weight, map) pairs that voted, of each map's value at the point relative to
-    its own peak."""
+    mean, over the (weight, map) pairs that voted, of each map's `lift` at the point."""
     h, w = post.shape
     ys, xs = np.mgrid[0:h, 0:w]
     near = (xs - xy[0]) ** 2 + (ys - xy[1]) ** 2 <= radius ** 2
     x, y = int(round(np.clip(xy[0], 0, w - 1))), int(round(np.clip(xy[1], 0, h - 1)))
-    votes = [(wt, float(m[y, x] / max(float(m.max()), EPS))) for wt, m in evidence if wt > 0]
+    votes = [(wt, lift(m, x, y)) for wt, m in evidence if wt > 0]
     agree = sum(wt * a for wt, a in votes) / sum(wt for wt, _ in votes) if votes else 1.0
     return float(np.clip(post[near].sum() * agree, 0.0, 1.0))
 
 
 def voters(m: EvidenceMaps, cfg: FusionConfig) -> list[tuple[float, np.ndarray]]:
     """The weighted maps that point at a place (support and prior only rule places out)."""
-    return [(cfg.w_net, m.heat), (cfg.w_red, m.red)] + counted(cfg, m.growth, m.flow)
+    out = [(cfg.w_net, m.heat), (cfg.w_red, m.red)]
+    if m.dark is not None and float(m.dark.max()) > 0:
+        out.append((cfg.w_dark, m.dark))
+    return out + counted(cfg, m.growth, m.flow)
 
 
 def peak(post: np.ndarray, radius: int) -> tuple[float, float]:
@@ -170,6 +185,9 @@ class EvidenceSourceLocator(SourceLocatorBase):
         fov = field_of_view(small)
         heat = torch.sigmoid(self.base.heatmap(small)[0, 0]).cpu().numpy() * fov
         red = cv2.GaussianBlur(red_mask(small), (0, 0), self.cfg.red_sigma) * fov
+        dark = None
+        if self.cfg.w_dark > 0:
+            dark = cv2.GaussianBlur(dark_blood_mask(small, fov).astype(np.float32), (0, 0), self.cfg.red_sigma) * fov
         support = support_map(small, self.cfg.evidence, fov)
         prior = rim_prior(fov, self.cfg.evidence.rim_fraction)
         growth = flow = None
@@ -180,8 +198,8 @@ class EvidenceSourceLocator(SourceLocatorBase):
             if self.cfg.w_flow > 0:
                 flow = flow_map(small, past, self.cfg.evidence, fov)
         centre, centre_xy = centre_prior(fov, self.cfg.prior_sigma)
-        score = fuse(heat, red, support, prior, growth, self.cfg, flow, centre)
-        return EvidenceMaps(heat, red, support, prior, growth, flow, centre, centre_xy,
+        score = fuse(heat, red, support, prior, growth, self.cfg, flow, centre, dark)
+        return EvidenceMaps(heat, red, dark, support, prior, growth, flow, centre, centre_xy,
                             posterior(score, self.cfg.temperature))
 
     def locate(self, frame: np.ndarray, history: list[np.ndarray] | None = None) -> Point:
