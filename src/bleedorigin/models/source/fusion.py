@@ -47,12 +47,12 @@ ESTIMATES = ("peak", "mean", "shrink")
 
 @dataclass(frozen=True)
 class FusionConfig:
-    # w_net, w_red, prior_sigma and the rim fraction: chosen by scripts/source_prior_fit.py under the
+    # w_net, w_red, w_dark, prior_sigma and the rim fraction: chosen by scripts/source_prior_fit.py under the
     # rule of docs/source.md ("How the default is chosen"); w_growth by scripts/source_fusion_select.py.
     w_net: float = 0.1        # weight of the network's log-heat
     w_red: float = 1.0        # weight of the smoothed Red-Mask
     red_sigma: float = 3.0    # px at the working resolution: a blood region, not single red pixels
-    w_dark: float = 0.0       # weight of the smoothed dark-blood mask
+    w_dark: float = 1.0       # weight of the smoothed dark-blood mask
     w_growth: float = 0.0     # weight of the (normalised) growth map when history is given
     growth_min: float = 0.02  # growth peak below which no blood appeared: the map is left out
     w_flow: float = 0.0       # weight of the (normalised) flow-divergence map when history is given
