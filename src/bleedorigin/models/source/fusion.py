@@ -9,18 +9,18 @@ Fusion rule, per pixel of the network's working resolution:
 
 heat = the network's sigmoid heat-map, red = the Red-Mask smoothed over `red_sigma`, support =
 where a source can be (field of view, no glare, not grey), rim = the rim prior, centre_prior =
-a Gaussian around the centre of the view (`prior_sigma`; none when 0), dark = the dark-blood mask
-(`vision.color.dark_blood_mask`, near-black pools the Red-Mask misses) smoothed like red, growth = where blood kept
-appearing over the history frames, flow = where blood flows out from (both only when history is
-given and the map has a peak). Posterior = softmax(score / temperature).
+a Gaussian around the centre of the view (`prior_sigma`; none when 0), dark = the dark-blood
+mask (`vision.color.dark_blood_mask`, near-black pools the Red-Mask misses) smoothed like red,
+growth = where blood kept appearing over the history frames, flow = where blood flows out from
+(both only when history is given and the map has a peak). Posterior = softmax(score / temperature).
 
 The point (`estimate`): "peak", the posterior's arg-max with sub-pixel refinement; "mean", the
 posterior mean; "shrink", the arg-max moved toward the centre of the view by the confidence:
 centre + min(1, confidence / shrink_full) * (peak - centre).
 Confidence = the share of the posterior within `conf_radius` of the arg-max times the weighted
 agreement of the heat, red, dark, growth and flow maps there (how far up from its median toward
-its peak each map is at the point): it drops when the posterior is spread over several places and when the
-pieces of evidence point at different places.
+its peak each map is at the point): it drops when the posterior is spread over several places
+and when the pieces of evidence point at different places.
 """
 from __future__ import annotations
 
@@ -47,8 +47,9 @@ ESTIMATES = ("peak", "mean", "shrink")
 
 @dataclass(frozen=True)
 class FusionConfig:
-    # w_net, w_red, w_dark, prior_sigma and the rim fraction: chosen by scripts/source_prior_fit.py under the
-    # rule of docs/source.md ("How the default is chosen"); w_growth by scripts/source_fusion_select.py.
+    # w_net, w_red, w_dark, prior_sigma and the rim fraction: chosen by scripts/source_prior_fit.py
+    # under the rule of docs/source.md ("How the default is chosen"); w_growth by
+    # scripts/source_fusion_select.py.
     w_net: float = 0.1        # weight of the network's log-heat
     w_red: float = 1.0        # weight of the smoothed Red-Mask
     red_sigma: float = 3.0    # px at the working resolution: a blood region, not single red pixels
@@ -101,10 +102,11 @@ def fuse(heat: np.ndarray, red: np.ndarray, support: np.ndarray, prior: np.ndarr
     return score.astype(np.float32)
 
 
-def counted(cfg: FusionConfig, growth: np.ndarray | None, flow: np.ndarray | None) -> list[tuple[float, np.ndarray]]:
+def counted(cfg: FusionConfig, growth: np.ndarray | None,
+            flow: np.ndarray | None) -> list[tuple[float, np.ndarray]]:
     """The history maps that take part: weighted, given, and with a peak above their floor."""
-    return [(wt, m) for wt, m, floor in ((cfg.w_growth, growth, cfg.growth_min), (cfg.w_flow, flow, cfg.flow_min))
-            if m is not None and wt > 0 and float(m.max()) > floor]
+    maps = ((cfg.w_growth, growth, cfg.growth_min), (cfg.w_flow, flow, cfg.flow_min))
+    return [(wt, m) for wt, m, floor in maps if m is not None and wt > 0 and float(m.max()) > floor]
 
 
 def posterior(score: np.ndarray, temperature: float = 1.0) -> np.ndarray:
@@ -187,7 +189,8 @@ class EvidenceSourceLocator(SourceLocatorBase):
         red = cv2.GaussianBlur(red_mask(small), (0, 0), self.cfg.red_sigma) * fov
         dark = None
         if self.cfg.w_dark > 0:
-            dark = cv2.GaussianBlur(dark_blood_mask(small, fov).astype(np.float32), (0, 0), self.cfg.red_sigma) * fov
+            dark = dark_blood_mask(small, fov).astype(np.float32)
+            dark = cv2.GaussianBlur(dark, (0, 0), self.cfg.red_sigma) * fov
         support = support_map(small, self.cfg.evidence, fov)
         prior = rim_prior(fov, self.cfg.evidence.rim_fraction)
         growth = flow = None
