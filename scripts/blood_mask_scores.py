@@ -63,7 +63,7 @@ def scores(frames, mask_fn, gains) -> dict[str, float]:
         else:
             free_marked += int(pred.sum())
             free_total += int(view.sum())
-    return {"precision": tp / max(1, tp + fp), "recall": tp / max(1, tp + fn),
+    return {"precision": tp / max(1, tp + fp), "recall": tp / max(1, tp + fn), "marked": tp + fp,
             "blood_free_marked": free_marked / max(1, free_total)}
 
 
@@ -85,13 +85,14 @@ def main() -> None:
                   f"{100 * s['blood_free_marked']:.2f} % |")
     if args.per_clip:
         clips = sorted({key.rsplit(":", 1)[0] for key, _, truth in frames if truth.any()})
-        print("\n| clip (frames) | mask | precision | recall |")
-        print("|---|---|---|---|")
+        print("\n| clip (frames) | mask | pixels marked | precision | recall |")
+        print("|---|---|---|---|---|")
         for clip in clips:
             own = [f for f in frames if f[0].rsplit(":", 1)[0] == clip]
             for name, fn in MASKS.items():
                 s = scores(own, fn, CASTS["neutral"])
-                print(f"| {clip} ({len(own)}) | {name} | {100 * s['precision']:.1f} % | {100 * s['recall']:.1f} % |")
+                precision = f"{100 * s['precision']:.1f} %" if s["marked"] else "-"
+                print(f"| {clip} ({len(own)}) | {name} | {s['marked']} | {precision} | {100 * s['recall']:.1f} % |")
 
 
 if __name__ == "__main__":

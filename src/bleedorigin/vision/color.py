@@ -81,6 +81,9 @@ BLOOD_REF_PCT = 75      # tissue reference: this percentile of log G/R and log B
 BLOOD_MAX_GR = 0.34     # and G/R at most this after white balance (pink/orange tissue is above)
 BLOOD_MIN_BG = 0.85     # and B/G at least this after white balance (orange is below)
 BLOOD_MIN_R = 40        # red level (0-255) below which a pixel is too dark to judge
+BLOOD_MIN_REL_R = 0.4   # and red at least this share of the view's tissue red (75th percentile): lit
+                        # fresh blood reflects red about as strongly as tissue; a dim dark-red organ
+                        # (liver) or a red shadow is far below (dark pools: `dark_blood_mask`)
 
 
 def highlight_white(rgb: np.ndarray, view: np.ndarray) -> np.ndarray:
@@ -103,7 +106,8 @@ def blood_mask(rgb: np.ndarray, view: np.ndarray | None = None) -> np.ndarray:
     Blood is judged relative to the frame itself, so a white-balance shift (channel gains)
     cancels: a pixel is blood when its G/R and B/R are both below BLOOD_REL times the view's
     tissue reference, and, after the highlight white balance, G/R <= BLOOD_MAX_GR and
-    B/G >= BLOOD_MIN_BG. A 3x3 opening then drops thin structures (vessels, edges).
+    B/G >= BLOOD_MIN_BG; its red must reach BLOOD_MIN_REL_R of the view's tissue red. A 3x3
+    opening then drops thin structures (vessels, edges).
     """
     view = field_of_view(rgb) if view is None else view
     x = rgb.astype(np.float32) + 2
@@ -114,7 +118,8 @@ def blood_mask(rgb: np.ndarray, view: np.ndarray | None = None) -> np.ndarray:
     ref_g, ref_b = np.percentile(lg[lit], BLOOD_REF_PCT), np.percentile(lb[lit], BLOOD_REF_PCT)
     y = x * highlight_white(rgb, view)
     rel = np.log(BLOOD_REL)
-    mask = (lit & (lg < ref_g + rel) & (lb < ref_b + rel)
+    bright = x[..., 0] >= BLOOD_MIN_REL_R * np.percentile(x[..., 0][view], 75)
+    mask = (lit & bright & (lg < ref_g + rel) & (lb < ref_b + rel)
             & (y[..., 1] <= BLOOD_MAX_GR * y[..., 0]) & (y[..., 2] >= BLOOD_MIN_BG * y[..., 1]))
     opened = cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
     return opened.astype(bool)
@@ -134,6 +139,8 @@ DARK_MAX_GR = 0.95      # after the highlight white balance still red-tinted (gr
 DARK_MIN_BG = 0.9       # and blue not below green (brown, orange and charred tissue are below)
 DARK_EDGE = 0.03        # away from the rim of the view (vignetting, cap ring): share of the image width
 DARK_MIN_AREA = 0.01    # a pool, not a speck: connected region of at least this share of the view
+DARK_BASIN = 1.15       # a pool is darker than the lit tissue around it: ring red / pool red at least this
+DARK_RING = 0.03        # width of that ring around a region: share of the image width
 
 
 def dark_blood_mask(rgb: np.ndarray, view: np.ndarray | None = None) -> np.ndarray:
@@ -145,26 +152,38 @@ def dark_blood_mask(rgb: np.ndarray, view: np.ndarray | None = None) -> np.ndarr
     organs); and after the highlight white balance G/R <= DARK_MAX_GR and B/G >= DARK_MIN_BG
     (red-tinted, not grey, brown or orange). Ratios to the frame's own statistics make the test
     white-balance invariant. Colours are read on a 3x3 average (dark pixels are noisy); a 3x3
-    opening drops thin structures, and connected regions smaller than DARK_MIN_AREA of the view
-    are dropped. `view` defaults to `field_of_view(rgb)`.
+    opening drops thin structures. A connected region is kept when it covers at least
+    DARK_MIN_AREA of the view and is a basin: the median red of a ring around it (DARK_RING of
+    the width, inside the view) is at least DARK_BASIN times its own, as for a pool lying on lit
+    tissue (a dark instrument over a darker organ is not). `view` defaults to `field_of_view(rgb)`.
     """
     view = field_of_view(rgb) if view is None else view
+    if view.sum() < 20:
+        return np.zeros(rgb.shape[:2], bool)
     # the colour of a dark pixel is mostly sensor and codec noise: judge it on a 3x3 average
     x = cv2.blur(rgb.astype(np.float32), (3, 3)) + 2
     r = x[..., 0]
-    if view.sum() < 20:
-        return np.zeros(rgb.shape[:2], bool)
     ref_r = np.percentile(r[view], 75)
     lg = np.log(x[..., 1] / r)
     y = x * highlight_white(rgb, view)
-    rim = cv2.distanceTransform(view.astype(np.uint8), cv2.DIST_L2, 3) >= DARK_EDGE * rgb.shape[1]
+    width = rgb.shape[1]
+    rim = cv2.distanceTransform(view.astype(np.uint8), cv2.DIST_L2, 3) >= DARK_EDGE * width
     mask = (rim & (r <= DARK_MAX_R * ref_r) & (r >= DARK_MIN_R * ref_r)
             & (lg >= np.median(lg[view]) + DARK_DESAT)
             & (y[..., 1] <= DARK_MAX_GR * y[..., 0]) & (y[..., 2] >= DARK_MIN_BG * y[..., 1]))
     opened = cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
     count, labels, stats, _ = cv2.connectedComponentsWithStats(opened, connectivity=8)
-    keep = np.flatnonzero(stats[:, cv2.CC_STAT_AREA] >= DARK_MIN_AREA * view.sum())
-    return np.isin(labels, keep[keep > 0])
+    ring_px = max(1, int(round(DARK_RING * width)))
+    disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * ring_px + 1, 2 * ring_px + 1))
+    out = np.zeros(rgb.shape[:2], bool)
+    for k in range(1, count):
+        if stats[k, cv2.CC_STAT_AREA] < DARK_MIN_AREA * view.sum():
+            continue
+        region = labels == k
+        ring = cv2.dilate(region.astype(np.uint8), disk).astype(bool) & ~region & view
+        if ring.any() and np.median(r[ring]) >= DARK_BASIN * np.median(r[region]):
+            out |= region
+    return out
 
 
 def blood_presence(frame: np.ndarray) -> float:
