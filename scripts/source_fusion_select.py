@@ -1,5 +1,6 @@
-"""Choose the fusion weights of `source_evidence` by a rule fixed before measuring, and report
-each piece of evidence alone.
+"""Choose the weights of the fusion of network, Red-Mask and growth (without the centre prior
+and the dark-blood map, which scripts/source_prior_fit.py fits) by a rule fixed before
+measuring, and report each piece of evidence alone.
 
 Data: BleedSim validation `detect` clips (`--sim`), scored twice: on the GT onset frame with the
 10 frames before it (the evaluation protocol) and on onset + `--after` with the frames from

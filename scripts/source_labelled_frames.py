@@ -11,8 +11,8 @@ error) and the mean error of the less and the more confident half.
 
 `--report DIR` writes DIR/report.md, DIR/metrics.json and one picture per clip (every labelled
 frame with the truth and each model's point, and the evidence maps of a model that keeps them,
-one that also weighs growth when given: network heat, Red-Mask, support, rim prior, growth,
-fused posterior).
+one that also weighs history when given: network heat, Red-Mask, dark blood, support, rim prior, centre
+prior, growth, flow divergence, fused posterior).
 `--saturation` scales the frames' HSV saturation first (a robustness check).
 
     python scripts/source_labelled_frames.py ../shared/data/esd_clips --models source_small \\
@@ -140,9 +140,10 @@ def clip_picture(items: list[dict], rows: dict[str, list[dict]], path: Path) -> 
     (coloured dots), then the evidence maps of a model that kept them."""
     names = list(rows)
     with_maps = [n for n in names if rows[n][0]["maps"] is not None]
-    # the model whose maps include growth when there is one: it shows every piece of evidence
-    maps_of = max(with_maps, key=lambda n: rows[n][-1]["maps"].growth is not None, default=None)
-    kinds = ["heat", "red", "support", "prior", "growth", "posterior"] if maps_of else []
+    # the model whose maps include the most history evidence: it shows every piece of evidence
+    maps_of = max(with_maps, key=lambda n: sum(getattr(rows[n][-1]["maps"], k) is not None
+                                               for k in ("growth", "flow")), default=None)
+    kinds = ["heat", "red", "dark", "support", "prior", "centre", "growth", "flow", "posterior"] if maps_of else []
     out = []
     for i, it in enumerate(items):
         h, w = it["frame"].shape[:2]
@@ -177,7 +178,7 @@ def write_report(out: Path, data: str, history: int, results: dict[str, dict], p
             "against error, and the mean error of the less / more confident half.", "",
             table(results), "", "## Per clip", "",
             "Green ring: the label. Dots: each model's point (legend on top). Maps: those of a "
-            "model that keeps evidence maps (with history; growth when one weighs it).", ""]
+            "model that keeps evidence maps (with history; growth and flow when one weighs them).", ""]
     text += [f"![{p}]({p})" for p in pictures]
     with atomic_open(out / "report.md") as f:
         f.write("\n".join(text) + "\n")

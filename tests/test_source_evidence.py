@@ -10,8 +10,11 @@ import pytest
 
 from bleedorigin.models.base import OnsetDetectorBase, OnsetStep, SourceLocatorBase
 from bleedorigin.models.loading import load_stage
-from bleedorigin.models.source.evidence import EvidenceConfig, growth_map, rim_prior, support_map
-from bleedorigin.models.source.fusion import FusionConfig, confidence, fuse, posterior
+from bleedorigin.errors import ConfigError
+from bleedorigin.models.source.evidence import (EvidenceConfig, centre_prior, flow_map, growth_map, rim_prior,
+                                                support_map)
+from bleedorigin.models.source.fusion import (EvidenceMaps, FusionConfig, confidence, fuse, point_estimate,
+                                              posterior)
 from bleedorigin.pipeline import Pipeline, PipelineConfig
 from bleedorigin.types import Point
 
@@ -198,3 +201,93 @@ def test_labelled_frames_report_scores_with_and_without_history(tmp_path, tiny_c
     assert "source_centre" in (tmp_path / "rep" / "report.md").read_text()
     cal = script.calibration(np.array([0.9, 0.8, 0.2, 0.1]), np.array([5.0, 10.0, 80.0, 90.0]))
     assert cal["spearman"] == pytest.approx(-1.0) and cal["err_low_conf"] == 85.0
+
+
+def _maps(heat: np.ndarray, red: np.ndarray, cfg: FusionConfig) -> EvidenceMaps:
+    """The maps of a full-frame view with the given heat and red and nothing else."""
+    fov = np.ones((H, W), bool)
+    ones = np.ones((H, W), np.float32)
+    prior = rim_prior(fov, cfg.evidence.rim_fraction)
+    centre, cxy = centre_prior(fov, cfg.prior_sigma)
+    score = fuse(heat, red, ones, prior, None, cfg, None, centre)
+    return EvidenceMaps(heat, red, None, ones, prior, None, None, centre, cxy, posterior(score, cfg.temperature))
+
+
+def _bump(x: float, y: float, amp: float = 1.0, s: float = 6.0) -> np.ndarray:
+    yy, xx = np.mgrid[:H, :W]
+    return (amp * np.exp(-((xx - x) ** 2 + (yy - y) ** 2) / (2 * s * s))).astype(np.float32)
+
+
+def test_centre_prior_moves_an_ambiguous_answer_toward_the_centre_and_keeps_a_clear_one():
+    """Weak, split evidence (two faint red spots, the farther one marginally redder, a flat
+    network): the prior picks the spot nearer the centre and the confidence is low. One clear
+    source (strong red and network agreeing) off-centre is found within a pixel."""
+    cfg, flat = FusionConfig(), FusionConfig(prior_sigma=0.0)
+    assert cfg.prior_sigma > 0
+    centre = np.array([(W - 1) / 2, (H - 1) / 2])
+    far, near = np.array([25.0, 30.0]), np.array([110.0, 85.0])
+    heat = np.full((H, W), 0.01, np.float32)
+    red = np.maximum(_bump(*far, 0.35), _bump(*near, 0.33))
+    (xy_flat, _) = point_estimate(_maps(heat, red, flat), flat, 3)
+    (xy, conf_weak) = point_estimate(_maps(heat, red, cfg), cfg, 3)
+    assert np.hypot(*(np.array(xy_flat) - far)) < 3  # without a prior: the marginally redder far spot
+    assert np.hypot(*(np.array(xy) - near)) < 3
+    assert np.hypot(*(np.array(xy) - centre)) < np.hypot(*(np.array(xy_flat) - centre))
+    clear = np.array([30.0, 28.0])
+    (xy_clear, conf_clear) = point_estimate(_maps(_bump(*clear), _bump(*clear), cfg), cfg, 3)
+    assert np.hypot(*(np.array(xy_clear) - clear)) < 1.0
+    assert conf_weak < 0.5 * conf_clear  # split, faint evidence and a network that points nowhere
+
+
+def test_point_estimates_mean_and_shrink_hedge_toward_the_centre():
+    heat = np.full((H, W), 0.01, np.float32)
+    spot = np.array([30.0, 28.0])
+    red = _bump(*spot, 0.3)
+    peak_cfg = FusionConfig(prior_sigma=0.0)
+    top, conf = point_estimate(_maps(heat, red, peak_cfg), peak_cfg, 3)
+    for cfg in (FusionConfig(prior_sigma=0.0, estimate="mean"),
+                FusionConfig(prior_sigma=0.0, estimate="shrink", shrink_full=2 * conf)):
+        xy, _ = point_estimate(_maps(heat, red, cfg), cfg, 3)
+        centre = np.array([(W - 1) / 2, (H - 1) / 2])
+        assert np.hypot(*(np.array(xy) - centre)) < np.hypot(*(np.array(top) - centre)) - 5
+    with pytest.raises(ConfigError):
+        FusionConfig(estimate="median")
+
+
+def test_clear_blood_spot_off_centre_is_found_despite_the_prior():
+    frame = cv2.resize(_in_view(_tissue(4)[:H, :W]), (512, 384))
+    cv2.circle(frame, (150, 120), 14, (140, 10, 20), -1)
+    p = load_stage("source", "source_evidence", "cpu").locate(frame)
+    assert np.hypot(p.x - 150, p.y - 120) < 8
+
+
+def test_flow_map_marks_where_blood_flows_out_not_blood_that_only_moves():
+    """Textured blood expands from a source point while a red blob slides across the view and
+    the camera pans: the flow-divergence map peaks at the expanding pool."""
+    rng = np.random.default_rng(5)
+    blood_tex = cv2.GaussianBlur(rng.normal(0, 1, (400, 400)).astype(np.float32), (0, 0), 2)
+    blood_tex = 25 * blood_tex / blood_tex.std()
+    scene = _tissue(6)
+    src = np.array([70.0, 80.0])
+    yy, xx = np.mgrid[:scene.shape[0], :scene.shape[1]].astype(np.float32)
+    frames = []
+    for t in range(8):
+        img = scene.astype(np.float32).copy()
+        scale = 1 + 0.08 * t  # the pool's texture streams out from the source
+        u, v = src[0] + (xx - src[0]) / scale, src[1] + (yy - src[1]) / scale
+        pool = (xx - src[0]) ** 2 + (yy - src[1]) ** 2 <= (14 * scale) ** 2
+        tex = cv2.remap(blood_tex, (u + 200 - src[0]).astype(np.float32), (v + 200 - src[1]).astype(np.float32),
+                        cv2.INTER_LINEAR)
+        img[pool] = np.stack([130 + tex, 15 + 0 * tex, 20 + 0 * tex], -1)[pool]
+        bx = 150 + 2 * t  # a blob that only slides
+        blob = (xx - bx) ** 2 + (yy - 60) ** 2 <= 14 ** 2
+        tex2 = cv2.remap(blood_tex, xx - bx + 100, yy - 60 + 100, cv2.INTER_LINEAR)  # slides with the blob
+        img[blob] = np.stack([130 + tex2, 15 + 0 * tex2, 20 + 0 * tex2], -1)[blob]
+        ox, oy = t, t // 2  # camera pans
+        frames.append(np.ascontiguousarray(img.clip(0, 255).astype(np.uint8)[oy:oy + H, ox:ox + W]))
+    f = flow_map(frames[-1], frames[:-1], EvidenceConfig())
+    assert f is not None
+    y, x = np.unravel_index(int(np.argmax(f)), f.shape)
+    truth = src - (7, 3)
+    assert np.hypot(x - truth[0], y - truth[1]) < 15
+    assert flow_map(frames[-1], [], EvidenceConfig()) is None

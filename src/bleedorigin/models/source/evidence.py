@@ -6,8 +6,12 @@ Each map is (h, w) float32 at the working resolution of the frame it is given:
   water jets, smoke);
 - `rim_prior`: a geometric prior that falls to zero at the edge of the field of view (the source
   is rarely at the rim, where the cap and vignetting sit);
+- `centre_prior`: a broad Gaussian around the centre of the field of view (endoscopists keep
+  the working area in the middle of the view); its log and its centre;
 - `growth_map`: where blood keeps appearing over earlier frames once camera motion is removed:
-  the pixels that turned red earliest among those that were not red in the oldest frame.
+  the pixels that turned red earliest among those that were not red in the oldest frame;
+- `flow_map`: the upstream end of the flow of blood: the positive divergence of the dense flow
+  of the red region over the latest frames, after removing the camera's motion.
 """
 from __future__ import annotations
 
@@ -22,7 +26,7 @@ from bleedorigin.vision.flow import dis_flow, to_gray
 
 @dataclass(frozen=True)
 class EvidenceConfig:
-    rim_fraction: float = 0.5        # prior ramps from 0 at the field-stop edge to 1 this far in (share of the inscribed radius)
+    rim_fraction: float = 0.25       # prior ramps from 0 at the field-stop edge to 1 this far in (share of the inscribed radius)
     glare_value: float = 0.85        # HSV value above which an unsaturated pixel is glare
     glare_saturation: float = 0.3
     glare_grow: int = 2              # px at the working resolution; glare halos are not sources either
@@ -30,6 +34,8 @@ class EvidenceConfig:
     grey_floor: float = 0.3          # support left on a fully grey surface (wet tissue can be pale)
     history_samples: int = 8         # earlier frames aligned and compared (evenly spaced over the history)
     growth_sigma: float = 3.0        # px, smoothing of the growth map
+    flow_pairs: int = 6              # latest consecutive frame pairs whose blood flow is measured
+    flow_sigma: float = 3.0          # px, smoothing of the flow before its divergence and of the map
 
 
 def support_map(rgb: np.ndarray, cfg: EvidenceConfig = EvidenceConfig(),
@@ -59,22 +65,43 @@ def rim_prior(fov: np.ndarray, rim_fraction: float) -> np.ndarray:
     return np.clip(dist / (rim_fraction * radius), 0, 1).astype(np.float32)
 
 
-def align_to(moving: np.ndarray, target_gray: np.ndarray, flow: cv2.DISOpticalFlow,
-             static: np.ndarray) -> np.ndarray | None:
-    """2x3 similarity taking `moving` to the current frame, fitted robustly to the DIS flow on
-    pixels in `static` (not blood: blood flows, the tissue carries the camera's motion).
-    None when too few pixels agree."""
-    f = flow.calc(target_gray, to_gray(moving), None)  # current -> earlier, per current pixel
+def centre_prior(fov: np.ndarray, sigma: float) -> tuple[np.ndarray, tuple[float, float]]:
+    """Log of a Gaussian (h, w) around the centroid of the field of view, its standard deviation
+    `sigma` times the view's equivalent radius (sqrt(area / pi)), and that centre (x, y)."""
+    h, w = fov.shape
+    ys, xs = np.nonzero(fov)
+    if len(xs) == 0:
+        ys, xs = np.mgrid[:h, :w].reshape(2, -1)
+    cx, cy = float(xs.mean()), float(ys.mean())
+    if sigma <= 0:
+        return np.zeros((h, w), np.float32), (cx, cy)
+    s = sigma * np.sqrt(len(xs) / np.pi)
+    yy, xx = np.mgrid[:h, :w]
+    return (-((xx - cx) ** 2 + (yy - cy) ** 2) / (2 * s * s)).astype(np.float32), (cx, cy)
+
+
+def camera_motion(flow: np.ndarray, static: np.ndarray) -> np.ndarray | None:
+    """2x3 similarity that best explains the flow field (per pixel, frame A -> frame B) on the
+    pixels in `static` (not blood: blood flows, the tissue carries the camera's motion), fitted
+    with RANSAC. None when too few pixels agree."""
     ys, xs = np.nonzero(static[::4, ::4])
     if len(xs) < 12:
         return None
     xs, ys = xs * 4, ys * 4
-    cur = np.stack([xs, ys], 1).astype(np.float32)
-    old = cur + f[ys, xs]
-    m, inliers = cv2.estimateAffinePartial2D(old, cur, method=cv2.RANSAC, ransacReprojThreshold=2.0)
+    a = np.stack([xs, ys], 1).astype(np.float32)
+    b = a + flow[ys, xs]
+    m, inliers = cv2.estimateAffinePartial2D(a, b, method=cv2.RANSAC, ransacReprojThreshold=2.0)
     if m is None or inliers is None or inliers.sum() < 8:
         return None
     return m
+
+
+def align_to(moving: np.ndarray, target_gray: np.ndarray, flow: cv2.DISOpticalFlow,
+             static: np.ndarray) -> np.ndarray | None:
+    """2x3 similarity taking `moving` to the current frame (None when too few pixels agree)."""
+    f = flow.calc(target_gray, to_gray(moving), None)  # current -> earlier, per current pixel
+    m = camera_motion(f, static)
+    return None if m is None else cv2.invertAffineTransform(m)
 
 
 def growth_map(rgb: np.ndarray, history: list[np.ndarray], cfg: EvidenceConfig = EvidenceConfig(),
@@ -108,4 +135,37 @@ def growth_map(rgb: np.ndarray, history: list[np.ndarray], cfg: EvidenceConfig =
     fresh = np.clip(red_now - oldest, 0, 1)  # redder now than in the oldest frame
     early = np.mean([np.clip(r - oldest, 0, 1) for r in warped[1:]], axis=0)  # and already in between
     g = cv2.GaussianBlur((fresh * early).astype(np.float32), (0, 0), cfg.growth_sigma)
+    return (g * fov).astype(np.float32)
+
+
+def flow_map(rgb: np.ndarray, history: list[np.ndarray], cfg: EvidenceConfig = EvidenceConfig(),
+             fov: np.ndarray | None = None) -> np.ndarray | None:
+    """Where blood flows out from: over the latest `flow_pairs` consecutive frame pairs, the DIS
+    flow minus the camera's motion (a similarity fitted on non-blood pixels), smoothed, its
+    divergence weighted by the Red-Mask of the earlier frame (blood that spreads out from a
+    place), positive part, averaged and smoothed. Pairs are a frame apart, so each pair's map is
+    taken in place without re-alignment. None without usable history."""
+    frames = [f for f in history[-cfg.flow_pairs:] if f.shape == rgb.shape] + [rgb]
+    if len(frames) < 2:
+        return None
+    fov = field_of_view(rgb) if fov is None else fov
+    h, w = rgb.shape[:2]
+    grid = np.stack(np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32)), -1)
+    flow = dis_flow("ultrafast")
+    total, used = np.zeros((h, w), np.float32), 0
+    gray = [to_gray(f) for f in frames]
+    for k in range(len(frames) - 1):
+        f = flow.calc(gray[k], gray[k + 1], None)
+        red = red_mask(frames[k])
+        m = camera_motion(f, fov & (red < 0.2))
+        if m is None:
+            continue
+        own = f - (grid @ m[:, :2].T + m[:, 2] - grid)  # the camera's motion removed
+        own = cv2.GaussianBlur(own, (0, 0), cfg.flow_sigma)
+        div = np.gradient(own[..., 0], axis=1) + np.gradient(own[..., 1], axis=0)
+        total += np.clip(div, 0, None) * red
+        used += 1
+    if used == 0:
+        return None
+    g = cv2.GaussianBlur(total / used, (0, 0), cfg.flow_sigma)
     return (g * fov).astype(np.float32)

@@ -1,18 +1,26 @@
 """`EvidenceSourceLocator`: the source network's heat-map fused with evidence that transfers
-from simulation to real video (models.source.evidence).
+from simulation to real video (models.source.evidence), and a spatial prior.
 
 Fusion rule, per pixel of the network's working resolution:
 
-    score = w_net * log(heat + eps) + w_red * red + log(support + eps) + log(prior + eps)
-            + w_growth * growth / max(growth)
+    score = w_net * log(heat + eps) + w_red * red + log(support + eps) + log(rim + eps)
+            + log centre_prior + w_dark * dark
+            + w_growth * growth / max(growth) + w_flow * flow / max(flow)
 
 heat = the network's sigmoid heat-map, red = the Red-Mask smoothed over `red_sigma`, support =
-where a source can be (field of view, no glare, not grey), prior = the rim prior, growth = where blood kept appearing over the history frames
-(only when history is given and blood did appear). The point is the arg-max with sub-pixel
-refinement. Confidence = the share of the fused posterior (softmax of the score) within
-`conf_radius` of the point times the weighted agreement of the heat, red and growth maps there
-(each map's value at the point relative to its own peak): it drops when the posterior is spread
-over several places and when the pieces of evidence point at different places.
+where a source can be (field of view, no glare, not grey), rim = the rim prior, centre_prior =
+a Gaussian around the centre of the view (`prior_sigma`; none when 0), dark = the dark-blood
+mask (`vision.color.dark_blood_mask`, near-black pools the Red-Mask misses) smoothed like red,
+growth = where blood kept appearing over the history frames, flow = where blood flows out from
+(both only when history is given and the map has a peak). Posterior = softmax(score / temperature).
+
+The point (`estimate`): "peak", the posterior's arg-max with sub-pixel refinement; "mean", the
+posterior mean; "shrink", the arg-max moved toward the centre of the view by the confidence:
+centre + min(1, confidence / shrink_full) * (peak - centre).
+Confidence = the share of the posterior within `conf_radius` of the arg-max times the weighted
+agreement of the heat, red, dark, growth and flow maps there (how far up from its median toward
+its peak each map is at the point): it drops when the posterior is spread over several places
+and when the pieces of evidence point at different places.
 """
 from __future__ import annotations
 
@@ -24,26 +32,44 @@ import cv2
 import numpy as np
 import torch
 
+from bleedorigin.errors import ConfigError
 from bleedorigin.models.base import SourceLocatorBase
-from bleedorigin.models.source.evidence import EvidenceConfig, growth_map, rim_prior, support_map
+from bleedorigin.models.source.evidence import (EvidenceConfig, centre_prior, flow_map, growth_map, rim_prior,
+                                                support_map)
 from bleedorigin.models.source.model import refined_peak
 from bleedorigin.models.source.predictor import SourceLocator, check_frame, to_input
 from bleedorigin.types import Point
-from bleedorigin.vision.color import field_of_view, red_mask
+from bleedorigin.vision.color import dark_blood_mask, field_of_view, red_mask
 
 EPS = 1e-3
+ESTIMATES = ("peak", "mean", "shrink")
 
 
 @dataclass(frozen=True)
 class FusionConfig:
-    # Defaults chosen by scripts/source_fusion_select.py (rule in its docstring; docs/source.md).
+    # w_net, w_red, w_dark, prior_sigma and the rim fraction: chosen by scripts/source_prior_fit.py
+    # under the rule of docs/source.md ("How the default is chosen"); w_growth by
+    # scripts/source_fusion_select.py.
     w_net: float = 0.1        # weight of the network's log-heat
     w_red: float = 1.0        # weight of the smoothed Red-Mask
     red_sigma: float = 3.0    # px at the working resolution: a blood region, not single red pixels
+    w_dark: float = 1.0       # weight of the smoothed dark-blood mask
     w_growth: float = 0.0     # weight of the (normalised) growth map when history is given
     growth_min: float = 0.02  # growth peak below which no blood appeared: the map is left out
+    w_flow: float = 0.0       # weight of the (normalised) flow-divergence map when history is given
+    flow_min: float = 1e-3    # flow-map peak below which no blood flowed out: the map is left out
+    prior_sigma: float = 1.5  # centre prior's std as a share of the view's equivalent radius (0: none)
+    temperature: float = 1.0  # posterior = softmax(score / temperature)
+    estimate: str = "peak"    # "peak" | "mean" | "shrink" (module docstring)
+    shrink_full: float = 0.5  # "shrink": confidence at and above which the arg-max is kept as is
     conf_radius: float = 0.08  # share of the working width around the point counted as "here"
     evidence: EvidenceConfig = field(default_factory=EvidenceConfig)
+
+    def __post_init__(self) -> None:
+        if self.estimate not in ESTIMATES:
+            raise ConfigError(f"unknown estimate {self.estimate!r}; expected one of {list(ESTIMATES)}")
+        if self.temperature <= 0 or self.shrink_full <= 0:
+            raise ConfigError("temperature and shrink_full must be > 0")
 
 
 @dataclass
@@ -52,36 +78,58 @@ class EvidenceMaps:
 
     heat: np.ndarray
     red: np.ndarray
+    dark: np.ndarray | None
     support: np.ndarray
     prior: np.ndarray
     growth: np.ndarray | None
+    flow: np.ndarray | None
+    centre: np.ndarray         # log of the centre prior (zeros when there is none)
+    centre_xy: tuple[float, float]
     posterior: np.ndarray
 
 
 def fuse(heat: np.ndarray, red: np.ndarray, support: np.ndarray, prior: np.ndarray,
-         growth: np.ndarray | None, cfg: FusionConfig) -> np.ndarray:
+         growth: np.ndarray | None, cfg: FusionConfig, flow: np.ndarray | None = None,
+         centre: np.ndarray | None = None, dark: np.ndarray | None = None) -> np.ndarray:
     """The fused log-score (h, w) of the rule in the module docstring."""
     score = cfg.w_net * np.log(heat + EPS) + cfg.w_red * red + np.log(support + EPS) + np.log(prior + EPS)
-    if growth is not None and cfg.w_growth > 0 and float(growth.max()) > cfg.growth_min:
-        score = score + cfg.w_growth * growth / float(growth.max())
+    if centre is not None:
+        score = score + centre
+    if dark is not None and cfg.w_dark > 0:
+        score = score + cfg.w_dark * dark
+    for wt, m in counted(cfg, growth, flow):
+        score = score + wt * m / float(m.max())
     return score.astype(np.float32)
 
 
-def posterior(score: np.ndarray) -> np.ndarray:
-    p = np.exp(score - score.max())
+def counted(cfg: FusionConfig, growth: np.ndarray | None,
+            flow: np.ndarray | None) -> list[tuple[float, np.ndarray]]:
+    """The history maps that take part: weighted, given, and with a peak above their floor."""
+    maps = ((cfg.w_growth, growth, cfg.growth_min), (cfg.w_flow, flow, cfg.flow_min))
+    return [(wt, m) for wt, m, floor in maps if m is not None and wt > 0 and float(m.max()) > floor]
+
+
+def posterior(score: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    p = np.exp((score - score.max()) / temperature)
     return (p / p.sum()).astype(np.float32)
+
+
+def lift(m: np.ndarray, x: int, y: int) -> float:
+    """How far up from its median toward its peak a map is at (x, y), in [0, 1]; 0 for a flat
+    map (it points nowhere, so it supports no place)."""
+    med, top = float(np.median(m)), float(m.max())
+    return float(np.clip((m[y, x] - med) / (top - med), 0, 1)) if top - med > EPS else 0.0
 
 
 def confidence(post: np.ndarray, evidence: list[tuple[float, np.ndarray]], xy: tuple[float, float],
                radius: float) -> float:
     """Posterior mass near the point times how much the evidence agrees there: the weighted
-    mean, over the (weight, map) pairs that voted, of each map's value at the point relative to
-    its own peak."""
+    mean, over the (weight, map) pairs that voted, of each map's `lift` at the point."""
     h, w = post.shape
     ys, xs = np.mgrid[0:h, 0:w]
     near = (xs - xy[0]) ** 2 + (ys - xy[1]) ** 2 <= radius ** 2
     x, y = int(round(np.clip(xy[0], 0, w - 1))), int(round(np.clip(xy[1], 0, h - 1)))
-    votes = [(wt, float(m[y, x] / max(float(m.max()), EPS))) for wt, m in evidence if wt > 0]
+    votes = [(wt, lift(m, x, y)) for wt, m in evidence if wt > 0]
     agree = sum(wt * a for wt, a in votes) / sum(wt for wt, _ in votes) if votes else 1.0
     return float(np.clip(post[near].sum() * agree, 0.0, 1.0))
 
@@ -89,15 +137,33 @@ def confidence(post: np.ndarray, evidence: list[tuple[float, np.ndarray]], xy: t
 def voters(m: EvidenceMaps, cfg: FusionConfig) -> list[tuple[float, np.ndarray]]:
     """The weighted maps that point at a place (support and prior only rule places out)."""
     out = [(cfg.w_net, m.heat), (cfg.w_red, m.red)]
-    if m.growth is not None and float(m.growth.max()) > cfg.growth_min:
-        out.append((cfg.w_growth, m.growth))
-    return out
+    if m.dark is not None and float(m.dark.max()) > 0:
+        out.append((cfg.w_dark, m.dark))
+    return out + counted(cfg, m.growth, m.flow)
 
 
 def peak(post: np.ndarray, radius: int) -> tuple[float, float]:
     """Sub-pixel arg-max of a posterior map (network pixels), as the network's own peak."""
     xy, _ = refined_peak(torch.from_numpy(np.log(post + 1e-12))[None, None], radius)
     return float(xy[0, 0]), float(xy[0, 1])
+
+
+def posterior_mean(post: np.ndarray) -> tuple[float, float]:
+    ys, xs = np.mgrid[:post.shape[0], :post.shape[1]]
+    return float((post * xs).sum()), float((post * ys).sum())
+
+
+def point_estimate(m: EvidenceMaps, cfg: FusionConfig, radius: int) -> tuple[tuple[float, float], float]:
+    """The point (network pixels) by `cfg.estimate` and its confidence."""
+    top = peak(m.posterior, radius)
+    conf = confidence(m.posterior, voters(m, cfg), top, cfg.conf_radius * m.posterior.shape[1])
+    if cfg.estimate == "mean":
+        return posterior_mean(m.posterior), conf
+    if cfg.estimate == "shrink":
+        k = min(1.0, conf / cfg.shrink_full)
+        (cx, cy), (px, py) = m.centre_xy, top
+        return (cx + k * (px - cx), cy + k * (py - cy)), conf
+    return top, conf
 
 
 class EvidenceSourceLocator(SourceLocatorBase):
@@ -121,22 +187,30 @@ class EvidenceSourceLocator(SourceLocatorBase):
         fov = field_of_view(small)
         heat = torch.sigmoid(self.base.heatmap(small)[0, 0]).cpu().numpy() * fov
         red = cv2.GaussianBlur(red_mask(small), (0, 0), self.cfg.red_sigma) * fov
+        dark = None
+        if self.cfg.w_dark > 0:
+            dark = dark_blood_mask(small, fov).astype(np.float32)
+            dark = cv2.GaussianBlur(dark, (0, 0), self.cfg.red_sigma) * fov
         support = support_map(small, self.cfg.evidence, fov)
         prior = rim_prior(fov, self.cfg.evidence.rim_fraction)
-        growth = None
-        if history and self.cfg.w_growth > 0:  # aligning the history costs; only when it counts
+        growth = flow = None
+        if history and (self.cfg.w_growth > 0 or self.cfg.w_flow > 0):  # costs; only when it counts
             past = [cv2.resize(check_frame(f), (w, h), interpolation=cv2.INTER_AREA) for f in history]
-            growth = growth_map(small, past, self.cfg.evidence, fov)
-        score = fuse(heat, red, support, prior, growth, self.cfg)
-        return EvidenceMaps(heat, red, support, prior, growth, posterior(score))
+            if self.cfg.w_growth > 0:
+                growth = growth_map(small, past, self.cfg.evidence, fov)
+            if self.cfg.w_flow > 0:
+                flow = flow_map(small, past, self.cfg.evidence, fov)
+        centre, centre_xy = centre_prior(fov, self.cfg.prior_sigma)
+        score = fuse(heat, red, support, prior, growth, self.cfg, flow, centre, dark)
+        return EvidenceMaps(heat, red, dark, support, prior, growth, flow, centre, centre_xy,
+                            posterior(score, self.cfg.temperature))
 
     def locate(self, frame: np.ndarray, history: list[np.ndarray] | None = None) -> Point:
         t0 = time.perf_counter()
         m = self.maps(frame, history)
         self.last_maps = m
-        px, py = peak(m.posterior, self.base.cfg.refine_radius)
+        (px, py), conf = point_estimate(m, self.cfg, self.base.cfg.refine_radius)
         w, h = self.base.cfg.input_size
-        conf = confidence(m.posterior, voters(m, self.cfg), (px, py), self.cfg.conf_radius * w)
         in_size = (frame.shape[1], frame.shape[0])
         x, y = to_input(np.array([px, py]), in_size, (w, h))
         self.timings_ms = {"source": (time.perf_counter() - t0) * 1e3}
