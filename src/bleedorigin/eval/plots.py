@@ -59,7 +59,8 @@ def accuracy_curves(metrics: dict[str, Any], path: Path) -> Path | None:
         ax.set_ylabel("accuracy (%)")
         ax.set_ylim(0, 102)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
+        if ax.get_legend_handles_labels()[0]:  # a folder of unlabelled real clips plots nothing
+            ax.legend(fontsize=7)
     return _save(fig, path)
 
 
