@@ -49,9 +49,6 @@ SAMPLE_STEP = 3  # "visible": tracker px between the window samples a hidden poi
 MIN_VISIBLE = 30  # "visible": fewest visible, consistent samples for a local fit (else the scene's)
 FIT_PX = 1.0   # "visible": RANSAC inlier distance of a sample (tracker px)
 EDGE = 3       # "visible": margin (tracker px) around blood whose flow is not used
-TEMPLATE = 8   # re-detector: half-width (tracker px) of the start-frame template
-SEARCH = 24    # re-detector: half-width of the region searched around a hidden point
-MATCH_NCC = 0.85  # re-detector: normalised cross-correlation a match needs
 PATCH = 4      # half-width of the patches compared for the photometric cost
 FLAT = 2.0     # gray levels of contrast below which a patch counts as flat
 OCCLUDED_MOTIONS = ("surround", "scene", "visible")
@@ -65,13 +62,12 @@ class MultiFlowTracker(PointTrackerBase):
     def __init__(self, size: tuple[int, int] = (256, 192), deltas: Sequence[int] = DELTAS, preset: str = "fast",
                  step_var: float = 0.25, photo_scale: float = 0.2, fb_occluded: float = 1.0,
                  occluded_var: float = 4.0, blood_hidden: float = 0.5, sigma_conf: float = 4.0,
-                 occluded_motion: str = "surround", redetect: bool = False, name: str = "track_mft"):
+                 occluded_motion: str = "surround", name: str = "track_mft"):
         """Sizes and variances in pixels of the tracker resolution `size`; `fb_occluded`: forward-
         backward error (px) above which a small step is occluded; `blood_hidden`: blood share of
         the window around the point above which it is hidden; `occluded_motion`: what carries an
         occluded point, "surround" (median flow around it), "scene" (the view's similarity) or
-        "visible" (a similarity fitted to the visible tissue around it); `redetect`: when every
-        candidate of a point is occluded, look for its start-frame template around it."""
+        "visible" (a similarity fitted to the visible tissue around it)."""
         if occluded_motion not in OCCLUDED_MOTIONS:
             raise InputError(f"occluded_motion {occluded_motion!r}: expected one of {', '.join(OCCLUDED_MOTIONS)}")
         if not deltas or any(int(d) < 1 for d in deltas):
@@ -80,7 +76,7 @@ class MultiFlowTracker(PointTrackerBase):
         self.dis = dis_flow(preset)
         self.step_var, self.photo_scale, self.fb_occluded = step_var, photo_scale, fb_occluded
         self.occluded_var, self.occluded_motion = occluded_var, occluded_motion
-        self.blood_hidden, self.sigma_conf, self.redetect = blood_hidden, sigma_conf, redetect
+        self.blood_hidden, self.sigma_conf = blood_hidden, sigma_conf
         self.name = self.model_id = name
         self.mapper: FrameMapper | None = None
 
@@ -102,8 +98,6 @@ class MultiFlowTracker(PointTrackerBase):
         self.xy = {0: self.mapper.to_model(pts)}
         self.var = {0: np.zeros(len(pts))}
         self.occluded = {0: np.zeros(len(pts), bool)}
-        size = (2 * TEMPLATE + 1, 2 * TEMPLATE + 1)
-        self.templates = [cv2.getRectSubPix(self.gray[0], size, (float(x), float(y))) for x, y in self.xy[0]]
 
     def step_many(self, frame: np.ndarray) -> list[TrackPoint]:
         if self.mapper is None:
@@ -118,8 +112,6 @@ class MultiFlowTracker(PointTrackerBase):
         # the unoccluded candidate of lowest variance; when all are occluded, the lowest variance one
         best = np.where((~occluded).any(0), np.argmin(np.where(occluded, np.inf, var), axis=0), np.argmin(var, axis=0))
         chosen = cand[best, np.arange(cand.shape[1])]  # (K, 4)
-        if self.redetect and (chosen[:, 3] > 0).any():
-            chosen = self._redetect(chosen, gray, blood)
         self.gray[t], self.tissue[t] = gray, tissue
         self.xy[t], self.var[t], self.occluded[t] = chosen[:, :2], chosen[:, 2], chosen[:, 3] > 0
         self._forget(t)
@@ -181,26 +173,6 @@ class MultiFlowTracker(PointTrackerBase):
     def _occluded_step(self, flow: np.ndarray, xy: np.ndarray) -> np.ndarray:
         """Motion (K, 2) that carries occluded points at `xy` along `flow`."""
         return _scene_motion(flow, xy) if self.occluded_motion == "scene" else _surround_motion(flow, xy)
-
-    def _redetect(self, chosen: np.ndarray, gray: np.ndarray, blood: np.ndarray) -> np.ndarray:
-        """Points hidden on every candidate: where the start-frame template matches well in the
-        region around them, on tissue that is not blood, the point is seen there again. The
-        match's variance is that of a one-step candidate from the start frame whose patches
-        correlate as well."""
-        chosen = chosen.copy()
-        h, w = gray.shape
-        for k in np.flatnonzero(chosen[:, 3] > 0):
-            x, y = np.round(chosen[k, :2]).astype(int)
-            x0, y0 = max(0, x - SEARCH - TEMPLATE), max(0, y - SEARCH - TEMPLATE)
-            region = gray[y0:min(h, y + SEARCH + TEMPLATE + 1), x0:min(w, x + SEARCH + TEMPLATE + 1)]
-            if min(region.shape) <= 2 * TEMPLATE + 1:
-                continue
-            score = cv2.matchTemplate(region, self.templates[k].astype(np.uint8), cv2.TM_CCOEFF_NORMED)
-            _, best, _, (bx, by) = cv2.minMaxLoc(score)
-            q = np.array([[x0 + bx + TEMPLATE, y0 + by + TEMPLATE]], np.float64)
-            if best >= MATCH_NCC and _window_mean(blood, q)[0] <= self.blood_hidden:
-                chosen[k] = [q[0, 0], q[0, 1], self.step_var + ((1.0 - best) / self.photo_scale) ** 2, 0.0]
-        return chosen
 
     def _forget(self, t: int) -> None:
         """Keep the start frame and the frames a later step can still reach."""
@@ -315,7 +287,6 @@ CONFIGS = {
     "track_mft512": {"size": (512, 384)},
     "track_mft_scene": {"occluded_motion": "scene"},
     "track_mft_visible": {"occluded_motion": "visible"},
-    "track_mft_visible_redetect": {"occluded_motion": "visible", "redetect": True},
 }
 
 
