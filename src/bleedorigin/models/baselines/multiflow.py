@@ -257,14 +257,15 @@ def _local_similarity(rel: np.ndarray, f: np.ndarray) -> np.ndarray | None:
         return None
     keep = inliers.ravel() > 0
     rel, f = rel[keep], f[keep]
-    weight = np.sqrt(np.exp(-(rel ** 2).sum(1) / (2 * (SURROUND / 2) ** 2)))
-    # (rel + f) = [[a, -b], [b, a]] rel + t, in the unknowns (a, b, tx, ty)
-    x, y, one, zero = rel[:, 0], rel[:, 1], np.ones(len(rel)), np.zeros(len(rel))
-    rows = np.concatenate([np.column_stack([x, -y, one, zero]), np.column_stack([y, x, zero, one])])
-    target = np.concatenate([x + f[:, 0], y + f[:, 1]])
-    w2 = np.concatenate([weight, weight])
-    solution, *_ = np.linalg.lstsq(rows * w2[:, None], target * w2, rcond=None)
-    return solution[2:]
+    weight = np.exp(-(rel ** 2).sum(1) / (2 * (SURROUND / 2) ** 2))
+    # (rel + f) = [[a, -b], [b, a]] rel + t in the unknowns (a, b, tx, ty): weighted normal equations
+    x, y = rel[:, 0], rel[:, 1]
+    u, v = x + f[:, 0], y + f[:, 1]
+    sw, sx, sy = weight.sum(), weight @ x, weight @ y
+    sxx = weight @ (x * x + y * y)
+    normal = np.array([[sxx, 0, sx, sy], [0, sxx, -sy, sx], [sx, -sy, sw, 0], [sy, sx, 0, sw]])
+    rhs = np.array([weight @ (x * u + y * v), weight @ (x * v - y * u), weight @ u, weight @ v])
+    return np.linalg.solve(normal, rhs)[2:]
 
 
 def _patch_mismatch(gray_a: np.ndarray, xy_a: np.ndarray, gray_b: np.ndarray, xy_b: np.ndarray) -> np.ndarray:
