@@ -65,12 +65,13 @@ def _truth(plane_xy: np.ndarray, n: int, shift: tuple[float, float] = (1.5, 0.8)
     return np.array([_apply(_homography(t, shift), plane_xy) for t in range(n)])
 
 
-def test_point_returns_after_a_pool_covers_it_for_20_frames():
+@pytest.mark.parametrize("name", ["track_mft", "track_mft_visible"])
+def test_point_returns_after_a_pool_covers_it_for_20_frames(name):
     plane = np.array([SIZE[0] / 2 + 30.0, SIZE[1] / 2 - 20.0])
     n, pool = 64, (20, 39)
     frames = _frames(n, pool=pool, pool_at=plane)
     truth = _truth(plane, n)
-    tracker = MultiFlowTracker()
+    tracker = load_stage("track", name, "cpu")
     tracker.start(frames[0], tuple(truth[0]))
     out = [tracker.step(f) for f in frames[1:]]
     err = np.array([np.hypot(p.x - truth[p.frame, 0], p.y - truth[p.frame, 1]) for p in out])
@@ -81,14 +82,15 @@ def test_point_returns_after_a_pool_covers_it_for_20_frames():
     assert err[:pool[0] - 1].max() < 2.0
 
 
-def test_point_leaving_the_view_is_not_visible():
+@pytest.mark.parametrize("name", ["track_mft", "track_mft_visible"])
+def test_point_leaving_the_view_is_not_visible(name):
     shift = (6.0, 0.0)  # the plane pans right: a point near the right edge leaves the view
     n = 30
     frames = _frames(n, shift=shift)
     start = np.array([SIZE[0] - 40.0, SIZE[1] / 2])
     plane = np.linalg.solve(_homography(0, shift), np.array([*start, 1.0]))
     truth = _truth(plane[:2] / plane[2], n, shift)
-    tracker = MultiFlowTracker()
+    tracker = load_stage("track", name, "cpu")
     tracker.start(frames[0], tuple(start))
     out = [tracker.step(f) for f in frames[1:]]
     assert all(p.visible for p in out if truth[p.frame, 0] < SIZE[0] - 12)

@@ -12,13 +12,20 @@ mismatch of the patches around the point in r and t (1 - normalised cross-correl
 A step is occluded when that error is large for the motion (Sundaram et al. 2010: |f + b|² >
 0.01 (|f|² + |b|²) + `fb_occluded`²), when blood covers more than `blood_hidden` of the window
 around the candidate, or when it (or the tissue around it) leaves the view; a candidate from an occluded reference stays
-occluded. The point's own flow means nothing under occlusion, so an occluded step moves it by the median
-flow of the wide window around it instead (`occluded_motion="surround"`), or by the scene's
-dominant motion, a similarity transform fitted with RANSAC to the whole flow r->t
-(`occluded_motion="scene"`, `motion_hint.scene_motion`; the surround median where the fit
-fails), which a large moving blood pool cannot drag along. The cost is `occluded_var` plus the
-squared forward-backward error of that motion (the backward flow's median or transform), so a
-hidden point is carried from the last frame it was seen in, directly where that motion is consistent. The tracker keeps the unoccluded candidate of
+occluded. The point's own flow means nothing under occlusion, so an occluded step moves it with
+what is around it, one of three ways (`occluded_motion`):
+- "visible" (`track_mft_visible`, the default tracker): a similarity fitted to the visible tissue
+  in the wide window around it, the window samples that are in the lit view and not blood (nor
+  within `EDGE` px of it) in both frames and whose flow comes back along the backward flow;
+  RANSAC, then least squares weighted by closeness to the point. A spreading or drifting pool
+  over the point cannot drag it along. Where too little such tissue is left, the similarity of
+  all the view's visible tissue; where that fails too, the surround median.
+- "surround" (`track_mft`): the median flow of the wide window, blood included;
+- "scene" (`track_mft_scene`): the view's dominant similarity fitted with RANSAC to the whole
+  flow (`motion_hint.scene_motion`; the surround median where the fit fails).
+The cost is `occluded_var` plus the squared forward-backward error of that motion (the same
+motion computed on the backward flow from where it lands), so a hidden point is carried from the
+last frame it was seen in, directly where that motion is consistent. The tracker keeps the unoccluded candidate of
 lowest variance (when every candidate is occluded, the lowest variance one, reported not
 visible) and stores position, variance and occlusion for frame t: a point hidden for a while
 (blood, an instrument, glare) comes back through a reference from before it was hidden.
@@ -282,7 +289,7 @@ def _patch_mismatch(gray_a: np.ndarray, xy_a: np.ndarray, gray_b: np.ndarray, xy
     return np.array(out)
 
 
-# Configurations compared in docs/tracking.md; track_mft is the 256x192 one.
+# Configurations compared in docs/tracking.md; track_mft_visible is the default tracker.
 CONFIGS = {
     "track_mft": {},
     "track_mft512": {"size": (512, 384)},
