@@ -18,6 +18,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from bleedorigin.errors import InputError
 from bleedorigin.io.importers import read_sparse_labels
 from bleedorigin.sim.realism import load_clip_frames
 
@@ -45,7 +46,7 @@ def record(run: Path, model: str, clip: str) -> dict:
         rec = json.loads(f.read_text())
         if rec["clip"] == clip:
             return rec
-    sys.exit(f"error: no cached track record of {model} for clip {clip} in {run}")
+    raise InputError(f"no cached track record of {model} for clip {clip} in {run}")
 
 
 def main() -> None:
@@ -56,10 +57,21 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--tiles", type=int, default=12)
     args = parser.parse_args()
+    try:
+        print(draw(args))
+    except InputError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+
+
+def draw(args: argparse.Namespace) -> Path:
+    """Write the sheet; return its path."""
     if not args.clip.is_dir() or not args.run.is_dir():
-        sys.exit(f"error: not a folder: {args.clip if not args.clip.is_dir() else args.run}")
+        raise InputError(f"not a folder: {args.clip if not args.clip.is_dir() else args.run}")
     if len(args.models) > len(COLOURS):
-        sys.exit(f"error: at most {len(COLOURS)} models")
+        raise InputError(f"at most {len(COLOURS)} models")
+    if args.tiles < 1:
+        raise InputError(f"--tiles must be at least 1, got {args.tiles}")
     frames = load_clip_frames(args.clip)
     h, w = frames.shape[1:3]
     scale = np.array([512.0 / w, 384.0 / h])
@@ -75,7 +87,7 @@ def main() -> None:
         text = [f"f{t}"]
         if np.isfinite(gt[t]).all():
             cv2.circle(tile, tuple(int(v) for v in gt[t] * zoom), 7, (255, 255, 255), 2, cv2.LINE_AA)
-        for k, (p, name) in enumerate(zip(preds, args.models)):
+        for k, p in enumerate(preds):
             x, y, _, visible = p[t - start]
             cv2.drawMarker(tile, (int(x * zoom), int(y * zoom)), COLOURS[k],
                            cv2.MARKER_CROSS if visible else cv2.MARKER_SQUARE, 12, 2)
@@ -94,7 +106,7 @@ def main() -> None:
         x += 12 * len(name) + 20
     args.out.parent.mkdir(parents=True, exist_ok=True)
     cv2.imwrite(str(args.out), cv2.cvtColor(np.concatenate([legend, sheet], 0), cv2.COLOR_RGB2BGR))
-    print(args.out)
+    return args.out
 
 
 if __name__ == "__main__":
