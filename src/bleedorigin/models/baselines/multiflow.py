@@ -163,23 +163,25 @@ class MultiFlowTracker(PointTrackerBase):
         step_occluded = outside | inconsistent | (_window_mean(blood, q) > self.blood_hidden)
         step = self.step_var + fb2 + (photo / self.photo_scale) ** 2
         if step_occluded.any():  # no trustworthy flow at the point: move it with the tissue around it
-            if self.occluded_motion == "scene":
-                m = _scene_motion(fwd, p)
-            elif self.occluded_motion == "visible":
-                m = _visible_motion(fwd, bwd, self.tissue[r], tissue, p)
-            if self.occluded_motion == "visible":
-                back = _visible_motion(bwd, fwd, tissue, self.tissue[r], p + m)
-            else:
-                back = self._occluded_step(bwd, p + m)
+            m, back = self._carry(r, fwd, bwd, tissue, p, m)
             fb_m2 = ((m + back) ** 2).sum(1)
             q = np.where(step_occluded[:, None], p + m, q)
             step = np.where(step_occluded, self.step_var + self.occluded_var + fb_m2, step)
         occluded = self.occluded[r] | step_occluded
         return np.column_stack([q, self.var[r] + step, occluded])
 
-    def _occluded_step(self, flow: np.ndarray, xy: np.ndarray) -> np.ndarray:
-        """Motion (K, 2) that carries occluded points at `xy` along `flow`."""
-        return _scene_motion(flow, xy) if self.occluded_motion == "scene" else _surround_motion(flow, xy)
+    def _carry(self, r: int, fwd: np.ndarray, bwd: np.ndarray, tissue: np.ndarray | None,
+               xy: np.ndarray, surround: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Motion (K, 2) that carries occluded points at `xy` from r into the new frame, and the
+        same motion on the backward flow from where they land (its consistency); `surround`: the
+        median motion around the points, already computed."""
+        if self.occluded_motion == "visible":
+            m = _visible_motion(fwd, bwd, self.tissue[r], tissue, xy)
+            return m, _visible_motion(bwd, fwd, tissue, self.tissue[r], xy + m)
+        if self.occluded_motion == "scene":
+            m = _scene_motion(fwd, xy)
+            return m, _scene_motion(bwd, xy + m)
+        return surround, _surround_motion(bwd, xy + surround)
 
     def _forget(self, t: int) -> None:
         """Keep the start frame and the frames a later step can still reach."""
