@@ -22,7 +22,7 @@ BASELINES = {"onset": ["onset_hsv"], "source": ["source_redmask", "source_centre
              "track": ["track_lk", "track_dis", "track_scene"]}
 
 # Defaults used when the user names no model: the best measured per stage (README, Results).
-DEFAULT_MODELS = {"onset": "onset_small", "source": "source_evidence", "track": "track_mft"}
+DEFAULT_MODELS = {"onset": "onset_small", "source": "source_evidence", "track": "track_mft_visible"}
 
 
 def _predictor_class(stage: str) -> Any:

@@ -12,13 +12,20 @@ mismatch of the patches around the point in r and t (1 - normalised cross-correl
 A step is occluded when that error is large for the motion (Sundaram et al. 2010: |f + b|² >
 0.01 (|f|² + |b|²) + `fb_occluded`²), when blood covers more than `blood_hidden` of the window
 around the candidate, or when it (or the tissue around it) leaves the view; a candidate from an occluded reference stays
-occluded. The point's own flow means nothing under occlusion, so an occluded step moves it by the median
-flow of the wide window around it instead (`occluded_motion="surround"`), or by the scene's
-dominant motion, a similarity transform fitted with RANSAC to the whole flow r->t
-(`occluded_motion="scene"`, `motion_hint.scene_motion`; the surround median where the fit
-fails), which a large moving blood pool cannot drag along. The cost is `occluded_var` plus the
-squared forward-backward error of that motion (the backward flow's median or transform), so a
-hidden point is carried from the last frame it was seen in, directly where that motion is consistent. The tracker keeps the unoccluded candidate of
+occluded. The point's own flow means nothing under occlusion, so an occluded step moves it with
+what is around it, one of three ways (`occluded_motion`):
+- "visible" (`track_mft_visible`, the default tracker): a similarity fitted to the visible tissue
+  in the wide window around it, the window samples that are in the lit view and not blood (nor
+  within `EDGE` px of it) in both frames and whose flow comes back along the backward flow;
+  RANSAC, then least squares weighted by closeness to the point. A spreading or drifting pool
+  over the point cannot drag it along. Where too little such tissue is left, the similarity of
+  all the view's visible tissue; where that fails too, the surround median.
+- "surround" (`track_mft`): the median flow of the wide window, blood included;
+- "scene" (`track_mft_scene`): the view's dominant similarity fitted with RANSAC to the whole
+  flow (`motion_hint.scene_motion`; the surround median where the fit fails).
+The cost is `occluded_var` plus the squared forward-backward error of that motion (the same
+motion computed on the backward flow from where it lands), so a hidden point is carried from the
+last frame it was seen in, directly where that motion is consistent. The tracker keeps the unoccluded candidate of
 lowest variance (when every candidate is occluded, the lowest variance one, reported not
 visible) and stores position, variance and occlusion for frame t: a point hidden for a while
 (blood, an instrument, glare) comes back through a reference from before it was hidden.
@@ -39,15 +46,19 @@ from bleedorigin.models.base import PointTrackerBase
 from bleedorigin.models.registry import register_model
 from bleedorigin.models.tracker.motion_hint import scene_motion
 from bleedorigin.types import TrackPoint
-from bleedorigin.vision.color import BLOOD_THRESHOLD, red_mask
+from bleedorigin.vision.color import BLOOD_THRESHOLD, field_of_view, red_mask
 from bleedorigin.vision.flow import dis_flow, sample_flow_points, to_gray
 
 DELTAS = (1, 2, 4, 8, 16, 32)
 WINDOW = 8     # half-width (tracker px) of the window whose blood share hides the point
-SURROUND = 48  # half-width of the window whose median motion carries an occluded point
+SURROUND = 48  # half-width of the window whose motion carries an occluded point
+SAMPLE_STEP = 3  # "visible": tracker px between the window samples a hidden point's motion is fitted to
+MIN_VISIBLE = 30  # "visible": fewest visible, consistent samples for a local fit (else the scene's)
+FIT_PX = 1.0   # "visible": RANSAC inlier distance of a sample (tracker px)
+EDGE = 3       # "visible": margin (tracker px) around blood whose flow is not used
 PATCH = 4      # half-width of the patches compared for the photometric cost
 FLAT = 2.0     # gray levels of contrast below which a patch counts as flat
-OCCLUDED_MOTIONS = ("surround", "scene")
+OCCLUDED_MOTIONS = ("surround", "scene", "visible")
 
 
 class MultiFlowTracker(PointTrackerBase):
@@ -62,7 +73,8 @@ class MultiFlowTracker(PointTrackerBase):
         """Sizes and variances in pixels of the tracker resolution `size`; `fb_occluded`: forward-
         backward error (px) above which a small step is occluded; `blood_hidden`: blood share of
         the window around the point above which it is hidden; `occluded_motion`: what carries an
-        occluded point, "surround" (median flow around it) or "scene" (the view's similarity)."""
+        occluded point, "surround" (median flow around it), "scene" (the view's similarity) or
+        "visible" (a similarity fitted to the visible tissue around it)."""
         if occluded_motion not in OCCLUDED_MOTIONS:
             raise InputError(f"occluded_motion {occluded_motion!r}: expected one of {', '.join(OCCLUDED_MOTIONS)}")
         if not deltas or any(int(d) < 1 for d in deltas):
@@ -88,7 +100,8 @@ class MultiFlowTracker(PointTrackerBase):
         if len(pts) == 0:
             raise InputError("start_many: no points given")
         self.t, self.first = 0, int(frame_index)
-        self.gray = {0: to_gray(self._resize(frame))}
+        small = self._resize(frame)
+        self.gray, self.tissue = {0: to_gray(small)}, {0: self._tissue(small, red_mask(small) > BLOOD_THRESHOLD)}
         self.xy = {0: self.mapper.to_model(pts)}
         self.var = {0: np.zeros(len(pts))}
         self.occluded = {0: np.zeros(len(pts), bool)}
@@ -100,12 +113,14 @@ class MultiFlowTracker(PointTrackerBase):
         t, small = self.t, self._resize(frame)
         gray, blood = to_gray(small), red_mask(small) > BLOOD_THRESHOLD
         refs = sorted({max(0, t - d) for d in self.deltas} | {0})
-        cand = np.stack([self._candidate(r, gray, blood) for r in refs])  # (R, K, 4): x, y, var, occluded
+        tissue = self._tissue(small, blood)
+        cand = np.stack([self._candidate(r, gray, blood, tissue) for r in refs])  # (R, K, 4): x, y, var, occluded
         var, occluded = cand[..., 2], cand[..., 3] > 0
         # the unoccluded candidate of lowest variance; when all are occluded, the lowest variance one
         best = np.where((~occluded).any(0), np.argmin(np.where(occluded, np.inf, var), axis=0), np.argmin(var, axis=0))
         chosen = cand[best, np.arange(cand.shape[1])]  # (K, 4)
-        self.gray[t], self.xy[t], self.var[t], self.occluded[t] = gray, chosen[:, :2], chosen[:, 2], chosen[:, 3] > 0
+        self.gray[t], self.tissue[t] = gray, tissue
+        self.xy[t], self.var[t], self.occluded[t] = chosen[:, :2], chosen[:, 2], chosen[:, 3] > 0
         self._forget(t)
         w, h = self.size
         out = self.mapper.to_input(np.clip(chosen[:, :2], [0, 0], [w - 1, h - 1]))
@@ -122,7 +137,15 @@ class MultiFlowTracker(PointTrackerBase):
             raise InputError(f"frame size changed from {self.mapper.in_size} to {frame.shape[1::-1]} while tracking")
         return self.mapper.resize(frame)
 
-    def _candidate(self, r: int, gray: np.ndarray, blood: np.ndarray) -> np.ndarray:
+    def _tissue(self, small: np.ndarray, blood: np.ndarray) -> np.ndarray | None:
+        """Pixels of visible tissue (in the lit view, not blood), for the "visible" motion only."""
+        if self.occluded_motion != "visible":
+            return None
+        # flow just outside blood is smoothed across its edge: keep a margin of EDGE px
+        near_blood = cv2.dilate(blood.astype(np.uint8), np.ones((2 * EDGE + 1, 2 * EDGE + 1), np.uint8)) > 0
+        return field_of_view(small) & ~near_blood
+
+    def _candidate(self, r: int, gray: np.ndarray, blood: np.ndarray, tissue: np.ndarray | None) -> np.ndarray:
         """(K, 4): each point moved from reference r into the new frame, its variance, and
         whether the step (or the reference) is occluded."""
         fwd = self.dis.calc(self.gray[r], gray, None)
@@ -140,23 +163,31 @@ class MultiFlowTracker(PointTrackerBase):
         step_occluded = outside | inconsistent | (_window_mean(blood, q) > self.blood_hidden)
         step = self.step_var + fb2 + (photo / self.photo_scale) ** 2
         if step_occluded.any():  # no trustworthy flow at the point: move it with the tissue around it
-            if self.occluded_motion == "scene":
-                m = _scene_motion(fwd, p)
-            fb_m2 = ((m + self._occluded_step(bwd, p + m)) ** 2).sum(1)
+            m, back = self._carry(r, fwd, bwd, tissue, p, m)
+            fb_m2 = ((m + back) ** 2).sum(1)
             q = np.where(step_occluded[:, None], p + m, q)
             step = np.where(step_occluded, self.step_var + self.occluded_var + fb_m2, step)
         occluded = self.occluded[r] | step_occluded
         return np.column_stack([q, self.var[r] + step, occluded])
 
-    def _occluded_step(self, flow: np.ndarray, xy: np.ndarray) -> np.ndarray:
-        """Motion (K, 2) that carries occluded points at `xy` along `flow`."""
-        return _scene_motion(flow, xy) if self.occluded_motion == "scene" else _surround_motion(flow, xy)
+    def _carry(self, r: int, fwd: np.ndarray, bwd: np.ndarray, tissue: np.ndarray | None,
+               xy: np.ndarray, surround: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Motion (K, 2) that carries occluded points at `xy` from r into the new frame, and the
+        same motion on the backward flow from where they land (its consistency); `surround`: the
+        median motion around the points, already computed."""
+        if self.occluded_motion == "visible":
+            m = _visible_motion(fwd, bwd, self.tissue[r], tissue, xy)
+            return m, _visible_motion(bwd, fwd, tissue, self.tissue[r], xy + m)
+        if self.occluded_motion == "scene":
+            m = _scene_motion(fwd, xy)
+            return m, _scene_motion(bwd, xy + m)
+        return surround, _surround_motion(bwd, xy + surround)
 
     def _forget(self, t: int) -> None:
         """Keep the start frame and the frames a later step can still reach."""
         oldest = t + 1 - max(self.deltas)
         for r in [r for r in self.gray if 0 < r < oldest]:
-            del self.gray[r], self.xy[r], self.var[r], self.occluded[r]
+            del self.gray[r], self.tissue[r], self.xy[r], self.var[r], self.occluded[r]
 
 
 def _in_view(xy: np.ndarray, w: int, h: int) -> np.ndarray:
@@ -189,6 +220,63 @@ def _scene_motion(flow: np.ndarray, xy: np.ndarray) -> np.ndarray:
     return xy @ transform[:, :2].T + transform[:, 2] - xy
 
 
+def _visible_motion(flow: np.ndarray, back: np.ndarray, tissue_a: np.ndarray, tissue_b: np.ndarray,
+                    xy: np.ndarray) -> np.ndarray:
+    """Motion (K, 2) of each point along `flow` (a -> b) under a similarity fitted to the visible
+    tissue around it: window samples that are tissue in a, land on tissue in b and come back
+    along `back` (b -> a), so blood, the black frame and what the flow cannot follow are left
+    out; RANSAC, then a least-squares fit to the inliers weighted by closeness to the point.
+    Where too few such samples remain, the similarity of all the view's visible tissue (once per
+    flow), and where that fails too, the median flow around the point."""
+    h, w = flow.shape[:2]
+    scene: list[np.ndarray | None] = []
+    out = []
+    for x, y in xy:
+        cx, cy = min(max(int(round(x)), 0), w - 1), min(max(int(round(y)), 0), h - 1)
+        gy, gx = np.mgrid[max(0, cy - SURROUND):cy + SURROUND + 1:SAMPLE_STEP,
+                          max(0, cx - SURROUND):cx + SURROUND + 1:SAMPLE_STEP]
+        keep = (gx < w) & (gy < h)
+        gx, gy = gx[keep], gy[keep]
+        f = flow[gy, gx].astype(np.float64)
+        tx, ty = np.round(gx + f[:, 0]).astype(int), np.round(gy + f[:, 1]).astype(int)
+        lands = (tx >= 0) & (tx < w) & (ty >= 0) & (ty < h)
+        tx, ty = np.clip(tx, 0, w - 1), np.clip(ty, 0, h - 1)
+        fb = f + back[ty, tx]
+        consistent = (fb ** 2).sum(1) < 0.01 * ((f ** 2).sum(1) + (back[ty, tx] ** 2).sum(1)) + 1.0
+        ok = lands & consistent & tissue_a[gy, gx] & tissue_b[ty, tx]
+        rel = np.column_stack([gx - x, gy - y])[ok]
+        motion = _local_similarity(rel, f[ok]) if ok.sum() >= MIN_VISIBLE else None
+        if motion is None:
+            if not scene:
+                scene.append(scene_motion(flow, tissue_a))
+            if scene[0] is None:
+                motion = _surround_motion(flow, np.array([[x, y]]))[0]
+            else:
+                motion = scene[0][:, :2] @ [x, y] + scene[0][:, 2] - [x, y]
+        out.append(motion)
+    return np.array(out, np.float64).reshape(-1, 2)
+
+
+def _local_similarity(rel: np.ndarray, f: np.ndarray) -> np.ndarray | None:
+    """Translation at the origin of the similarity that moves samples at `rel` (relative to the
+    point) by `f`: RANSAC inliers, refitted by least squares weighted by closeness."""
+    _, inliers = cv2.estimateAffinePartial2D(rel.astype(np.float32), (rel + f).astype(np.float32),
+                                             method=cv2.RANSAC, ransacReprojThreshold=FIT_PX)
+    if inliers is None or inliers.sum() < MIN_VISIBLE // 2:
+        return None
+    keep = inliers.ravel() > 0
+    rel, f = rel[keep], f[keep]
+    weight = np.exp(-(rel ** 2).sum(1) / (2 * (SURROUND / 2) ** 2))
+    # (rel + f) = [[a, -b], [b, a]] rel + t in the unknowns (a, b, tx, ty): weighted normal equations
+    x, y = rel[:, 0], rel[:, 1]
+    u, v = x + f[:, 0], y + f[:, 1]
+    sw, sx, sy = weight.sum(), weight @ x, weight @ y
+    sxx = weight @ (x * x + y * y)
+    normal = np.array([[sxx, 0, sx, sy], [0, sxx, -sy, sx], [sx, -sy, sw, 0], [sy, sx, 0, sw]])
+    rhs = np.array([weight @ (x * u + y * v), weight @ (x * v - y * u), weight @ u, weight @ v])
+    return np.linalg.solve(normal, rhs)[2:]
+
+
 def _patch_mismatch(gray_a: np.ndarray, xy_a: np.ndarray, gray_b: np.ndarray, xy_b: np.ndarray) -> np.ndarray:
     """1 - normalised cross-correlation of the patches around matching points (K,), in [0, 2];
     flat patches (blood, glare) compare by their small contrast, not by noise."""
@@ -203,11 +291,12 @@ def _patch_mismatch(gray_a: np.ndarray, xy_a: np.ndarray, gray_b: np.ndarray, xy
     return np.array(out)
 
 
-# Configurations compared in docs/tracking.md; track_mft is the 256x192 one.
+# Configurations compared in docs/tracking.md; track_mft_visible is the default tracker.
 CONFIGS = {
     "track_mft": {},
     "track_mft512": {"size": (512, 384)},
     "track_mft_scene": {"occluded_motion": "scene"},
+    "track_mft_visible": {"occluded_motion": "visible"},
 }
 
 

@@ -23,6 +23,7 @@ DOWNSCALE = 4
 RADIUS = 8       # "window": half-size in flow pixels (32 px at the model scale)
 GRID_STEP = 4    # "scene": flow pixels between the samples the transform is fitted to
 INLIER_PX = 1.5  # "scene": flow pixels per frame within which a sample moves with the scene
+MIN_SAMPLES = 20  # "scene": fewest samples a masked fit is made from
 HINT_MODES = ("window", "scene")
 
 
@@ -62,12 +63,19 @@ class MotionHint:
         return points + np.stack([_window_median(flow, c) for c in cells]) * scale
 
 
-def scene_motion(flow: np.ndarray) -> np.ndarray | None:
-    """2x3 similarity transform (flow pixels) that most of the view follows; None if no fit."""
+def scene_motion(flow: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray | None:
+    """2x3 similarity transform (flow pixels) that most of the view follows, fitted to the
+    pixels where `mask` (H, W bool) holds when given; None if no fit."""
     h, w = flow.shape[:2]
     gy, gx = np.mgrid[GRID_STEP // 2:h:GRID_STEP, GRID_STEP // 2:w:GRID_STEP]
-    src = np.stack([gx.ravel(), gy.ravel()], 1).astype(np.float32)
-    dst = src + flow[gy.ravel(), gx.ravel()]
+    gx, gy = gx.ravel(), gy.ravel()
+    if mask is not None:
+        keep = mask[gy, gx]
+        gx, gy = gx[keep], gy[keep]
+        if len(gx) < MIN_SAMPLES:
+            return None
+    src = np.stack([gx, gy], 1).astype(np.float32)
+    dst = src + flow[gy, gx]
     transform, _ = cv2.estimateAffinePartial2D(src, dst, method=cv2.RANSAC, ransacReprojThreshold=INLIER_PX)
     return transform
 
