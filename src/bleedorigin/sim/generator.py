@@ -135,7 +135,7 @@ class ClipSimulator:
         if self.local is None:
             return low
         shift = self.local.at(t, self.warp.nodes[..., :2])
-        return self.warp.displaced(low, np.linalg.inv(self.path[t]), shift)
+        return self.warp.displaced(low, np.linalg.inv(self.path[t]), shift) if shift.any() else low
 
     def _sample_fov(self, r: np.random.Generator, k: int) -> np.ndarray:
         w, h = self.view
@@ -212,6 +212,8 @@ class ClipSimulator:
             alpha_pts = self.blood.alpha_at(pts_tex)
         hidden = alpha_pts > COVER_ALPHA
         hidden[0] = bleeding and self.blood.surrounded(pts_tex[0], thr=COVER_ALPHA)
+        if self.local is not None:
+            hidden |= self._unresolved(low, hm, view_pts, pts_tex)
         extra_blur, bright = 0.0, 1.0
         if self.glare is not None:
             img = self.glare.draw(img, t)
@@ -232,6 +234,13 @@ class ClipSimulator:
         inside = (xi >= 0) & (xi < w) & (yi >= 0) & (yi < h)
         inside[inside] = self.optics.fov[yi[inside], xi[inside]]
         return mask, view_pts, inside & ~hidden
+
+    def _unresolved(self, low: np.ndarray, hm: np.ndarray, view_pts: np.ndarray, pts_tex: np.ndarray) -> np.ndarray:
+        """Points whose inversion did not converge: tissue pushed into the half-cell band at the
+        frame border, where the map (clamped like cv2.resize) repeats the edge row, so the frame
+        does not show that tissue. Local motion pushes tissue there more often than the camera."""
+        back = self.warp.sample(low, np.linalg.inv(hm), view_pts)
+        return np.linalg.norm(back - pts_tex, axis=1) > 0.5
 
     def _wash(self, t: int, hm: np.ndarray) -> None:
         """Map the jet (drawn in the view at 1/Q res) onto the blood grid and thin the blood there."""
