@@ -83,6 +83,7 @@ def test_grasped_tissue_follows_the_instrument_tip() -> None:
     """While the instrument is extended, the truth point nearest its tip moves with the tip."""
     sim = ClipSimulator("negative", 3, size=SMALL, num_frames=50, scenario="instrument_interference",
                         num_tracks=0, local_motion=True)
+    sim.local.pulls = []  # the grasp alone
     held = [t for t in range(50) if sim.instrument.reach(t) >= 0.9]
     t0, t1 = held[0], held[-1]
     tip0, tip1 = sim.instrument.tip(t0), sim.instrument.tip(t1)

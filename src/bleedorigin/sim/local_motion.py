@@ -6,8 +6,8 @@ deforms locally. This module makes a smooth, time-varying view-space shift field
 frame at view pixel v shows the tissue the camera alone would show at v - s(v) (the tissue near
 v moved by s). It is the sum of
 
-- pulls: Gaussian bumps (sigma 35-90 px at 512 wide) whose shift (5-18 px) rises and falls as
-  sin^2 over 30-100 frames, a few at a time (breathing, peristalsis, traction off-screen);
+- pulls: Gaussian bumps (sigma 45-120 px at 512 wide) whose shift (10-35 px) rises and falls as
+  sin^2 over 15-60 frames, several at a time (breathing, peristalsis, traction off-screen);
 - grasps: while an instrument is fully extended its tip holds the tissue it touched, which
   follows the tip (shift = tip now - tip at contact, a Gaussian around the tip), then relaxes
   exponentially once the instrument withdraws.
@@ -26,6 +26,12 @@ import numpy as np
 from bleedorigin.sim.nuisances import Instrument
 
 MAX_GRADIENT = 0.6   # cap on |d shift / d v| (Frobenius): the warp stays one-to-one
+# Pull ranges at 512 px width (scaled with the view): the strongest of four preset ranges whose
+# non-rigid residual motion stays below that of the real ESD clips (docs/bleedsim.md).
+PULL_RATE = (0.06, 0.12)     # new pulls per frame
+PULL_FRAMES = (15, 61)       # rise-and-fall duration
+PULL_SHIFT = (10.0, 35.0)    # px, peak shift (at most 0.6 sigma)
+PULL_SIGMA = (45.0, 120.0)   # px, reach
 GRASP_REACH = 0.9    # instrument extension above which its tip touches the tissue
 
 
@@ -67,13 +73,13 @@ class LocalMotion:
                instrument: Instrument | None = None) -> LocalMotion:
         w, h = view
         u = w / 512.0
-        rate = rng.uniform(0.03, 0.06)  # new pulls per frame; 2-3 active at once on average
+        rate = rng.uniform(*PULL_RATE)
         count = max(1, int(rng.poisson(rate * (num_frames + 60))))
         pulls = []
         for _ in range(count):
-            length = int(rng.integers(30, 101))
-            sigma = rng.uniform(35, 90) * u
-            amp = min(rng.uniform(5, 18) * u, 0.6 * sigma)
+            length = int(rng.integers(*PULL_FRAMES))
+            sigma = rng.uniform(*PULL_SIGMA) * u
+            amp = min(rng.uniform(*PULL_SHIFT) * u, 0.6 * sigma)
             ang = rng.uniform(0, 2 * np.pi)
             pulls.append(Pull(centre=(float(rng.uniform(0.1, 0.9) * w), float(rng.uniform(0.1, 0.9) * h)),
                               shift=(float(amp * np.cos(ang)), float(amp * np.sin(ang))), sigma=float(sigma),
