@@ -34,7 +34,7 @@ def _draw(frame: np.ndarray, gt: dict, cam: dict | None, t: int) -> np.ndarray:
     vis = gt["tracks_visible"][t]
     for k in np.flatnonzero(vis):
         p = tuple(int(round(v)) for v in gt["tracks_xy"][t, k])
-        if cam is not None:
+        if cam is not None and cam["tracks_visible"][t, k]:
             q = tuple(int(round(v)) for v in cam["tracks_xy"][t, k])
             cv2.line(img, p, q, (255, 60, 60), 1, cv2.LINE_AA)
             cv2.circle(img, q, 3, (255, 60, 60), -1, cv2.LINE_AA)
@@ -56,17 +56,25 @@ def _crop(frame: np.ndarray, xy: np.ndarray) -> np.ndarray:
     return c
 
 
+def _texture(frame: np.ndarray, xy: np.ndarray) -> float:
+    """Laplacian std of the crop around xy: flat mucosa makes a useless crop."""
+    x, y = int(round(xy[0])), int(round(xy[1]))
+    g = cv2.cvtColor(frame[y - CROP // 2:y + CROP // 2, x - CROP // 2:x + CROP // 2], cv2.COLOR_RGB2GRAY)
+    return float(cv2.Laplacian(g, cv2.CV_32F).std())
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("local_dir", type=Path)
     ap.add_argument("--paired", type=Path, default=None, help="same clips made without --local-motion")
     ap.add_argument("--out", type=Path, required=True)
-    ap.add_argument("--clips", type=int, default=6)
+    ap.add_argument("--clips", type=int, default=6, help="first N clips (after --only)")
+    ap.add_argument("--only", action="append", default=[], help="clip id to show (repeatable)")
     ap.add_argument("--frames", type=int, default=5)
     ap.add_argument("--points", type=int, default=4, help="rows of the zoom sheet")
     a = ap.parse_args(argv)
     try:
-        clips = load_bench(a.local_dir, with_labels=False)[:a.clips]
+        clips = [c for c in load_bench(a.local_dir, with_labels=False) if not a.only or c.id in a.only][:a.clips]
         cams = {c.id: c for c in load_bench(a.paired, with_labels=False)} if a.paired else {}
         rows, zoom = [], []
         for c in clips:
@@ -76,11 +84,16 @@ def main(argv: list[str] | None = None) -> int:
             ts = np.linspace(0, len(frames) - 1, a.frames).astype(int)
             rows.append(np.concatenate([_draw(frames[t], gt, cam, t) for t in ts], 1))
             if cam is not None and len(zoom) < a.points:
-                # the point the local motion moves most, among those visible in all shown frames
-                vis = gt["tracks_visible"][ts].all(0)
+                # the point the local motion moves most among those visible in all shown frames, a
+                # crop away from the border and textured enough to recognise
+                xy = gt["tracks_xy"][ts]
+                h, w = frames.shape[1:3]
+                ok = gt["tracks_visible"][ts].all(0) & cam["tracks_visible"][ts].all(0) & \
+                    ((xy > CROP) & (xy < np.array([w, h]) - CROP)).all((0, 2))
+                ok &= np.array([bool(o) and _texture(frames[0], xy[0, k]) > 6.0 for k, o in enumerate(ok)], bool)
                 gap = np.linalg.norm(gt["tracks_xy"] - cam["tracks_xy"], axis=-1).max(0)
-                if vis.any():
-                    k = int(np.argmax(np.where(vis, gap, -1)))
+                if ok.any():
+                    k = int(np.argmax(np.where(ok, gap, -1)))
                     zoom.append(np.concatenate([_crop(frames[t], gt["tracks_xy"][t, k]) for t in ts], 1))
     except (OSError, KeyError, ValueError, InputError) as e:
         print(f"error: {e}", file=sys.stderr)
