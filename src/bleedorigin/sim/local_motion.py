@@ -61,6 +61,8 @@ class Grasp:
 
 
 class LocalMotion:
+    """The shift field of one clip: its pulls and, with an instrument, its grasps."""
+
     def __init__(self, pulls: list[Pull], num_frames: int, instrument: Instrument | None = None,
                  grasp: Grasp | None = None):
         self.pulls = pulls
