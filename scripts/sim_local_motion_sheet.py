@@ -98,13 +98,16 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, KeyError, ValueError, InputError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    if not rows:
+        print("error: no clips to show", file=sys.stderr)
+        return 2
     a.out.parent.mkdir(parents=True, exist_ok=True)
-    cv2.imwrite(str(a.out), cv2.cvtColor(np.concatenate(rows, 0), cv2.COLOR_RGB2BGR))
-    print(f"wrote {a.out}")
-    if zoom:
-        zp = a.out.with_name(a.out.stem + "_zoom" + a.out.suffix)
-        cv2.imwrite(str(zp), cv2.cvtColor(np.concatenate(zoom, 0), cv2.COLOR_RGB2BGR))
-        print(f"wrote {zp}")
+    sheets = [(a.out, rows)] + ([(a.out.with_name(a.out.stem + "_zoom" + a.out.suffix), zoom)] if zoom else [])
+    for path, tiles in sheets:
+        if not cv2.imwrite(str(path), cv2.cvtColor(np.concatenate(tiles, 0), cv2.COLOR_RGB2BGR)):
+            print(f"error: cannot write {path}", file=sys.stderr)
+            return 2
+        print(f"wrote {path}")
     return 0
 
 

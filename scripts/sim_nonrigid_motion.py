@@ -53,18 +53,23 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("folders", nargs="+", type=Path)
     a = ap.parse_args(argv)
-    print(f"{'folder':40s} clips  pairs  median res %  p90 res %  (clip 25-75 % of p90)")
+    rows = []
     try:
         for folder in a.folders:
             per_clip = [pair_residuals(f) for f in collect_clips(folder).values()]
             per_clip = [r for r in per_clip if len(r)]
+            if not per_clip:
+                raise InputError(f"{folder}: no frame pair with enough content")
             allr = np.concatenate(per_clip)
             clip_p90 = [np.median(r[:, 1]) for r in per_clip]
-            print(f"{str(folder):40s} {len(per_clip):5d} {len(allr):6d} {np.median(allr[:, 0]):12.2f} "
-                  f"{np.median(allr[:, 1]):10.2f}  ({np.percentile(clip_p90, 25):.2f}-{np.percentile(clip_p90, 75):.2f})")
+            rows.append(f"{str(folder):40s} {len(per_clip):5d} {len(allr):6d} {np.median(allr[:, 0]):12.2f} "
+                        f"{np.median(allr[:, 1]):10.2f}  ({np.percentile(clip_p90, 25):.2f}-"
+                        f"{np.percentile(clip_p90, 75):.2f})")
     except InputError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    print(f"{'folder':40s} clips  pairs  median res %  p90 res %  (clip 25-75 % of p90)")
+    print("\n".join(rows))
     return 0
 
 
