@@ -207,14 +207,18 @@ def sim(out: Path = typer.Option(..., help="Output benchmark folder."),
         kind: str = typer.Option("detect", help="detect | track | track_short | track_long | full | negative"),
         width: int = typer.Option(512), height: int = typer.Option(384),
         appearance: str = typer.Option("none", help="BleedSim v2 appearance features: none | all | a comma "
-                                       "list of cap_ring, vignetting, tissue_tone, blood_colour, blood_glare, degrade.")) -> None:
+                                       "list of cap_ring, vignetting, tissue_tone, blood_colour, blood_glare, degrade."),
+        local_motion: bool = typer.Option(False, "--local-motion/--no-local-motion",
+                                          help="Tissue also deforms locally and follows instruments that "
+                                          "grasp it (docs/bleedsim.md); off: it moves with the camera only.")) -> None:
     """BleedSim: synthetic ESD bleeding clips with dense ground truth, in the benchmark layout."""
     from bleedorigin.sim import write_bench
     if n < 1:
         raise InputError(f"--n must be >= 1, got {n}")
     look = _appearance(appearance)
     _writable(out, folder=True)
-    clips = write_bench(out, n, seed, kind, size=(width, height), progress=_progress(), appearance=look)
+    clips = write_bench(out, n, seed, kind, size=(width, height), progress=_progress(), appearance=look,
+                        local_motion=local_motion)
     typer.echo(f"wrote {len(clips)} {kind} clips to {out}")
 
 

@@ -108,6 +108,12 @@ class ViewWarp:
         p = self.nodes @ hinv.T
         return (p[..., :2] / p[..., 2:3]).astype(np.float32) + disp
 
+    def displaced(self, low: np.ndarray, hinv: np.ndarray, shift: np.ndarray) -> np.ndarray:
+        """The map `low` after the tissue seen at node v moved to v + shift(v) in the view:
+        node v now shows what `low` showed at v - shift(v). `shift` (gh, gw, 2) in view px."""
+        src = (self.nodes[..., :2] - shift).reshape(-1, 2)
+        return self.sample(low, hinv, src).reshape(low.shape).astype(np.float32)
+
     def sample(self, low: np.ndarray, hinv: np.ndarray, xy: np.ndarray) -> np.ndarray:
         """Texture coordinates of view points (the map's bilinear function, cv2.resize
         convention); outside the frame it is extended by the homography."""

@@ -1,7 +1,7 @@
 """BleedSim clip generator: tissue + camera + blood + nuisances -> frames and exact truth.
 
-Per frame: one backward map (camera homography composed with elastic deformation) warps the
-static tissue texture and the blood layer; truth points (source + K tracks) live in texture
+Per frame: one backward map (camera homography composed with elastic deformation, then the
+optional local motion of sim/local_motion.py) warps the static tissue texture and the blood layer; truth points (source + K tracks) live in texture
 coordinates and go through the inverse of that same map.
 """
 from __future__ import annotations
@@ -16,6 +16,7 @@ from bleedorigin.errors import InputError
 from bleedorigin.sim.appearance import Appearance, apply_appearance
 from bleedorigin.sim.blood import BloodField
 from bleedorigin.sim.camera import ElasticField, ViewWarp, camera_path
+from bleedorigin.sim.local_motion import LocalMotion
 from bleedorigin.sim.nuisances import Q, Glare, Instrument, WaterJet
 from bleedorigin.sim.optics import apply_optics, make_optics
 from bleedorigin.sim.scenarios import (NEGATIVE_SCENARIOS, SCENARIOS, ClipSpec, clip_spec,
@@ -62,7 +63,8 @@ class ClipSimulator:
 
     def __init__(self, kind: str, seed: int, size: tuple[int, int] = (512, 384),
                  num_frames: int | None = None, scenario: str | None = None,
-                 site: str | None = None, num_tracks: int = 64, vary_blood: bool = False):
+                 site: str | None = None, num_tracks: int = 64, vary_blood: bool = False,
+                 local_motion: bool = False):
         w, h = int(size[0]), int(size[1])
         if w < 64 or h < 48:
             raise InputError(f"frame size {w}x{h} too small (minimum 64x48)")
@@ -95,6 +97,7 @@ class ClipSimulator:
             if self.params.instrument else None
         self.glare = Glare(r, self.view, n) if self.params.glare else None
         self.water = WaterJet(r, self.view, n) if self.params.water else None
+        self.local = LocalMotion.random(_rng(seed, 14), self.view, n, self.instrument) if local_motion else None
         # truth points, chosen in the view where they must be visible, then fixed in the tissue
         r = _rng(seed, 9)
         t_src = self.spec.onset if self.spec.onset is not None else n // 2
@@ -124,8 +127,15 @@ class ClipSimulator:
         return onset is not None and t - onset + self.spec.preroll >= self.reaction_frames
 
     def _view_to_tex(self, t: int, xy: np.ndarray) -> np.ndarray:
+        return self.warp.sample(self._map(t), np.linalg.inv(self.path[t]), xy)
+
+    def _map(self, t: int) -> np.ndarray:
+        """Frame t's backward map at the grid nodes: camera, elastic field, then local motion."""
         low = self.warp.frame_map(self.path[t], self.elastic.at(t))
-        return self.warp.sample(low, np.linalg.inv(self.path[t]), xy)
+        if self.local is None:
+            return low
+        shift = self.local.at(t, self.warp.nodes[..., :2])
+        return self.warp.displaced(low, np.linalg.inv(self.path[t]), shift) if shift.any() else low
 
     def _sample_fov(self, r: np.random.Generator, k: int) -> np.ndarray:
         w, h = self.view
@@ -170,7 +180,7 @@ class ClipSimulator:
         w, h = self.view
         rs, s = self.optics.render_size, self.optics.down
         hm = self.path[t]
-        low = self.warp.frame_map(hm, self.elastic.at(t))
+        low = self._map(t)
         view_pts = self.warp.to_view(low, hm, pts_tex)
         if self.water is not None:
             aim = view_pts[0] if self._jet_on_source(t) else self.warp.to_view(low, hm, self.work_tex[None])[0]
@@ -202,6 +212,8 @@ class ClipSimulator:
             alpha_pts = self.blood.alpha_at(pts_tex)
         hidden = alpha_pts > COVER_ALPHA
         hidden[0] = bleeding and self.blood.surrounded(pts_tex[0], thr=COVER_ALPHA)
+        if self.local is not None:
+            hidden |= self._unresolved(low, hm, view_pts, pts_tex)
         extra_blur, bright = 0.0, 1.0
         if self.glare is not None:
             img = self.glare.draw(img, t)
@@ -223,6 +235,13 @@ class ClipSimulator:
         inside[inside] = self.optics.fov[yi[inside], xi[inside]]
         return mask, view_pts, inside & ~hidden
 
+    def _unresolved(self, low: np.ndarray, hm: np.ndarray, view_pts: np.ndarray, pts_tex: np.ndarray) -> np.ndarray:
+        """Points whose inversion did not converge: tissue pushed into the half-cell band at the
+        frame border, where the map (clamped like cv2.resize) repeats the edge row, so the frame
+        does not show that tissue. Local motion pushes tissue there more often than the camera."""
+        back = self.warp.sample(low, np.linalg.inv(hm), view_pts)
+        return np.linalg.norm(back - pts_tex, axis=1) > 0.5
+
     def _wash(self, t: int, hm: np.ndarray) -> None:
         """Map the jet (drawn in the view at 1/Q res) onto the blood grid and thin the blood there."""
         jet = self.water.alpha(t)
@@ -237,11 +256,13 @@ class ClipSimulator:
 
 def generate_clip(kind: str, seed: int, size: tuple[int, int] = (512, 384), num_frames: int | None = None,
                   scenario: str | None = None, site: str | None = None, num_tracks: int = 64,
-                  vary_blood: bool = False, appearance: Appearance | None = None) -> SimClip:
+                  vary_blood: bool = False, appearance: Appearance | None = None,
+                  local_motion: bool = False) -> SimClip:
     """One synthetic clip in memory with exact truth; deterministic for (kind, seed, options).
     `vary_blood` randomises the blood's colour and darkening (training-time domain randomisation);
-    `appearance` adds BleedSim v2 appearance features (sim/appearance.py) to the frames."""
-    sim = ClipSimulator(kind, seed, size, num_frames, scenario, site, num_tracks, vary_blood)
+    `appearance` adds BleedSim v2 appearance features (sim/appearance.py) to the frames;
+    `local_motion` adds local tissue deformation and instrument pulls (sim/local_motion.py)."""
+    sim = ClipSimulator(kind, seed, size, num_frames, scenario, site, num_tracks, vary_blood, local_motion)
     log.debug("sim clip kind=%s seed=%d scenario=%s site=%s frames=%d", kind, seed, sim.scenario,
               sim.site, sim.spec.num_frames)
     clip = sim.run()

@@ -57,7 +57,7 @@ class Instrument:
         """Outline quads of the sheath bands then the knife (float (4, 2) each); [] when out."""
         if self._cache is not None and self._cache[0] == t:
             return self._cache[1]
-        env = _envelope(t, self.eps, self.ramp)
+        env = self.reach(t)
         polys: list[np.ndarray] = []
         if env > 0.02:
             ang = self.ang0 + 0.15 * np.sin(self.wob[0] * t * 6 + self.ph[0])
@@ -78,6 +78,15 @@ class Instrument:
             polys.append(quad(length, length + self.knife * env, half(length) * 0.22, half(length) * 0.18))
         self._cache = (t, polys)
         return polys
+
+    def reach(self, t: int) -> float:
+        """0 (out of view) .. 1 (fully extended) at frame t."""
+        return _envelope(t, self.eps, self.ramp)
+
+    def tip(self, t: int) -> np.ndarray | None:
+        """View position of the knife's tip (the middle of its far edge), None when out."""
+        polys = self.polygons(t)
+        return 0.5 * (polys[-1][1] + polys[-1][2]) if polys else None
 
     def draw(self, img: np.ndarray, t: int, scale: float = 1.0) -> None:
         """Draw into `img`, a frame rendered at `scale` times the view size."""

@@ -79,9 +79,10 @@ def clip_kind(kind: str, index: int) -> str:
 
 
 def write_bench(out_dir: str | Path, n: int, seed: int, kind: str, size: tuple[int, int] = (512, 384),
-                progress: bool = True, appearance: Appearance | None = None) -> list:
+                progress: bool = True, appearance: Appearance | None = None, local_motion: bool = False) -> list:
     """Generate `n` clips and write them as a benchmark folder; returns the io.bench Clips.
-    `appearance` (sim.appearance.Appearance) adds BleedSim v2 appearance features."""
+    `appearance` (sim.appearance.Appearance) adds BleedSim v2 appearance features;
+    `local_motion` adds local tissue deformation and instrument pulls (sim/local_motion.py)."""
     from bleedorigin.io.bench import Clip, write_bench_clip, write_manifest
 
     if n < 1:
@@ -92,7 +93,7 @@ def write_bench(out_dir: str | Path, n: int, seed: int, kind: str, size: tuple[i
     for i in progress_track(range(n), total=n, description="BleedSim", enabled=progress, unit="clip"):
         k = clip_kind(kind, i)
         clip_seed = int(seed) * SEED_STRIDE + i
-        sim = generate_clip(k, clip_seed, size=size, appearance=appearance)
+        sim = generate_clip(k, clip_seed, size=size, appearance=appearance, local_motion=local_motion)
         cid = f"sim_{k}_{clip_seed:09d}"
         clip_dir = root / "clips" / cid
         gt_path = clip_dir / "gt.npz"
