@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import sys
 from pathlib import Path
 
 import cv2
@@ -46,7 +47,8 @@ def main() -> None:
     args = ap.parse_args()
     folders = sorted(p.parent for p in args.source.glob("**/video.mp4") if (p.parent / "labels.json").is_file())
     if not folders:
-        raise SystemExit(f"error: no clip folders (video.mp4 + labels.json) under {args.source}")
+        print(f"error: no clip folders (video.mp4 + labels.json) under {args.source}", file=sys.stderr)
+        raise SystemExit(2)
     gains = np.array(args.gains, np.float32)
     for folder in folders:
         target = args.out / folder.relative_to(args.source)
