@@ -34,12 +34,13 @@ def test_onset_threshold_replay_matches_the_streaming_detector(tmp_path):
     assert script.decide(trace, 1.0, REFINE_RADIUS, det.cfg.window) is None  # no window is that sure
 
 
-@pytest.mark.parametrize("name", ["onset_threshold", "leave_one_out", "source_labelled_frames"])
+@pytest.mark.parametrize("name", ["onset_threshold", "leave_one_out", "source_labelled_frames", "shift_white_balance"])
 def test_scripts_reject_a_missing_folder_with_exit_2(name, tmp_path, monkeypatch):
     script = load_script(name)
     args = {"onset_threshold": [name, "weights/onset_small", str(tmp_path / "missing")],
             "leave_one_out": [name, "track", str(tmp_path / "missing"), "--out", str(tmp_path / "out")],
-            "source_labelled_frames": [name, str(tmp_path / "missing")]}[name]
+            "source_labelled_frames": [name, str(tmp_path / "missing")],
+            "shift_white_balance": [name, str(tmp_path / "missing"), str(tmp_path / "out")]}[name]
     monkeypatch.setattr("sys.argv", args)
     with pytest.raises(SystemExit) as e:
         script.main()
