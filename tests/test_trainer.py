@@ -162,3 +162,29 @@ def test_onset_focus_scenario_draws_that_scenario(tmp_path: Path) -> None:
         assert np.array_equal(z["frames"], expected)
     with pytest.raises(InputError, match="focus_scenario"):
         OnsetTask({"model": {"window": 16}, "data": {**data, "focus_scenario": "fog"}})
+
+
+def test_onset_appearance_share_trains_on_bleedsim_v2_clips(tmp_path: Path) -> None:
+    import numpy as np
+
+    from bleedorigin.models.onset.train import OnsetTask
+    from bleedorigin.sim.appearance import Appearance
+    from bleedorigin.sim.generator import generate_clip
+    data = {"train_pool": 2, "kinds": ["detect"], "kind_weights": [1.0], "sim_size": [64, 48],
+            "clip_frames": 70, "max_drop": 0}
+    names = {}
+    for share in (0.0, 1.0):
+        cache = tmp_path / f"cache{share}"
+        task = OnsetTask({"model": {"window": 16, "internal_size": [32, 24]},
+                          "data": {**data, "cache_dir": str(cache), "appearance": share}})
+        task.sample_batch(np.random.default_rng(0))
+        names[share] = sorted(p.name for p in cache.glob("*.npz"))
+    assert names[0.0] and not any("_v2" in n for n in names[0.0])
+    assert names[1.0] and all("_v2" in n for n in names[1.0])  # v1 and v2 clips never share a cache file
+    seed = int(names[1.0][0].rsplit("_", 1)[1].split(".")[0])
+    with np.load(tmp_path / "cache1.0" / names[1.0][0]) as z:
+        v2 = generate_clip("detect", seed, size=(64, 48), num_frames=70, num_tracks=0,
+                           appearance=Appearance.all()).frames
+        v1 = generate_clip("detect", seed, size=(64, 48), num_frames=70, num_tracks=0).frames
+        assert np.array_equal(z["frames"], v2) and not np.array_equal(z["frames"], v1)
+    assert "v2 appearance" in task.data_description()

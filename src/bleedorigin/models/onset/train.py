@@ -51,6 +51,7 @@ class OnsetDataConfig:
     offset_weight: float = 1.0         # weight of MSE(N*delta) (1 = Eq. 4)
     frame_aux_weight: float = 0.0      # per-frame "blood visible" BCE on MDG embeddings (0 = paper)
     augment: float = 0.0               # strength of the clip-level augmentation (0 = off)
+    appearance: float = 0.0            # share of training clips with BleedSim v2 appearance (all features)
     bench_dirs: tuple[str, ...] = ()   # your own benchmark folders (clips with onset labels or none)
     bench_fraction: float = 0.5        # share of training clips drawn from bench_dirs when given
     focus_scenario: str = ""           # a BleedSim scenario to draw more often (e.g. water_flushing)
@@ -87,12 +88,18 @@ class ClipCache:
         self.data, self.size = data, size
         self.dir = Path(data.cache_dir)
 
-    def get(self, kind: str, seed: int, scenario: str | None = None) -> tuple[np.ndarray, int | None]:
-        """The clip of (kind, seed); `scenario` overrides the one the seed would draw."""
+    def path(self, kind: str, seed: int, scenario: str | None = None, v2: bool = False) -> Path:
         n = self.data.full_frames if kind == "full" else (self.data.clip_frames or None)
         w, h = self.size
-        tag = f"_{scenario}" if scenario else ""
-        path = self.dir / f"{kind}{tag}_{n or 'default'}_{w}x{h}_{seed}.npz"
+        tag = (f"_{scenario}" if scenario else "") + ("_v2" if v2 else "")
+        return self.dir / f"{kind}{tag}_{n or 'default'}_{w}x{h}_{seed}.npz"
+
+    def get(self, kind: str, seed: int, scenario: str | None = None,
+            v2: bool = False) -> tuple[np.ndarray, int | None]:
+        """The clip of (kind, seed); `scenario` overrides the one the seed would draw; `v2` adds
+        every BleedSim v2 appearance feature."""
+        n = self.data.full_frames if kind == "full" else (self.data.clip_frames or None)
+        path = self.path(kind, seed, scenario, v2)
         if path.is_file():
             try:
                 with np.load(path) as z:
@@ -100,12 +107,14 @@ class ClipCache:
                     return z["frames"], (None if onset < 0 else onset)
             except (OSError, ValueError, KeyError):
                 log.warning("rebuilding damaged cache file %s", path)
+        from bleedorigin.sim.appearance import Appearance
         from bleedorigin.sim.generator import generate_clip
         clip = None
         for attempt in range(5):  # a simulator failure on one seed must not end a long run
             try:
                 clip = generate_clip(kind, seed + attempt * 7919, size=self.size, num_frames=n,
-                                     scenario=scenario, num_tracks=0)
+                                     scenario=scenario, num_tracks=0,
+                                     appearance=Appearance.all() if v2 else None)
                 break
             except Exception as e:  # noqa: BLE001 - logged and retried with another seed
                 log.warning("BleedSim %s seed %d failed (%s); trying another seed", kind,
@@ -186,7 +195,8 @@ class OnsetTask(StageTask):
             focus = self.data.focus_share > 0 and rng.random() < self.data.focus_share
             if kind == "negative" and self.data.focus_scenario not in NEGATIVE_SCENARIOS:
                 focus = False  # e.g. obscured_view needs blood
-            frames, onset = self.cache.get(kind, seed, self.data.focus_scenario if focus else None)
+            v2 = self.data.appearance > 0 and rng.random() < self.data.appearance
+            frames, onset = self.cache.get(kind, seed, self.data.focus_scenario if focus else None, v2)
         if self.data.augment > 0:
             frames = ClipAugment.random(rng, self.data.augment).frames(frames)
         n = self.cfg.window
@@ -276,6 +286,8 @@ class OnsetTask(StageTask):
                 f"{self.data.sim_size[1]}, resized to {self.cfg.internal_size[0]}x{self.cfg.internal_size[1]} (train seeds {TRAIN_SEED0}..{TRAIN_SEED0 + self.data.train_pool - 1}, "
                 f"val seeds {VAL_SEED0}+; first 0-{self.data.max_drop} frames dropped at random)"
                 + (f"; clip augmentation strength {self.data.augment}" if self.data.augment > 0 else "")
+                + (f"; {self.data.appearance:.0%} of clips with BleedSim v2 appearance (all features)"
+                   if self.data.appearance > 0 else "")
                 + (f"; plus {self.data.bench_fraction:.0%} of clips from {', '.join(self.data.bench_dirs)}"
                    if self.data.bench_dirs else ""))
 
