@@ -1,6 +1,7 @@
 """Optical-flow building blocks shared by the baselines and the pseudo-labellers:
-DIS dense flow, bilinear sampling of a flow field, chaining a point through flows, and one
-pyramidal Lucas-Kanade step with a forward-backward check."""
+DIS dense flow, bilinear sampling of a flow field, chaining a point through flows, a robust
+similarity fit to sampled motion, and one pyramidal Lucas-Kanade step with a forward-backward
+check."""
 from __future__ import annotations
 
 import cv2
@@ -21,6 +22,18 @@ def dis_flow(preset: str = "medium") -> cv2.DISOpticalFlow:
     if preset not in DIS_PRESETS:
         raise InputError(f"unknown DIS preset {preset!r}; expected one of {sorted(DIS_PRESETS)}")
     return cv2.DISOpticalFlow_create(DIS_PRESETS[preset])
+
+
+def fit_similarity(xy: np.ndarray, motion: np.ndarray, inlier_px: float, min_inliers: int = 0) -> np.ndarray | None:
+    """2x3 similarity transform (shift, rotation, zoom) that moves the points `xy` (N, 2) by
+    `motion` (N, 2), fitted with RANSAC (`inlier_px` reprojection threshold); None when no fit
+    or fewer than `min_inliers` points agree."""
+    src = np.asarray(xy).astype(np.float32)
+    transform, inliers = cv2.estimateAffinePartial2D(src, src + motion, method=cv2.RANSAC,
+                                                     ransacReprojThreshold=inlier_px)
+    if transform is None or inliers is None or inliers.sum() < min_inliers:
+        return None
+    return transform
 
 
 def sample_flow(flow: np.ndarray, xy) -> np.ndarray:

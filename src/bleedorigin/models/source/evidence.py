@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 
 from bleedorigin.vision.color import field_of_view, red_mask, rgb_to_hsv
-from bleedorigin.vision.flow import dis_flow, to_gray
+from bleedorigin.vision.flow import dis_flow, fit_similarity, to_gray
 
 
 @dataclass(frozen=True)
@@ -88,12 +88,7 @@ def camera_motion(flow: np.ndarray, static: np.ndarray) -> np.ndarray | None:
     if len(xs) < 12:
         return None
     xs, ys = xs * 4, ys * 4
-    a = np.stack([xs, ys], 1).astype(np.float32)
-    b = a + flow[ys, xs]
-    m, inliers = cv2.estimateAffinePartial2D(a, b, method=cv2.RANSAC, ransacReprojThreshold=2.0)
-    if m is None or inliers is None or inliers.sum() < 8:
-        return None
-    return m
+    return fit_similarity(np.stack([xs, ys], 1), flow[ys, xs], 2.0, min_inliers=8)
 
 
 def align_to(moving: np.ndarray, target_gray: np.ndarray, flow: cv2.DISOpticalFlow,

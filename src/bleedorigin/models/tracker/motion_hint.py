@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from bleedorigin.errors import ConfigError
-from bleedorigin.vision.flow import dis_flow, to_gray
+from bleedorigin.vision.flow import dis_flow, fit_similarity, to_gray
 
 DOWNSCALE = 4
 RADIUS = 8       # "window": half-size in flow pixels (32 px at the model scale)
@@ -74,10 +74,7 @@ def scene_motion(flow: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray
         gx, gy = gx[keep], gy[keep]
         if len(gx) < MIN_SAMPLES:
             return None
-    src = np.stack([gx, gy], 1).astype(np.float32)
-    dst = src + flow[gy, gx]
-    transform, _ = cv2.estimateAffinePartial2D(src, dst, method=cv2.RANSAC, ransacReprojThreshold=INLIER_PX)
-    return transform
+    return fit_similarity(np.stack([gx, gy], 1), flow[gy, gx], INLIER_PX)
 
 
 def _window_median(flow: np.ndarray, cell: np.ndarray) -> np.ndarray:
