@@ -19,6 +19,7 @@ import numpy as np
 
 from bleedorigin.errors import InputError
 from bleedorigin.sim.realism import collect_clips
+from bleedorigin.vision.flow import dis_flow, to_gray
 
 HEIGHT, GAP, STEP = 112, 10, 5
 
@@ -27,9 +28,8 @@ def pair_residuals(frames: np.ndarray) -> np.ndarray:
     """(pairs, 2): median and p90 residual in % of the height."""
     h, w = frames.shape[1:3]
     size = (max(8, round(w * HEIGHT / h)), HEIGHT)
-    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
-    gray = [cv2.cvtColor(cv2.resize(f, size, interpolation=cv2.INTER_AREA), cv2.COLOR_RGB2GRAY)
-            for f in frames[::STEP]]
+    dis = dis_flow("medium")
+    gray = [to_gray(cv2.resize(f, size, interpolation=cv2.INTER_AREA)) for f in frames[::STEP]]
     k = max(1, GAP // STEP)
     yy, xx = np.mgrid[2:size[1] - 2:3, 2:size[0] - 2:3]
     out = []
