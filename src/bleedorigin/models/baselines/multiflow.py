@@ -229,7 +229,7 @@ def _visible_motion(flow: np.ndarray, back: np.ndarray, tissue_a: np.ndarray, ti
     Where too few such samples remain, the similarity of all the view's visible tissue (once per
     flow), and where that fails too, the median flow around the point."""
     h, w = flow.shape[:2]
-    scene: list[np.ndarray | None] = []
+    scene, scene_fitted = None, False  # the view's fit, made only if some point needs it
     out = []
     for x, y in xy:
         cx, cy = min(max(int(round(x)), 0), w - 1), min(max(int(round(y)), 0), h - 1)
@@ -247,12 +247,12 @@ def _visible_motion(flow: np.ndarray, back: np.ndarray, tissue_a: np.ndarray, ti
         rel = np.column_stack([gx - x, gy - y])[ok]
         motion = _local_similarity(rel, f[ok]) if ok.sum() >= MIN_VISIBLE else None
         if motion is None:
-            if not scene:
-                scene.append(scene_motion(flow, tissue_a))
-            if scene[0] is None:
+            if not scene_fitted:
+                scene, scene_fitted = scene_motion(flow, tissue_a), True
+            if scene is None:
                 motion = _surround_motion(flow, np.array([[x, y]]))[0]
             else:
-                motion = scene[0][:, :2] @ [x, y] + scene[0][:, 2] - [x, y]
+                motion = scene[:, :2] @ [x, y] + scene[:, 2] - [x, y]
         out.append(motion)
     return np.array(out, np.float64).reshape(-1, 2)
 
