@@ -85,22 +85,33 @@ def test_growth_map_finds_where_blood_appeared_first_despite_camera_motion():
     assert growth_map(now, [], EvidenceConfig()) is None
 
 
-def test_confidence_drops_when_the_evidence_disagrees():
-    yy, xx = np.mgrid[:H, :W]
+def test_confidence_is_the_score_margin_over_places_farther_away():
+    """One place a score unit above everything more than 2 radii away: 1 - exp(-1); two equal
+    places far apart: 0, however sharp each is."""
+    score = np.zeros((H, W), np.float32)
+    score[70, 60] = 1.0
+    assert confidence(posterior(score), (60.0, 70.0), 10.0) == pytest.approx(1 - np.exp(-1), abs=1e-4)
+    score[40, 150] = 1.0
+    assert confidence(posterior(score), (60.0, 70.0), 10.0) == pytest.approx(0.0, abs=1e-4)
+    score[40, 150] = 0.0
+    score[75, 60] = 1.0  # a second peak inside 2 radii is the same place
+    assert confidence(posterior(score), (60.0, 70.0), 10.0) == pytest.approx(1 - np.exp(-1), abs=1e-4)
 
-    def bump(x, y):
-        return np.exp(-((xx - x) ** 2 + (yy - y) ** 2) / (2 * 6.0 ** 2)).astype(np.float32)
 
-    heat = bump(60, 70)
-    ones = np.ones((H, W), np.float32)
-    cfg = FusionConfig(w_net=1.0, w_red=4.0)
-    confs = {}
-    for name, red in {"agree": bump(60, 70), "disagree": bump(150, 40)}.items():
-        post = posterior(fuse(heat, red, ones, ones, None, cfg))
-        y, x = np.unravel_index(int(np.argmax(post)), post.shape)
-        confs[name] = confidence(post, [(cfg.w_net, heat), (cfg.w_red, red)], (float(x), float(y)), 0.08 * W)
-    assert confs["agree"] > 0.5
-    assert confs["disagree"] < 0.5 * confs["agree"]
+def test_confidence_of_one_pool_two_far_pools_and_no_blood():
+    """Through the default localizer: one clear pool is confident; two equal pools far apart
+    leave the answer a guess; a blood-free frame is not confident either (below 0.5, the
+    threshold under which `run` marks the source as uncertain)."""
+    loc = load_stage("source", "source_evidence", "cpu")
+    base = cv2.resize(_in_view(_tissue(1)[:H, :W]), (512, 384))
+    one, two = base.copy(), base.copy()
+    cv2.circle(one, (180, 150), 16, (140, 10, 20), -1)
+    for xy in ((150, 130), (362, 254)):  # about as far from the view's centre, on opposite sides
+        cv2.circle(two, xy, 16, (140, 10, 20), -1)
+    c_one, c_two, c_none = (loc.locate(f).confidence for f in (one, two, base))
+    assert c_one > 0.5
+    assert c_two < 0.1 and c_none < 0.5
+    assert c_one > 3 * max(c_two, c_none)
 
 
 def test_source_evidence_and_centre_locate_in_input_pixels():

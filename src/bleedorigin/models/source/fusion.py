@@ -17,10 +17,10 @@ growth = where blood kept appearing over the history frames, flow = where blood 
 The point (`estimate`): "peak", the posterior's arg-max with sub-pixel refinement; "mean", the
 posterior mean; "shrink", the arg-max moved toward the centre of the view by the confidence:
 centre + min(1, confidence / shrink_full) * (peak - centre).
-Confidence = the share of the posterior within `conf_radius` of the arg-max times the weighted
-agreement of the heat, red, dark, growth and flow maps there (how far up from its median toward
-its peak each map is at the point): it drops when the posterior is spread over several places
-and when the pieces of evidence point at different places.
+Confidence = 1 - exp(-margin), margin = the fused score at the point minus the best fused score
+farther than 2 * `conf_radius` from it: near 0 when another place far away scores about as well
+(the evidence points at two places, or at none and the prior decides), higher the more clearly
+one place stands out (chosen by the rule in docs/source.md, "How the confidence is chosen").
 """
 from __future__ import annotations
 
@@ -62,7 +62,7 @@ class FusionConfig:
     temperature: float = 1.0  # posterior = softmax(score / temperature)
     estimate: str = "peak"    # "peak" | "mean" | "shrink" (module docstring)
     shrink_full: float = 0.5  # "shrink": confidence at and above which the arg-max is kept as is
-    conf_radius: float = 0.08  # share of the working width around the point counted as "here"
+    conf_radius: float = 0.08  # share of the working width: places beyond twice this compete with the point
     evidence: EvidenceConfig = field(default_factory=EvidenceConfig)
 
     def __post_init__(self) -> None:
@@ -114,32 +114,20 @@ def posterior(score: np.ndarray, temperature: float = 1.0) -> np.ndarray:
     return (p / p.sum()).astype(np.float32)
 
 
-def lift(m: np.ndarray, x: int, y: int) -> float:
-    """How far up from its median toward its peak a map is at (x, y), in [0, 1]; 0 for a flat
-    map (it points nowhere, so it supports no place)."""
-    med, top = float(np.median(m)), float(m.max())
-    return float(np.clip((m[y, x] - med) / (top - med), 0, 1)) if top - med > EPS else 0.0
-
-
-def confidence(post: np.ndarray, evidence: list[tuple[float, np.ndarray]], xy: tuple[float, float],
-               radius: float) -> float:
-    """Posterior mass near the point times how much the evidence agrees there: the weighted
-    mean, over the (weight, map) pairs that voted, of each map's `lift` at the point."""
+def confidence(post: np.ndarray, xy: tuple[float, float], radius: float, temperature: float = 1.0) -> float:
+    """How clearly the fused evidence prefers the point to every place farther than 2 * radius
+    from it: 1 - exp(-margin), margin = the fused score at the point minus the best score out
+    there (score = temperature * log posterior + a constant). Two equally good places far apart
+    give 0; one place a whole Red-Mask unit above everything else gives 0.63."""
     h, w = post.shape
     ys, xs = np.mgrid[0:h, 0:w]
-    near = (xs - xy[0]) ** 2 + (ys - xy[1]) ** 2 <= radius ** 2
+    far = (xs - xy[0]) ** 2 + (ys - xy[1]) ** 2 > (2 * radius) ** 2
+    if not far.any():
+        return 0.0
     x, y = int(round(np.clip(xy[0], 0, w - 1))), int(round(np.clip(xy[1], 0, h - 1)))
-    votes = [(wt, lift(m, x, y)) for wt, m in evidence if wt > 0]
-    agree = sum(wt * a for wt, a in votes) / sum(wt for wt, _ in votes) if votes else 1.0
-    return float(np.clip(post[near].sum() * agree, 0.0, 1.0))
-
-
-def voters(m: EvidenceMaps, cfg: FusionConfig) -> list[tuple[float, np.ndarray]]:
-    """The weighted maps that point at a place (support and prior only rule places out)."""
-    out = [(cfg.w_net, m.heat), (cfg.w_red, m.red)]
-    if m.dark is not None and float(m.dark.max()) > 0:
-        out.append((cfg.w_dark, m.dark))
-    return out + counted(cfg, m.growth, m.flow)
+    log_p = np.log(post.astype(np.float64) + 1e-300)
+    margin = temperature * (log_p[y, x] - log_p[far].max())
+    return float(1.0 - np.exp(-max(margin, 0.0)))
 
 
 def peak(post: np.ndarray, radius: int) -> tuple[float, float]:
@@ -156,7 +144,7 @@ def posterior_mean(post: np.ndarray) -> tuple[float, float]:
 def point_estimate(m: EvidenceMaps, cfg: FusionConfig, radius: int) -> tuple[tuple[float, float], float]:
     """The point (network pixels) by `cfg.estimate` and its confidence."""
     top = peak(m.posterior, radius)
-    conf = confidence(m.posterior, voters(m, cfg), top, cfg.conf_radius * m.posterior.shape[1])
+    conf = confidence(m.posterior, top, cfg.conf_radius * m.posterior.shape[1], cfg.temperature)
     if cfg.estimate == "mean":
         return posterior_mean(m.posterior), conf
     if cfg.estimate == "shrink":
