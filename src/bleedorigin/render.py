@@ -1,7 +1,8 @@
 """Overlay video in the paper's display style, one frame at a time (supervision-style annotators).
 
 "Non Bleeding" / "Bleeding" label top left, a flashing red box around the source after the
-onset, the tracked point with its confidence, and a short trail.
+onset (dashed and labelled "source ?" when the localizer was unsure), the tracked point with its
+confidence, and a short trail.
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from bleedorigin.types import FrameResult
 RED = (230, 30, 30)
 GREEN = (40, 220, 60)
 WHITE = (255, 255, 255)
+SOURCE_UNSURE = 0.5  # source confidence below which the box is dashed: the evidence named no clear place
 
 
 def _scale(frame: np.ndarray) -> float:
@@ -43,7 +45,8 @@ class OnsetBannerAnnotator:
 @dataclass
 class OnsetBoxAnnotator:
     """A red box around the source that flashes for `duration` frames after the onset, with the
-    localizer's confidence above it (low when its evidence disagreed)."""
+    localizer's confidence above it; below `SOURCE_UNSURE` (another place scored about as well,
+    or no blood stood out) the box is dashed and labelled "source ?"."""
 
     duration: int = 45
     period: int = 6
@@ -63,11 +66,26 @@ class OnsetBoxAnnotator:
         half = int(40 * s)
         cx, cy = (result.track.x, result.track.y) if result.track else self._center
         x, y = int(round(cx)), int(round(cy))
-        cv2.rectangle(frame, (x - half, y - half), (x + half, y + half), RED,
-                      max(1, int(round(3 * s))), cv2.LINE_AA)
-        cv2.putText(frame, f"source {self._confidence:.2f}", (x - half, y - half - int(6 * s)),
+        unsure = self._confidence < SOURCE_UNSURE
+        corners = [(x - half, y - half), (x + half, y - half), (x + half, y + half), (x - half, y + half)]
+        for a, b in zip(corners, corners[1:] + corners[:1]):
+            _edge(frame, a, b, max(1, int(round(3 * s))), int(8 * s) if unsure else 0)
+        label = f"source ? {self._confidence:.2f}" if unsure else f"source {self._confidence:.2f}"
+        cv2.putText(frame, label, (x - half, y - half - int(6 * s)),
                     cv2.FONT_HERSHEY_SIMPLEX, 0.5 * s, RED, max(1, int(round(s))), cv2.LINE_AA)
         return frame
+
+
+def _edge(frame: np.ndarray, a: tuple[int, int], b: tuple[int, int], thick: int, dash: int) -> None:
+    """A red line from a to b, in dashes of `dash` px with equal gaps (solid when dash is 0)."""
+    length = int(np.hypot(b[0] - a[0], b[1] - a[1]))
+    if dash <= 0 or length == 0:
+        cv2.line(frame, a, b, RED, thick, cv2.LINE_AA)
+        return
+    d = np.subtract(b, a) / length
+    for t in range(0, length, 2 * dash):
+        p, q = np.add(a, d * t), np.add(a, d * min(t + dash, length))
+        cv2.line(frame, (int(p[0]), int(p[1])), (int(q[0]), int(q[1])), RED, thick, cv2.LINE_AA)
 
 
 @dataclass

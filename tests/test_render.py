@@ -1,0 +1,36 @@
+"""The overlay's source box: solid with the confidence when the localizer was sure, dashed and
+labelled "source ?" below `SOURCE_UNSURE`."""
+from __future__ import annotations
+
+import numpy as np
+
+from bleedorigin.render import RED, SOURCE_UNSURE, OnsetBoxAnnotator
+from bleedorigin.types import FrameResult, Onset, Point
+
+
+def _box_edge(confidence: float) -> tuple[np.ndarray, np.ndarray]:
+    """The overlay on a black 512x384 frame at the onset with the source at (256, 200): the
+    box's bottom edge (row 240, x 220..292) as 'is red' flags, and the whole picture."""
+    frame = np.zeros((384, 512, 3), np.uint8)
+    result = FrameResult(frame=10, time_s=0.4, phase="tracking", onset_score=0.9,
+                         onset=Onset(10, 0.4, 0.9), source=Point(256.0, 200.0, confidence))
+    out = OnsetBoxAnnotator().annotate(frame, result)
+    return np.all(np.abs(out[240, 220:293].astype(int) - RED) < 40, axis=1), out
+
+
+def test_a_sure_source_gets_a_solid_box_and_an_unsure_one_a_dashed_box():
+    solid, _ = _box_edge(SOURCE_UNSURE + 0.2)
+    dashed, _ = _box_edge(SOURCE_UNSURE - 0.2)
+    assert solid.all()
+    assert 0.3 < dashed.mean() < 0.7  # dashes and gaps of equal length
+
+
+def test_the_unsure_label_carries_a_question_mark():
+    """"source ? 0.30" runs longer than "source 0.70" above the box."""
+    def label_end(img: np.ndarray) -> int:
+        band = img[140:158]  # above the box's top edge (y 160)
+        return int(np.nonzero(np.any(band > 0, axis=(0, 2)))[0].max())
+
+    _, sure = _box_edge(SOURCE_UNSURE + 0.2)
+    _, unsure = _box_edge(SOURCE_UNSURE - 0.2)
+    assert label_end(unsure) > label_end(sure) + 4  # "? " adds about 7 px at 512 px
