@@ -71,21 +71,26 @@ class OnsetBoxAnnotator:
         for a, b in zip(corners, corners[1:] + corners[:1]):
             _edge(frame, a, b, max(1, int(round(3 * s))), int(8 * s) if unsure else 0)
         label = f"source ? {self._confidence:.2f}" if unsure else f"source {self._confidence:.2f}"
-        cv2.putText(frame, label, (x - half, y - half - int(6 * s)),
-                    cv2.FONT_HERSHEY_SIMPLEX, 0.5 * s, RED, max(1, int(round(s))), cv2.LINE_AA)
+        font, thick = 0.5 * s, max(1, int(round(s)))
+        (tw, th), base = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, font, thick)
+        org = (x - half, y - half - int(6 * s))
+        # on black: red text on bleeding tissue would not read
+        cv2.rectangle(frame, (org[0] - 2, org[1] - th - 2), (org[0] + tw + 2, org[1] + base), (0, 0, 0), -1)
+        cv2.putText(frame, label, org, cv2.FONT_HERSHEY_SIMPLEX, font, RED, thick, cv2.LINE_AA)
         return frame
 
 
 def _edge(frame: np.ndarray, a: tuple[int, int], b: tuple[int, int], thick: int, dash: int) -> None:
-    """A red line from a to b, in dashes of `dash` px with equal gaps (solid when dash is 0)."""
+    """A red line from a to b on a black outline (it must show on blood), in dashes of `dash` px
+    with equal gaps (solid when dash is 0)."""
     length = int(np.hypot(b[0] - a[0], b[1] - a[1]))
-    if dash <= 0 or length == 0:
-        cv2.line(frame, a, b, RED, thick, cv2.LINE_AA)
-        return
-    d = np.subtract(b, a) / length
-    for t in range(0, length, 2 * dash):
-        p, q = np.add(a, d * t), np.add(a, d * min(t + dash, length))
-        cv2.line(frame, (int(p[0]), int(p[1])), (int(q[0]), int(q[1])), RED, thick, cv2.LINE_AA)
+    d = np.subtract(b, a) / max(length, 1)
+    step = 2 * dash if dash > 0 else max(length, 1)
+    pieces = [(np.add(a, d * t), np.add(a, d * min(t + (dash or length), length)))
+              for t in range(0, max(length, 1), step)]
+    for color, width in (((0, 0, 0), thick + 2), (RED, thick)):
+        for p, q in pieces:
+            cv2.line(frame, (int(p[0]), int(p[1])), (int(q[0]), int(q[1])), color, width, cv2.LINE_AA)
 
 
 @dataclass
