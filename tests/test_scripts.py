@@ -34,17 +34,41 @@ def test_onset_threshold_replay_matches_the_streaming_detector(tmp_path):
     assert script.decide(trace, 1.0, REFINE_RADIUS, det.cfg.window) is None  # no window is that sure
 
 
-@pytest.mark.parametrize("name", ["onset_threshold", "leave_one_out", "source_labelled_frames", "shift_white_balance"])
+@pytest.mark.parametrize("name", ["onset_threshold", "leave_one_out", "source_labelled_frames", "shift_white_balance",
+                                  "source_confidence_select"])
 def test_scripts_reject_a_missing_folder_with_exit_2(name, tmp_path, monkeypatch):
     script = load_script(name)
     args = {"onset_threshold": [name, "weights/onset_small", str(tmp_path / "missing")],
             "leave_one_out": [name, "track", str(tmp_path / "missing"), "--out", str(tmp_path / "out")],
             "source_labelled_frames": [name, str(tmp_path / "missing")],
-            "shift_white_balance": [name, str(tmp_path / "missing"), str(tmp_path / "out")]}[name]
+            "shift_white_balance": [name, str(tmp_path / "missing"), str(tmp_path / "out")],
+            "source_confidence_select": [name, "--sim", str(tmp_path / "missing"), "--real", str(tmp_path)]}[name]
     monkeypatch.setattr("sys.argv", args)
     with pytest.raises(SystemExit) as e:
         script.main()
     assert e.value.code == 2
+
+
+def test_source_confidence_rule_needs_both_domains_and_the_right_halves():
+    """The rule of docs/source.md: a candidate is eligible when it ranks the errors the right
+    way round on the real labels and on BleedSim; the best real rho wins, and candidates within
+    0.05 of it go to the better BleedSim rho."""
+    import numpy as np
+
+    script = load_script("source_confidence_select")
+    err_r, err_s = np.arange(1.0, 9.0), np.arange(1.0, 7.0)
+    down_r, down_s = 9.0 - err_r, 7.0 - err_s  # confidence falls as the error grows: rho -1
+    swap_r = down_r[[1, 0, 2, 3, 4, 5, 6, 7]]  # one neighbouring pair swapped: real rho -0.98
+    swap_s = down_s[[2, 1, 0, 3, 4, 5]]        # BleedSim rho -0.77
+    real = (err_r, {"inverted_sim": down_r, "near_tie": swap_r, "best_real": down_r, "inverted_real": err_r},
+            ["x"] * 8)
+    sim = (err_s, {"inverted_sim": err_s, "near_tie": down_s, "best_real": swap_s, "inverted_real": down_s},
+           ["s"] * 6)
+    assert script.choose(real, sim) == "near_tie"
+    real[1]["near_tie"] = down_r[[3, 1, 2, 0, 4, 5, 6, 7]]  # real rho -0.79: no longer within 0.05
+    assert script.choose(real, sim) == "best_real"
+    only = (err_r, {"inverted_real": err_r}, ["x"] * 8), (err_s, {"inverted_real": down_s}, ["s"] * 6)
+    assert script.choose(*only) is None
 
 
 def test_source_labelled_frames_scores_every_source_label(tmp_path, tiny_clip):
