@@ -167,17 +167,24 @@ def main() -> None:
     print(f"winner: {winner}")
     if winner is None:
         return
-    clips = np.array(res["real"][2])
-    folds = {c: choose(res["real"], res["BleedSim val"], clips != c) for c in sorted(set(clips))}
+    clips = np.array([str(c) for c in res["real"][2]])
+    folds = {str(c): choose(res["real"], res["BleedSim val"], clips != c) for c in sorted(set(clips))}
     print(f"leave-one-clip-out selection: {sum(v == winner for v in folds.values())} of {len(folds)} folds pick "
           f"{winner}; {folds}")
     e, f, _ = res["real"]
     print("real rho of the winner with one clip left out:",
-          {c: round(rho(f[winner][clips != c], e[clips != c]), 2) for c in sorted(set(clips))})
+          {str(c): round(rho(f[winner][clips != c], e[clips != c]), 2) for c in sorted(set(clips))})
+    both = ("BleedSim val", "real")
+    n_both = sum(len(res[s][0]) for s in both)
+    for k in dict.fromkeys([winner, "mass_agreement"]):  # the scale across domains (descriptive)
+        pooled = rho(np.concatenate([res[s][1][k] for s in both]), np.concatenate([res[s][0] for s in both]))
+        print(f"{k}: mean confidence", {s: round(float(f[k].mean()), 3) for s, (_, f, _) in res.items()},
+              f"; rho pooled over BleedSim val and real {pooled:+.2f} (n={n_both})")
     for s, (e, f, _) in res.items():
         low = f[winner] < args.threshold
         print(f"{s}: confidence < {args.threshold}: {low.sum()} of {len(e)} answers, mean error "
-              f"{e[low].mean() if low.any() else float('nan'):.1f} px; >= {args.threshold}: "
+              f"{e[low].mean() if low.any() else float('nan'):.1f} px {np.round(e[low], 1) if low.sum() <= 5 else ''}; "
+              f">= {args.threshold}: "
               f"{e[~low].mean() if (~low).any() else float('nan'):.1f} px; mean error {e.mean():.2f}")
 
 
