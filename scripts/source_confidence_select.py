@@ -3,12 +3,13 @@
 
 Maps are computed once per item with the shipped settings. Data: BleedSim validation detect clips
 (`--sim`, GT onset frame with the 10 frames before it), the real source labels of `--real` (frames
-alone: the default ignores history), and optionally BleedSim test (`--test`, reported only, never
-used to choose). Per set and candidate: Spearman rho between confidence and error (negative = less
-confident means further off) and the mean error of the less / more confident half.
+alone: the default ignores history), and optionally BleedSim test (`--test`) and the BleedSim
+frames `--after` frames past the onset: reported only, never used to choose. Per set and
+candidate: Spearman rho between confidence and error (negative = less confident means further
+off) and the mean error of the less / more confident half.
 
     python scripts/source_confidence_select.py --sim /work/data/wt20_simval_detect \\
-        --real ../shared/data/esd_clips --test /work/data/simtest
+        --real ../shared/data/esd_clips --test simtest/detect --after 8
 """
 from __future__ import annotations
 
@@ -138,15 +139,23 @@ def main() -> None:
     ap.add_argument("--sim", required=True, help="BleedSim validation detect folder (gt.npz per clip)")
     ap.add_argument("--real", required=True, help="real clips whose one label is the bleeding source")
     ap.add_argument("--test", default=None, help="BleedSim test folder: reported only")
+    ap.add_argument("--after", type=int, default=0, help="also report BleedSim onset + this frame (blood has "
+                    "spread into a pool; reported only; 0: off)")
     ap.add_argument("--threshold", type=float, default=0.5, help="confidence below which run marks the source")
     args = ap.parse_args()
     select = _script("source_fusion_select.py")
     try:
         locator = load_stage("source", "source_evidence", "cpu")
-        sets = {"BleedSim val": [it for it in select.sim_items(args.sim, 0, locator) if it["set"] == "onset"],
+        val = select.sim_items(args.sim, args.after, locator)
+        sets = {"BleedSim val": [it for it in val if it["set"] == "onset"],
                 "real": select.real_items(args.real, 0, locator)}
+        if args.after:
+            sets[f"BleedSim val onset+{args.after}"] = [it for it in val if it["set"] == "after"]
         if args.test:
-            sets["BleedSim test"] = [it for it in select.sim_items(args.test, 0, locator) if it["set"] == "onset"]
+            test = select.sim_items(args.test, args.after, locator)
+            sets["BleedSim test"] = [it for it in test if it["set"] == "onset"]
+            if args.after:
+                sets[f"BleedSim test onset+{args.after}"] = [it for it in test if it["set"] == "after"]
     except BleedOriginError as e:
         ap.error(str(e))
     if not sets["real"] or not sets["BleedSim val"]:
