@@ -14,7 +14,7 @@ off) and the mean error of the less / more confident half.
 from __future__ import annotations
 
 import argparse
-import importlib.util
+import importlib
 from pathlib import Path
 from typing import Any, Callable
 
@@ -25,14 +25,6 @@ from bleedorigin.eval.metrics import calibration
 from bleedorigin.models.loading import load_stage
 from bleedorigin.models.source.fusion import (EPS, EvidenceMaps, FusionConfig, confidence, counted, fuse, peak,
                                               point_estimate, posterior)
-
-
-def _script(name: str) -> Any:
-    path = Path(__file__).with_name(name)
-    spec = importlib.util.spec_from_file_location(path.stem, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
-    return module
 
 
 def lift(m: np.ndarray, x: int, y: int) -> float:
@@ -143,7 +135,7 @@ def main() -> None:
                     "spread into a pool; reported only; 0: off)")
     ap.add_argument("--threshold", type=float, default=0.5, help="confidence below which run marks the source")
     args = ap.parse_args()
-    select = _script("source_fusion_select.py")
+    select = importlib.import_module("source_fusion_select")  # a sibling script: scripts/ is on sys.path when run
     try:
         locator = load_stage("source", "source_evidence", "cpu")
         val = select.sim_items(args.sim, args.after, locator)

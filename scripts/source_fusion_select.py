@@ -18,7 +18,7 @@ and scored on it.
 from __future__ import annotations
 
 import argparse
-import importlib.util
+import importlib
 import itertools
 from dataclasses import replace
 from pathlib import Path
@@ -38,14 +38,6 @@ from bleedorigin.models.source.predictor import to_input
 GRID = {"w_net": (0.1, 0.25, 0.5, 1.0), "w_red": (0.0, 1.0, 3.0), "w_growth": (0.0, 1.0, 2.0),
         "rim_fraction": (0.15, 0.25, 0.5)}
 PROTOCOL_HISTORY = HISTORY_FRAMES
-
-
-def _labelled_frames_script() -> Any:
-    path = Path(__file__).with_name("source_labelled_frames.py")
-    spec = importlib.util.spec_from_file_location("source_labelled_frames", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
-    return module
 
 
 def sim_items(data: str, after: int, locator: Any) -> list[dict]:
@@ -74,7 +66,7 @@ def sim_items(data: str, after: int, locator: Any) -> list[dict]:
 
 
 def real_items(data: str, history: int, locator: Any) -> list[dict]:
-    script = _labelled_frames_script()
+    script = importlib.import_module("source_labelled_frames")  # a sibling script: scripts/ is on sys.path when run
     out = []
     for clip in discover_clips(data):
         items = script.clip_items(clip, history=history)

@@ -23,7 +23,7 @@ one to ship.
 from __future__ import annotations
 
 import argparse
-import importlib.util
+import importlib
 import itertools
 from dataclasses import replace
 from pathlib import Path
@@ -50,14 +50,6 @@ FIXED = {"mean": {"estimate": "mean"}, "shrink": {"estimate": "shrink"}}
 # Every family is fitted jointly with the fusion weights (the grid of source_fusion_select.py
 # without growth), so that nothing of its real figure is chosen on the clip it is scored on.
 FUSION = {"w_net": (0.1, 0.25, 0.5, 1.0), "w_red": (0.0, 1.0, 3.0), "rim_fraction": (0.15, 0.25, 0.5)}
-
-
-def _script(name: str) -> Any:
-    path = Path(__file__).with_name(name)
-    spec = importlib.util.spec_from_file_location(path.stem, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
-    return module
 
 
 def settings(base: FusionConfig, family: str) -> list[FusionConfig]:
@@ -118,7 +110,7 @@ def main() -> None:
     ap.add_argument("--after", type=int, default=8, help="BleedSim: also onset + this, with history from onset - 10 "
                     "(the flow cue alone is reported there: at the onset nothing flows yet)")
     args = ap.parse_args()
-    select = _script("source_fusion_select.py")
+    select = importlib.import_module("source_fusion_select")  # a sibling script: scripts/ is on sys.path when run
     try:
         locator = load_stage("source", "source_evidence", "cpu")
         locator.cfg = replace(locator.cfg, w_flow=1.0, w_dark=1.0)  # compute every map (the fit re-weights them)
