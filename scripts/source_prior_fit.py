@@ -26,8 +26,6 @@ import argparse
 import importlib
 import itertools
 from dataclasses import replace
-from pathlib import Path
-from typing import Any
 
 import numpy as np
 
