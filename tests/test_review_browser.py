@@ -7,7 +7,6 @@ import shutil
 import tempfile
 import threading
 import time
-from pathlib import Path
 
 import pytest
 from review_run import H, W, make_run
