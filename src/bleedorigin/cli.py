@@ -352,23 +352,38 @@ def weights(check: Optional[Path] = typer.Option(None, "--check", help="Judge a 
 def data_realism_features(real_dir: Path = typer.Argument(..., help="Folder of real clips (e.g. ../shared/data/esd_clips)."),
                           n: int = typer.Option(12, help="BleedSim clips generated (the same for every variant)."),
                           seed: int = typer.Option(0, help="BleedSim seed."),
+                          repeats: int = typer.Option(3, help="Classifier runs per variant (fresh crops and network)."),
+                          ablation: bool = typer.Option(True, help="Also every feature on, and every feature but one."),
                           json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the JSON here.")) -> None:
-    """Classifier realism AUC of BleedSim v1, v2 (all appearance features) and v2 without each."""
-    from bleedorigin.sim.c2st import appearance_ablation
+    """Classifier realism AUC of BleedSim v1, v2 (Appearance.all()) and, with --ablation, every
+    appearance feature on and every feature but one; paired differences with 95 % bootstrap
+    intervals over the real clips."""
+    import statistics
+
+    from bleedorigin.sim.c2st import C2STConfig, appearance_ablation
     from bleedorigin.sim.realism import collect_clips
     from bleedorigin.utils.jsonio import write_json_atomic
     if n < 2:
         raise InputError(f"--n must be >= 2, got {n}")
+    if repeats < 1:
+        raise InputError(f"--repeats must be >= 1, got {repeats}")
     if json_out:
         _writable(json_out, folder=False)
     real = collect_clips(real_dir)
     if len(real) < 2:
         raise InputError(f"{real_dir}: the classifier test needs at least 2 real clips")
-    report = appearance_ablation(real, n_clips=n, seed=seed)
+    report = appearance_ablation(real, n_clips=n, seed=seed, cfg=C2STConfig(repeats=repeats), ablation=ablation)
     typer.echo(f"Classifier realism AUC (0.5 = indistinguishable), leave one real clip out, "
-               f"n = {report['n_real']} real, {report['n_sim']} BleedSim clips:")
+               f"n = {report['n_real']} real, {report['n_sim']} BleedSim clips, {repeats} repeats "
+               f"(mean, sd over repeats; paired difference [95 % bootstrap over real clips]):")
     for name, auc in report["variants"].items():
-        typer.echo(f"  {name:<18} {auc:.3f}")
+        sd = statistics.pstdev(report["repeat_auc"][name])
+        line = f"  {name:<22} {auc:.3f} sd {sd:.3f}"
+        for ref in ("v1", "every"):
+            d = report[f"vs_{ref}"].get(name)
+            if d:
+                line += f"  vs {ref} {d['mean']:+.3f} [{d['lo']:+.3f}, {d['hi']:+.3f}]"
+        typer.echo(line)
     if json_out:
         write_json_atomic(json_out, report)
 
