@@ -13,12 +13,14 @@ unchanged unless asked for.
   dark-brown/black coagulation spots;
 - dark_pools: thick blood dark maroon to near-black, mottled by clots;
 - bubbles: a cluster of small bright-rimmed spheres on the blood;
-- smoke: a low-contrast grey veil drifting across the view.
-The last four are drawn by sim/appearance_layers.py.
+- smoke: a low-contrast grey veil drifting across the view;
+- texture_from (a folder of real clips, not a switch): the tissue of a bleeding-free real frame
+  under the blood, listed as "real_texture".
+The last five are drawn by sim/appearance_layers.py.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
@@ -43,6 +45,7 @@ class Appearance:
     dark_pools: bool = False
     bubbles: bool = False
     smoke: bool = False
+    texture_from: str | None = None  # folder of real clips whose bleeding-free frames give the tissue
 
     @classmethod
     def all(cls) -> Appearance:
@@ -73,9 +76,12 @@ class Appearance:
     def without(self, name: str) -> Appearance:
         return replace(self, **{name: False})
 
+    def with_texture(self, folder: str | None) -> Appearance:
+        return replace(self, texture_from=folder)
+
     @property
     def enabled(self) -> list[str]:
-        return [f.name for f in fields(self) if getattr(self, f.name)]
+        return [f for f in FEATURES if getattr(self, f)] + (["real_texture"] if self.texture_from else [])
 
 
 @dataclass(frozen=True)
@@ -106,11 +112,12 @@ class _Layers:
     pool: tuple[np.ndarray, float] | None
     clots: np.ndarray | None           # canvas mottling of dark pools in [0, 1]
     smoke: layers.Smoke | None
+    texture: np.ndarray | None         # canvas RGBA
 
 
 def _layers(frames: np.ndarray, blood: np.ndarray, app: Appearance, rng: np.random.Generator) -> _Layers:
     t_n, h, w = frames.shape[:3]
-    need_motion = app.dissection_bed or app.bubbles or app.dark_pools
+    need_motion = app.dissection_bed or app.bubbles or app.dark_pools or app.texture_from
     shift = layers.scene_shift(frames) if need_motion else np.zeros((t_n, 2), np.float32)
     bed = layers.dissection_bed(rng, h, w) if app.dissection_bed else None
     bub = None
@@ -129,7 +136,8 @@ def _layers(frames: np.ndarray, blood: np.ndarray, app: Appearance, rng: np.rand
         pool = layers.dark_pool(rng)
         clots = layers.noise(rng, layers.canvas_shape(h, w), 0.08 * h)
     smoke = layers.Smoke.random(rng, h, w) if app.smoke else None
-    return _Layers(shift, bed, bub, pool, clots, smoke)
+    texture = layers.real_texture(rng, h, w, layers.texture_frames(app.texture_from)) if app.texture_from else None
+    return _Layers(shift, bed, bub, pool, clots, smoke, texture)
 
 
 def _radius(view: np.ndarray) -> np.ndarray:
@@ -142,6 +150,13 @@ def _radius(view: np.ndarray) -> np.ndarray:
     rx, ry = max(1.0, (xs.max() - xs.min()) / 2), max(1.0, (ys.max() - ys.min()) / 2)
     yy, xx = np.mgrid[:h, :w].astype(np.float32)
     return np.sqrt(((xx - cx) / rx) ** 2 + ((yy - cy) / ry) ** 2)
+
+
+def _reddish(img: np.ndarray) -> np.ndarray:
+    """(H, W, 1) soft weight of tissue-coloured pixels: red well above green and blue."""
+    f = img.astype(np.float32)
+    w = np.clip((f[..., 0] - f[..., 1:].max(axis=2) - 15) / 30, 0, 1)
+    return cv2.GaussianBlur(w, (0, 0), 1.0)[..., None]
 
 
 def apply_appearance(frames: np.ndarray, blood: np.ndarray, app: Appearance,
@@ -167,13 +182,19 @@ def _frame(img: np.ndarray, blood: np.ndarray, view: np.ndarray, r: np.ndarray, 
     f = img.astype(np.float32)
     h, w = img.shape[:2]
     soft_blood = cv2.GaussianBlur(blood.astype(np.float32), (0, 0), 0.006 * img.shape[0] + 1)[..., None]
-    if lay.bed is not None:  # exposed submucosa: part of the tissue, under the blood
-        f = layers.over(f, layers.layer_at(lay.bed, lay.shift[t], h, w), 1 - soft_blood)
+    if lay.bed is not None or lay.texture is not None:
+        # tissue layers go under the blood and never over instruments, water or glare, which
+        # (unlike the red tissue) are grey, white or blue: truth says they hide points
+        under = (1 - soft_blood) * _reddish(img)
     if app.tissue_tone:
         # pink, less saturated mucosa: pull towards its own grey, then tint pink (blood kept)
         grey = f.mean(axis=2, keepdims=True)
         pink = grey * np.array([1.25, 0.85, 0.88], np.float32)
         f = f + look.tissue_mix * (1 - soft_blood) * (pink - f)
+    if lay.texture is not None:  # real tissue
+        f = layers.over(f, layers.layer_at(lay.texture, lay.shift[t], h, w), under)
+    if lay.bed is not None:  # exposed submucosa
+        f = layers.over(f, layers.layer_at(lay.bed, lay.shift[t], h, w), under)
     if app.blood_colour:
         # crimson film; thick (inner) blood darkens to maroon pools
         depth = cv2.GaussianBlur(cv2.distanceTransform(blood.astype(np.uint8), cv2.DIST_L2, 3), (0, 0), 2.0)

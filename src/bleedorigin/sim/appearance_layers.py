@@ -1,15 +1,21 @@
 """ESD scene layers of BleedSim v2 appearance (sim/appearance.py): dissection-bed tissue,
-dark blood pools, bubbles and smoke, drawn over rendered frames.
+dark blood pools, bubbles, smoke and real tissue texture, drawn over rendered frames.
 
 Layers that belong to the tissue (the dissection bed, bubbles sitting on blood) are drawn once
 per clip on a canvas larger than the view and follow the scene's global motion, estimated from
 the frames by phase correlation, so they move with the tissue instead of sticking to the lens.
 Every random choice is made per clip; frames differ only by that motion and slow drifts, so the
 layers never flicker (the onset model reads temporal change).
+
+real_texture lays the tissue of a real frame (bleeding-free frames of clips the user supplies)
+under the blood; clips used as its source are then no evidence of generalisation.
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -164,3 +170,60 @@ def layer_at(layer: np.ndarray, shift: np.ndarray, h: int, w: int) -> np.ndarray
 def to_canvas(xy: np.ndarray, shift: np.ndarray, h: int, w: int) -> np.ndarray:
     """View point of a frame whose scene moved by `shift` -> canvas point (inverse of layer_at)."""
     return np.asarray(xy, np.float32) + np.float32([PAD * w, PAD * h]) - shift
+
+
+TEXTURE_HEIGHT = 344  # real texture frames are kept at this height
+TEXTURE_EVERY = 10    # and every this many frames (neighbours look alike)
+TEXTURE_MARGIN = 30   # frames dropped before a clip's bleeding_from_frame
+TEXTURE_BLUR = 2.5    # Gaussian sigma (px at TEXTURE_HEIGHT) over the source's codec blocks
+
+
+@lru_cache(maxsize=2)
+def texture_frames(folder: str) -> tuple[np.ndarray, ...]:
+    """Bleeding-free frames of the real clips under `folder` (a folder of clip folders, or one
+    clip folder), every TEXTURE_EVERY-th one, TEXTURE_HEIGHT px high: for a clip whose
+    meta.json gives `bleeding_from_frame`, the frames up to TEXTURE_MARGIN before it; a clip
+    marked `"bleeding": true` without it is skipped; any other clip is taken as bleeding-free."""
+    from bleedorigin.errors import InputError
+    from bleedorigin.sim.realism import load_clip_frames
+
+    root = Path(folder)
+    if not root.is_dir():
+        raise InputError(f"texture source: not a folder: {root}")
+    dirs = [root] if (root / "video.mp4").is_file() or (root / "frames.npz").is_file() else \
+        sorted(d for d in root.iterdir() if (d / "video.mp4").is_file() or (d / "frames.npz").is_file())
+    out = []
+    for d in dirs:
+        meta = json.loads((d / "meta.json").read_text()) if (d / "meta.json").is_file() else {}
+        end = meta.get("bleeding_from_frame")
+        if end is None and meta.get("bleeding"):
+            continue
+        frames = load_clip_frames(d)
+        stop = len(frames) if end is None else max(0, int(end) - TEXTURE_MARGIN)
+        for f in frames[:stop:TEXTURE_EVERY]:
+            h, w = f.shape[:2]
+            out.append(cv2.resize(f, (round(w * TEXTURE_HEIGHT / h), TEXTURE_HEIGHT), interpolation=cv2.INTER_AREA))
+    if not out:
+        raise InputError(f"texture source {root}: no bleeding-free frames")
+    return tuple(out)
+
+
+def real_texture(rng: np.random.Generator, h: int, w: int, sources: tuple[np.ndarray, ...]) -> np.ndarray:
+    """(H', W', 4) float32 canvas RGBA: the middle of one real frame (inside its cap ring and
+    field stop), cropped to the canvas's aspect, randomly flipped, scaled to the canvas."""
+    ch, cw = canvas_shape(h, w)
+    src = sources[int(rng.integers(len(sources)))]
+    sh, sw = src.shape[:2]
+    ch0 = int(sh * rng.uniform(0.5, 0.6))
+    cw0 = min(int(sw * 0.6), round(ch0 * cw / ch))
+    ch0 = round(cw0 * ch / cw)
+    y0 = int(rng.integers(int(0.2 * sh), max(int(0.2 * sh) + 1, int(0.8 * sh) - ch0)))
+    x0 = int(rng.integers(int(0.2 * sw), max(int(0.2 * sw) + 1, int(0.8 * sw) - cw0)))
+    # smoothed: low bit-rate sources show codec blocks that the real ESD samples do not
+    crop = cv2.GaussianBlur(src[y0:y0 + ch0, x0:x0 + cw0], (0, 0), TEXTURE_BLUR)
+    if rng.random() < 0.5:
+        crop = crop[:, ::-1]
+    if rng.random() < 0.5:
+        crop = crop[::-1]
+    rgb = cv2.resize(np.ascontiguousarray(crop), (cw, ch), interpolation=cv2.INTER_CUBIC).astype(np.float32)
+    return np.dstack([rgb, np.full((ch, cw), rng.uniform(0.7, 0.95), np.float32)])

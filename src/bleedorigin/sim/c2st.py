@@ -161,40 +161,47 @@ def paired_difference(a: dict[str, float], b: dict[str, float], n_boot: int = 20
     return {"mean": float(d.mean()), "lo": float(lo), "hi": float(hi)}
 
 
-def appearance_variants(ablation: bool = True) -> dict[str, Any]:
+def appearance_variants(ablation: bool = True, texture_from: str | None = None) -> dict[str, Any]:
     """The BleedSim looks compared: v1, v2 (`Appearance.all()`) and, with `ablation`, every
-    feature on ("every") and every feature but one ("every - f")."""
+    feature on ("every") and every feature but one ("every - f"); with `texture_from`, also v2
+    (and every feature) with real tissue texture from those clips."""
     from bleedorigin.sim.appearance import FEATURES, Appearance
 
     out = {"v1": Appearance(), "v2": Appearance.all()}
+    if texture_from:
+        out["v2 + real_texture"] = Appearance.all().with_texture(texture_from)
     if ablation:
         every = Appearance.every()
         out["every"] = every
         out.update({f"every - {f}": every.without(f) for f in FEATURES})
+        if texture_from:
+            out["every + real_texture"] = every.with_texture(texture_from)
     return out
 
 
 def appearance_ablation(real: dict[str, np.ndarray], n_clips: int = 12, seed: int = 0,
                         num_frames: int = 91, size: tuple[int, int] = (256, 192),
-                        cfg: C2STConfig = C2STConfig(), ablation: bool = True) -> dict[str, Any]:
+                        cfg: C2STConfig = C2STConfig(), ablation: bool = True,
+                        texture_from: str | None = None) -> dict[str, Any]:
     """Classifier AUC of the BleedSim variants of `appearance_variants` on the same `n_clips`
     simulated clips (bleeding from frame 0, like the real ones). {"variants": {name: AUC},
     "repeat_auc": {name: [AUC per repeat]}, "folds": {name: {real clip: AUC}}, "vs_v1":
-    {name: paired difference}, "vs_every": {"every - f": paired difference}, "features":
+    {name: paired difference}, "vs_v2" and "vs_every": {variant built on it: paired difference}, "features":
     {name: enabled features}, "n_real", "n_sim", "repeats"}."""
     from bleedorigin.sim.generator import generate_clip, with_appearance
 
     base = [generate_clip("track_long", seed * 1000 + i, size=size, num_frames=num_frames, num_tracks=0)
             for i in range(n_clips)]
-    out: dict[str, Any] = {"variants": {}, "repeat_auc": {}, "folds": {}, "vs_v1": {}, "vs_every": {},
+    out: dict[str, Any] = {"variants": {}, "repeat_auc": {}, "folds": {}, "vs_v1": {}, "vs_v2": {}, "vs_every": {},
                            "features": {}, "n_real": len(real), "n_sim": n_clips, "repeats": cfg.repeats}
-    for name, app in appearance_variants(ablation).items():
+    for name, app in appearance_variants(ablation, texture_from).items():
         sim = {f"sim_{i}": with_appearance(c, app) for i, c in enumerate(base)}
         r = c2st_realism(sim, real, cfg)
         out["variants"][name], out["repeat_auc"][name], out["folds"][name] = r["auc"], r["repeat_auc"], r["folds"]
         out["features"][name] = app.enabled
         if name != "v1":
             out["vs_v1"][name] = paired_difference(r["folds"], out["folds"]["v1"])
-        if name.startswith("every - "):
-            out["vs_every"][name] = paired_difference(r["folds"], out["folds"]["every"])
+        for ref in ("v2", "every"):
+            if name.startswith(f"{ref} ") and name != ref:
+                out[f"vs_{ref}"][name] = paired_difference(r["folds"], out["folds"][ref])
     return out
