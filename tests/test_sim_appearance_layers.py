@@ -82,3 +82,41 @@ def test_scene_shift_follows_a_known_pan_and_layers_move_with_it() -> None:
     seen = layer_at(layer, shift[4], 96, 128)
     y, x = np.unravel_index(seen.argmax(), seen.shape)
     assert (y, x) == (40, round(60 + shift[4, 0]))
+
+
+def _write_clip(folder, frames: np.ndarray, meta: dict | None = None) -> None:  # noqa: ANN001
+    import json
+    folder.mkdir(parents=True)
+    np.savez_compressed(folder / "frames.npz", frames=frames)
+    if meta is not None:
+        (folder / "meta.json").write_text(json.dumps(meta))
+
+
+def test_real_texture_uses_bleeding_free_frames_only(tmp_path) -> None:  # noqa: ANN001
+    """Frames from bleeding_from_frame - margin on, and clips bleeding throughout, are not used."""
+    from bleedorigin.errors import InputError
+    from bleedorigin.sim.appearance_layers import TEXTURE_EVERY, TEXTURE_MARGIN, texture_frames
+
+    n = 3 * TEXTURE_EVERY + TEXTURE_MARGIN
+    frames = np.zeros((n, 60, 80, 3), np.uint8)
+    frames[:, :, :, 1] = 200  # green before the bleeding...
+    frames[3 * TEXTURE_EVERY:, :, :, 0] = 255  # ...yellow from where it is too close to it
+    _write_clip(tmp_path / "src" / "a", frames, {"bleeding": True, "bleeding_from_frame": n})
+    _write_clip(tmp_path / "src" / "b", np.full((5, 60, 80, 3), 255, np.uint8), {"bleeding": True})
+    got = texture_frames(str(tmp_path / "src"))
+    assert len(got) == 3 and all((f[..., 0] == 0).all() and (f[..., 1] == 200).all() for f in got)
+    with pytest.raises(InputError):
+        texture_frames(str(tmp_path / "src" / "b"))
+
+
+def test_real_texture_replaces_tissue_not_blood_nor_truth(tmp_path, v1) -> None:  # noqa: ANN001
+    green = np.zeros((4, 60, 80, 3), np.uint8)
+    green[..., 1] = 180
+    _write_clip(tmp_path / "green", green)
+    out = _clip(Appearance().with_texture(str(tmp_path / "green")))
+    assert np.array_equal(out.blood_mask, v1.blood_mask)
+    assert np.array_equal(out.tracks_xy, v1.tracks_xy)
+    view = v1.frames.max(axis=(0, 3)) > 8
+    tissue = ~v1.blood_mask & view & (v1.frames[..., 0].astype(int) - v1.frames[..., 1:].max(-1) > 60)
+    gain = out.frames[..., 1].astype(int) - v1.frames[..., 1]
+    assert gain[tissue].mean() > 60 and gain[v1.blood_mask].mean() < 0.3 * gain[tissue].mean()
