@@ -30,7 +30,7 @@ from bleedorigin.sim import appearance_layers as layers
 FEATURES = ("cap_ring", "vignetting", "tissue_tone", "blood_colour", "blood_glare", "degrade",
             "dissection_bed", "dark_pools", "bubbles", "smoke")
 # the features of BleedSim v2 (`Appearance.all()`), chosen by the rule in docs/realism.md
-IN_ALL = ("cap_ring", "vignetting", "tissue_tone", "blood_colour", "blood_glare", "degrade")
+IN_ALL = ("dark_pools", "bubbles")
 
 
 @dataclass(frozen=True)
