@@ -133,16 +133,17 @@ def _c2st_once(sim: dict[str, np.ndarray], real: dict[str, np.ndarray], cfg: C2S
     real_crops = {k: clip_crops(v, rng) for k, v in real.items()}
     sim_names = sorted(sim)
     sim_crops = {k: clip_crops(sim[k], rng, max(1, FRAMES_PER_CLIP * len(real) // len(sim))) for k in sim_names}
-    # BleedSim clips split into as many groups as there are real clips: test crops come from
-    # synthetic clips the fold did not train on, like the held-out real clip
-    groups = {k: i % len(real) for i, k in enumerate(sim_names)}
+    # BleedSim clips split into as many groups as there are real clips (or fewer, when there are
+    # fewer BleedSim clips): test crops come from synthetic clips the fold did not train on,
+    # like the held-out real clip
+    n_groups = min(len(real), len(sim))
+    groups = {k: i % n_groups for i, k in enumerate(sim_names)}
     folds = {}
     for i, held in enumerate(sorted(real)):
         r_train = np.concatenate([c for k, c in real_crops.items() if k != held])
         r_test = real_crops[held]
-        s_train = np.concatenate([sim_crops[k] for k in sim_names if groups[k] != i % len(real)]
-                                 or [sim_crops[sim_names[0]]])
-        s_test = np.concatenate([sim_crops[k] for k in sim_names if groups[k] == i % len(real)])
+        s_train = np.concatenate([sim_crops[k] for k in sim_names if groups[k] != i % n_groups])
+        s_test = np.concatenate([sim_crops[k] for k in sim_names if groups[k] == i % n_groups])
         pick = np.random.default_rng(cfg.seed + i)
         s_train = s_train[pick.permutation(len(s_train))[:len(r_train)]]  # the same number as real
         s_test = s_test[pick.permutation(len(s_test))[:len(r_test)]]
