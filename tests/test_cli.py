@@ -207,3 +207,10 @@ def test_out_that_cannot_be_written_fails_before_any_work(args, tiny_clip, tmp_p
     values = {"clip": tiny_clip.path, "bad": bad, "dir": tmp_path}
     err = _assert_clean_error(capsys, cli(*(a.format(**values) for a in args)))
     assert err.startswith(f"error: cannot write {bad}")
+
+
+def test_bad_texture_source_is_a_clean_error(tmp_path, capsys):
+    """--texture-from needs bleeding-free real frames; a folder without clips fails before work."""
+    _assert_clean_error(capsys, cli("sim", "--out", tmp_path / "s", "--n", 1, "--texture-from", tmp_path))
+    _assert_clean_error(capsys, cli("sim", "--out", tmp_path / "s", "--n", 1, "--appearance", "cap_ring,fog"))
+    assert not (tmp_path / "s").exists()

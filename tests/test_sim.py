@@ -212,4 +212,4 @@ def test_appearance_v2_features_are_switchable_and_keep_truth():
     px = crimson[v1.blood_mask].astype(int)
     assert np.median(px[:, 2] - px[:, 1]) >= 0 and np.median(px[:, 0] - px[:, 1]) > 80
     with pytest.raises(ValueError):
-        Appearance.parse("cap_ring,smoke")
+        Appearance.parse("cap_ring,fog")

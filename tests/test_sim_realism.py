@@ -66,6 +66,17 @@ def test_classifier_test_tells_different_sets_apart_and_not_identical_ones() -> 
                 f[:, :, ::6] = (120, 10, 20)
             out[f"c{i}"] = f
         return out
-    cfg = C2STConfig(epochs=3)
+    cfg = C2STConfig(epochs=3, repeats=1)
     assert c2st_realism(clips(True, 4), clips(False, 3), cfg)["auc"] > 0.9
     assert abs(c2st_realism(clips(False, 4), clips(False, 3), cfg)["auc"] - 0.5) < 0.2
+    # fewer synthetic clips than real ones: every fold still tests on synthetic clips it did not see
+    assert c2st_realism(clips(True, 2), clips(False, 3), cfg)["auc"] > 0.9
+
+
+def test_paired_difference_interval_brackets_a_constant_shift() -> None:
+    from bleedorigin.sim.c2st import paired_difference
+    a = {"x": 0.7, "y": 0.6, "z": 0.8}
+    d = paired_difference({k: v - 0.1 for k, v in a.items()}, a)
+    assert d["mean"] == pytest.approx(-0.1) and d["lo"] == pytest.approx(-0.1) and d["hi"] == pytest.approx(-0.1)
+    spread = paired_difference({"x": 0.5, "y": 0.9, "z": 0.7}, a)
+    assert spread["lo"] < spread["mean"] < spread["hi"]

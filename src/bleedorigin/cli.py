@@ -59,14 +59,24 @@ def _writable(path: Path, folder: bool) -> None:
     check_writable(path, folder)
 
 
-def _appearance(text: str):  # noqa: ANN202
-    """BleedSim v2 appearance features named by --appearance, or None when none is on."""
+def _appearance(text: str, texture_from: Optional[Path] = None):  # noqa: ANN202
+    """BleedSim v2 appearance features named by --appearance (and real tissue texture from the
+    clips under --texture-from), or None when none is on."""
     from bleedorigin.sim.appearance import Appearance
+    from bleedorigin.sim.appearance_layers import texture_frames
     try:
         look = Appearance.parse(text)
     except ValueError as e:
         raise InputError(f"--appearance: {e}") from None
+    if texture_from is not None:
+        texture_frames(str(texture_from))  # a bad folder fails here, before any work
+        look = look.with_texture(str(texture_from))
     return look if look.enabled else None
+
+
+TEXTURE_FROM = typer.Option(None, "--texture-from", help="Folder of real clips whose bleeding-free frames "
+                            "give BleedSim real tissue texture (those clips are then no evidence of "
+                            "generalisation; docs/realism.md).")
 
 
 
@@ -206,8 +216,9 @@ def sim(out: Path = typer.Option(..., help="Output benchmark folder."),
         seed: int = typer.Option(0, help="Random seed (output is deterministic per seed)."),
         kind: str = typer.Option("detect", help="detect | track | track_short | track_long | full | negative"),
         width: int = typer.Option(512), height: int = typer.Option(384),
-        appearance: str = typer.Option("none", help="BleedSim v2 appearance features: none | all | a comma "
-                                       "list of cap_ring, vignetting, tissue_tone, blood_colour, blood_glare, degrade."),
+        appearance: str = typer.Option("none", help="BleedSim v2 appearance features: none | all | every | a "
+                                       "comma list of them (docs/realism.md)."),
+        texture_from: Optional[Path] = TEXTURE_FROM,
         local_motion: bool = typer.Option(False, "--local-motion/--no-local-motion",
                                           help="Tissue also deforms locally and follows instruments that "
                                           "grasp it (docs/bleedsim.md); off: it moves with the camera only.")) -> None:
@@ -215,7 +226,7 @@ def sim(out: Path = typer.Option(..., help="Output benchmark folder."),
     from bleedorigin.sim import write_bench
     if n < 1:
         raise InputError(f"--n must be >= 1, got {n}")
-    look = _appearance(appearance)
+    look = _appearance(appearance, texture_from)
     _writable(out, folder=True)
     clips = write_bench(out, n, seed, kind, size=(width, height), progress=_progress(), appearance=look,
                         local_motion=local_motion)
@@ -352,23 +363,41 @@ def weights(check: Optional[Path] = typer.Option(None, "--check", help="Judge a 
 def data_realism_features(real_dir: Path = typer.Argument(..., help="Folder of real clips (e.g. ../shared/data/esd_clips)."),
                           n: int = typer.Option(12, help="BleedSim clips generated (the same for every variant)."),
                           seed: int = typer.Option(0, help="BleedSim seed."),
+                          repeats: int = typer.Option(3, help="Classifier runs per variant (fresh crops and network)."),
+                          ablation: bool = typer.Option(True, help="Also every feature on, and every feature but one."),
+                          texture_from: Optional[Path] = TEXTURE_FROM,
                           json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the JSON here.")) -> None:
-    """Classifier realism AUC of BleedSim v1, v2 (all appearance features) and v2 without each."""
-    from bleedorigin.sim.c2st import appearance_ablation
+    """Classifier realism AUC of BleedSim v1, v2 (Appearance.all()) and, with --ablation, every
+    appearance feature on and every feature but one; paired differences with 95 % bootstrap
+    intervals over the real clips."""
+    import statistics
+
+    from bleedorigin.sim.c2st import C2STConfig, appearance_ablation
     from bleedorigin.sim.realism import collect_clips
     from bleedorigin.utils.jsonio import write_json_atomic
     if n < 2:
         raise InputError(f"--n must be >= 2, got {n}")
+    if repeats < 1:
+        raise InputError(f"--repeats must be >= 1, got {repeats}")
     if json_out:
         _writable(json_out, folder=False)
     real = collect_clips(real_dir)
     if len(real) < 2:
         raise InputError(f"{real_dir}: the classifier test needs at least 2 real clips")
-    report = appearance_ablation(real, n_clips=n, seed=seed)
+    texture = _appearance("none", texture_from).texture_from if texture_from is not None else None
+    report = appearance_ablation(real, n_clips=n, seed=seed, cfg=C2STConfig(repeats=repeats), ablation=ablation,
+                                 texture_from=texture)
     typer.echo(f"Classifier realism AUC (0.5 = indistinguishable), leave one real clip out, "
-               f"n = {report['n_real']} real, {report['n_sim']} BleedSim clips:")
+               f"n = {report['n_real']} real, {report['n_sim']} BleedSim clips, {repeats} repeats "
+               f"(mean, sd over repeats; paired difference [95 % bootstrap over real clips]):")
     for name, auc in report["variants"].items():
-        typer.echo(f"  {name:<18} {auc:.3f}")
+        sd = statistics.pstdev(report["repeat_auc"][name])
+        line = f"  {name:<22} {auc:.3f} sd {sd:.3f}"
+        for ref in ("v1", "v2", "every"):
+            d = report[f"vs_{ref}"].get(name)
+            if d:
+                line += f"  vs {ref} {d['mean']:+.3f} [{d['lo']:+.3f}, {d['hi']:+.3f}]"
+        typer.echo(line)
     if json_out:
         write_json_atomic(json_out, report)
 
@@ -378,10 +407,11 @@ def data_contact_sheet(out: Path = typer.Option(Path("docs/bleedsim_contact_shee
                        real_dir: Optional[Path] = typer.Option(None, "--real", help="Real clips to show beside."),
                        seed: int = typer.Option(0, help="BleedSim seed."),
                        appearance: str = typer.Option("none", help="BleedSim v2 features for all but the first "
-                                                      "synthetic column: none | all | a comma list.")) -> None:
+                                                      "synthetic column: none | all | every | a comma list."),
+                       texture_from: Optional[Path] = TEXTURE_FROM) -> None:
     """One row per scenario: BleedSim frames next to frames of the real clip of that scenario."""
     from bleedorigin.sim.contact_sheet import make_contact_sheet
-    look = _appearance(appearance)
+    look = _appearance(appearance, texture_from)
     _writable(out, folder=False)
     typer.echo(f"wrote {make_contact_sheet(out, real_dir, seed, appearance=look)}")
 

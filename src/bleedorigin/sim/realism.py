@@ -174,6 +174,7 @@ def format_realism(report: dict[str, Any]) -> str:
     if c:
         folds = " ".join(f"{name.split('_')[0][:8]}={auc:.2f}" for name, auc in c["folds"].items())
         lines += ["", f"Classifier two-sample test (small CNN, leave one real clip out, n = {c['n_real']} real, "
-                      f"{c['n_sim']} synthetic clips): ROC AUC {c['auc']:.3f} (0.5 = indistinguishable)",
+                      f"{c['n_sim']} synthetic clips, {len(c['repeat_auc'])} repeats): ROC AUC {c['auc']:.3f} "
+                      f"(repeats {min(c['repeat_auc']):.3f}-{max(c['repeat_auc']):.3f}; 0.5 = indistinguishable)",
                   f"  per held-out real clip: {folds}"]
     return "\n".join(lines)
