@@ -167,6 +167,7 @@ def test_onset_focus_scenario_draws_that_scenario(tmp_path: Path) -> None:
 def test_onset_appearance_share_trains_on_bleedsim_v2_clips(tmp_path: Path) -> None:
     import numpy as np
 
+    from bleedorigin.errors import InputError
     from bleedorigin.models.onset.train import OnsetTask
     from bleedorigin.sim.appearance import Appearance
     from bleedorigin.sim.generator import generate_clip
@@ -188,3 +189,19 @@ def test_onset_appearance_share_trains_on_bleedsim_v2_clips(tmp_path: Path) -> N
         v1 = generate_clip("detect", seed, size=(64, 48), num_frames=70, num_tracks=0).frames
         assert np.array_equal(z["frames"], v2) and not np.array_equal(z["frames"], v1)
     assert "v2 appearance" in task.data_description()
+    # A named feature set is rendered and cached under its own names, apart from "all".
+    cache = tmp_path / "cache_named"
+    task = OnsetTask({"model": {"window": 16, "internal_size": [32, 24]},
+                      "data": {**data, "cache_dir": str(cache), "appearance": 1.0,
+                               "appearance_features": "blood_colour,degrade"}})
+    task.sample_batch(np.random.default_rng(0))
+    named = sorted(p.name for p in cache.glob("*.npz"))
+    assert named and all("_v2-blood_colour+degrade_" in n for n in named)
+    seed = int(named[0].rsplit("_", 1)[1].split(".")[0])
+    with np.load(cache / named[0]) as z:
+        expected = generate_clip("detect", seed, size=(64, 48), num_frames=70, num_tracks=0,
+                                 appearance=Appearance.parse("blood_colour,degrade")).frames
+        assert np.array_equal(z["frames"], expected)
+    assert "blood_colour, degrade" in task.data_description()
+    with pytest.raises(InputError, match="appearance_features"):
+        OnsetTask({"model": {"window": 16}, "data": {**data, "appearance_features": "fog"}})

@@ -23,6 +23,7 @@ from bleedorigin.config import OnsetConfig, from_dict, to_dict
 from bleedorigin.models.onset.model import OnsetNet, decode_onset
 from bleedorigin.models.onset.predictor import FramePrep, embed_clip, prepare_clip, window_logits
 from bleedorigin.errors import InputError
+from bleedorigin.sim.appearance import Appearance
 from bleedorigin.sim.scenarios import NEGATIVE_SCENARIOS, SCENARIOS
 from bleedorigin.training.augment import ClipAugment
 from bleedorigin.training.task import StageTask
@@ -51,7 +52,8 @@ class OnsetDataConfig:
     offset_weight: float = 1.0         # weight of MSE(N*delta) (1 = Eq. 4)
     frame_aux_weight: float = 0.0      # per-frame "blood visible" BCE on MDG embeddings (0 = paper)
     augment: float = 0.0               # strength of the clip-level augmentation (0 = off)
-    appearance: float = 0.0            # share of training clips with BleedSim v2 appearance (all features)
+    appearance: float = 0.0            # share of training clips with BleedSim v2 appearance
+    appearance_features: str = "all"   # which v2 features those clips get (Appearance.parse)
     bench_dirs: tuple[str, ...] = ()   # your own benchmark folders (clips with onset labels or none)
     bench_fraction: float = 0.5        # share of training clips drawn from bench_dirs when given
     focus_scenario: str = ""           # a BleedSim scenario to draw more often (e.g. water_flushing)
@@ -91,13 +93,20 @@ class ClipCache:
     def path(self, kind: str, seed: int, scenario: str | None = None, v2: bool = False) -> Path:
         n = self.data.full_frames if kind == "full" else (self.data.clip_frames or None)
         w, h = self.size
-        tag = (f"_{scenario}" if scenario else "") + ("_v2" if v2 else "")
+        tag = (f"_{scenario}" if scenario else "") + (f"_v2-{self.features_tag()}" if v2 else "")
         return self.dir / f"{kind}{tag}_{n or 'default'}_{w}x{h}_{seed}.npz"
+
+    def appearance(self) -> Appearance:
+        return Appearance.parse(self.data.appearance_features)
+
+    def features_tag(self) -> str:
+        """The v2 features by name, so clips rendered with another set are never reused."""
+        return "+".join(self.appearance().enabled)
 
     def get(self, kind: str, seed: int, scenario: str | None = None,
             v2: bool = False) -> tuple[np.ndarray, int | None]:
         """The clip of (kind, seed); `scenario` overrides the one the seed would draw; `v2` adds
-        every BleedSim v2 appearance feature."""
+        the BleedSim v2 appearance features of `data.appearance_features`."""
         n = self.data.full_frames if kind == "full" else (self.data.clip_frames or None)
         path = self.path(kind, seed, scenario, v2)
         if path.is_file():
@@ -107,14 +116,13 @@ class ClipCache:
                     return z["frames"], (None if onset < 0 else onset)
             except (OSError, ValueError, KeyError):
                 log.warning("rebuilding damaged cache file %s", path)
-        from bleedorigin.sim.appearance import Appearance
         from bleedorigin.sim.generator import generate_clip
         clip = None
         for attempt in range(5):  # a simulator failure on one seed must not end a long run
             try:
                 clip = generate_clip(kind, seed + attempt * 7919, size=self.size, num_frames=n,
                                      scenario=scenario, num_tracks=0,
-                                     appearance=Appearance.all() if v2 else None)
+                                     appearance=self.appearance() if v2 else None)
                 break
             except Exception as e:  # noqa: BLE001 - logged and retried with another seed
                 log.warning("BleedSim %s seed %d failed (%s); trying another seed", kind,
@@ -177,6 +185,10 @@ class OnsetTask(StageTask):
         self.cache = ClipCache(self.data, self.data.sim_size)
         self.bench = BenchOnsetClips(self.data.bench_dirs, self.data.sim_size, self.cfg.window) \
             if self.data.bench_dirs else None
+        try:
+            self.cache.appearance()
+        except ValueError as e:
+            raise InputError(f"data.appearance_features: {e}") from None
         if self.data.focus_share > 0 and self.data.focus_scenario not in SCENARIOS:
             raise InputError(f"data.focus_scenario {self.data.focus_scenario!r}: expected one of "
                              f"{', '.join(SCENARIOS)}")
@@ -286,7 +298,7 @@ class OnsetTask(StageTask):
                 f"{self.data.sim_size[1]}, resized to {self.cfg.internal_size[0]}x{self.cfg.internal_size[1]} (train seeds {TRAIN_SEED0}..{TRAIN_SEED0 + self.data.train_pool - 1}, "
                 f"val seeds {VAL_SEED0}+; first 0-{self.data.max_drop} frames dropped at random)"
                 + (f"; clip augmentation strength {self.data.augment}" if self.data.augment > 0 else "")
-                + (f"; {self.data.appearance:.0%} of clips with BleedSim v2 appearance (all features)"
+                + (f"; {self.data.appearance:.0%} of clips with BleedSim v2 appearance ({', '.join(self.cache.appearance().enabled)})"
                    if self.data.appearance > 0 else "")
                 + (f"; plus {self.data.bench_fraction:.0%} of clips from {', '.join(self.data.bench_dirs)}"
                    if self.data.bench_dirs else ""))
