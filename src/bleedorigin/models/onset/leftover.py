@@ -4,8 +4,13 @@ A pool that was never washed away, or stains left by the last bleed, are not a n
 blood marked on the first armed frame is the baseline. It moves with the camera: a similarity
 transform (shift, rotation, zoom) is fitted to the optical flow of the tissue, frame to frame.
 It is widened by a margin that absorbs registration error and a settling pool's creep. Blood
-outside it, on tissue the baseline frame saw, is fresh. Blood that comes into view (a pan, an
-instrument moving off it) is not fresh: the baseline frame never saw that tissue.
+outside it, on tissue the baseline frame saw and whose colour has changed since, is fresh.
+Blood that comes into view (a pan) is not fresh: the baseline frame never saw that tissue. Nor
+is a dark or red patch that was there already but that the per-frame masks marked only later
+(their thresholds are relative to each frame's statistics, so a pool's or shadow's marking
+flickers): a pixel that turns into blood changes colour by a mask's own contrast to tissue (G/R
+at most 0.55 of the tissue's for `blood_mask`, red at most 0.5 of the tissue's for
+`dark_blood_mask`, both about 0.6-0.7 in log), and half of that is required.
 """
 from __future__ import annotations
 
@@ -18,6 +23,7 @@ FRESH_MARGIN = 0.04  # the carried baseline blood is widened by this share of th
 FLOW_STEP = 4  # grid step (pixels) at which the tissue's flow is sampled for the camera fit
 INLIER_PX = 1.0  # RANSAC reprojection threshold of that fit (pixels of the AREA_SIZE copy)
 MIN_INLIERS = 8
+FRESH_CHANGE = 0.3  # log change of G/R, or of red relative to the view's, that new blood makes
 
 
 def _then(second: np.ndarray, first: np.ndarray) -> np.ndarray:
@@ -29,18 +35,20 @@ def _then(second: np.ndarray, first: np.ndarray) -> np.ndarray:
 class LeftoverBlood:
     """The baseline blood of a re-armed check and the camera motion since it was seen."""
 
-    def __init__(self, blood: np.ndarray, view: np.ndarray, gray: np.ndarray):
+    def __init__(self, small: np.ndarray, blood: np.ndarray, view: np.ndarray, gray: np.ndarray):
         r = max(1, int(round(FRESH_MARGIN * blood.shape[1])))
         kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
         self.known = cv2.dilate(blood.astype(np.uint8), kernel)
         self.seen = view.astype(np.uint8)
+        self.colour = _log_colour(small)
         self.to_now = np.eye(2, 3)  # baseline frame -> current frame
         self.flow = dis_flow("ultrafast")
         self.prev_gray, self.prev_tissue = gray, view & ~blood
 
-    def fresh(self, blood: np.ndarray, view: np.ndarray, gray: np.ndarray) -> float:
+    def fresh(self, small: np.ndarray, blood: np.ndarray, view: np.ndarray, gray: np.ndarray) -> float:
         """Share of the current lit view covered by blood that is not the carried baseline's,
-        on tissue the baseline frame saw. `blood`, `view`: bool masks; `gray`: the frame."""
+        on tissue the baseline frame saw, changed in colour since. `small`: the frame (RGB, the
+        size the masks were made at); `blood`, `view`: bool masks; `gray`: `small` in grey."""
         step = self._camera_step(gray)
         if step is not None:  # no fit (too little tissue in view): keep the last known position
             self.to_now = _then(step, self.to_now)
@@ -49,7 +57,17 @@ class LeftoverBlood:
         known = cv2.warpAffine(self.known, self.to_now, (w, h), flags=cv2.INTER_NEAREST)
         seen = cv2.warpAffine(self.seen, self.to_now, (w, h), flags=cv2.INTER_NEAREST)
         new = blood & view & seen.astype(bool) & ~known.astype(bool)
+        if new.any():
+            new &= self._changed(_log_colour(small), view, (w, h))
         return float(new.sum() / max(1, view.sum()))
+
+    def _changed(self, now: np.ndarray, view: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+        """Pixels whose G/R or red (relative to the whole view's change: exposure) moved by
+        FRESH_CHANGE in log since the baseline frame, at the camera-carried position."""
+        then = cv2.warpAffine(self.colour, self.to_now, size, flags=cv2.INTER_LINEAR)
+        d = now - then
+        d[..., 0] -= np.median(d[..., 0][view])
+        return (np.abs(d) > FRESH_CHANGE).any(axis=2)
 
     def _camera_step(self, gray: np.ndarray) -> np.ndarray | None:
         """Similarity from the previous frame to this one, fitted on the previous frame's tissue
@@ -60,3 +78,11 @@ class LeftoverBlood:
             return None
         xs, ys = xs * FLOW_STEP, ys * FLOW_STEP
         return fit_similarity(np.stack([xs, ys], 1), flow[ys, xs], INLIER_PX, MIN_INLIERS)
+
+
+def _log_colour(small: np.ndarray) -> np.ndarray:
+    """(H, W, 2) float32: log red and log G/R on a 3x3 average (a dark pixel's colour is mostly
+    noise)."""
+    f = cv2.blur(small.astype(np.float32), (3, 3)) + 1.0
+    r = np.log(f[..., 0])
+    return np.stack([r, np.log(f[..., 1]) - r], -1).astype(np.float32)

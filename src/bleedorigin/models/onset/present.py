@@ -82,6 +82,6 @@ class PresenceCheck:
         if not self.after_episode:
             return float(blood.sum() / max(1, view.sum()))
         if self.leftover is None:
-            self.leftover = LeftoverBlood(blood, view, to_gray(small))
+            self.leftover = LeftoverBlood(small, blood, view, to_gray(small))
             return 0.0
-        return self.leftover.fresh(blood, view, to_gray(small))
+        return self.leftover.fresh(small, blood, view, to_gray(small))
