@@ -17,7 +17,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from bleedorigin.vision.flow import dis_flow, fit_similarity
+from bleedorigin.vision.flow import dis_flow, fit_similarity, to_gray
 
 FRESH_MARGIN = 0.04  # the carried baseline blood is widened by this share of the image width
 FLOW_STEP = 4  # grid step (pixels) at which the tissue's flow is sampled for the camera fit
@@ -35,7 +35,9 @@ def _then(second: np.ndarray, first: np.ndarray) -> np.ndarray:
 class LeftoverBlood:
     """The baseline blood of a re-armed check and the camera motion since it was seen."""
 
-    def __init__(self, small: np.ndarray, blood: np.ndarray, view: np.ndarray, gray: np.ndarray):
+    def __init__(self, small: np.ndarray, blood: np.ndarray, view: np.ndarray):
+        """`small`: the first armed frame (RGB, the size the masks were made at); `blood`,
+        `view`: its bool masks."""
         r = max(1, int(round(FRESH_MARGIN * blood.shape[1])))
         kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
         self.known = cv2.dilate(blood.astype(np.uint8), kernel)
@@ -43,12 +45,12 @@ class LeftoverBlood:
         self.colour = _log_colour(small)
         self.to_now = np.eye(2, 3)  # baseline frame -> current frame
         self.flow = dis_flow("ultrafast")
-        self.prev_gray, self.prev_tissue = gray, view & ~blood
+        self.prev_gray, self.prev_tissue = to_gray(small), view & ~blood
 
-    def fresh(self, small: np.ndarray, blood: np.ndarray, view: np.ndarray, gray: np.ndarray) -> float:
+    def fresh(self, small: np.ndarray, blood: np.ndarray, view: np.ndarray) -> float:
         """Share of the current lit view covered by blood that is not the carried baseline's,
-        on tissue the baseline frame saw, changed in colour since. `small`: the frame (RGB, the
-        size the masks were made at); `blood`, `view`: bool masks; `gray`: `small` in grey."""
+        on tissue the baseline frame saw, changed in colour since (arguments as for the first)."""
+        gray = to_gray(small)
         step = self._camera_step(gray)
         if step is not None:  # no fit (too little tissue in view): keep the last known position
             self.to_now = _then(step, self.to_now)

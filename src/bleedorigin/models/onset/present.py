@@ -20,7 +20,6 @@ import numpy as np
 
 from bleedorigin.models.onset.leftover import LeftoverBlood
 from bleedorigin.vision.color import AREA_SIZE, blood_cover
-from bleedorigin.vision.flow import to_gray
 
 PRESENT_THRESHOLD = 0.005  # share of the view covered by blood
 PRESENT_PERSIST = 10  # armed frames above the threshold before bleeding is reported
@@ -82,6 +81,6 @@ class PresenceCheck:
         if not self.after_episode:
             return float(blood.sum() / max(1, view.sum()))
         if self.leftover is None:
-            self.leftover = LeftoverBlood(small, blood, view, to_gray(small))
+            self.leftover = LeftoverBlood(small, blood, view)
             return 0.0
-        return self.leftover.fresh(small, blood, view, to_gray(small))
+        return self.leftover.fresh(small, blood, view)
