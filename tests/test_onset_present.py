@@ -258,3 +258,15 @@ def test_rearmed_check_ignores_a_pool_coming_into_view():
     check = PresenceCheck()
     check.rearm()
     assert _onsets(check, [_camera(world, 30 + 1.5 * t, 30) for t in range(45)]) == []
+
+
+def test_rearm_windows_script_counts_armings_that_raise():
+    """scripts/onset_rearm_windows.py: a pool standing in view raises every arming as at stream
+    start and none as after an episode."""
+    from test_scripts import load_script
+
+    script = load_script("onset_rearm_windows")
+    pool = _world([LEFTOVER])
+    frames = [_camera(pool, 40 + 0.5 * t, 30) for t in range(60)]
+    assert script.armings(frames, 10, after_episode=False) == (3, 3, [0, 10, 20])
+    assert script.armings(frames, 10, after_episode=True) == (0, 3, [])
