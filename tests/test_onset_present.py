@@ -270,3 +270,17 @@ def test_rearm_windows_script_counts_armings_that_raise():
     frames = [_camera(pool, 40 + 0.5 * t, 30) for t in range(60)]
     assert script.armings(frames, 10, after_episode=False) == (3, 3, [0, 10, 20])
     assert script.armings(frames, 10, after_episode=True) == (0, 3, [])
+
+
+def test_fresh_blood_must_have_changed_colour_since_the_rearm():
+    """A pool that the masks missed on the first armed frame (their thresholds follow each frame's
+    statistics) and mark later is not fresh; the same mask over what was tissue is."""
+    from bleedorigin.models.onset.leftover import LeftoverBlood
+
+    frame = _camera(_world([LEFTOVER]), 40, 30)
+    view = np.ones(frame.shape[:2], bool)
+    pool = cv2.circle(np.zeros(view.shape, np.uint8), (60, 50), 16, 1, -1).astype(bool)  # LEFTOVER in view
+    missed = LeftoverBlood(frame, np.zeros_like(view), view)  # baseline: the pool not marked
+    assert missed.fresh(frame, pool, view) == 0.0
+    clean = _camera(_world([]), 40, 30)
+    assert LeftoverBlood(clean, np.zeros_like(view), view).fresh(frame, pool, view) > 0.05
