@@ -13,8 +13,8 @@ from bleedorigin.pipeline import Pipeline, PipelineConfig
 BASELINES = {"onset_model": "onset_hsv", "source_model": "source_redmask", "track_model": "track_lk"}
 
 
-def _two_bleeds(n: int = 160) -> tuple[list[np.ndarray], list[int]]:
-    """Textured tissue; a blood disc appears at 10, is washed away at 40, a second at 110."""
+def _blood_discs(n: int, discs) -> list[np.ndarray]:
+    """Textured tissue; frame t holds the blood discs `discs(t)` lists ((cx, cy), radius)."""
     rng = np.random.default_rng(1)
     tex = rng.integers(0, 40, (96, 128), dtype=np.int16)
     base = np.stack([190 + tex, 130 + tex, 140 + tex], -1).clip(0, 255).astype(np.uint8)
@@ -22,12 +22,18 @@ def _two_bleeds(n: int = 160) -> tuple[list[np.ndarray], list[int]]:
     frames = []
     for t in range(n):
         img = base.copy()
-        for start, stop, (cx, cy) in ((10, 40, (40, 50)), (110, n, (90, 40))):
-            if start <= t < stop:
-                r = min(4 + (t - start) * 0.5, 14)
-                img[(xx - cx) ** 2 + (yy - cy) ** 2 <= r * r] = (120, 10, 15)
+        for (cx, cy), r in discs(t):
+            img[(xx - cx) ** 2 + (yy - cy) ** 2 <= r * r] = (120, 10, 15)
         frames.append(img)
-    return frames, [10, 110]
+    return frames
+
+
+def _two_bleeds(n: int = 160) -> tuple[list[np.ndarray], list[int]]:
+    """A blood disc appears at 10, is washed away at 40, a second at 110."""
+    def discs(t: int) -> list:
+        return [(c, min(4 + (t - start) * 0.5, 14))
+                for start, stop, c in ((10, 40, (40, 50)), (110, n, (90, 40))) if start <= t < stop]
+    return _blood_discs(n, discs), [10, 110]
 
 
 def test_pipeline_reports_each_bleeding_episode():
@@ -87,22 +93,14 @@ def _washed_source_leaves_pool(n: int = 170, second: int | None = None) -> list[
     """Bleeding from frame 0 at (35, 50); its blood runs into a pool at (100, 60) from frame 12;
     the source is washed clean at 40 and the pool stays. With `second`, a new bleed at (60, 20)
     starts at that frame."""
-    rng = np.random.default_rng(1)
-    tex = rng.integers(0, 40, (96, 128), dtype=np.int16)
-    base = np.stack([190 + tex, 130 + tex, 140 + tex], -1).clip(0, 255).astype(np.uint8)
-    yy, xx = np.mgrid[:96, :128]
-    frames = []
-    for t in range(n):
-        img = base.copy()
-        disks = [((35, 50), min(6 + t * 0.3, 12))] if t < 40 else []
+    def discs(t: int) -> list:
+        out = [((35, 50), min(6 + t * 0.3, 12))] if t < 40 else []
         if t >= 12:
-            disks.append(((100, 60), min(3 + (t - 12) * 0.4, 13)))
+            out.append(((100, 60), min(3 + (t - 12) * 0.4, 13)))
         if second is not None and t >= second:
-            disks.append(((60, 20), min(3 + (t - second) * 0.5, 11)))
-        for (cx, cy), r in disks:
-            img[(xx - cx) ** 2 + (yy - cy) ** 2 <= r * r] = (120, 10, 15)
-        frames.append(img)
-    return frames
+            out.append(((60, 20), min(3 + (t - second) * 0.5, 11)))
+        return out
+    return _blood_discs(n, discs)
 
 
 def _mid_bleed_pipeline() -> Pipeline:
