@@ -194,3 +194,93 @@ def test_blood_mask_against_hand_marked_real_frames():
         assert s["precision"] > 0.6 and s["recall"] > 0.3 and s["blood_free_marked"] == 0, name
         s = script.scores(dark_pools, dark_blood_mask, gains)  # the near-black pools blood_mask misses
         assert s["precision"] > 0.8 and s["recall"] > 0.25, name
+
+
+# -- re-armed after an episode: blood left lying in view is not a new bleed ------------------------
+
+def _world(pools, size=(220, 170)) -> np.ndarray:
+    """Tissue larger than the view (smooth texture the camera motion can be read from, wet
+    highlights) with crimson pools ((x, y), radius)."""
+    w, h = size
+    rng = np.random.default_rng(0)
+    tex = cv2.GaussianBlur(rng.normal(0, 1, (h, w)).astype(np.float32), (0, 0), 2.0)
+    img = np.clip(np.array((190, 112, 100), np.float32) + (tex / tex.std() * 12)[..., None] * (1, 0.7, 0.7), 0, 255)
+    for x, y in rng.uniform((5, 5), (w - 5, h - 5), (30, 2)).astype(int):
+        cv2.circle(img, (int(x), int(y)), 2, (245, 240, 238), -1)
+    for (x, y), r in pools:
+        cv2.circle(img, (x, y), int(r), (150, 28, 34), -1)
+    return img.astype(np.uint8)
+
+
+def _camera(world: np.ndarray, x: float, y: float, size=(128, 96)) -> np.ndarray:
+    """The view with its top-left corner at (x, y) of the world, inside an octagonal field stop."""
+    w, h = size
+    f = cv2.warpAffine(world, np.float32([[1, 0, -x], [0, 1, -y]]), (w, h), flags=cv2.INTER_LINEAR)
+    stop = np.zeros((h, w), np.uint8)
+    c = 14
+    cv2.fillPoly(stop, [np.array([(c, 0), (w - c, 0), (w, c), (w, h - c), (w - c, h), (c, h), (0, h - c), (0, c)])], 1)
+    f[stop == 0] = 0
+    return f
+
+
+def _onsets(check: PresenceCheck, frames) -> list[int]:
+    return [o for o in (check.step(f)[1] for f in frames) if o is not None]
+
+
+LEFTOVER = ((100, 80), 16)  # a pool lying in view when the check re-arms
+
+
+def test_rearmed_check_ignores_a_leftover_pool_while_the_camera_moves():
+    pool = _world([LEFTOVER])
+    frames = [_camera(pool, 40 + 0.8 * t, 30 + 0.4 * t) for t in range(45)]
+    check = PresenceCheck()
+    assert _onsets(check, frames) == [0]  # a stream that starts with it: bleeding at frame 0
+    for gains in CASTS.values():
+        check.rearm()
+        assert _onsets(check, [_cast(f, gains) for f in frames]) == []
+
+
+def test_rearmed_check_raises_a_new_bleed_beside_the_leftover_pool_near_its_start():
+    frames = []
+    for t in range(45):
+        new = [((140, 100), min(3 + (t - 8), 12))] if t >= 8 else []
+        frames.append(_camera(_world([LEFTOVER] + new), 40 + 0.8 * t, 30 + 0.4 * t))
+    check = PresenceCheck()
+    for gains in CASTS.values():
+        check.rearm()
+        onsets = _onsets(check, [_cast(f, gains) for f in frames])
+        assert len(onsets) == 1 and 8 <= onsets[0] <= 12, gains
+
+
+def test_rearmed_check_ignores_a_pool_coming_into_view():
+    """A pan brings a pool the first armed frame never saw into view: not fresh blood."""
+    world = _world([LEFTOVER, ((190, 80), 14)])
+    check = PresenceCheck()
+    check.rearm()
+    assert _onsets(check, [_camera(world, 30 + 1.5 * t, 30) for t in range(45)]) == []
+
+
+def test_rearm_windows_script_counts_armings_that_raise():
+    """scripts/onset_rearm_windows.py: a pool standing in view raises every arming as at stream
+    start and none as after an episode."""
+    from test_scripts import load_script
+
+    script = load_script("onset_rearm_windows")
+    pool = _world([LEFTOVER])
+    frames = [_camera(pool, 40 + 0.5 * t, 30) for t in range(60)]
+    assert script.armings(frames, 10, after_episode=False) == (3, 3, [0, 10, 20])
+    assert script.armings(frames, 10, after_episode=True) == (0, 3, [])
+
+
+def test_fresh_blood_must_have_changed_colour_since_the_rearm():
+    """A pool that the masks missed on the first armed frame (their thresholds follow each frame's
+    statistics) and mark later is not fresh; the same mask over what was tissue is."""
+    from bleedorigin.models.onset.leftover import LeftoverBlood
+
+    frame = _camera(_world([LEFTOVER]), 40, 30)
+    view = np.ones(frame.shape[:2], bool)
+    pool = cv2.circle(np.zeros(view.shape, np.uint8), (60, 50), 16, 1, -1).astype(bool)  # LEFTOVER in view
+    missed = LeftoverBlood(frame, np.zeros_like(view), view)  # baseline: the pool not marked
+    assert missed.fresh(frame, pool, view) == 0.0
+    clean = _camera(_world([]), 40, 30)
+    assert LeftoverBlood(clean, np.zeros_like(view), view).fresh(frame, pool, view) > 0.05

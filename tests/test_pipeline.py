@@ -13,8 +13,8 @@ from bleedorigin.pipeline import Pipeline, PipelineConfig
 BASELINES = {"onset_model": "onset_hsv", "source_model": "source_redmask", "track_model": "track_lk"}
 
 
-def _two_bleeds(n: int = 160) -> tuple[list[np.ndarray], list[int]]:
-    """Textured tissue; a blood disc appears at 10, is washed away at 40, a second at 110."""
+def _blood_discs(n: int, discs) -> list[np.ndarray]:
+    """Textured tissue; frame t holds the blood discs `discs(t)` lists ((cx, cy), radius)."""
     rng = np.random.default_rng(1)
     tex = rng.integers(0, 40, (96, 128), dtype=np.int16)
     base = np.stack([190 + tex, 130 + tex, 140 + tex], -1).clip(0, 255).astype(np.uint8)
@@ -22,12 +22,18 @@ def _two_bleeds(n: int = 160) -> tuple[list[np.ndarray], list[int]]:
     frames = []
     for t in range(n):
         img = base.copy()
-        for start, stop, (cx, cy) in ((10, 40, (40, 50)), (110, n, (90, 40))):
-            if start <= t < stop:
-                r = min(4 + (t - start) * 0.5, 14)
-                img[(xx - cx) ** 2 + (yy - cy) ** 2 <= r * r] = (120, 10, 15)
+        for (cx, cy), r in discs(t):
+            img[(xx - cx) ** 2 + (yy - cy) ** 2 <= r * r] = (120, 10, 15)
         frames.append(img)
-    return frames, [10, 110]
+    return frames
+
+
+def _two_bleeds(n: int = 160) -> tuple[list[np.ndarray], list[int]]:
+    """A blood disc appears at 10, is washed away at 40, a second at 110."""
+    def discs(t: int) -> list:
+        return [(c, min(4 + (t - start) * 0.5, 14))
+                for start, stop, c in ((10, 40, (40, 50)), (110, n, (90, 40))) if start <= t < stop]
+    return _blood_discs(n, discs), [10, 110]
 
 
 def test_pipeline_reports_each_bleeding_episode():
@@ -81,3 +87,40 @@ def test_stream_picked_up_mid_bleed_is_tracked_within_a_second():
     assert pipe.events and pipe.events[0].onset.frame == 0
     assert "tracking" in states[:30]
     assert np.hypot(pipe.events[0].source.x - 64, pipe.events[0].source.y - 48) < 15
+
+
+def _washed_source_leaves_pool(n: int = 170, second: int | None = None) -> list[np.ndarray]:
+    """Bleeding from frame 0 at (35, 50); its blood runs into a pool at (100, 60) from frame 12;
+    the source is washed clean at 40 and the pool stays. With `second`, a new bleed at (60, 20)
+    starts at that frame."""
+    def discs(t: int) -> list:
+        out = [((35, 50), min(6 + t * 0.3, 12))] if t < 40 else []
+        if t >= 12:
+            out.append(((100, 60), min(3 + (t - 12) * 0.4, 13)))
+        if second is not None and t >= second:
+            out.append(((60, 20), min(3 + (t - second) * 0.5, 11)))
+        return out
+    return _blood_discs(n, discs)
+
+
+def _mid_bleed_pipeline() -> Pipeline:
+    return Pipeline.from_pretrained(PipelineConfig(source_model="source_redmask", track_model="track_lk",
+                                                   end_patience=30))
+
+
+def test_pool_left_after_an_episode_raises_no_new_alarm():
+    """The stream starts mid-bleed (onset at frame 0); after the episode ends (source washed, its
+    pool still in view) the re-armed onset model must not take the pool for a new bleed."""
+    pipe = _mid_bleed_pipeline()
+    phases = [pipe.step(f).phase for f in _washed_source_leaves_pool()]
+    assert [e.onset.frame for e in pipe.events] == [0]
+    assert np.hypot(pipe.events[0].source.x - 35, pipe.events[0].source.y - 50) < 10
+    assert "waiting" in phases[60:100]  # the episode did end: the model was re-armed over the pool
+
+
+def test_new_bleed_after_an_episode_is_raised_near_its_start():
+    pipe = _mid_bleed_pipeline()
+    for f in _washed_source_leaves_pool(second=85):
+        pipe.step(f)
+    onsets = [e.onset.frame for e in pipe.events]
+    assert len(onsets) == 2 and onsets[0] == 0 and 85 <= onsets[1] <= 92, onsets

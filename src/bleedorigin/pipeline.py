@@ -149,7 +149,7 @@ class Pipeline:
         if episode.quiet_run >= self.config.end_patience:
             log.info("bleeding episode ended at frame %d", index)
             self._episode = None
-            self.onset.reset()
+            self.onset.rearm()  # blood left lying in view is not a new bleed
             self._onset_origin = index + 1
         return FrameResult(index, t, "tracking", 1.0, track=tp, timings_ms=timings)
 

@@ -39,6 +39,11 @@ class OnsetDetectorBase(ABC):
     def step(self, frame: np.ndarray) -> OnsetStep:
         """Consume the next frame."""
 
+    def rearm(self) -> None:
+        """After a bleeding episode ended: start over as `reset` does. Detectors that can tell
+        blood left lying in view from a new bleed override it."""
+        self.reset()
+
 
 class SourceLocatorBase(ABC):
     name: str = "source"

@@ -186,12 +186,17 @@ def dark_blood_mask(rgb: np.ndarray, view: np.ndarray | None = None) -> np.ndarr
     return out
 
 
-def blood_presence(frame: np.ndarray, dark: bool = True) -> float:
-    """Share of the lit view covered by `blood_mask` (or, with `dark`, `dark_blood_mask`), on an
-    AREA_SIZE copy of the frame."""
-    small = cv2.resize(frame, AREA_SIZE, interpolation=cv2.INTER_AREA)
+def blood_cover(small: np.ndarray, dark: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """(blood, lit view) bool masks of a frame already at AREA_SIZE: `blood_mask`, or with
+    `dark` also `dark_blood_mask`."""
     view = field_of_view(small)
     blood = blood_mask(small, view)
     if dark:
         blood |= dark_blood_mask(small, view)
+    return blood, view
+
+
+def blood_presence(frame: np.ndarray, dark: bool = True) -> float:
+    """Share of the lit view covered by `blood_cover`, on an AREA_SIZE copy of the frame."""
+    blood, view = blood_cover(cv2.resize(frame, AREA_SIZE, interpolation=cv2.INTER_AREA), dark)
     return float(blood.sum() / max(1, view.sum()))

@@ -253,6 +253,12 @@ class OnsetDetector(OnsetDetectorBase):
         if self.presence is not None:
             self.presence.reset()
 
+    def rearm(self) -> None:
+        """After an episode: as `reset`, but the bleeding-present check counts fresh blood only."""
+        self.reset()
+        if self.presence is not None:
+            self.presence.rearm()
+
     @torch.inference_mode()
     def step(self, frame: np.ndarray) -> OnsetStep:
         appear, gray = self.prep.prepare(frame)

@@ -1,11 +1,12 @@
 """Bleeding already under way: a per-frame bleeding-present decision armed at stream start.
 
 The transition model needs a bleeding-free stretch before the onset; a stream picked up during
-a bleed never shows one. While armed (the first `arm_frames` frames after a reset, i.e. at
-stream start and, in the pipeline, after each episode), every frame's blood cover is measured
-with the real-calibrated `vision.color.blood_presence` (bright blood, and near-black pools unless
-`dark` is off); once `persist` armed frames exceeded `threshold`, bleeding is reported as present
-from the first of them.
+a bleed never shows one. While armed (the first `arm_frames` frames after `reset`, at stream
+start, or after `rearm`, in the pipeline after each episode), every frame's blood cover is
+measured with the real-calibrated `vision.color.blood_cover` (bright blood, and near-black pools
+unless `dark` is off); once `persist` armed frames exceeded `threshold`, bleeding is reported as
+present from the first of them. After `rearm` only fresh blood counts, not blood left lying in
+view by the last episode (`models.onset.leftover`).
 
 The threshold is twice the highest cover measured on bleeding-free video (real VL-SurgPT clips
 under five white balances, BleedSim negatives): docs/onset.md.
@@ -14,9 +15,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 
-from bleedorigin.vision.color import blood_presence
+from bleedorigin.models.onset.leftover import LeftoverBlood
+from bleedorigin.vision.color import AREA_SIZE, blood_cover
 
 PRESENT_THRESHOLD = 0.005  # share of the view covered by blood
 PRESENT_PERSIST = 10  # armed frames above the threshold before bleeding is reported
@@ -34,10 +37,21 @@ class PresenceCheck:
         self.reset()
 
     def reset(self) -> None:
+        """Stream start: any blood in view is bleeding already under way."""
+        self._arm(after_episode=False)
+
+    def rearm(self) -> None:
+        """After a bleeding episode: blood already in view on the first armed frame is leftover;
+        only fresh blood counts."""
+        self._arm(after_episode=True)
+
+    def _arm(self, after_episode: bool) -> None:
         self.t = 0
         self.first: int | None = None  # first armed frame above the threshold
         self.count = 0
         self.onset: int | None = None
+        self.after_episode = after_episode
+        self.leftover: LeftoverBlood | None = None
 
     @property
     def armed(self) -> bool:
@@ -50,7 +64,7 @@ class PresenceCheck:
         self.t += 1
         if not self.armed or (self.first is None and t >= self.arm_frames):
             return 0.0, None
-        if blood_presence(frame, self.dark) > self.threshold:
+        if self._cover(frame) > self.threshold:
             self.first = t if self.first is None else self.first
             self.count += 1
         score = min(1.0, self.count / self.persist)
@@ -58,3 +72,15 @@ class PresenceCheck:
             self.onset = self.first
             return score, self.onset
         return score, None
+
+    def _cover(self, frame: np.ndarray) -> float:
+        """Share of the lit view covered by blood that counts: all of it after a reset; after
+        `rearm`, fresh blood only (0 on the first armed frame, the leftover baseline)."""
+        small = cv2.resize(frame, AREA_SIZE, interpolation=cv2.INTER_AREA)
+        blood, view = blood_cover(small, self.dark)
+        if not self.after_episode:
+            return float(blood.sum() / max(1, view.sum()))
+        if self.leftover is None:
+            self.leftover = LeftoverBlood(small, blood, view)
+            return 0.0
+        return self.leftover.fresh(small, blood, view)
