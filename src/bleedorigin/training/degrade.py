@@ -25,7 +25,7 @@ class Degrade:
     @classmethod
     def random(cls, rng: np.random.Generator) -> "Degrade":
         """Around the real samples: 84..144 rows, 1..4/3 aspect, blur up to 1.2 px, JPEG 25..90,
-        white balance +-15 % per channel."""
+        per-channel white-balance gains with an 8 % standard deviation."""
         return cls(height=int(rng.integers(84, 145)), width_ratio=float(rng.uniform(1.0, 4 / 3)),
                    blur_sigma=float(rng.uniform(0, 1.2)) if rng.random() < 0.6 else 0.0,
                    jpeg_quality=int(rng.integers(25, 91)) if rng.random() < 0.8 else 0,
