@@ -12,6 +12,10 @@ with H = sigmoid of the fused heat-map, Gaussian targets of cfg.sigma, and the H
 `heat_weight` rescales the per-pixel MSE, which is ~1e-3 for a sparse Gaussian, to the
 Huber term's order (the paper gives the relative weights, not the units).
 
+Domain randomisation toward real footage: `appearance` (share of training clips rendered with
+every BleedSim v2 appearance feature, fixed per seed), `val_appearance` (v2 validation clips) and
+`degrade` (share of training frames given a random real-footage look, training/degrade.py).
+
 Data splits by BleedSim seed: train from `train_seed`, validation from `val_seed`, test from
 `test_seed` (900000+, never trained on). Clips are cached as .npz under `cache_dir`.
 """
