@@ -19,6 +19,9 @@ other clips' labels is scored on it (leave-one-clip-out); the setting fitted on 
 one to ship.
 
     python scripts/source_prior_fit.py --sim /work/data/wt20_simval_detect --real ../shared/data/esd_clips
+
+`--weights FOLDER` fuses another source network (a trained checkpoint or weights folder) in place of
+`source_small`; `--w-net` replaces the grid of its weight (e.g. `--w-net 0 0.1 0.5 1 2`).
 """
 from __future__ import annotations
 
@@ -30,7 +33,7 @@ from dataclasses import replace
 import numpy as np
 
 from bleedorigin.errors import BleedOriginError
-from bleedorigin.models.loading import load_stage
+from bleedorigin.models import registry
 from bleedorigin.models.source.evidence import centre_prior, rim_prior
 from bleedorigin.models.source.fusion import EvidenceMaps, FusionConfig, fuse, point_estimate, posterior
 from bleedorigin.models.source.predictor import to_input
@@ -107,10 +110,14 @@ def main() -> None:
     ap.add_argument("--history", type=int, default=30, help="frames before each real labelled frame")
     ap.add_argument("--after", type=int, default=8, help="BleedSim: also onset + this, with history from onset - 10 "
                     "(the flow cue alone is reported there: at the onset nothing flows yet)")
+    ap.add_argument("--weights", default=None, help="source network folder to fuse (default source_small)")
+    ap.add_argument("--w-net", type=float, nargs="+", default=list(FUSION["w_net"]),
+                    help="grid of the network's weight w_net")
     args = ap.parse_args()
+    FUSION["w_net"] = tuple(args.w_net)
     select = importlib.import_module("source_fusion_select")  # a sibling script: scripts/ is on sys.path when run
     try:
-        locator = load_stage("source", "source_evidence", "cpu")
+        locator = registry.create("source_evidence", device="cpu", weights=args.weights)
         locator.cfg = replace(locator.cfg, w_flow=1.0, w_dark=1.0)  # compute every map (the fit re-weights them)
         items = select.sim_items(args.sim, args.after, locator)
         items += select.real_items(args.real, args.history, locator)

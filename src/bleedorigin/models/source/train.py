@@ -12,6 +12,10 @@ with H = sigmoid of the fused heat-map, Gaussian targets of cfg.sigma, and the H
 `heat_weight` rescales the per-pixel MSE, which is ~1e-3 for a sparse Gaussian, to the
 Huber term's order (the paper gives the relative weights, not the units).
 
+Domain randomisation toward real footage: `appearance` (share of training clips rendered with
+every BleedSim v2 appearance feature, fixed per seed), `val_appearance` (v2 validation clips) and
+`degrade` (share of training frames given a random real-footage look, training/degrade.py).
+
 Data splits by BleedSim seed: train from `train_seed`, validation from `val_seed`, test from
 `test_seed` (900000+, never trained on). Clips are cached as .npz under `cache_dir`.
 """
@@ -34,6 +38,8 @@ from bleedorigin.errors import InputError
 from bleedorigin.models.source.model import SourceConfig, SourceNet, refined_peak, soft_argmax
 from bleedorigin.models.source.predictor import compute_red_mask, to_model
 from bleedorigin.models.source.pseudo_labels import gaussian_heatmaps, propagate_point
+from bleedorigin.sim.appearance import Appearance
+from bleedorigin.training.degrade import Degrade
 from bleedorigin.training.task import StageTask
 from bleedorigin.vision.flow import chain_flows, dis_flow
 
@@ -64,13 +70,26 @@ class SourceDataConfig:
     augment: bool = True
     max_shift: float = 0.2            # random translation, fraction of the frame
     vary_blood: bool = False          # training clips with randomised blood colour/darkening
+    appearance: float = 0.0           # share of training clips with BleedSim v2 appearance
+    appearance_features: str = "all"  # which v2 features those (and v2 validation) clips get (Appearance.parse)
+    val_appearance: bool = False      # validation (and test) clips with BleedSim v2 appearance
+    degrade: float = 0.0              # share of training frames given a random real-footage look
+                                      # (resolution drop to ~112 px and back, blur, JPEG, white balance)
     bench_dirs: tuple[str, ...] = ()  # your own annotated clips (benchmark folders or clip folders)
     bench_fraction: float = 0.5       # share of training samples drawn from bench_dirs when given
 
 
-def _sim_clip(kind: str, seed: int, frames: int | None, vary_blood: bool = False) -> Any:
+def _sim_clip(kind: str, seed: int, frames: int | None, vary_blood: bool = False,
+              appearance: Appearance | None = None) -> Any:
     from bleedorigin.sim import generate_clip
-    return generate_clip(kind, seed, size=MODEL_SIZE, num_frames=frames, num_tracks=0, vary_blood=vary_blood)
+    return generate_clip(kind, seed, size=MODEL_SIZE, num_frames=frames, num_tracks=0, vary_blood=vary_blood,
+                         appearance=appearance)
+
+
+def is_v2(seed: int, share: float) -> bool:
+    """Whether training clip `seed` has BleedSim v2 appearance: a fixed share of the pool, decided
+    by the seed so a cached clip keeps its look across runs."""
+    return share > 0 and np.random.default_rng([seed, 20]).random() < share
 
 
 def source_labels(clip: Any) -> dict[int, tuple[float, float]]:
@@ -131,6 +150,12 @@ class SourceTask(StageTask):
         model.setdefault("red_mask", "vision")
         self.cfg: SourceConfig = from_dict(SourceConfig, model, "model")
         self.data: SourceDataConfig = from_dict(SourceDataConfig, self.config["data"], "data")
+        try:
+            self.appearance = Appearance.parse(self.data.appearance_features)
+        except ValueError as e:
+            raise InputError(f"data.appearance_features: {e}") from None
+        # v2 clips are cached under their feature names, so another feature set is never reused
+        self.v2_tag = "_v2-" + "+".join(self.appearance.enabled)
         self.config = {"model": to_dict(self.cfg), "data": to_dict(self.data)}
         self._train: dict[int, dict[str, np.ndarray]] = {}
         self._val: list[dict[str, np.ndarray]] | None = None
@@ -152,7 +177,11 @@ class SourceTask(StageTask):
         return (f"BleedSim `{d.train_kind}` clips ({d.train_frames} frames, 512x384), seeds {d.train_seed}.."
                 f"{d.train_seed + d.train_pool - 1}; labelled frames onset..onset+{d.max_after}, "
                 f"{d.pseudo_n} DIS pseudo-labelled predecessors; validation `detect` seeds {d.val_seed}+ "
-                f"({d.val_clips} clips, onset frame); test seeds {d.test_seed}+ never used{own}")
+                f"{'with BleedSim v2 appearance ' if d.val_appearance else ''}"
+                f"({d.val_clips} clips, onset frame); test seeds {d.test_seed}+ never used{own}"
+                + (f"; {d.appearance:.0%} of clips with BleedSim v2 appearance ({', '.join(self.appearance.enabled)})"
+                   if d.appearance > 0 else "")
+                + (f"; {d.degrade:.0%} of frames degraded (~112 px, blur, JPEG, white balance)" if d.degrade > 0 else ""))
 
     # ------------------------------------------------------------------ data
     def _cache_path(self, split: str, seed: int) -> Path:
@@ -160,6 +189,8 @@ class SourceTask(StageTask):
         tag = f"{split}_{self.data.train_kind if split == 'train' else 'detect'}_{w}x{h}"
         if split == "train" and self.data.vary_blood:
             tag += "_varyblood"
+        if split == "train" and is_v2(seed, self.data.appearance):
+            tag += self.v2_tag
         return Path(self.data.cache_dir) / tag / f"{seed}.npz"
 
     def train_clip(self, seed: int) -> dict[str, np.ndarray]:
@@ -169,7 +200,8 @@ class SourceTask(StageTask):
             with np.load(path) as z:
                 return {k: z[k] for k in z.files}
         d = self.data
-        clip = _sim_clip(d.train_kind, seed, d.train_frames, d.vary_blood)
+        clip = _sim_clip(d.train_kind, seed, d.train_frames, d.vary_blood,
+                         self.appearance if is_v2(seed, d.appearance) else None)
         on = int(clip.onset_frame)
         last = min(clip.num_frames - 1, on + d.max_after)
         size = tuple(self.cfg.input_size)
@@ -200,14 +232,15 @@ class SourceTask(StageTask):
         n = self.data.val_clips if n is None else n
         items = []
         for seed in range(seed0, seed0 + n):
-            path = Path(self.data.cache_dir) / f"{split}_detect_onset" / f"{seed}.npz"
+            v2 = self.data.val_appearance
+            path = Path(self.data.cache_dir) / f"{split}_detect_onset{self.v2_tag if v2 else ''}" / f"{seed}.npz"
             if path.is_file():
                 with np.load(path) as z:
                     cached = {k: z[k] for k in z.files}
                 if "visible" in cached:  # older caches lack the flag: regenerate them
                     items.append(cached)
                     continue
-            clip = _sim_clip("detect", seed, None)
+            clip = _sim_clip("detect", seed, None, appearance=self.appearance if v2 else None)
             on = int(clip.onset_frame)
             item = {"frame": clip.frames[on], "xy": clip.source_xy[on].astype(np.float32),
                     "scenario": np.array(clip.scenario), "visible": np.array(bool(clip.source_visible[on]))}
@@ -219,7 +252,7 @@ class SourceTask(StageTask):
         return items
 
     def _augment(self, rng: np.random.Generator, img: np.ndarray, pts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Flip, translation and colour jitter; `pts` (K, 2) follow the geometry (NaN stays NaN)."""
+        """Flip, translation, real-footage degradation (share `degrade`) and colour jitter; `pts` (K, 2) follow the geometry (NaN stays NaN)."""
         h, w = img.shape[:2]
         pts = pts.copy()
         if rng.random() < 0.5:
@@ -232,6 +265,8 @@ class SourceTask(StageTask):
         m = np.float32([[1, 0, dx], [0, 1, dy]])
         img = cv2.warpAffine(np.ascontiguousarray(img), m, (w, h), borderMode=cv2.BORDER_CONSTANT)
         pts = pts + np.array([dx, dy])
+        if rng.random() < self.data.degrade:
+            img = Degrade.random(rng).frame(img)
         f = img.astype(np.float32)
         gain = rng.uniform(0.75, 1.25) * rng.uniform(0.92, 1.08, 3)
         f = (f - f.mean()) * rng.uniform(0.8, 1.2) + f.mean()  # contrast
