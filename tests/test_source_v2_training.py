@@ -8,7 +8,7 @@ import pytest
 from bleedorigin.config import load_yaml
 from bleedorigin.errors import InputError
 from bleedorigin.models.source.train import SourceTask, is_v2
-from bleedorigin.training.degrade import Degrade
+from bleedorigin.vision.degrade import Degrade
 
 RECIPE = "configs/source_test.yaml"
 

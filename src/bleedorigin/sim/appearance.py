@@ -26,6 +26,7 @@ import cv2
 import numpy as np
 
 from bleedorigin.sim import appearance_layers as layers
+from bleedorigin.vision.degrade import Degrade
 
 FEATURES = ("cap_ring", "vignetting", "tissue_tone", "blood_colour", "blood_glare", "degrade",
             "dissection_bed", "dark_pools", "bubbles", "smoke")
@@ -233,13 +234,8 @@ def _frame(img: np.ndarray, blood: np.ndarray, view: np.ndarray, r: np.ndarray, 
         f = f * np.clip(1 - look.vignette * np.clip(r, 0, 1.2) ** 2.5, 0.15, 1)[..., None]
     f = np.clip(f, 0, 255).astype(np.uint8)
     f[~view] = 0
-    if app.degrade:
+    if app.degrade:  # the real samples' 112 rows and JPEG, at this frame's aspect
         h, w = f.shape[:2]
-        small = cv2.resize(f, (max(16, round(w * 112 / h)), 112), interpolation=cv2.INTER_AREA)
-        ok, buf = cv2.imencode(".jpg", cv2.cvtColor(small, cv2.COLOR_RGB2BGR),
-                               [cv2.IMWRITE_JPEG_QUALITY, look.jpeg_quality])
-        if ok:
-            small = cv2.cvtColor(cv2.imdecode(buf, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
-        f = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+        f = Degrade(height=112, width_ratio=w / h, jpeg_quality=look.jpeg_quality).frame(f)
         f[~view] = 0
     return f

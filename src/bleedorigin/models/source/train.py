@@ -14,7 +14,7 @@ Huber term's order (the paper gives the relative weights, not the units).
 
 Domain randomisation toward real footage: `appearance` (share of training clips rendered with
 every BleedSim v2 appearance feature, fixed per seed), `val_appearance` (v2 validation clips) and
-`degrade` (share of training frames given a random real-footage look, training/degrade.py).
+`degrade` (share of training frames given a random real-footage look, vision/degrade.py).
 
 Data splits by BleedSim seed: train from `train_seed`, validation from `val_seed`, test from
 `test_seed` (900000+, never trained on). Clips are cached as .npz under `cache_dir`.
@@ -39,7 +39,7 @@ from bleedorigin.models.source.model import SourceConfig, SourceNet, refined_pea
 from bleedorigin.models.source.predictor import compute_red_mask, to_model
 from bleedorigin.models.source.pseudo_labels import gaussian_heatmaps, propagate_point
 from bleedorigin.sim.appearance import Appearance
-from bleedorigin.training.degrade import Degrade
+from bleedorigin.vision.degrade import Degrade
 from bleedorigin.training.task import StageTask
 from bleedorigin.vision.flow import chain_flows, dis_flow
 
