@@ -144,3 +144,13 @@ def test_episode_goes_on_while_dark_blood_covers_the_source():
         assert [e.onset.frame for e in pipe.events] == [0]
         assert np.hypot(pipe.events[0].source.x - 64, pipe.events[0].source.y - 52) < 10
         assert ("waiting" in phases[40:]) == ends
+
+
+def test_new_bleed_long_after_an_episode_is_raised_near_its_start():
+    """The new bleed starts after the re-armed window (the episode ends about frame 70, the
+    window's 40 frames after it): the check, still on while the pipeline waits, raises it."""
+    pipe = _mid_bleed_pipeline()
+    phases = [pipe.step(f).phase for f in _washed_source_leaves_pool(n=240, second=170)]
+    onsets = [e.onset.frame for e in pipe.events]
+    assert "waiting" in phases[60:120]
+    assert len(onsets) == 2 and onsets[0] == 0 and 170 <= onsets[1] <= 178, onsets
