@@ -154,3 +154,5 @@ def test_new_bleed_long_after_an_episode_is_raised_near_its_start():
     onsets = [e.onset.frame for e in pipe.events]
     assert "waiting" in phases[60:120]
     assert len(onsets) == 2 and onsets[0] == 0 and 170 <= onsets[1] <= 178, onsets
+    # the source of the new bleed, not the pool the first one left (the localizer is told which blood is old)
+    assert np.hypot(pipe.events[1].source.x - 60, pipe.events[1].source.y - 20) < 12

@@ -97,6 +97,13 @@ class PresenceCheck:
             return score, self.onset
         return score, None
 
+    def leftover_blood(self) -> np.ndarray | None:
+        """After `rearm`: the current window's baseline blood (AREA_SIZE, bool) where it lies on
+        the latest checked frame; None at stream start or before that window's first check."""
+        if not self.after_episode or self.leftover is None:
+            return None
+        return self.leftover.carried()
+
     def _cover(self, frame: np.ndarray) -> float:
         """Share of the lit view covered by blood that counts: all of it after a reset; after
         `rearm`, fresh blood only (0 on the first armed frame, the leftover baseline)."""
