@@ -114,7 +114,8 @@ class Pipeline:
         history = [img for i, img in self._buffer if onset_frame - self.config.history_frames <= i < index]
         t0 = time.perf_counter()
         # after a re-arm, blood the last episode left in view is not where the new bleed starts
-        p = self.source.locate(small, history=history or None, exclude=self.onset.leftover_blood())
+        old = self.onset.leftover_blood()
+        p = self.source.locate(small, history=history or None, **({} if old is None else {"exclude": old}))
         timings["source"] = (time.perf_counter() - t0) * 1e3
         t0 = time.perf_counter()
         track = self._track_back(small, p, index, onset_frame)
