@@ -7,8 +7,10 @@ rinsed away, so the pipeline's episode can end (no blood around the tracked sour
 pool lies elsewhere in view. With --rebleed, the source starts bleeding again at that frame (a
 new bleed after the episode). Each clip runs through the shipped pipeline twice: as shipped (the
 onset model re-armed after an episode counts fresh blood only) and with the onset model re-armed
-as at stream start (any blood counts). Prints the events and episode ends of both. From the
-repository root:
+as at stream start (any blood counts). Prints the events (onset frame, and the source's distance
+to the true source at the onset in clip pixels) and episode ends of both. With --untold, the
+shipped pipeline's localizer is not told which blood the last episode left (no `exclude`). From
+the repository root:
 
     python scripts/onset_rearm_sim.py --seeds 0 1 2 3
     python scripts/onset_rearm_sim.py --seeds 0 3 4 --frames 450 --rebleed 330
@@ -62,12 +64,14 @@ def stopped_clip(seed: int, frames: int, stop: int, radius: float, rebleed: int 
     return sim.run()
 
 
-def events(pipe: Pipeline, clip: SimClip) -> tuple[list[int], list[int]]:
-    """(onset frames of the events, frames where an episode had ended)."""
+def events(pipe: Pipeline, clip: SimClip) -> tuple[list[tuple[int, int]], list[int]]:
+    """((onset frame, source error in pixels) per event, frames where an episode had ended)."""
     pipe.reset()
     phases = [pipe.step(f).phase for f in clip.frames]
     ends = [i for i in range(1, len(phases)) if phases[i - 1] == "tracking" and phases[i] == "waiting"]
-    return [e.onset.frame for e in pipe.events], ends
+    found = [(e.onset.frame, round(float(np.hypot(*(np.array([e.source.x, e.source.y]) - clip.source_xy[e.onset.frame])))))
+             for e in pipe.events]
+    return found, ends
 
 
 def main() -> None:
@@ -77,6 +81,7 @@ def main() -> None:
     ap.add_argument("--stop", type=int, default=90, help="blood steps before the source stops")
     ap.add_argument("--radius", type=float, default=12.0, help="rinsed radius (blood grid cells)")
     ap.add_argument("--rebleed", type=int, help="frame where the source bleeds again")
+    ap.add_argument("--untold", action="store_true", help="the localizer is not told the leftover blood")
     args = ap.parse_args()
     if args.frames < 100 or args.stop < 1 or args.radius <= 0:
         ap.error("need --frames >= 100, --stop >= 1 and --radius > 0")
@@ -84,9 +89,11 @@ def main() -> None:
         ap.error("--rebleed must come after the rinse and before the last frame")
     try:  # bad input: one line and exit 2, as the CLI does
         shipped = Pipeline.from_pretrained(PipelineConfig(device="cpu"))
+        if args.untold:
+            shipped.onset.leftover_blood = lambda: None
         as_start = Pipeline.from_pretrained(PipelineConfig(device="cpu"))
         as_start.onset.rearm = as_start.onset.reset  # any blood counts after an episode too
-        print("seed\tblood in view at the end (truth)\tevents, episode ends: shipped\tre-armed as at stream start")
+        print("seed\tblood in view at the end (truth)\tevents (onset, source error px), episode ends: shipped\tre-armed as at stream start")
         for seed in args.seeds:
             clip = stopped_clip(seed, args.frames, args.stop, args.radius, args.rebleed)
             left = float(clip.blood_mask[-30:].mean())

@@ -284,3 +284,26 @@ def test_fresh_blood_must_have_changed_colour_since_the_rearm():
     assert missed.fresh(frame, pool, view) == 0.0
     clean = _camera(_world([]), 40, 30)
     assert LeftoverBlood(clean, np.zeros_like(view), view).fresh(frame, pool, view) > 0.05
+
+
+def test_check_stays_on_after_an_episode_for_a_late_new_bleed():
+    """Re-armed after an episode, the check goes on past its first window (every
+    `watch_stride`-th frame, each window with its own baseline): a leftover pool under a moving
+    camera never raises in 200 frames; a new bleed at frame 120 is raised near its start."""
+    def frames(new_at: int | None) -> list[np.ndarray]:
+        out = []
+        for t in range(200):
+            new = [((150, 110), min(3 + (t - new_at), 12))] if new_at is not None and t >= new_at else []
+            out.append(_camera(_world([LEFTOVER] + new), 20 + 0.3 * t, 30 + 0.15 * t))
+        return out
+
+    check = PresenceCheck()
+    for gains in CASTS.values():
+        check.rearm()
+        assert _onsets(check, [_cast(f, gains) for f in frames(None)]) == []
+        check.rearm()
+        onsets = _onsets(check, [_cast(f, gains) for f in frames(120)])
+        assert len(onsets) == 1 and 120 <= onsets[0] <= 124, gains
+    check = PresenceCheck(watch_stride=0)  # off: the check stops after its first window
+    check.rearm()
+    assert _onsets(check, frames(120)) == []

@@ -124,3 +124,35 @@ def test_new_bleed_after_an_episode_is_raised_near_its_start():
         pipe.step(f)
     onsets = [e.onset.frame for e in pipe.events]
     assert len(onsets) == 2 and onsets[0] == 0 and 85 <= onsets[1] <= 92, onsets
+
+
+def test_episode_goes_on_while_dark_blood_covers_the_source():
+    """A stream starts mid-bleed with crimson blood over the source; from frame 20 the blood there
+    is a near-black maroon pool (real ESD blood often is), which `red_mask` misses but the
+    bleeding-present check's dark-pool mask sees: the episode must not end. Washed clean
+    instead, it ends."""
+    from test_onset_present import DARK_POOL, _disk, _lit_scene
+
+    from bleedorigin.vision.color import red_mask
+
+    tissue = _lit_scene()
+    crimson, dark = _disk(tissue, (150, 28, 34)), _disk(tissue, DARK_POOL)
+    assert (red_mask(dark[36:68, 48:80]) > 0.5).mean() < 0.02  # red_mask alone would end it
+    for later, ends in ((dark, False), (tissue, True)):
+        pipe = _mid_bleed_pipeline()
+        phases = [pipe.step(crimson if t < 20 else later).phase for t in range(80)]
+        assert [e.onset.frame for e in pipe.events] == [0]
+        assert np.hypot(pipe.events[0].source.x - 64, pipe.events[0].source.y - 52) < 10
+        assert ("waiting" in phases[40:]) == ends
+
+
+def test_new_bleed_long_after_an_episode_is_raised_near_its_start():
+    """The new bleed starts after the re-armed window (the episode ends about frame 70, the
+    window's 40 frames after it): the check, still on while the pipeline waits, raises it."""
+    pipe = _mid_bleed_pipeline()
+    phases = [pipe.step(f).phase for f in _washed_source_leaves_pool(n=240, second=170)]
+    onsets = [e.onset.frame for e in pipe.events]
+    assert "waiting" in phases[60:120]
+    assert len(onsets) == 2 and onsets[0] == 0 and 170 <= onsets[1] <= 178, onsets
+    # the source of the new bleed, not the pool the first one left (the localizer is told which blood is old)
+    assert np.hypot(pipe.events[1].source.x - 60, pipe.events[1].source.y - 20) < 12

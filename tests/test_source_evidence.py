@@ -144,7 +144,8 @@ class _Recorder(SourceLocatorBase):
     def __init__(self):
         self.calls: list[tuple[int, list[int]]] = []
 
-    def locate(self, frame: np.ndarray, history: list[np.ndarray] | None = None) -> Point:
+    def locate(self, frame: np.ndarray, history: list[np.ndarray] | None = None,
+               exclude: np.ndarray | None = None) -> Point:
         ids = lambda f: int(f[0, 0, 0])  # noqa: E731  (each test frame carries its index)
         self.calls.append((ids(frame), [ids(f) for f in history or []]))
         return Point(256.0, 192.0, 0.7)
@@ -302,3 +303,18 @@ def test_flow_map_marks_where_blood_flows_out_not_blood_that_only_moves():
     truth = src - (7, 3)
     assert np.hypot(x - truth[0], y - truth[1]) < 15
     assert flow_map(frames[-1], [], EvidenceConfig()) is None
+
+
+@pytest.mark.parametrize("name", ["source_redmask", "source_evidence"])
+def test_localizer_does_not_place_the_source_on_excluded_old_blood(name):
+    """Two alike blood regions: told that one is old blood (`exclude`, at any size), the
+    localizer places the source on the other, whichever it is."""
+    frame = cv2.resize(_tissue(5), (512, 384))
+    spots = ((150, 120), (360, 250))
+    for xy in spots:
+        cv2.circle(frame, xy, 30, (150, 28, 34), -1)
+    locator = load_stage("source", name)
+    for old, new in (spots, spots[::-1]):
+        mask = cv2.circle(np.zeros((384, 512), np.uint8), old, 45, 1, -1)
+        p = locator.locate(frame, exclude=cv2.resize(mask, (128, 96)).astype(bool))
+        assert np.hypot(p.x - new[0], p.y - new[1]) < 20, (name, old, p)

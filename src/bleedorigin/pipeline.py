@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import cv2
 import numpy as np
 
 from bleedorigin import MODEL_SIZE
@@ -24,7 +25,7 @@ from bleedorigin.io.video import FrameMapper, open_video
 from bleedorigin.models.loading import load_stage, model_id
 from bleedorigin.types import BleedingEvent, FrameResult, Onset, Point, RunResult, TrackPoint
 from bleedorigin.utils.progress import track as progress_track
-from bleedorigin.vision.color import red_mask
+from bleedorigin.vision.color import AREA_SIZE, blood_cover, red_mask
 
 log = logging.getLogger(__name__)
 
@@ -35,8 +36,10 @@ class PipelineConfig:
     source_model: str | None = None
     track_model: str | None = None
     device: str = "auto"
-    # An episode ends when the blood around the tracked point stays below this fraction. Tracker
-    # confidence is not used: it is expected to drop while blood covers the source.
+    # An episode ends when the blood around the tracked point stays below this fraction, by
+    # `red_mask` and by the bleeding-present check's masks (real dark and brownish blood, which
+    # `red_mask` misses). Tracker confidence is not used: it is expected to drop while blood
+    # covers the source.
     end_blood_fraction: float = 0.02
     end_patience: int = 90  # for this many consecutive frames
     end_patch: int = 64  # side (model pixels) of the patch around the point checked for blood
@@ -110,7 +113,9 @@ class Pipeline:
         # from `history_frames` before the (back-dated) onset up to it
         history = [img for i, img in self._buffer if onset_frame - self.config.history_frames <= i < index]
         t0 = time.perf_counter()
-        p = self.source.locate(small, history=history or None)
+        # after a re-arm, blood the last episode left in view is not where the new bleed starts
+        old = self.onset.leftover_blood()
+        p = self.source.locate(small, history=history or None, **({} if old is None else {"exclude": old}))
         timings["source"] = (time.perf_counter() - t0) * 1e3
         t0 = time.perf_counter()
         track = self._track_back(small, p, index, onset_frame)
@@ -154,14 +159,19 @@ class Pipeline:
         return FrameResult(index, t, "tracking", 1.0, track=tp, timings_ms=timings)
 
     def _blood_near(self, small: np.ndarray, tp: TrackPoint) -> float:
-        """Fraction of blood pixels in a patch around the tracked point (model pixels)."""
+        """Share of blood pixels in a patch around the tracked point: by `red_mask` (model
+        pixels) and, only when that finds too little (it costs more), by `blood_cover` on its
+        AREA_SIZE copy of the frame (its thresholds come from the whole view)."""
         assert self._mapper is not None
-        x, y = self._mapper.to_model(np.array([[tp.x, tp.y]]))[0]
-        half = self.config.end_patch // 2
-        h, w = small.shape[:2]
-        x0, y0 = int(np.clip(x - half, 0, w - 1)), int(np.clip(y - half, 0, h - 1))
-        patch = small[y0:y0 + 2 * half, x0:x0 + 2 * half]
-        return float((red_mask(patch) > 0.5).mean()) if patch.size else 0.0
+        xy = self._mapper.to_model(np.array([[tp.x, tp.y]]))[0]
+        red = _patch(small, xy, self.config.end_patch)
+        share = float((red_mask(red) > 0.5).mean()) if red.size else 0.0
+        if share >= self.config.end_blood_fraction:
+            return share
+        area = cv2.resize(small, AREA_SIZE, interpolation=cv2.INTER_AREA)
+        scale = AREA_SIZE[0] / small.shape[1]
+        blood = _patch(blood_cover(area)[0], xy * scale, max(2, round(self.config.end_patch * scale)))
+        return max(share, float(blood.mean()) if blood.size else 0.0)
 
     def _clamp_to_buffer(self, frame: int) -> int:
         oldest, newest = self._buffer[0][0], self._buffer[-1][0]
@@ -194,3 +204,11 @@ class Pipeline:
         scores = [r.onset_score for r in self.stream(source, progress)]
         return RunResult(str(source), float(info.fps), info.width, info.height, len(scores),
                          scores, list(self.events), self.models)
+
+
+def _patch(img: np.ndarray, xy: np.ndarray, side: int) -> np.ndarray:
+    """The `side`-pixel square of `img` around `xy`, clipped to the image."""
+    half = side // 2
+    h, w = img.shape[:2]
+    x0, y0 = int(np.clip(xy[0] - half, 0, w - 1)), int(np.clip(xy[1] - half, 0, h - 1))
+    return img[y0:y0 + 2 * half, x0:x0 + 2 * half]

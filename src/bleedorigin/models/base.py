@@ -8,6 +8,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 
 from bleedorigin.types import Point, TrackPoint
@@ -44,13 +45,28 @@ class OnsetDetectorBase(ABC):
         blood left lying in view from a new bleed override it."""
         self.reset()
 
+    def leftover_blood(self) -> np.ndarray | None:
+        """After `rearm`: a bool mask (any size; the whole frame) of the blood that lay in view
+        before the new bleed, where it is on the current frame, or None when not known."""
+        return None
+
 
 class SourceLocatorBase(ABC):
     name: str = "source"
 
     @abstractmethod
-    def locate(self, frame: np.ndarray, history: list[np.ndarray] | None = None) -> Point:
-        """Bleeding source on `frame`; `history` optionally holds earlier frames (oldest first)."""
+    def locate(self, frame: np.ndarray, history: list[np.ndarray] | None = None,
+               exclude: np.ndarray | None = None) -> Point:
+        """Bleeding source on `frame`; `history` optionally holds earlier frames (oldest first);
+        `exclude` optionally a bool mask (any size; the whole frame) of old blood, left by an
+        earlier bleed, where the source is not placed."""
+
+
+def allowed(exclude: np.ndarray | None, size: tuple[int, int]) -> np.ndarray | None:
+    """Where a source may be placed, at `size` (w, h), given `locate`'s `exclude`; None: anywhere."""
+    if exclude is None:
+        return None
+    return cv2.resize(exclude.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST) == 0
 
 
 class PointTrackerBase(ABC):

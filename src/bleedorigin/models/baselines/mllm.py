@@ -178,7 +178,8 @@ class MLLMSourceLocator(SourceLocatorBase):
         self.model_id = f"source_mllm:{client.model}"
         self.last_answer: str | None = None
 
-    def locate(self, frame: np.ndarray, history: list[np.ndarray] | None = None) -> Point:
+    def locate(self, frame: np.ndarray, history: list[np.ndarray] | None = None,
+               exclude: np.ndarray | None = None) -> Point:  # the chat model is not told (the paper's prompt)
         if not isinstance(frame, np.ndarray) or frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
             raise InputError(f"expected an RGB uint8 frame (H, W, 3), got {getattr(frame, 'shape', None)}")
         self.last_answer = self.client.ask(frame)

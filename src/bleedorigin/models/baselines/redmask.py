@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 
 from bleedorigin.io.video import FrameMapper
-from bleedorigin.models.base import SourceLocatorBase
+from bleedorigin.models.base import SourceLocatorBase, allowed
 from bleedorigin.models.registry import register_model
 from bleedorigin.types import Point
 from bleedorigin.vision.color import field_of_view, red_mask
@@ -21,10 +21,14 @@ class RedMaskSourceLocator(SourceLocatorBase):
     def __init__(self, sigma: float = 8.0):
         self.sigma = sigma  # model pixels; smoothing favours the middle of a blood region over specks
 
-    def locate(self, frame: np.ndarray, history: list[np.ndarray] | None = None) -> Point:
+    def locate(self, frame: np.ndarray, history: list[np.ndarray] | None = None,
+               exclude: np.ndarray | None = None) -> Point:
         mapper = FrameMapper(frame.shape[1::-1])
         small = mapper.resize(frame)
         mask = cv2.GaussianBlur(red_mask(small), (0, 0), self.sigma) * field_of_view(small)
+        keep = allowed(exclude, small.shape[1::-1])
+        if keep is not None and float((mask * keep).max()) > 1e-6:  # no peak on old blood
+            mask *= keep
         peak = float(mask.max())
         if peak <= 1e-6:  # no red at all: the image centre, with zero confidence
             h, w = frame.shape[:2]

@@ -47,6 +47,11 @@ class LeftoverBlood:
         self.flow = dis_flow("ultrafast")
         self.prev_gray, self.prev_tissue = to_gray(small), view & ~blood
 
+    def carried(self) -> np.ndarray:
+        """The (widened) baseline blood where the camera has carried it on the latest frame."""
+        h, w = self.known.shape
+        return cv2.warpAffine(self.known, self.to_now, (w, h), flags=cv2.INTER_NEAREST).astype(bool)
+
     def fresh(self, small: np.ndarray, blood: np.ndarray, view: np.ndarray) -> float:
         """Share of the current lit view covered by blood that is not the carried baseline's,
         on tissue the baseline frame saw, changed in colour since (arguments as for the first)."""
@@ -56,9 +61,8 @@ class LeftoverBlood:
             self.to_now = _then(step, self.to_now)
         self.prev_gray, self.prev_tissue = gray, view & ~blood
         h, w = blood.shape
-        known = cv2.warpAffine(self.known, self.to_now, (w, h), flags=cv2.INTER_NEAREST)
         seen = cv2.warpAffine(self.seen, self.to_now, (w, h), flags=cv2.INTER_NEAREST)
-        new = blood & view & seen.astype(bool) & ~known.astype(bool)
+        new = blood & view & seen.astype(bool) & ~self.carried()
         if new.any():
             new &= self._changed(_log_colour(small), view, (w, h))
         return float(new.sum() / max(1, view.sum()))

@@ -259,6 +259,9 @@ class OnsetDetector(OnsetDetectorBase):
         if self.presence is not None:
             self.presence.rearm()
 
+    def leftover_blood(self) -> np.ndarray | None:
+        return None if self.presence is None else self.presence.leftover_blood()
+
     @torch.inference_mode()
     def step(self, frame: np.ndarray) -> OnsetStep:
         appear, gray = self.prep.prepare(frame)

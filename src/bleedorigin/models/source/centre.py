@@ -16,7 +16,8 @@ class CentreGuess(SourceLocatorBase):
     name = "source_centre"
     model_id = "source_centre"
 
-    def locate(self, frame: np.ndarray, history: list[np.ndarray] | None = None) -> Point:
+    def locate(self, frame: np.ndarray, history: list[np.ndarray] | None = None,
+               exclude: np.ndarray | None = None) -> Point:  # a fixed guess: no blood, old or new
         h, w = check_frame(frame).shape[:2]
         return Point((w - 1) / 2, (h - 1) / 2, 0.0)
 

@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 from bleedorigin.errors import ConfigError
-from bleedorigin.models.base import SourceLocatorBase
+from bleedorigin.models.base import SourceLocatorBase, allowed
 from bleedorigin.models.source.evidence import (EvidenceConfig, centre_prior, flow_map, growth_map, rim_prior,
                                                 support_map)
 from bleedorigin.models.source.model import refined_peak
@@ -168,7 +168,8 @@ class EvidenceSourceLocator(SourceLocatorBase):
         self.last_maps: EvidenceMaps | None = None
         self.timings_ms: dict[str, float] = {}
 
-    def maps(self, frame: np.ndarray, history: list[np.ndarray] | None = None) -> EvidenceMaps:
+    def maps(self, frame: np.ndarray, history: list[np.ndarray] | None = None,
+             exclude: np.ndarray | None = None) -> EvidenceMaps:
         check_frame(frame)
         w, h = self.base.cfg.input_size
         small = cv2.resize(frame, (w, h), interpolation=cv2.INTER_AREA)
@@ -190,12 +191,16 @@ class EvidenceSourceLocator(SourceLocatorBase):
                 flow = flow_map(small, past, self.cfg.evidence, fov)
         centre, centre_xy = centre_prior(fov, self.cfg.prior_sigma)
         score = fuse(heat, red, support, prior, growth, self.cfg, flow, centre, dark)
+        keep = allowed(exclude, (w, h))
+        if keep is not None and keep.any():  # old blood (`locate`'s exclude) scores as the least likely place
+            score = np.where(keep, score, score.min())
         return EvidenceMaps(heat, red, dark, support, prior, growth, flow, centre, centre_xy,
                             posterior(score, self.cfg.temperature))
 
-    def locate(self, frame: np.ndarray, history: list[np.ndarray] | None = None) -> Point:
+    def locate(self, frame: np.ndarray, history: list[np.ndarray] | None = None,
+               exclude: np.ndarray | None = None) -> Point:
         t0 = time.perf_counter()
-        m = self.maps(frame, history)
+        m = self.maps(frame, history, exclude)
         self.last_maps = m
         (px, py), conf = point_estimate(m, self.cfg, self.base.cfg.refine_radius)
         w, h = self.base.cfg.input_size

@@ -17,7 +17,7 @@ import torch
 from bleedorigin.config import from_dict
 from bleedorigin.errors import ConfigError, InputError
 from bleedorigin.eval.metrics import point_errors
-from bleedorigin.models.base import SourceLocatorBase
+from bleedorigin.models.base import SourceLocatorBase, allowed
 from bleedorigin.models.source.model import SourceConfig, SourceNet, refined_peak
 from bleedorigin.models.weights import find_weights, resolve_device
 from bleedorigin.types import Point
@@ -111,12 +111,16 @@ class SourceLocator(SourceLocatorBase):
         return self.net(x, r)
 
     @torch.inference_mode()
-    def locate(self, frame: np.ndarray, history: list[np.ndarray] | None = None) -> Point:
+    def locate(self, frame: np.ndarray, history: list[np.ndarray] | None = None,
+               exclude: np.ndarray | None = None) -> Point:
         t0 = time.perf_counter()
         logits = self.heatmap(frame)  # also validates the frame
         # the source is inside the lit field of view, never on the black field stop around it
         h, w = logits.shape[-2:]
         fov = field_of_view(cv2.resize(frame, (w, h), interpolation=cv2.INTER_AREA))
+        keep = allowed(exclude, (w, h))
+        if keep is not None and (fov & keep).any():  # nor on old blood
+            fov &= keep
         logits = logits.masked_fill(torch.from_numpy(~fov).to(logits.device), -1e4)
         xy, conf = refined_peak(logits, self.cfg.refine_radius)
         self.last_heatmap = torch.sigmoid(logits[0, 0]).cpu().numpy()
