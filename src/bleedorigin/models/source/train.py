@@ -39,8 +39,8 @@ from bleedorigin.models.source.model import SourceConfig, SourceNet, refined_pea
 from bleedorigin.models.source.predictor import compute_red_mask, to_model
 from bleedorigin.models.source.pseudo_labels import gaussian_heatmaps, propagate_point
 from bleedorigin.sim.appearance import Appearance
-from bleedorigin.vision.degrade import Degrade
 from bleedorigin.training.task import StageTask
+from bleedorigin.vision.degrade import Degrade
 from bleedorigin.vision.flow import chain_flows, dis_flow
 
 log = logging.getLogger(__name__)
