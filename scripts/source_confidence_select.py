@@ -48,11 +48,12 @@ def agreement(m: EvidenceMaps, cfg: FusionConfig, xy: tuple[float, float]) -> fl
 def cues(m: EvidenceMaps, cfg: FusionConfig, radius: int) -> tuple[tuple[float, float], tuple[float, float] | None]:
     """The arg-max of the prior-free fusion and of the blood map alone (None without blood)."""
     free = fuse(m.heat, m.red, m.support, m.prior, m.growth, cfg, m.flow, None, m.dark)
+    free_xy = peak(posterior(free, cfg.temperature), radius)
     blood = (np.maximum(m.red, m.dark) if m.dark is not None else m.red) * m.support * m.prior
     if float(blood.max()) <= 0:
-        return peak(posterior(free, cfg.temperature), radius), None
+        return free_xy, None
     y, x = np.unravel_index(int(np.argmax(blood)), blood.shape)
-    return peak(posterior(free, cfg.temperature), radius), (float(x), float(y))
+    return free_xy, (float(x), float(y))
 
 
 def features(m: EvidenceMaps, cfg: FusionConfig, radius: int) -> tuple[tuple[float, float], dict[str, float]]:
