@@ -24,6 +24,7 @@ from bleedorigin.eval.metrics import calibration
 from bleedorigin.models.loading import load_stage
 from bleedorigin.models.source.fusion import (EPS, EvidenceMaps, FusionConfig, confidence, counted, fuse, peak,
                                               point_estimate, posterior)
+from bleedorigin.render import SOURCE_UNSURE
 
 
 def lift(m: np.ndarray, x: int, y: int) -> float:
@@ -133,7 +134,8 @@ def main() -> None:
     ap.add_argument("--test", default=None, help="BleedSim test folder: reported only")
     ap.add_argument("--after", type=int, default=0, help="also report BleedSim onset + this frame (blood has "
                     "spread into a pool; reported only; 0: off)")
-    ap.add_argument("--threshold", type=float, default=0.5, help="confidence below which run marks the source")
+    ap.add_argument("--threshold", type=float, default=SOURCE_UNSURE,
+                    help="confidence below which run marks the source")
     args = ap.parse_args()
     select = importlib.import_module("source_fusion_select")  # a sibling script: scripts/ is on sys.path when run
     try:
