@@ -180,7 +180,7 @@ class SourceTask(StageTask):
                 f"{d.pseudo_n} DIS pseudo-labelled predecessors; validation `detect` seeds {d.val_seed}+ "
                 f"{'with the appearance features ' if d.val_appearance else ''}"
                 f"({d.val_clips} clips, onset frame); test seeds {d.test_seed}+ never used{own}"
-                + (f"; {d.appearance:.0%} of clips with BleedSim appearance features ({', '.join(self.appearance.enabled)})"
+                + (f"; {d.appearance:.0%} of clips with BleedSim v2 appearance ({', '.join(self.appearance.enabled)})"
                    if d.appearance > 0 else "")
                 + (f"; {d.degrade:.0%} of frames degraded (~112 px, blur, JPEG, white balance)" if d.degrade > 0 else ""))
 
