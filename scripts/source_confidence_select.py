@@ -24,6 +24,7 @@ from bleedorigin.eval.metrics import calibration
 from bleedorigin.models.loading import load_stage
 from bleedorigin.models.source.fusion import (EPS, EvidenceMaps, FusionConfig, confidence, counted, fuse, peak,
                                               point_estimate, posterior)
+from bleedorigin.render import SOURCE_UNSURE
 
 
 def lift(m: np.ndarray, x: int, y: int) -> float:
@@ -48,11 +49,12 @@ def agreement(m: EvidenceMaps, cfg: FusionConfig, xy: tuple[float, float]) -> fl
 def cues(m: EvidenceMaps, cfg: FusionConfig, radius: int) -> tuple[tuple[float, float], tuple[float, float] | None]:
     """The arg-max of the prior-free fusion and of the blood map alone (None without blood)."""
     free = fuse(m.heat, m.red, m.support, m.prior, m.growth, cfg, m.flow, None, m.dark)
+    free_xy = peak(posterior(free, cfg.temperature), radius)
     blood = (np.maximum(m.red, m.dark) if m.dark is not None else m.red) * m.support * m.prior
     if float(blood.max()) <= 0:
-        return peak(posterior(free, cfg.temperature), radius), None
+        return free_xy, None
     y, x = np.unravel_index(int(np.argmax(blood)), blood.shape)
-    return peak(posterior(free, cfg.temperature), radius), (float(x), float(y))
+    return free_xy, (float(x), float(y))
 
 
 def features(m: EvidenceMaps, cfg: FusionConfig, radius: int) -> tuple[tuple[float, float], dict[str, float]]:
@@ -132,7 +134,8 @@ def main() -> None:
     ap.add_argument("--test", default=None, help="BleedSim test folder: reported only")
     ap.add_argument("--after", type=int, default=0, help="also report BleedSim onset + this frame (blood has "
                     "spread into a pool; reported only; 0: off)")
-    ap.add_argument("--threshold", type=float, default=0.5, help="confidence below which run marks the source")
+    ap.add_argument("--threshold", type=float, default=SOURCE_UNSURE,
+                    help="confidence below which run marks the source")
     args = ap.parse_args()
     select = importlib.import_module("source_fusion_select")  # a sibling script: scripts/ is on sys.path when run
     try:

@@ -107,6 +107,9 @@ def test_real_texture_uses_bleeding_free_frames_only(tmp_path) -> None:  # noqa:
     assert len(got) == 3 and all((f[..., 0] == 0).all() and (f[..., 1] == 200).all() for f in got)
     with pytest.raises(InputError):
         texture_frames(str(tmp_path / "src" / "b"))
+    (tmp_path / "src" / "b" / "meta.json").write_text("{not json")
+    with pytest.raises(InputError, match="not valid JSON"):  # a one-line error, not a traceback
+        texture_frames(str(tmp_path / "src" / "b"))
 
 
 def test_real_texture_replaces_tissue_not_blood_nor_truth(tmp_path, v1) -> None:  # noqa: ANN001

@@ -63,15 +63,20 @@ def _appearance(text: str, texture_from: Optional[Path] = None):  # noqa: ANN202
     """BleedSim v2 appearance features named by --appearance (and real tissue texture from the
     clips under --texture-from), or None when none is on."""
     from bleedorigin.sim.appearance import Appearance
-    from bleedorigin.sim.appearance_layers import texture_frames
     try:
-        look = Appearance.parse(text)
+        look = Appearance.parse(text).with_texture(_texture(texture_from))
     except ValueError as e:
         raise InputError(f"--appearance: {e}") from None
-    if texture_from is not None:
-        texture_frames(str(texture_from))  # a bad folder fails here, before any work
-        look = look.with_texture(str(texture_from))
     return look if look.enabled else None
+
+
+def _texture(folder: Optional[Path]) -> Optional[str]:
+    """--texture-from as the string BleedSim takes, or None; a bad folder fails here, before any work."""
+    if folder is None:
+        return None
+    from bleedorigin.sim.appearance_layers import texture_frames
+    texture_frames(str(folder))
+    return str(folder)
 
 
 TEXTURE_FROM = typer.Option(None, "--texture-from", help="Folder of real clips whose bleeding-free frames "
@@ -384,9 +389,8 @@ def data_realism_features(real_dir: Path = typer.Argument(..., help="Folder of r
     real = collect_clips(real_dir)
     if len(real) < 2:
         raise InputError(f"{real_dir}: the classifier test needs at least 2 real clips")
-    texture = _appearance("none", texture_from).texture_from if texture_from is not None else None
     report = appearance_ablation(real, n_clips=n, seed=seed, cfg=C2STConfig(repeats=repeats), ablation=ablation,
-                                 texture_from=texture)
+                                 texture_from=_texture(texture_from))
     typer.echo(f"Classifier realism AUC (0.5 = indistinguishable), leave one real clip out, "
                f"n = {report['n_real']} real, {report['n_sim']} BleedSim clips, {repeats} repeats "
                f"(mean, sd over repeats; paired difference [95 % bootstrap over real clips]):")

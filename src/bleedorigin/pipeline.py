@@ -113,7 +113,8 @@ class Pipeline:
         # from `history_frames` before the (back-dated) onset up to it
         history = [img for i, img in self._buffer if onset_frame - self.config.history_frames <= i < index]
         t0 = time.perf_counter()
-        # after a re-arm, blood the last episode left in view is not where the new bleed starts
+        # after a re-arm, blood the last episode left in view is not where the new bleed starts;
+        # passed only when known, so a plug-in locator without `exclude` still runs
         old = self.onset.leftover_blood()
         p = self.source.locate(small, history=history or None, **({} if old is None else {"exclude": old}))
         timings["source"] = (time.perf_counter() - t0) * 1e3

@@ -171,7 +171,8 @@ def apply_appearance(frames: np.ndarray, blood: np.ndarray, app: Appearance,
     r = _radius(view)
     out = np.empty_like(frames)
     glare_rng = np.random.default_rng(rng.integers(2**31))
-    # drawn after the v2 features above so that their random choices stay as they were
+    # the layers draw from a generator of their own, seeded last: switching one on or off leaves
+    # the random choices of the features above (look, glare) unchanged
     lay = _layers(frames, blood, app, np.random.default_rng(rng.integers(2**31)))
     for t in range(len(frames)):
         out[t] = _frame(frames[t], blood[t], view, r, app, look, glare_rng, lay, t)
@@ -235,7 +236,6 @@ def _frame(img: np.ndarray, blood: np.ndarray, view: np.ndarray, r: np.ndarray, 
     f = np.clip(f, 0, 255).astype(np.uint8)
     f[~view] = 0
     if app.degrade:  # the real samples' 112 rows and JPEG, at this frame's aspect
-        h, w = f.shape[:2]
         f = Degrade(height=112, width_ratio=w / h, jpeg_quality=look.jpeg_quality).frame(f)
         f[~view] = 0
     return f

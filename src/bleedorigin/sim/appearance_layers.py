@@ -12,7 +12,6 @@ under the blood; clips used as its source are then no evidence of generalisation
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -186,6 +185,7 @@ def texture_frames(folder: str) -> tuple[np.ndarray, ...]:
     marked `"bleeding": true` without it is skipped; any other clip is taken as bleeding-free."""
     from bleedorigin.errors import InputError
     from bleedorigin.sim.realism import load_clip_frames
+    from bleedorigin.utils.jsonio import read_json
 
     root = Path(folder)
     if not root.is_dir():
@@ -194,7 +194,7 @@ def texture_frames(folder: str) -> tuple[np.ndarray, ...]:
         sorted(d for d in root.iterdir() if (d / "video.mp4").is_file() or (d / "frames.npz").is_file())
     out = []
     for d in dirs:
-        meta = json.loads((d / "meta.json").read_text()) if (d / "meta.json").is_file() else {}
+        meta = read_json(d / "meta.json") if (d / "meta.json").is_file() else {}
         end = meta.get("bleeding_from_frame")
         if end is None and meta.get("bleeding"):
             continue

@@ -203,6 +203,6 @@ def appearance_ablation(real: dict[str, np.ndarray], n_clips: int = 12, seed: in
         if name != "v1":
             out["vs_v1"][name] = paired_difference(r["folds"], out["folds"]["v1"])
         for ref in ("v2", "every"):
-            if name.startswith(f"{ref} ") and name != ref:
+            if name.startswith(f"{ref} "):  # a variant built on ref ("every - smoke")
                 out[f"vs_{ref}"][name] = paired_difference(r["folds"], out["folds"][ref])
     return out

@@ -13,8 +13,9 @@ with H = sigmoid of the fused heat-map, Gaussian targets of cfg.sigma, and the H
 Huber term's order (the paper gives the relative weights, not the units).
 
 Domain randomisation toward real footage: `appearance` (share of training clips rendered with
-every BleedSim v2 appearance feature, fixed per seed), `val_appearance` (v2 validation clips) and
-`degrade` (share of training frames given a random real-footage look, vision/degrade.py).
+the BleedSim appearance features of `appearance_features`, fixed per seed), `val_appearance`
+(validation clips with them) and `degrade` (share of training frames given a random
+real-footage look, vision/degrade.py).
 
 Data splits by BleedSim seed: train from `train_seed`, validation from `val_seed`, test from
 `test_seed` (900000+, never trained on). Clips are cached as .npz under `cache_dir`.
@@ -39,8 +40,8 @@ from bleedorigin.models.source.model import SourceConfig, SourceNet, refined_pea
 from bleedorigin.models.source.predictor import compute_red_mask, to_model
 from bleedorigin.models.source.pseudo_labels import gaussian_heatmaps, propagate_point
 from bleedorigin.sim.appearance import Appearance
-from bleedorigin.vision.degrade import Degrade
 from bleedorigin.training.task import StageTask
+from bleedorigin.vision.degrade import Degrade
 from bleedorigin.vision.flow import chain_flows, dis_flow
 
 log = logging.getLogger(__name__)
@@ -70,9 +71,9 @@ class SourceDataConfig:
     augment: bool = True
     max_shift: float = 0.2            # random translation, fraction of the frame
     vary_blood: bool = False          # training clips with randomised blood colour/darkening
-    appearance: float = 0.0           # share of training clips with BleedSim v2 appearance
-    appearance_features: str = "all"  # which v2 features those (and v2 validation) clips get (Appearance.parse)
-    val_appearance: bool = False      # validation (and test) clips with BleedSim v2 appearance
+    appearance: float = 0.0           # share of training clips with BleedSim appearance features
+    appearance_features: str = "all"  # which features those (and validation) clips get (Appearance.parse; all = v2)
+    val_appearance: bool = False      # validation (and test) clips with those features too
     degrade: float = 0.0              # share of training frames given a random real-footage look
                                       # (resolution drop to ~112 px and back, blur, JPEG, white balance)
     bench_dirs: tuple[str, ...] = ()  # your own annotated clips (benchmark folders or clip folders)
@@ -177,7 +178,7 @@ class SourceTask(StageTask):
         return (f"BleedSim `{d.train_kind}` clips ({d.train_frames} frames, 512x384), seeds {d.train_seed}.."
                 f"{d.train_seed + d.train_pool - 1}; labelled frames onset..onset+{d.max_after}, "
                 f"{d.pseudo_n} DIS pseudo-labelled predecessors; validation `detect` seeds {d.val_seed}+ "
-                f"{'with BleedSim v2 appearance ' if d.val_appearance else ''}"
+                f"{'with the appearance features ' if d.val_appearance else ''}"
                 f"({d.val_clips} clips, onset frame); test seeds {d.test_seed}+ never used{own}"
                 + (f"; {d.appearance:.0%} of clips with BleedSim v2 appearance ({', '.join(self.appearance.enabled)})"
                    if d.appearance > 0 else "")
