@@ -96,3 +96,19 @@ def test_validation_clips_follow_val_appearance(tmp_path, monkeypatch, v2):
     assert len(task.eval_items("val")) == 2 and asked == [v2, v2]
     folder = next((tmp_path / "c").iterdir()).name
     assert folder == ("val_detect_onset" + task.v2_tag if v2 else "val_detect_onset")  # v1 and v2 never mix
+
+
+def test_without_degradation_the_augmentation_draws_are_unchanged(tmp_path):
+    """degrade = 0 draws nothing extra, so source training without it repeats exactly (the
+    shipped recipes keep their weights)."""
+    cfg = load_yaml(RECIPE)
+    data = {**cfg["data"], "cache_dir": str(tmp_path / "cache"), "degrade": 0.0}
+    task = SourceTask({"model": {**cfg["model"], "input_size": [192, 144]}, "data": data})
+    img, pts = _scene(), np.array([[130.0, 60.0]])
+    rng = np.random.default_rng(5)
+    task._augment(rng, img, pts)
+    expected = np.random.default_rng(5)
+    # flips (2), shift (2), gain (1 + 3), contrast (1), gamma (1): nothing drawn for degradation
+    expected.random(2), expected.uniform(-1, 1, 2), expected.uniform(0.75, 1.25), expected.uniform(0.92, 1.08, 3)
+    expected.uniform(0.8, 1.2), expected.uniform(0.8, 1.25)
+    assert rng.random() == expected.random()

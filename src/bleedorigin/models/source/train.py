@@ -266,7 +266,7 @@ class SourceTask(StageTask):
         m = np.float32([[1, 0, dx], [0, 1, dy]])
         img = cv2.warpAffine(np.ascontiguousarray(img), m, (w, h), borderMode=cv2.BORDER_CONSTANT)
         pts = pts + np.array([dx, dy])
-        if rng.random() < self.data.degrade:
+        if self.data.degrade > 0 and rng.random() < self.data.degrade:  # no draw at 0: augmentations stay as without the option
             img = Degrade.random(rng).frame(img)
         f = img.astype(np.float32)
         gain = rng.uniform(0.75, 1.25) * rng.uniform(0.92, 1.08, 3)
