@@ -17,7 +17,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import cv2
 import numpy as np
 
 from bleedorigin import MODEL_SIZE
@@ -25,7 +24,7 @@ from bleedorigin.io.video import FrameMapper, open_video
 from bleedorigin.models.loading import load_stage, model_id
 from bleedorigin.types import BleedingEvent, FrameResult, Onset, Point, RunResult, TrackPoint
 from bleedorigin.utils.progress import track as progress_track
-from bleedorigin.vision.color import AREA_SIZE, blood_cover, red_mask
+from bleedorigin.vision.color import AREA_SIZE, area_copy, blood_cover, red_mask
 
 log = logging.getLogger(__name__)
 
@@ -169,7 +168,7 @@ class Pipeline:
         share = float((red_mask(red) > 0.5).mean()) if red.size else 0.0
         if share >= self.config.end_blood_fraction:
             return share
-        area = cv2.resize(small, AREA_SIZE, interpolation=cv2.INTER_AREA)
+        area = area_copy(small)
         scale = AREA_SIZE[0] / small.shape[1]
         blood = _patch(blood_cover(area)[0], xy * scale, max(2, round(self.config.end_patch * scale)))
         return max(share, float(blood.mean()) if blood.size else 0.0)

@@ -39,7 +39,12 @@ def red_area_ratio(rgb: np.ndarray, threshold: float = BLOOD_THRESHOLD) -> float
 
 def blood_area(frame: np.ndarray) -> float:
     """Red-area ratio of a frame measured on an AREA_SIZE copy (cheap enough for every frame)."""
-    return red_area_ratio(cv2.resize(frame, AREA_SIZE, interpolation=cv2.INTER_AREA))
+    return red_area_ratio(area_copy(frame))
+
+
+def area_copy(frame: np.ndarray) -> np.ndarray:
+    """The frame at AREA_SIZE, where blood areas and covers are measured."""
+    return cv2.resize(frame, AREA_SIZE, interpolation=cv2.INTER_AREA)
 
 
 def quiet_level(history) -> float:
@@ -198,5 +203,9 @@ def blood_cover(small: np.ndarray, dark: bool = True) -> tuple[np.ndarray, np.nd
 
 def blood_presence(frame: np.ndarray, dark: bool = True) -> float:
     """Share of the lit view covered by `blood_cover`, on an AREA_SIZE copy of the frame."""
-    blood, view = blood_cover(cv2.resize(frame, AREA_SIZE, interpolation=cv2.INTER_AREA), dark)
-    return float(blood.sum() / max(1, view.sum()))
+    return view_share(*blood_cover(area_copy(frame), dark))
+
+
+def view_share(mask: np.ndarray, view: np.ndarray) -> float:
+    """Share of the lit view that `mask` covers (0 for an empty view)."""
+    return float((mask & view).sum() / max(1, view.sum()))

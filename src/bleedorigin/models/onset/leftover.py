@@ -17,6 +17,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from bleedorigin.vision.color import view_share
 from bleedorigin.vision.flow import dis_flow, fit_similarity, to_gray
 
 FRESH_MARGIN = 0.04  # the carried baseline blood is widened by this share of the image width
@@ -65,7 +66,7 @@ class LeftoverBlood:
         new = blood & view & seen.astype(bool) & ~self.carried()
         if new.any():
             new &= self._changed(_log_colour(small), view, (w, h))
-        return float(new.sum() / max(1, view.sum()))
+        return view_share(new, view)
 
     def _changed(self, now: np.ndarray, view: np.ndarray, size: tuple[int, int]) -> np.ndarray:
         """Pixels whose G/R or red (relative to the whole view's change: exposure) moved by

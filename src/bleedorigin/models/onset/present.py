@@ -19,11 +19,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 
 from bleedorigin.models.onset.leftover import LeftoverBlood
-from bleedorigin.vision.color import AREA_SIZE, blood_cover
+from bleedorigin.vision.color import area_copy, blood_cover, view_share
 
 PRESENT_THRESHOLD = 0.005  # share of the view covered by blood
 PRESENT_PERSIST = 10  # armed frames above the threshold before bleeding is reported
@@ -107,10 +106,10 @@ class PresenceCheck:
     def _cover(self, frame: np.ndarray) -> float:
         """Share of the lit view covered by blood that counts: all of it after a reset; after
         `rearm`, fresh blood only (0 on the first armed frame, the leftover baseline)."""
-        small = cv2.resize(frame, AREA_SIZE, interpolation=cv2.INTER_AREA)
+        small = area_copy(frame)
         blood, view = blood_cover(small, self.dark)
         if not self.after_episode:
-            return float(blood.sum() / max(1, view.sum()))
+            return view_share(blood, view)
         if self.leftover is None:
             self.leftover = LeftoverBlood(small, blood, view)
             return 0.0
