@@ -197,9 +197,10 @@ def _frame(img: np.ndarray, blood: np.ndarray, view: np.ndarray, r: np.ndarray, 
         f = layers.over(f, layers.layer_at(lay.texture, lay.shift[t], h, w), under)
     if lay.bed is not None:  # exposed submucosa
         f = layers.over(f, layers.layer_at(lay.bed, lay.shift[t], h, w), under)
+    if app.blood_colour or lay.pool is not None:  # how far inside the blood: thick blood is darker
+        depth = cv2.GaussianBlur(cv2.distanceTransform(blood.astype(np.uint8), cv2.DIST_L2, 3), (0, 0), 2.0)
     if app.blood_colour:
         # crimson film; thick (inner) blood darkens to maroon pools
-        depth = cv2.GaussianBlur(cv2.distanceTransform(blood.astype(np.uint8), cv2.DIST_L2, 3), (0, 0), 2.0)
         thick = np.clip(depth / max(6.0, 0.12 * img.shape[0]), 0, 1)[..., None] ** 2
         shade = f[..., :1] / 200.0  # the light falling on the blood (its red channel in v1)
         col = look.blood_rgb * np.clip(shade, 0.5, 1.2) * (1 - look.pool_dark * thick)
@@ -207,7 +208,6 @@ def _frame(img: np.ndarray, blood: np.ndarray, view: np.ndarray, r: np.ndarray, 
     if lay.pool is not None and blood.any():
         # thick blood goes dark maroon to near-black; clots mottle it
         rgb, scale = lay.pool
-        depth = cv2.GaussianBlur(cv2.distanceTransform(blood.astype(np.uint8), cv2.DIST_L2, 3), (0, 0), 2.0)
         thick = np.clip(depth / max(3.0, scale * h), 0, 1)[..., None]
         clot = layers.layer_at(lay.clots, lay.shift[t], h, w)[..., None]
         dark = rgb * (0.6 + 0.8 * clot) * np.clip(f[..., :1] / 150.0, 0.6, 1.3)
