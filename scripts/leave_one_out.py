@@ -35,7 +35,7 @@ def train_fold(stage: str, base: str, others: Path, out: Path, steps: int, extra
                      f"train.val_every={steps}", f"train.save_every={steps}", "train.progress=false", *extra]
         train_main("source", "configs/source_small.yaml", out, overrides)
         return out / "last"
-    from bleedorigin.models.tracker.finetune import finetune_tracker
+    from bleedorigin.models.track.learned.finetune import finetune_tracker
     options = dict(item.split("=", 1) for item in extra)  # e.g. lr=0.002 rank=4 kind=adalora
     kwargs = {k: FINETUNE_OPTIONS[k](v) for k, v in options.items()}
     return finetune_tracker(others, out / "tuned", model=base, steps=steps, progress=False, **kwargs)

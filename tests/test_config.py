@@ -64,7 +64,7 @@ def test_frozen_and_replace() -> None:
 
 def test_recipes_load_and_round_trip(tmp_path: Path) -> None:
     for name in ("onset_small", "onset_test"):
-        r = load_recipe(ROOT / "configs" / f"{name}.yaml", "onset", ["train.seed=3"], OnsetConfig, OnsetDataConfig)
+        r = load_recipe(ROOT / "src" / "bleedorigin" / "configs" / f"{name}.yaml", "onset", ["train.seed=3"], OnsetConfig, OnsetDataConfig)
         assert r.train.seed == 3 and r.model["window"] in (16, 60)
         save_yaml(tmp_path / "c.yaml", r.to_dict())
         again = load_recipe(tmp_path / "c.yaml", "onset", [], OnsetConfig, OnsetDataConfig)

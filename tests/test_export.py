@@ -41,7 +41,7 @@ def test_export_cli_rejects_source_and_baselines(tmp_path, capsys):
 def test_export_of_a_motion_mix_tracker_takes_the_hint(tmp_path):
     from bleedorigin.export import export_onnx
     from bleedorigin.training.trainer import train_main
-    configs = Path(__file__).resolve().parents[1] / "configs"
+    configs = Path(__file__).resolve().parents[1] / "src" / "bleedorigin" / "configs"
     train_main("track", configs / "track_test.yaml", tmp_path / "run",
                [f"data.cache_dir={tmp_path / 'cache'}", "model.motion_mix=true"])
     report = export_onnx("track", str(tmp_path / "run" / "best"), tmp_path / "onnx")

@@ -115,5 +115,5 @@ def test_metrics_known_answers() -> None:
 
 
 def test_test_preset_matches_yaml() -> None:
-    model = load_yaml(ROOT / "configs" / "onset_test.yaml")["model"]
+    model = load_yaml(ROOT / "src" / "bleedorigin" / "configs" / "onset_test.yaml")["model"]
     assert from_dict(OnsetConfig, model) == ONSET_TEST

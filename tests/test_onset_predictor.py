@@ -60,7 +60,7 @@ def test_bad_frames_raise_input_error(bad) -> None:
 
 def test_registry_and_checkpoint_round_trip(tmp_path: Path) -> None:
     from bleedorigin.models.registry import create, list_models
-    from bleedorigin.training.checkpoint import save_checkpoint
+    from bleedorigin.io.checkpoint import save_checkpoint
     assert {"onset_small", "onset_test"} <= set(list_models("onset_*"))
     det = create("onset_test", device="cpu")
     assert isinstance(det, OnsetDetector)

@@ -17,7 +17,7 @@ from safetensors.torch import load_file, save_file
 
 from bleedorigin.errors import InputError
 from bleedorigin.models.layout import compare_layout, layout_of, load_layout, seeded_state_dict
-from bleedorigin.models.source.encoders import create_encoder, load_pretrained
+from bleedorigin.models.backbones.vit import create_encoder, load_pretrained
 
 FIX = Path(__file__).parent / "fixtures" / "parity"
 TOL = 1e-4
@@ -43,7 +43,7 @@ def _released_file(tmp_path: Path, layout: str, seed: int, fmt: str = "safetenso
                                             ("vit_dinov2_small", "dinov2_small_hf")])
 def test_encoder_has_the_released_layout(encoder, layout):
     """Every released key has a place in our encoder (modulo the converter and unused heads)."""
-    from bleedorigin.models.source.encoders import convert_hf_vit
+    from bleedorigin.models.backbones.vit import convert_hf_vit
     keys = load_layout(layout)["keys"]
     keys = {k: v for k, v in keys.items() if k != "mask_token" and not k.startswith("embeddings.mask_token")}
     if layout.endswith("_hf"):
@@ -78,7 +78,7 @@ def test_strict_load_names_what_is_wrong(tmp_path):
 
 
 def test_trackon_has_the_released_layout():
-    from bleedorigin.models.trackon.model import TrackOn
+    from bleedorigin.models.track.paper.model import TrackOn
     with torch.device("meta"):
         own = TrackOn().state_dict()
     assert compare_layout(own, load_layout("trackon_v1")["keys"]) == {"missing": [], "unexpected": [], "shape": []}
@@ -86,8 +86,8 @@ def test_trackon_has_the_released_layout():
 
 def test_trackon_streaming_parity(tmp_path):
     """Track-On v1 streaming (TrackOnFF) with random weights: our points and visibility match."""
-    from bleedorigin.models.trackon.loading import load_trackon
-    from bleedorigin.models.trackon.model import TrackOn, TrackOnConfig
+    from bleedorigin.models.track.paper.loading import load_trackon
+    from bleedorigin.models.track.paper.model import TrackOn, TrackOnConfig
     data, meta = _fixture("trackon_v1")
     # the checkpoint as Track-On saves it: {"model": ..., "args": Namespace} with DistributedDataParallel's prefix
     sd = seeded_state_dict({**load_layout("trackon_v1")["keys"], **meta["layout_changes"]}, meta["seed"])
@@ -106,8 +106,8 @@ def test_trackon_streaming_parity(tmp_path):
 
 
 def test_trackon_wrong_checkpoint_is_named(tmp_path):
-    from bleedorigin.models.trackon.loading import load_trackon
-    from bleedorigin.models.trackon.model import TrackOn, TrackOnConfig
+    from bleedorigin.models.track.paper.loading import load_trackon
+    from bleedorigin.models.track.paper.model import TrackOn, TrackOnConfig
     _, meta = _fixture("trackon_v1")
     sd = seeded_state_dict({**load_layout("trackon_v1")["keys"], **meta["layout_changes"]}, 0)
     del sd["projection2.weight"]

@@ -11,7 +11,7 @@ from bleedorigin.models.source import SourceConfig
 from bleedorigin.models.source.train import SourceDataConfig
 
 ROOT = Path(__file__).resolve().parents[1]
-PAPER = ROOT / "configs" / "paper" / "source_paper.yaml"
+PAPER = ROOT / "src" / "bleedorigin" / "configs" / "paper" / "source_paper.yaml"
 
 
 def test_source_paper_recipe_has_the_paper_settings():
@@ -24,7 +24,7 @@ def test_source_paper_recipe_has_the_paper_settings():
 def test_source_paper_recipe_trains_at_toy_size_with_amp(tmp_path):
     """The paper's training section (AMP, fixed lr) on the tiny test model and data."""
     from bleedorigin.training.trainer import train_main
-    toy = load_yaml(ROOT / "configs" / "source_test.yaml")
+    toy = load_yaml(ROOT / "src" / "bleedorigin" / "configs" / "source_test.yaml")
     paper = load_yaml(PAPER)
     recipe = {"stage": "source", "model": toy["model"], "data": {**toy["data"], "cache_dir": str(tmp_path / "cache")},
               "train": {**paper["train"], "steps": 2, "val_every": 2, "save_every": 2, "log_every": 1,

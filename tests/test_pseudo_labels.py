@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from bleedorigin.models.tracker.pseudo_labels import (PseudoTrack, pseudo_label_clip, pseudo_label_segment,
+from bleedorigin.models.track.learned.pseudo_labels import (PseudoTrack, pseudo_label_clip, pseudo_label_segment,
                                                       sparse_label_loss)
 from bleedorigin.vision.kalman import rts_smooth
 from bleedorigin.vision.matching import get_matcher

@@ -15,7 +15,7 @@ from bleedorigin.io.bench import load_bench
 from bleedorigin.io.check import check_bench
 from bleedorigin.io.video import read_frames
 from bleedorigin.review.importer import import_review
-from bleedorigin.training.checkpoint import load_checkpoint
+from bleedorigin.io.checkpoint import load_checkpoint
 
 
 def _review(run: Path, onset, source=None, points=None) -> None:

@@ -6,7 +6,7 @@ import torch
 from safetensors.torch import save_file
 
 from bleedorigin.errors import ConfigError, InputError
-from bleedorigin.models.source.encoders import create_encoder, list_encoders, load_pretrained
+from bleedorigin.models.backbones.vit import create_encoder, list_encoders, load_pretrained
 
 
 def _timm_style_vit(grid: int, dim: int = 32, depth: int = 2, eva: bool = False) -> dict[str, torch.Tensor]:

@@ -15,7 +15,7 @@ from bleedorigin.models.source.predictor import to_input, to_model
 from bleedorigin.vision.color import red_mask
 
 REPO = Path(__file__).resolve().parents[1]
-SHIPPED = REPO / "weights" / "source_small"
+SHIPPED = REPO / "src" / "bleedorigin" / "weights" / "source_small"
 
 
 def _register() -> None:
@@ -65,7 +65,7 @@ def test_missing_weights_folder():
 def test_paper_preset_loads_encoder_from_local_file(tmp_path):
     _register()
     from safetensors.torch import save_file
-    from bleedorigin.models.source.encoders import create_encoder
+    from bleedorigin.models.backbones.vit import create_encoder
     enc = create_encoder("vit_test")
     save_file({k: v.contiguous() for k, v in enc.state_dict().items()}, str(tmp_path / "enc.safetensors"))
     loc = registry.create("source_paper", device="cpu", pretrained=str(tmp_path / "enc.safetensors"),
@@ -80,7 +80,7 @@ def test_paper_preset_loads_encoder_from_local_file(tmp_path):
 def test_task_batch_loss_train_and_reload(tmp_path):
     """Two trainer steps on the test preset, then the predictor rebuilds the model from the folder."""
     from bleedorigin.training.trainer import train_main
-    recipe = REPO / "configs" / "source_test.yaml"
+    recipe = REPO / "src" / "bleedorigin" / "configs" / "source_test.yaml"
     out = tmp_path / "run"
     result = train_main("source", recipe, out, [f"data.cache_dir={tmp_path / 'cache'}"])
     assert result["step"] == 2 and np.isfinite(result["best_score"])
@@ -145,7 +145,7 @@ def test_own_labelled_clips_become_training_items(tmp_path, tiny_clip):
     assert np.isnan(last["gt"][:-1]).all()
     # the background drifts right by 0.5 px per frame: pseudo-labels step back left
     assert np.allclose(last["pseudo"][-1][:, 0], tiny_clip.path_xy[t - 1:t - 4:-1, 0], atol=1.1)
-    cfg = load_yaml(REPO / "configs" / "source_test.yaml")
+    cfg = load_yaml(REPO / "src" / "bleedorigin" / "configs" / "source_test.yaml")
     task = SourceTask({"model": cfg["model"], "data": {**cfg["data"], "cache_dir": str(tmp_path / "cache"),
                                                        "bench_dirs": [str(tmp_path / "own")], "bench_fraction": 1.0}})
     batch = task.sample_batch(np.random.default_rng(0))

@@ -10,7 +10,7 @@ from bleedorigin.errors import InputError
 from bleedorigin.models.source.train import SourceTask, is_v2
 from bleedorigin.vision.degrade import Degrade
 
-RECIPE = "configs/source_test.yaml"
+RECIPE = "src/bleedorigin/configs/source_test.yaml"
 
 
 def _detail(img: np.ndarray) -> float:

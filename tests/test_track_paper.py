@@ -10,10 +10,10 @@ import torch
 from safetensors.torch import save_file
 
 from bleedorigin.models import registry
-from bleedorigin.models.trackon import build_track_paper
-from bleedorigin.models.trackon.finetune import PaperFinetuneConfig, finetune_paper, load_finetune_recipe, lora_targets
-from bleedorigin.models.trackon.model import TrackOnConfig, TrackPaper
-from bleedorigin.models.tracker.train import SparseTargets
+from bleedorigin.models.track.paper import build_track_paper
+from bleedorigin.models.track.paper.finetune import PaperFinetuneConfig, finetune_paper, load_finetune_recipe, lora_targets
+from bleedorigin.models.track.paper.model import TrackOnConfig, TrackPaper
+from bleedorigin.models.track.learned.train import SparseTargets
 
 ROOT = Path(__file__).resolve().parents[1]
 TOY = dict(input_size=(96, 128), support_grid=0)
@@ -85,7 +85,7 @@ def _sparse_clip(t: int = 4) -> SparseTargets:
 
 
 def test_paper_recipe_trains_adapters_at_toy_size():
-    cfg, model_cfg = load_finetune_recipe(ROOT / "configs" / "paper" / "track_paper_finetune.yaml")
+    cfg, model_cfg = load_finetune_recipe(ROOT / "src" / "bleedorigin" / "configs" / "paper" / "track_paper_finetune.yaml")
     assert (cfg.lr, cfg.epochs, cfg.amp, cfg.kind) == (5e-6, 100, True, "lora")  # paper 5.3, mixed precision
     assert model_cfg["input_size"] == [384, 512] and model_cfg["support_grid"] == 20
     toy = PaperFinetuneConfig(**{**cfg.__dict__, "steps": 1, "window": 2, "lr": 1e-3, "clips_per_step": 2})

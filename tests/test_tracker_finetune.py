@@ -8,9 +8,9 @@ import torch
 
 from bleedorigin.cli import main
 from bleedorigin.io.bench import Clip, write_bench_clip, write_manifest
-from bleedorigin.models.tracker.model import TrackerConfig, TrackOnSmall
-from bleedorigin.models.tracker.predictor import TEST_MODEL, PointTracker
-from bleedorigin.training.checkpoint import load_checkpoint, save_checkpoint
+from bleedorigin.models.track.learned.model import TrackerConfig, TrackOnSmall
+from bleedorigin.models.track.learned.predictor import TEST_MODEL, PointTracker
+from bleedorigin.io.checkpoint import load_checkpoint, save_checkpoint
 from conftest import make_tiny_frames
 
 pytest.importorskip("peft")
@@ -57,7 +57,7 @@ def test_finetune_writes_a_loadable_checkpoint_with_changed_weights(tmp_path):
 def test_finetuned_checkpoint_keeps_the_runtime_settings_it_started_from(tmp_path):
     # fine-tuning a registered configuration (the default track_small_blood: shipped weights +
     # scene hint + fallbacks) gives a folder that runs the same way; explicit overrides still win
-    from bleedorigin.models.tracker import variants
+    from bleedorigin.models.track.learned import variants
     _labelled_bench(tmp_path / "bench")
     settings = variants.VARIANTS["track_small_blood"]
     out = tmp_path / "tuned"

@@ -4,9 +4,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from bleedorigin.models.tracker.lora import apply_lora, base_model, lora_targets, merge_lora
-from bleedorigin.models.tracker.model import TrackerConfig, TrackOnSmall
-from bleedorigin.models.tracker.predictor import TEST_MODEL
+from bleedorigin.models.track.learned.lora import apply_lora, base_model, lora_targets, merge_lora
+from bleedorigin.models.track.learned.model import TrackerConfig, TrackOnSmall
+from bleedorigin.models.track.learned.predictor import TEST_MODEL
 
 pytest.importorskip("peft")
 
@@ -61,7 +61,7 @@ def test_lora_starts_as_identity_and_merges_exactly():
 
 def test_sparse_label_finetune_changes_only_adapted_layers():
     import numpy as np
-    from bleedorigin.models.tracker.train import finetune_sparse, prepare_sparse_clip
+    from bleedorigin.models.track.learned.train import finetune_sparse, prepare_sparse_clip
     rng = np.random.default_rng(0)
     frames = rng.integers(0, 255, (7, 96, 128, 3), dtype=np.uint8)
     labels = {0: [(40.0, 30.0), (90.0, 60.0)], 6: [(44.0, 33.0), None]}

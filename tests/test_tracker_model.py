@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from bleedorigin.models.tracker.model import TrackerConfig, TrackOnSmall
-from bleedorigin.models.tracker.predictor import TEST_MODEL
-from bleedorigin.models.tracker.train import TrackTask
+from bleedorigin.models.track.learned.model import TrackerConfig, TrackOnSmall
+from bleedorigin.models.track.learned.predictor import TEST_MODEL
+from bleedorigin.models.track.learned.train import TrackTask
 
 
 
@@ -95,7 +95,7 @@ def test_no_refresh_when_disabled():
 
 
 def test_adaptive_refresh_triggers_on_confidence_drop():
-    from bleedorigin.models.tracker.memory import refresh_due
+    from bleedorigin.models.track.learned.memory import refresh_due
     since = torch.tensor([[20.0, 20.0, 3.0]])
     ema = torch.tensor([[0.9, 0.9, 0.9]])
     conf = torch.tensor([[0.2, 0.85, 0.1]])

@@ -9,11 +9,11 @@ import pytest
 import torch
 
 from bleedorigin.errors import InputError
-from bleedorigin.models.tracker.predictor import TEST_MODEL, PointTracker
+from bleedorigin.models.track.learned.predictor import TEST_MODEL, PointTracker
 from bleedorigin.models.weights import find_weights
-from bleedorigin.models.tracker.model import TrackerConfig, TrackOnSmall
+from bleedorigin.models.track.learned.model import TrackerConfig, TrackOnSmall
 
-SHIPPED = Path(__file__).resolve().parents[1] / "weights" / "track_small"
+SHIPPED = Path(__file__).resolve().parents[1] / "src" / "bleedorigin" / "weights" / "track_small"
 
 
 
@@ -78,7 +78,7 @@ def test_api_errors():
 
 def test_from_pretrained_loads_a_checkpoint_folder(tmp_path, monkeypatch):
     from bleedorigin.config import to_dict
-    from bleedorigin.training.checkpoint import save_checkpoint
+    from bleedorigin.io.checkpoint import save_checkpoint
     torch.manual_seed(3)
     net = TrackOnSmall(TrackerConfig(**TEST_MODEL))
     save_checkpoint(tmp_path / "track_small", net.state_dict(), {"stage": "track", "model": to_dict(net.cfg)}, "card")
@@ -97,7 +97,7 @@ def test_from_pretrained_loads_a_checkpoint_folder(tmp_path, monkeypatch):
 
 
 def test_registry_names():
-    import bleedorigin.models.tracker  # noqa: F401  (registers the presets)
+    import bleedorigin.models.track.learned  # noqa: F401  (registers the presets)
     from bleedorigin.models import registry
     assert {"track_small", "track_test"} <= set(registry.list_models("track_*"))
     assert isinstance(registry.create("track_test"), PointTracker)
@@ -138,7 +138,7 @@ def test_onnx_step_matches_pytorch(tmp_path):
 @pytest.mark.real
 @pytest.mark.skipif(not (SHIPPED / "model.safetensors").is_file(), reason="no shipped track_small weights")
 def test_shipped_weights_on_real_esd_clip(shared_data):
-    from bleedorigin.models.tracker.evaluate import evaluate_tracker, load_sparse_folder
+    from bleedorigin.models.track.learned.evaluate import evaluate_tracker, load_sparse_folder
     clip = load_sparse_folder(shared_data / "esd_clips" / "clear_view_001")
     res = evaluate_tracker(PointTracker.from_pretrained(str(SHIPPED), device="cpu"), [clip])
     assert res["n"] == 6 and res["err_avg"] < 37.0  # paper-scale pixels (512x384); measured 13.4
@@ -148,7 +148,7 @@ def test_shipped_weights_on_real_esd_clip(shared_data):
 @pytest.mark.slow
 @pytest.mark.skipif(not (SHIPPED / "model.safetensors").is_file(), reason="no shipped track_small weights")
 def test_shipped_weights_beat_lk_on_vlsurgpt(shared_data):
-    from bleedorigin.models.tracker.evaluate import LKPointTracker, evaluate_tracker, load_sparse_folder
+    from bleedorigin.models.track.learned.evaluate import LKPointTracker, evaluate_tracker, load_sparse_folder
     clips = [load_sparse_folder(p) for p in sorted((shared_data / "vlsurgpt").iterdir()) if p.is_dir()]
     ours = evaluate_tracker(PointTracker.from_pretrained(str(SHIPPED), device="cpu"), clips)
     lk = evaluate_tracker(LKPointTracker, clips)
@@ -184,7 +184,7 @@ def test_variants_are_registered_with_their_settings():
 
 
 def test_motion_hint_carries_points_with_the_scene():
-    from bleedorigin.models.tracker.motion_hint import MotionHint
+    from bleedorigin.vision.motion import MotionHint
     frames, truth = translated_clip(8)
     hint = MotionHint()
     p = hint.carry(frames[0], truth[:1])
@@ -197,7 +197,7 @@ def test_motion_hint_carries_points_with_the_scene():
 def test_scene_hint_is_not_dragged_by_an_instrument_over_the_point():
     # a textured "instrument" covers the point's flow window and moves its own way; the window
     # median follows the instrument, the scene's dominant motion follows the tissue
-    from bleedorigin.models.tracker.motion_hint import MotionHint
+    from bleedorigin.vision.motion import MotionHint
     frames, truth = translated_clip(8)
     tool = np.random.default_rng(1).integers(60, 200, (100, 140, 3), dtype=np.uint8)
     tool = cv2.GaussianBlur(cv2.resize(tool[::8, ::8], (140, 100), interpolation=cv2.INTER_CUBIC), (0, 0), 1.0)
@@ -236,7 +236,7 @@ def test_motion_mix_network_gets_the_hint_as_second_prior_centre():
 
 
 def test_blood_share_counts_blood_pixels_around_each_point():
-    from bleedorigin.models.tracker.predictor import blood_share
+    from bleedorigin.models.track.learned.predictor import blood_share
     mask = np.zeros((100, 100), np.float32)
     mask[:, 50:] = 1.0  # right half is blood
     share = blood_share(mask, np.array([[20.0, 50.0], [80.0, 50.0], [50.0, 50.0]]), half=10)

@@ -6,10 +6,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bleedorigin.models.tracker.synth import inside, moving_texture_clip
-from bleedorigin.models.tracker.train import TrackTask
+from bleedorigin.models.track.learned.synth import inside, moving_texture_clip
+from bleedorigin.models.track.learned.train import TrackTask
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+CONFIGS = Path(__file__).resolve().parents[1] / "src" / "bleedorigin" / "configs"
 
 
 
@@ -31,7 +31,7 @@ def test_trainer_runs_the_track_test_recipe(tmp_path):
     res = train_main("track", CONFIGS / "track_test.yaml", tmp_path / "run",
                      [f"data.cache_dir={tmp_path / 'cache'}"])
     assert res["step"] == 2 and np.isfinite(res["best_score"])
-    from bleedorigin.models.tracker.predictor import PointTracker
+    from bleedorigin.models.track.learned.predictor import PointTracker
     tr = PointTracker.from_pretrained(str(tmp_path / "run" / "best"), device="cpu")
     frame = np.zeros((48, 64, 3), np.uint8)
     tr.start(frame, (10.0, 10.0))
@@ -43,7 +43,7 @@ def test_motion_mix_trains_one_step_with_the_hint(tmp_path):
     res = train_main("track", CONFIGS / "track_test.yaml", tmp_path / "run",
                      [f"data.cache_dir={tmp_path / 'cache'}", "model.motion_mix=true"])
     assert res["step"] == 2 and np.isfinite(res["best_score"])
-    from bleedorigin.models.tracker.predictor import PointTracker
+    from bleedorigin.models.track.learned.predictor import PointTracker
     assert PointTracker.from_pretrained(str(tmp_path / "run" / "best"), device="cpu").cfg.motion_mix
 
 

@@ -11,12 +11,12 @@ import pytest
 
 from bleedorigin.config import ConfigError, TrainConfig
 from bleedorigin.training import TASKS, StageTask, load_task
-from bleedorigin.training.checkpoint import load_checkpoint, load_trainer_state
+from bleedorigin.io.checkpoint import load_checkpoint, load_trainer_state
 from bleedorigin.training.trainer import lr_factor, train_main
 
 ROOT = Path(__file__).resolve().parents[1]
 
-CONFIG = ROOT / "configs" / "onset_test.yaml"
+CONFIG = ROOT / "src" / "bleedorigin" / "configs" / "onset_test.yaml"
 
 
 @pytest.fixture(scope="module")

@@ -270,7 +270,7 @@ def finetune(stage: str = typer.Argument(..., help="track (LoRA fine-tuning on s
     if stage != "track":
         raise InputError(f"fine-tuning on sparse labels covers the tracker ('track'), not {stage!r}; "
                          "retrain other stages with `bleedorigin train`")
-    from bleedorigin.models.tracker.finetune import finetune_tracker
+    from bleedorigin.models.track.learned.finetune import finetune_tracker
     _writable(out, folder=True)
     path = finetune_tracker(data, out, model, steps, kind, rank, lr, seed=seed, progress=_progress())
     typer.echo(f"fine-tuned tracker: {path}")

@@ -43,7 +43,7 @@ class _TrackStep(nn.Module):
         self.net = net
 
     def forward(self, frame: torch.Tensor, *inputs: torch.Tensor):  # noqa: ANN201
-        from bleedorigin.models.tracker.memory import TrackState
+        from bleedorigin.models.track.learned.memory import TrackState
         hint, state = (inputs[0], inputs[1:]) if self.net.cfg.motion_mix else (None, inputs)
         points, vis, conf, new = self.net.step(frame, TrackState(*state), hint)
         return (points, vis, conf, *new)

@@ -8,13 +8,13 @@ from typing import Any
 
 from bleedorigin.errors import ConfigError
 from bleedorigin.models import registry
-from bleedorigin.training.checkpoint import load_config
+from bleedorigin.io.checkpoint import load_config
 
 # Trained predictors by stage, as "module:Class"; each has from_pretrained(path, device=...).
 PREDICTORS = {
     "onset": "bleedorigin.models.onset.predictor:OnsetDetector",
     "source": "bleedorigin.models.source.predictor:SourceLocator",
-    "track": "bleedorigin.models.tracker.predictor:PointTracker",
+    "track": "bleedorigin.models.track.learned.predictor:PointTracker",
 }
 
 # Reference rows kept in every report and benchmark.
@@ -36,7 +36,8 @@ def load_stage(stage: str, name_or_path: str | None = None, device: str = "auto"
         raise ConfigError(f"unknown stage {stage!r}; expected one of {sorted(PREDICTORS)}")
     name = name_or_path or DEFAULT_MODELS[stage]
     path = Path(name)
-    if path.is_dir():
+    # A registered name always means the preset, never a folder of that name in the working directory.
+    if name not in registry.list_models() and path.is_dir():
         load_config(path, stage)  # a clear error before the predictor reads the weights
         return _predictor_class(stage).from_pretrained(str(path), device=device)
     if not name.startswith(stage + "_"):

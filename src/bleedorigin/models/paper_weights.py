@@ -15,7 +15,7 @@ import numpy as np
 
 from bleedorigin.errors import InputError
 from bleedorigin.models.layout import compare_layout, load_layout, read_state_dict
-from bleedorigin.training.checkpoint import sha256_file
+from bleedorigin.io.checkpoint import sha256_file
 
 
 @dataclass(frozen=True)

@@ -24,8 +24,7 @@ def _load_all() -> None:
     import bleedorigin.models.baselines  # noqa: F401
     import bleedorigin.models.onset  # noqa: F401
     import bleedorigin.models.source  # noqa: F401
-    import bleedorigin.models.tracker  # noqa: F401
-    import bleedorigin.models.trackon  # noqa: F401
+    import bleedorigin.models.track  # noqa: F401
 
 
 def list_models(pattern: str = "*") -> list[str]:

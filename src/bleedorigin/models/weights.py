@@ -26,20 +26,32 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     return dev
 
 
+SHIPPED_DIR = PACKAGE_DIR / "weights"  # package data: installed with the wheel
+SHIPPED = ("onset_small", "source_small", "track_small")
+
+
+def shipped_weights(folder: str) -> Path:
+    """The shipped checkpoint folder `folder` (e.g. "onset_small"): $BLEEDORIGIN_WEIGHTS/<folder>
+    when that variable is set, else the one inside the installed package."""
+    root = Path(os.environ["BLEEDORIGIN_WEIGHTS"]) if os.environ.get("BLEEDORIGIN_WEIGHTS") else SHIPPED_DIR
+    path = root / folder
+    if not ((path / "config.json").is_file() and (path / "model.safetensors").is_file()):
+        raise InputError(f"weights {folder!r} not found in {root}")
+    return path
+
+
 def find_weights(name_or_path: str | Path, folder: str) -> Path:
-    """A checkpoint folder: `name_or_path` itself when it is a folder; for "small" (or `folder`)
-    the shipped one: $BLEEDORIGIN_WEIGHTS/<folder>, the repository's weights/<folder>, or the
-    package's assets/weights/<folder>."""
+    """A checkpoint folder: for "small" or `folder` (a shipped name) the shipped one, never a
+    folder of that name in the working directory; anything else must be an existing folder."""
+    if folder and str(name_or_path) in ("small", folder):
+        return shipped_weights(folder)
     p = Path(name_or_path)
     if p.is_dir():
         return p
-    if str(name_or_path) not in ("small", folder):
-        raise InputError(f"{name_or_path}: no such checkpoint folder (or use 'small')")
-    candidates = []
-    if os.environ.get("BLEEDORIGIN_WEIGHTS"):
-        candidates.append(Path(os.environ["BLEEDORIGIN_WEIGHTS"]) / folder)
-    candidates += [PACKAGE_DIR.parents[1] / "weights" / folder, PACKAGE_DIR / "assets" / "weights" / folder]
-    for c in candidates:
-        if (c / "config.json").is_file() and (c / "model.safetensors").is_file():
-            return c
-    raise InputError(f"weights {folder!r} not found (looked in {', '.join(map(str, candidates))})")
+    raise InputError(f"{name_or_path}: no such checkpoint folder (or use 'small')")
+
+
+def checkpoint_folder(name_or_path: str | Path) -> Path:
+    """A shipped checkpoint by name ("onset_small", ...) or a folder given as a path."""
+    name = str(name_or_path)
+    return find_weights(name, name if name in SHIPPED else "")

@@ -41,7 +41,7 @@ from bleedorigin.errors import ConfigError
 TASKS: dict[str, str] = {
     "onset": "bleedorigin.models.onset.train:OnsetTask",
     "source": "bleedorigin.models.source.train:SourceTask",
-    "track": "bleedorigin.models.tracker.train:TrackTask",
+    "track": "bleedorigin.models.track.learned.train:TrackTask",
 }
 
 

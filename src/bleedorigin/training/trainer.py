@@ -22,7 +22,8 @@ from torch import nn
 import bleedorigin
 from bleedorigin.config import Recipe, TrainConfig, load_recipe, save_yaml, to_dict
 from bleedorigin.errors import InputError
-from bleedorigin.training.checkpoint import load_checkpoint, load_trainer_state, model_card, save_checkpoint
+from bleedorigin.io.checkpoint import load_checkpoint, load_trainer_state, model_card, save_checkpoint
+from bleedorigin.models.weights import checkpoint_folder
 from bleedorigin.training.distributed import (DistInfo, barrier, broadcast_float, cleanup,
                                               init_distributed, local_device, mean_across)
 from bleedorigin.training.task import StageTask, task_class, to_device
@@ -202,8 +203,9 @@ class Trainer:
 
 
 def _init_weights(model: nn.Module, folder: str) -> None:
-    """Start from another checkpoint's weights; the architectures must match exactly."""
-    _, weights = load_checkpoint(folder)
+    """Start from another checkpoint's weights (a folder, or a shipped name such as
+    "onset_small"); the architectures must match exactly."""
+    _, weights = load_checkpoint(checkpoint_folder(folder))
     try:
         model.load_state_dict(weights)
     except RuntimeError as e:

@@ -10,7 +10,7 @@ import numpy as np
 
 from bleedorigin.models.baselines.flow_tracker import FlowPointTracker
 from bleedorigin.models.registry import register_model
-from bleedorigin.models.tracker.motion_hint import MotionHint
+from bleedorigin.vision.motion import MotionHint
 
 
 class SceneTracker(FlowPointTracker):

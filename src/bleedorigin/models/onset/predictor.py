@@ -22,6 +22,7 @@ from bleedorigin.models.onset.model import OnsetNet
 from bleedorigin.models.onset.present import PresenceCheck
 from bleedorigin.models.weights import find_weights, resolve_device
 from bleedorigin.vision.color import blood_area, quiet_level
+from bleedorigin.io.checkpoint import load_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -232,7 +233,6 @@ class OnsetDetector(OnsetDetectorBase):
     def from_pretrained(cls, name_or_path: str = "small", device: str = "auto",
                         refine_radius: int = REFINE_RADIUS, presence: bool = True,
                         dark: bool = True) -> OnsetDetector:
-        from bleedorigin.training.checkpoint import load_checkpoint
         folder = find_weights(name_or_path, "onset_small")
         config, state = load_checkpoint(folder, stage="onset")
         cfg = from_dict(OnsetConfig, config.get("model", {}), f"{folder}/config.json model")

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bleedorigin.models.source.encoders import IMAGENET_MEAN, IMAGENET_STD, create_encoder, load_pretrained
+from bleedorigin.models.backbones.vit import IMAGENET_MEAN, IMAGENET_STD, create_encoder, load_pretrained
 
 SCALES = (8, 4, 2, 1)  # feature strides of the pyramid, coarsest first
 
@@ -27,7 +27,7 @@ SCALES = (8, 4, 2, 1)  # feature strides of the pyramid, coarsest first
 class SourceConfig:
     """Source localizer architecture, preprocessing and decision settings."""
 
-    encoder: str = "cnn_small"              # name in models.source.encoders
+    encoder: str = "cnn_small"              # name in models.backbones.vit
     pretrained: str = ""                    # local .safetensors/.pth for the encoder ("" = none)
     input_size: tuple[int, int] = (256, 192)  # (W, H) the network sees
     dim: int = 16                           # attention width (Q, K, V)

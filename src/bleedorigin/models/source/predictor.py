@@ -22,6 +22,7 @@ from bleedorigin.models.source.model import SourceConfig, SourceNet, refined_pea
 from bleedorigin.models.weights import find_weights, resolve_device
 from bleedorigin.types import Point
 from bleedorigin.vision.color import field_of_view, red_mask
+from bleedorigin.io.checkpoint import load_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +84,6 @@ class SourceLocator(SourceLocatorBase):
 
     @classmethod
     def from_pretrained(cls, name_or_path: str | Path = "small", device: str = "auto") -> SourceLocator:
-        from bleedorigin.training.checkpoint import load_checkpoint
         folder = find_weights(name_or_path, WEIGHTS_FOLDER)
         config, state = load_checkpoint(folder, stage="source")
         cfg = from_dict(SourceConfig, {**config.get("model", {}), "pretrained": ""},

@@ -18,10 +18,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from bleedorigin.config import from_dict, to_dict
-from bleedorigin.models.tracker.backbone import fallback_red_mask, red_mask
-from bleedorigin.models.tracker.model import TrackerConfig, TrackOnSmall
-from bleedorigin.models.tracker.motion_hint import MotionHint
-from bleedorigin.models.tracker.synth import inside, moving_texture_clip, photometric
+from bleedorigin.models.backbones.cnn import fallback_red_mask, red_mask
+from bleedorigin.models.track.learned.model import TrackerConfig, TrackOnSmall
+from bleedorigin.vision.motion import MotionHint
+from bleedorigin.models.track.learned.synth import inside, moving_texture_clip, photometric
 from bleedorigin.training.task import StageTask
 
 log = logging.getLogger(__name__)
@@ -314,7 +314,7 @@ def prepare_sparse_clip(frames: np.ndarray, labels: dict[int, list[Any]], mask_s
                         size: tuple[int, int] = (512, 384), **pseudo_kw: Any) -> SparseTargets:
     """Resize to the model size, build pseudo-labels between annotations (pseudo_labels.py)."""
     import cv2
-    from bleedorigin.models.tracker.pseudo_labels import pseudo_label_clip
+    from bleedorigin.models.track.learned.pseudo_labels import pseudo_label_clip
     h, w = frames.shape[1:3]
     small = np.stack([cv2.resize(f, size, interpolation=cv2.INTER_AREA) for f in frames])
     scale = np.array(size, np.float64) / np.array([w, h], np.float64)
@@ -331,8 +331,8 @@ def finetune_sparse(model: TrackOnSmall, clips: list[SparseTargets], steps: int 
 
     Each step unrolls `window` frames from a labelled frame of a random clip, started from the
     annotation. Returns the merged plain model (adapters folded in)."""
-    from bleedorigin.models.tracker.lora import apply_lora, base_model, lora_step, merge_lora
-    from bleedorigin.models.tracker.pseudo_labels import sparse_label_loss
+    from bleedorigin.models.track.learned.lora import apply_lora, base_model, lora_step, merge_lora
+    from bleedorigin.models.track.learned.pseudo_labels import sparse_label_loss
     rng = np.random.default_rng(seed)
     peft_model = apply_lora(model, kind, r=r, total_step=steps)
     net = base_model(peft_model)

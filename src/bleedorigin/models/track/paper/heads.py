@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bleedorigin.models.trackon.blocks import DeformBlock, MHABlock, normalise_points, pyramid
+from bleedorigin.models.track.paper.blocks import DeformBlock, MHABlock, normalise_points, pyramid
 
 
 def patch_centres(idx: torch.Tensor, w_tokens: int, stride: int) -> torch.Tensor:

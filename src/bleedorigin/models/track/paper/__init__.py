@@ -13,9 +13,9 @@ import torch
 
 from bleedorigin.models.paper_weights import find_local
 from bleedorigin.models.registry import register_model
-from bleedorigin.models.trackon.loading import load_dinov2, load_track_paper
-from bleedorigin.models.trackon.model import TrackOn, TrackOnConfig, TrackPaper
-from bleedorigin.models.trackon.predictor import PaperTracker
+from bleedorigin.models.track.paper.loading import load_dinov2, load_track_paper
+from bleedorigin.models.track.paper.model import TrackOn, TrackOnConfig, TrackPaper
+from bleedorigin.models.track.paper.predictor import PaperTracker
 
 __all__ = ["TrackOn", "TrackOnConfig", "TrackPaper", "PaperTracker", "build_track_paper"]
 

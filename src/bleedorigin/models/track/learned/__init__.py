@@ -8,9 +8,9 @@ from __future__ import annotations
 from typing import Any
 
 from bleedorigin.models.registry import register_model
-from bleedorigin.models.tracker.model import TrackerConfig, TrackOnSmall
-from bleedorigin.models.tracker.predictor import PointTracker
-from bleedorigin.models.tracker.variants import VARIANTS
+from bleedorigin.models.track.learned.model import TrackerConfig, TrackOnSmall
+from bleedorigin.models.track.learned.predictor import PointTracker
+from bleedorigin.models.track.learned.variants import VARIANTS
 
 __all__ = ["PointTracker", "TrackOnSmall", "TrackerConfig"]
 

@@ -13,7 +13,7 @@ from typing import Any
 from torch import nn
 
 from bleedorigin.errors import ConfigError
-from bleedorigin.models.tracker.model import TrackOnSmall
+from bleedorigin.models.track.learned.model import TrackOnSmall
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ import torch
 
 from bleedorigin.errors import InputError
 from bleedorigin.models.base import PointTrackerBase
-from bleedorigin.models.trackon.model import TrackPaper, TrackState
+from bleedorigin.models.track.paper.model import TrackPaper, TrackState
 from bleedorigin.models.weights import resolve_device
 from bleedorigin.types import TrackPoint
 from bleedorigin.vision.color import red_mask

@@ -21,8 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bleedorigin.models.tracker.backbone import ConvBackbone, RedMaskEncoder
-from bleedorigin.models.tracker.memory import TrackState, clear_where, empty_state, push, refresh_due
+from bleedorigin.models.backbones.cnn import ConvBackbone, RedMaskEncoder
+from bleedorigin.models.track.learned.memory import TrackState, clear_where, empty_state, push, refresh_due
 
 
 @dataclass(frozen=True)

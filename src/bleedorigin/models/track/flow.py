@@ -22,7 +22,7 @@ what is around it, one of three ways (`occluded_motion`):
   all the view's visible tissue; where that fails too, the surround median.
 - "surround" (`track_mft`): the median flow of the wide window, blood included;
 - "scene" (`track_mft_scene`): the view's dominant similarity fitted with RANSAC to the whole
-  flow (`motion_hint.scene_motion`; the surround median where the fit fails).
+  flow (`vision.motion.scene_motion`; the surround median where the fit fails).
 The cost is `occluded_var` plus the squared forward-backward error of that motion (the same
 motion computed on the backward flow from where it lands), so a hidden point is carried from the
 last frame it was seen in, directly where that motion is consistent. The tracker keeps the unoccluded candidate of
@@ -44,7 +44,7 @@ from bleedorigin.errors import InputError
 from bleedorigin.io.video import FrameMapper
 from bleedorigin.models.base import PointTrackerBase
 from bleedorigin.models.registry import register_model
-from bleedorigin.models.tracker.motion_hint import scene_motion
+from bleedorigin.vision.motion import scene_motion
 from bleedorigin.types import TrackPoint
 from bleedorigin.vision.color import BLOOD_THRESHOLD, field_of_view, red_mask
 from bleedorigin.vision.flow import dis_flow, sample_flow_points, to_gray
@@ -64,12 +64,12 @@ OCCLUDED_MOTIONS = ("surround", "scene", "visible")
 class MultiFlowTracker(PointTrackerBase):
     """`start(frame, (x, y))` / `step(frame)` for one point, `start_many` / `step_many` for several."""
 
-    name = "track_mft"
+    name = "track_mft_visible"
 
     def __init__(self, size: tuple[int, int] = (256, 192), deltas: Sequence[int] = DELTAS, preset: str = "fast",
                  step_var: float = 0.25, photo_scale: float = 0.2, fb_occluded: float = 1.0,
                  occluded_var: float = 4.0, blood_hidden: float = 0.5, sigma_conf: float = 4.0,
-                 occluded_motion: str = "surround", name: str = "track_mft"):
+                 occluded_motion: str = "visible", name: str = "track_mft_visible"):
         """Sizes and variances in pixels of the tracker resolution `size`; `fb_occluded`: forward-
         backward error (px) above which a small step is occluded; `blood_hidden`: blood share of
         the window around the point above which it is hidden; `occluded_motion`: what carries an
@@ -292,11 +292,12 @@ def _patch_mismatch(gray_a: np.ndarray, xy_a: np.ndarray, gray_b: np.ndarray, xy
 
 
 # Configurations compared in docs/tracking.md; track_mft_visible is the default tracker.
+# Presets by registry name; the class defaults are the shipped one (track_mft_visible).
 CONFIGS = {
-    "track_mft": {},
-    "track_mft512": {"size": (512, 384)},
+    "track_mft_visible": {},
+    "track_mft": {"occluded_motion": "surround"},
+    "track_mft512": {"occluded_motion": "surround", "size": (512, 384)},
     "track_mft_scene": {"occluded_motion": "scene"},
-    "track_mft_visible": {"occluded_motion": "visible"},
 }
 
 

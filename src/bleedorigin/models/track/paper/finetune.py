@@ -19,8 +19,8 @@ import torch
 from torch import nn
 
 from bleedorigin.errors import ConfigError, InputError
-from bleedorigin.models.trackon.model import TrackPaper
-from bleedorigin.models.tracker.train import SparseTargets
+from bleedorigin.models.track.paper.model import TrackPaper
+from bleedorigin.models.track.learned.train import SparseTargets
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ def _steps(cfg: PaperFinetuneConfig, clips: list[SparseTargets]) -> int:
 
 def _sample_loss(model: TrackPaper, c: SparseTargets) -> torch.Tensor:
     """Loss of one window `c`: tracked from its first frame's annotated points to its end."""
-    from bleedorigin.models.tracker.pseudo_labels import sparse_label_loss
+    from bleedorigin.models.track.learned.pseudo_labels import sparse_label_loss
     keep = c.gt_mask[0]
     rgb = c.frames[:, :3] * 255.0  # (T, 3, H, W) in 0..255; channel 3 is the Red-Mask
     state = model.start(rgb[:1], c.gt[0][keep])
@@ -82,7 +82,7 @@ def _sample_loss(model: TrackPaper, c: SparseTargets) -> torch.Tensor:
 def finetune_paper(model: TrackPaper, clips: list[SparseTargets], cfg: PaperFinetuneConfig,
                    device: str | torch.device = "cpu") -> tuple[TrackPaper, list[float]]:
     """Train adapters on `clips`; returns the merged model and the loss of every step."""
-    from bleedorigin.models.tracker.lora import apply_lora, lora_step
+    from bleedorigin.models.track.learned.lora import apply_lora, lora_step
     if cfg.kind not in ("lora", "adalora"):
         raise ConfigError(f"kind must be lora or adalora, got {cfg.kind!r}")
     clips = [c for c in clips if _window_starts(c)]
@@ -153,11 +153,11 @@ def finetune_track_paper(data: str | Path, out: str | Path, recipe: str | Path |
     (load it with track_paper(checkpoint=...) or $BLEEDORIGIN_TRACKON), config.json and a card."""
     from bleedorigin.io.bench import discover_clips
     from bleedorigin.io.video import read_frames
-    from bleedorigin.models.trackon import build_track_paper
-    from bleedorigin.models.tracker.finetune import labelled_frames
-    from bleedorigin.models.tracker.train import prepare_sparse_clip
+    from bleedorigin.models.track.paper import build_track_paper
+    from bleedorigin.models.track.learned.finetune import labelled_frames
+    from bleedorigin.models.track.learned.train import prepare_sparse_clip
     from bleedorigin.models.weights import resolve_device
-    from bleedorigin.training.checkpoint import save_checkpoint
+    from bleedorigin.io.checkpoint import save_checkpoint
     from bleedorigin.utils.progress import track
     cfg, model_cfg = load_finetune_recipe(recipe, overrides) if recipe else (PaperFinetuneConfig(**overrides), {})
     clips = [c for c in discover_clips(data) if labelled_frames(c) >= 2]

@@ -18,10 +18,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bleedorigin.models.source.encoders import IMAGENET_MEAN, IMAGENET_STD
-from bleedorigin.models.trackon.adapter import ViTAdapter
-from bleedorigin.models.trackon.blocks import TokenDecoder
-from bleedorigin.models.trackon.heads import (OffsetHead, QueryDecoder, RerankModule, SpatialMemory, VisibilityHead,
+from bleedorigin.models.backbones.vit import IMAGENET_MEAN, IMAGENET_STD
+from bleedorigin.models.track.paper.adapter import ViTAdapter
+from bleedorigin.models.track.paper.blocks import TokenDecoder
+from bleedorigin.models.track.paper.heads import (OffsetHead, QueryDecoder, RerankModule, SpatialMemory, VisibilityHead,
                                               patch_centres)
 
 

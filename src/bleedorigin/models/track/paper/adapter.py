@@ -12,8 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bleedorigin.models.source.encoders import VisionTransformer
-from bleedorigin.models.trackon.deform_attn import MSDeformAttn
+from bleedorigin.models.backbones.vit import VisionTransformer
+from bleedorigin.models.track.paper.deform_attn import MSDeformAttn
 
 EPS = 1e-6  # DINOv2's LayerNorm epsilon, also used by the adapter's norms
 

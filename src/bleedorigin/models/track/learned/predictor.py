@@ -20,12 +20,13 @@ from torch import nn
 from bleedorigin.config import from_dict
 from bleedorigin.errors import InputError
 from bleedorigin.models.base import PointTrackerBase
-from bleedorigin.models.tracker.backbone import SepBlock, fallback_red_mask, red_mask
-from bleedorigin.models.tracker.memory import TrackState
-from bleedorigin.models.tracker.model import TrackerConfig, TrackOnSmall
-from bleedorigin.models.tracker.motion_hint import MotionHint, check_hint_mode
+from bleedorigin.models.backbones.cnn import SepBlock, fallback_red_mask, red_mask
+from bleedorigin.models.track.learned.memory import TrackState
+from bleedorigin.models.track.learned.model import TrackerConfig, TrackOnSmall
+from bleedorigin.vision.motion import MotionHint, check_hint_mode
 from bleedorigin.types import TrackPoint
 from bleedorigin.models.weights import find_weights, resolve_device
+from bleedorigin.io.checkpoint import load_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +62,6 @@ def fold_batchnorm(net: nn.Module) -> nn.Module:
 
 def load_tracker_net(name_or_path: str | Path = "small") -> tuple[TrackOnSmall, dict[str, Any], Path]:
     """The trained network of a tracker checkpoint folder (or "small"), its config.json and folder."""
-    from bleedorigin.training.checkpoint import load_checkpoint
     folder = find_weights(name_or_path, WEIGHTS_FOLDER)
     config, state = load_checkpoint(folder, stage="track")
     cfg = from_dict(TrackerConfig, config.get("model", {}), f"{folder}/config.json model")

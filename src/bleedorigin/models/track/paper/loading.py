@@ -8,8 +8,8 @@ from torch import nn
 
 from bleedorigin.errors import InputError
 from bleedorigin.models.layout import compare_layout, layout_of, read_state_dict
-from bleedorigin.models.source.encoders import load_pretrained, vit_dinov2_small
-from bleedorigin.models.trackon.model import TrackOn, TrackPaper
+from bleedorigin.models.backbones.vit import load_pretrained, vit_dinov2_small
+from bleedorigin.models.track.paper.model import TrackOn, TrackPaper
 
 log = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ import cv2
 import numpy as np
 import pytest
 
-from bleedorigin.models.baselines.multiflow import MultiFlowTracker
+from bleedorigin.models.track.flow import MultiFlowTracker
 from bleedorigin.models.loading import load_stage
 
 SIZE = (512, 384)
@@ -106,7 +106,7 @@ def test_several_points_track_as_each_alone_through_the_registry():
     together.start_many(frames[0], points)
     both = [together.step_many(f) for f in frames[1:]]
     for k, p in enumerate(points):
-        alone = MultiFlowTracker()
+        alone = MultiFlowTracker(occluded_motion="surround")
         alone.start(frames[0], p)
         single = [alone.step(f) for f in frames[1:]]
         assert np.allclose([(s.x, s.y) for s in single], [(b[k].x, b[k].y) for b in both], atol=1e-6)

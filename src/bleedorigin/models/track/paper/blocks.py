@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bleedorigin.models.trackon.deform_attn import MSDeformAttn
+from bleedorigin.models.track.paper.deform_attn import MSDeformAttn
 
 
 class MHABlock(nn.Module):

@@ -14,10 +14,10 @@ from pathlib import Path
 from bleedorigin.errors import InputError
 from bleedorigin.io.bench import Clip, discover_clips
 from bleedorigin.io.video import read_frames
-from bleedorigin.models.tracker.predictor import load_tracker_net
-from bleedorigin.models.tracker.train import finetune_sparse, prepare_sparse_clip
-from bleedorigin.models.tracker.variants import VARIANTS
-from bleedorigin.training.checkpoint import save_checkpoint
+from bleedorigin.models.track.learned.predictor import load_tracker_net
+from bleedorigin.models.track.learned.train import finetune_sparse, prepare_sparse_clip
+from bleedorigin.models.track.learned.variants import VARIANTS
+from bleedorigin.io.checkpoint import save_checkpoint
 from bleedorigin.utils.progress import track
 
 log = logging.getLogger(__name__)
