@@ -41,13 +41,17 @@ def request(srv: ReviewServer, method: str, path: str, body: bytes | None = None
             headers: dict | None = None) -> tuple[int, bytes, dict]:
     """The raw request, path sent exactly as given (no client-side normalisation)."""
     conn = http.client.HTTPConnection("127.0.0.1", srv.server_address[1], timeout=10)
-    hdrs = {"Content-Type": "application/json"} if body is not None else {}
+    hdrs = {"Content-Type": "application/json", "Origin": origin(srv)} if body is not None else {}
     hdrs.update(headers or {})
     conn.request(method, path, body=body, headers=hdrs)
     resp = conn.getresponse()
     data = resp.read()
     conn.close()
     return resp.status, data, dict(resp.getheaders())
+
+
+def origin(srv: ReviewServer) -> str:
+    return f"http://127.0.0.1:{srv.server_address[1]}"
 
 
 def test_listens_on_loopback_only(server):
@@ -113,6 +117,22 @@ BAD_BODIES = {
     b'{"onset_frame": 5, "source": [1, 2], "points": {"3": [[1, 2]]}}': "points[3] is before the onset frame 5",
     b'{"onset_frame": 5, "source": [1, 2], "points": {"x": [[1, 2]]}}': "not a frame number",
     b'{"onset_frame": 5, "source": [1, 2], "points": {"9": []}}': "non-empty list",
+    # bodies that made json.loads raise past the handler (the connection dropped, a traceback)
+    b'{"onset_frame": ' + b"7" * 5000 + b', "source": null}': "integer with more than 15 digits",
+    b'{"onset_frame": 5, "source": [1, 2], "points": {"\xc2\xb2": [[1, 2]]}}': "not a frame number",
+    b'{"onset_frame": 5, "source": [1, 2], "points": {"\\u00b2": [[1, 2]]}}': "not a frame number",
+    b"[" * 100_000 + b"]" * 100_000: "nested deeper than 8 levels",
+    b'{"onset_frame": 5, "source": [1, 2], "points": ' + b"[" * 100_000 + b"]" * 100_000 + b"}": "nested deeper",
+    # frame keys: canonical decimal only, within the run
+    b'{"onset_frame": 5, "source": [1, 2], "points": {"040": [[1, 2]]}}': "not a frame number",
+    b'{"onset_frame": 5, "source": [1, 2], "points": {"\xd9\xa4\xd9\xa0": [[1, 2]]}}': "not a frame number",
+    b'{"onset_frame": 5, "source": [1, 2], "points": {"+40": [[1, 2]]}}': "not a frame number",
+    b'{"onset_frame": 5, "source": [1, 2], "points": {" 40": [[1, 2]]}}': "not a frame number",
+    b'{"onset_frame": 5, "source": [1, 2], "points": {"40.0": [[1, 2]]}}': "not a frame number",
+    b'{"onset_frame": 5, "source": [1, 2], "points": {"60": [[1, 2]]}}': "points[60] 60 outside the run's frames 0..59",
+    b'{"onset_frame": 5, "source": [1, 2], "points": {"' + b"9" * 5000 + b'": [[1, 2]]}}': "not a frame number",
+    b'{"onset_frame": 5, "source": [1, 2], "points": {"40": [[1, 2]], "40": [[3, 4]]}}': "key '40' given twice",
+    b'{"onset_frame": 5, "onset_frame": 6, "source": null}': "key 'onset_frame' given twice",
 }
 
 
@@ -125,6 +145,13 @@ def test_bad_body_gets_400_with_one_line_and_writes_nothing(server, run_dir, bod
     assert BAD_BODIES[body] in text
     assert not (run_dir / "labels.json").exists()
     assert [p.name for p in run_dir.iterdir() if p.name.startswith(".")] == []  # no temp file left
+
+
+def test_canonical_frame_keys_are_accepted(server, run_dir):
+    body = {"onset_frame": 0, "source": [1.0, 2.0], "points": {"0": [[1.0, 2.0]], "40": [[3.0, 4.0]], "59": [[5.0, 6.0]]}}
+    status, data, _ = request(server, "POST", "/api/labels", json.dumps(body).encode())
+    assert status == 200, data
+    assert json.loads((run_dir / "labels.json").read_text()) == body
 
 
 def test_post_needs_json_content_type(server, run_dir):
