@@ -432,6 +432,14 @@ def test_static_files_that_are_symlinks_are_not_served(tmp_path, monkeypatch):
         srv.server_close()
 
 
+def test_oversized_labels_json_is_not_read_whole(own_server):
+    from bleedorigin.review.server import MAX_BODY
+    srv, run = own_server
+    (run / "labels.json").write_bytes(b" " * (MAX_BODY + 1) + b"{}")
+    status, data, _ = request(srv, "GET", "/api/labels")
+    assert status == 500 and b"larger than" in data
+
+
 def test_labels_fifo_does_not_hang_the_server(own_server):
     srv, run = own_server
     os.mkfifo(run / "labels.json")

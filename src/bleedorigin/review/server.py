@@ -123,7 +123,10 @@ class ReviewRun:
         if self._mode(LABELS) is None:
             return None
         with self.open(LABELS) as f:
-            return labels_of_file(f.read(), self.dir / LABELS, self.result)
+            data = f.read(MAX_BODY + 1)
+        if len(data) > MAX_BODY:  # not one the server wrote: it saves at most MAX_BODY bytes
+            raise InputError(f"{self.dir / LABELS}: larger than {MAX_BODY} bytes")
+        return labels_of_file(data, self.dir / LABELS, self.result)
 
     def _mode(self, name: str) -> int | None:
         """st_mode of RUN_DIR/name itself (a symlink is not followed), None when there is none."""
