@@ -1,4 +1,4 @@
-"""Command line: `bleedorigin <command>` (also `python -m bleedorigin`). See DESIGN.md."""
+"""Command line: `bleedorigin <command>` (also `python -m bleedorigin`); README.md lists the commands."""
 from __future__ import annotations
 
 import logging
@@ -52,6 +52,17 @@ def _progress() -> bool:
 
 def _source(video: str) -> str | int:
     return int(video) if video.isdigit() else video
+
+
+def _shipped_recipe(name: Path) -> Path:
+    """A training recipe shipped in the package's configs/ folder, by name (`.yaml` optional)."""
+    configs = Path(__file__).resolve().parent / "configs"
+    for candidate in (configs / name, configs / f"{name}.yaml"):
+        if candidate.is_file():
+            return candidate
+    known = sorted(p.relative_to(configs).with_suffix("").as_posix() for p in configs.rglob("*.yaml")
+                   if p.name != "pipeline.yaml")
+    raise InputError(f"--config {name}: no such file, nor a shipped recipe ({', '.join(known)})")
 
 
 def _check_config(config: Path | None) -> None:
@@ -252,7 +263,8 @@ def sim(out: Path = typer.Option(..., help="Output benchmark folder."),
 
 @app.command()
 def train(stage: str = typer.Argument(..., help="onset | source | track"),
-          config: Optional[Path] = typer.Option(None, help="Recipe YAML (default: the small preset)."),
+          config: Optional[Path] = typer.Option(None, help="Recipe YAML, or the name of a shipped recipe "
+                                                "(e.g. source_v2, paper/source_paper; default: the small preset)."),
           out: Path = typer.Option(..., help="Output folder (checkpoints, logs, model card)."),
           set_: list[str] = typer.Option([], "--set", help="Override a recipe key: key=value."),
           resume: bool = typer.Option(False, help="Continue from OUT's last checkpoint."),
@@ -261,7 +273,7 @@ def train(stage: str = typer.Argument(..., help="onset | source | track"),
     """Train a stage (one trainer for all; multi-process under torchrun)."""
     from bleedorigin.training.trainer import train_main
     if config is not None and not config.is_file():
-        raise InputError(f"--config {config}: file not found")
+        config = _shipped_recipe(config)
     _writable(out, folder=True)
     result = train_main(stage, config, out, set_, resume, seed, device)
     typer.echo(f"checkpoints in {out}: best score {result.get('best_score')}")

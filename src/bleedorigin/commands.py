@@ -11,7 +11,7 @@ import numpy as np
 from bleedorigin import MODEL_SIZE
 from bleedorigin.errors import InputError
 from bleedorigin.io.video import FrameMapper, open_video
-from bleedorigin.models.loading import load_stage
+from bleedorigin.models.loading import load_stage, model_warnings
 from bleedorigin.pipeline_config import shipped_config
 from bleedorigin.utils.jsonio import JsonLinesWriter, write_json_atomic
 from bleedorigin.utils.progress import track as progress_track
@@ -173,7 +173,8 @@ def run_pipeline(source: Any, out: Path, onset_model: str | None, source_model: 
             if window is not None:
                 window.close()
     result = RunResult(str(source), fps, info.width, info.height, len(scores), scores,
-                       list(pipe.events), pipe.models, pipe.config.to_dict(), pipe.config.hash)
+                       list(pipe.events), pipe.models, pipe.config.to_dict(), pipe.config.hash,
+                       model_warnings(pipe.models))
     payload = result.to_dict()
     write_timeline(out / "timeline.png", scores, phases, pipe, Path(str(source)).name)
     if error is not None:

@@ -22,7 +22,7 @@ import numpy as np
 
 from bleedorigin import MODEL_SIZE
 from bleedorigin.io.video import FrameMapper, open_video
-from bleedorigin.models.loading import load_stage, model_id
+from bleedorigin.models.loading import load_stage, model_id, model_warnings
 from bleedorigin.pipeline_config import STAGES, PipelineConfig, load_pipeline_config
 from bleedorigin.types import BleedingEvent, FrameResult, Onset, Point, RunResult, TrackPoint
 from bleedorigin.utils.progress import track as progress_track
@@ -192,7 +192,8 @@ class Pipeline:
             info = reader.info
         scores = [r.onset_score for r in self.stream(source, progress)]
         return RunResult(str(source), float(info.fps), info.width, info.height, len(scores),
-                         scores, list(self.events), self.models, self.config.to_dict(), self.config.hash)
+                         scores, list(self.events), self.models, self.config.to_dict(), self.config.hash,
+                         model_warnings(self.models))
 
 
 def _patch(img: np.ndarray, xy: np.ndarray, side: int) -> np.ndarray:

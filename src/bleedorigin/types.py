@@ -108,7 +108,7 @@ class BleedingEvent:
 
 @dataclass
 class RunResult:
-    """The `result.json` of `bleedorigin run` (DESIGN.md). `onset`/`source`/`track` describe
+    """The `result.json` of `bleedorigin run` (README.md, "result.json"). `onset`/`source`/`track` describe
     the first bleeding event; `events` lists all of them."""
 
     video: str
@@ -121,6 +121,7 @@ class RunResult:
     models: dict[str, str] = field(default_factory=dict)
     config: dict[str, Any] = field(default_factory=dict)  # the pipeline configuration it ran with
     config_hash: str = ""
+    warnings: list[str] = field(default_factory=list)  # e.g. a stage running untrained weights
 
     @property
     def onset(self) -> Onset | None:
@@ -142,14 +143,16 @@ class RunResult:
                 "track": [t.to_dict() for t in self.track],
                 "events": [e.to_dict() for e in self.events],
                 "scores": [round(float(s), 5) for s in self.scores],
-                "models": dict(self.models), "config": self.config, "config_hash": self.config_hash}
+                "models": dict(self.models), "config": self.config, "config_hash": self.config_hash,
+                "warnings": list(self.warnings)}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> RunResult:
         return cls(d["video"], float(d["fps"]), int(d["width"]), int(d["height"]),
                    int(d["frames"]), [float(s) for s in d.get("scores", [])],
                    [BleedingEvent.from_dict(e) for e in d.get("events", [])],
-                   dict(d.get("models", {})), dict(d.get("config") or {}), str(d.get("config_hash", "")))
+                   dict(d.get("models", {})), dict(d.get("config") or {}), str(d.get("config_hash", "")),
+                   [str(w) for w in d.get("warnings", [])])
 
 
 def as_plain(obj: Any) -> Any:

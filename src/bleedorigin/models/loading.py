@@ -74,6 +74,12 @@ def _check_options(name: str, options: dict[str, Any]) -> None:
         raise ConfigError(f"model {name!r} takes no option(s) {unknown}; it takes {sorted(params)}")
 
 
+def model_warnings(models: dict[str, str]) -> list[str]:
+    """What a user must know about the loaded models (by their ids), for result.json."""
+    return [f"{stage}: {mid} has untrained weights (random outputs); see `bleedorigin weights`"
+            for stage, mid in models.items() if "untrained" in mid]
+
+
 def model_id(model: Any) -> str:
     """A short identification string for result.json's `models` field."""
     return str(getattr(model, "model_id", getattr(model, "name", type(model).__name__)))

@@ -8,6 +8,7 @@ frames), `source_test` (tiny random network) and `source_centre` (reference: the
 """
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from bleedorigin.models.registry import register_model
@@ -15,6 +16,8 @@ from bleedorigin.models.source import centre  # noqa: F401  (registers source_ce
 from bleedorigin.models.source.fusion import EvidenceSourceLocator, from_options
 from bleedorigin.models.source.model import SourceConfig, SourceNet
 from bleedorigin.models.source.predictor import SourceLocator, evaluate_source
+
+log = logging.getLogger(__name__)
 
 __all__ = ["SourceConfig", "SourceNet", "SourceLocator", "evaluate_source", "PAPER_MODEL", "TEST_MODEL"]
 
@@ -54,6 +57,9 @@ def source_paper(device: str = "auto", weights: str | None = None, pretrained: s
         from bleedorigin.models.paper_weights import find_local  # `bleedorigin weights --download`
         pretrained = str(find_local("source_paper", "pe_spatial_small") or "")
     cfg = SourceConfig(**{**PAPER_MODEL, "pretrained": pretrained, **overrides})
+    # only the encoder is released: the head must be trained (configs/paper/source_paper.yaml)
+    log.warning("source_paper: no trained head given (weights=FOLDER); its points are random until "
+                "trained with `bleedorigin train source --config configs/paper/source_paper.yaml`")
     return SourceLocator.from_config(cfg, device=device, model_id="source:paper-untrained")
 
 
