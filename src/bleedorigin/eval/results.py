@@ -1,0 +1,82 @@
+"""Committed results files (`results/*.json`): what the documentation's tables are made from.
+
+Each source is one run of the project's own command (`bleedorigin evaluate` or `bench --json`);
+its results file is that run's JSON with the per-clip bulk left out and the command that made
+it under "command". `results/README.md` lists them; `tools/tables.py collect` writes them.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bleedorigin.utils.jsonio import read_json, write_json_atomic
+
+# Real samples: the shared clips next to the repository; BleedSim test folder: docs/results.md "Data".
+SHARED = "../shared/data"
+SIMTEST = "simtest"
+
+
+@dataclass(frozen=True)
+class Source:
+    name: str
+    command: str  # as documented: run from the repository root, data under SHARED and SIMTEST
+    output: str  # the file the command writes, relative to the repository root
+
+    def file(self, root: Path) -> Path:
+        return root / "results" / f"{self.name}.json"
+
+
+def _evaluate(name: str, data: str, *options: str) -> Source:
+    out = f"runs/results/{name}"
+    return Source(name, " ".join(("bleedorigin evaluate", data, "--out", out, *options)), f"{out}/metrics.json")
+
+
+_DEFAULT_AND_NETWORKS = ("--models onset_small --models source_evidence --models source_small "
+                         "--models track_mft_visible --models track_mft --models track_small_blood")
+
+SOURCES: dict[str, Source] = {s.name: s for s in (
+    # Every stage on the BleedSim test folder, the default pipeline end to end; baselines added.
+    _evaluate("sim_test", SIMTEST, _DEFAULT_AND_NETWORKS),
+    # The default pipeline with the plain flow tracker, end to end on the `full` test videos.
+    _evaluate("sim_test_e2e_mft", f"{SIMTEST}/full", "--stages e2e --no-baselines",
+              "--models onset_small --models source_evidence --models track_mft"),
+    _evaluate("esd", f"{SHARED}/esd_clips", "--stages onset --stages source --stages track", _DEFAULT_AND_NETWORKS),
+    _evaluate("vlsurgpt", f"{SHARED}/vlsurgpt", "--stages onset --stages track",
+              "--models onset_small --models track_mft_visible --models track_mft --models track_small_blood"),
+    Source("bench", "bleedorigin bench --no-onnx --no-baselines --frames 200 --json runs/results/bench.json",
+           "runs/results/bench.json"),
+)}
+
+# Per-clip rows and plot paths: the tables use the aggregates; the full run keeps them.
+_BULK = {"by_time", "timeline"}
+_MACHINE = {"data", "out"}  # absolute paths of the machine that ran it; the command names the data
+
+
+def slim(result: Any) -> Any:
+    """The run's JSON without per-clip bulk, floats rounded to 4 decimals."""
+    if isinstance(result, dict):
+        return {k: slim(v) for k, v in result.items()
+                if k not in _BULK and not (k == "clips" and isinstance(v, list))}
+    if isinstance(result, list):
+        return [slim(v) for v in result]
+    if isinstance(result, float):
+        return round(result, 4)
+    return result
+
+
+def collect(source: Source, run_json: Path, root: Path) -> Path:
+    """Write `results/<name>.json` from the JSON a run of `source.command` wrote."""
+    result = read_json(run_json)
+    if isinstance(result.get("config"), dict):
+        result["config"] = {k: v for k, v in result["config"].items() if k not in _MACHINE}
+    path = source.file(root)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(path, {"command": source.command, **slim(result)})
+    return path
+
+
+def load(name: str, root: Path) -> dict[str, Any]:
+    source = SOURCES[name]
+    return read_json(source.file(root), missing=f"results/{name}.json missing: run `{source.command}`, "
+                     f"then `python tools/tables.py collect {name}`")
