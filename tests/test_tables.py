@@ -93,3 +93,9 @@ def test_speed_table_from_bench_json(tmp_path):
     assert "| onset | `onset_small` | 128.6 | 7.7 | 10.4 | 0.74 M | 0.07 |" in text
     assert "| track | `track_mft_visible` | 128.6 | 7.7 | 10.4 | – (no network) | – |" in text
     assert "| end to end | the three above | 73.4 | 13.6 | 22.6 |" in text
+
+
+def test_results_readme_gives_every_command():
+    listed = (ROOT / "results" / "README.md").read_text()
+    missing = [s.name for s in results.SOURCES.values() if f"`{s.name}.json` | `{s.command}`" not in listed]
+    assert not missing, f"results/README.md lacks the command of {missing}"

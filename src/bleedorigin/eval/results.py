@@ -12,9 +12,11 @@ from typing import Any
 
 from bleedorigin.utils.jsonio import read_json, write_json_atomic
 
-# Real samples: the shared clips next to the repository; BleedSim test folder: docs/results.md "Data".
+# Real samples: the shared clips next to the repository; BleedSim test folder: docs/results.md "Data";
+# extra public real clips staged by scripts/stage_extra_real.py (docs/data-extra.md).
 SHARED = "../shared/data"
 SIMTEST = "simtest"
+EXTRA_REAL = "data/extra_real"
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,7 @@ SOURCES: dict[str, Source] = {s.name: s for s in (
     _evaluate("esd", f"{SHARED}/esd_clips", "--stages onset --stages source --stages track", _DEFAULT_AND_NETWORKS),
     _evaluate("vlsurgpt", f"{SHARED}/vlsurgpt", "--stages onset --stages track",
               "--models onset_small --models track_mft_visible --models track_mft --models track_small_blood"),
+    _evaluate("extra_real", EXTRA_REAL, "--stages onset"),
     Source("bench", "bleedorigin bench --no-onnx --no-baselines --frames 200 --json runs/results/bench.json",
            "runs/results/bench.json"),
 )}

@@ -140,16 +140,19 @@ def onset_sim_scenario(sim: Results) -> str:
                     rows)
 
 
-@table("onset_real", "esd", "vlsurgpt")
-def onset_real(esd: Results, vl: Results) -> str:
+@table("onset_real", "esd", "vlsurgpt", "extra_real")
+def onset_real(esd: Results, vl: Results, extra: Results) -> str:
     rows = []
     for m, label in ONSET_MODELS:
-        e, v = esd.get(f"onset.{m}.real_present"), vl.get(f"onset.{m}.real_present")
-        rows.append([label.split(" (")[0] + (" (default)" if m == "onset_small" else " (baseline)"),
-                     f"{e['flagged']} of {e['bleeding']}", str(v["alarms"])])
-    e0, v0 = esd.get("onset.onset_small.real_present"), vl.get("onset.onset_small.real_present")
+        e, v, x = (r.get(f"onset.{m}.real_present") for r in (esd, vl, extra))
+        rows.append([f"`{m}`" + (" (default)" if m == "onset_small" else " (baseline)"),
+                     f"{e['flagged']} of {e['bleeding']}", str(v["alarms"]), str(x["alarms"]),
+                     f"{x['flagged']} of {x['bleeding']}"])
+    e0, v0, x0 = (r.get("onset.onset_small.real_present") for r in (esd, vl, extra))
     return markdown(["model", f"ESD flagged by frame {e0['within']} (n={e0['bleeding']})",
-                     f"alarms, VL-SurgPT (n={v0['bleeding_free']} entries, 2 clips)"], rows)
+                     f"alarms, VL-SurgPT (n={v0['bleeding_free']} entries)",
+                     f"alarms, extra bleeding-free (n={x0['bleeding_free']})",
+                     f"extra ESD flagged within ±{x0['within']} (n={x0['bleeding']})"], rows)
 
 
 SOURCE_MODELS = (("source_evidence", "`source_evidence` (default)"), ("source_small", "`source_small` (network alone)"),
