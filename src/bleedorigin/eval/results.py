@@ -34,18 +34,13 @@ def _evaluate(name: str, data: str, *options: str) -> Source:
     return Source(name, " ".join(("bleedorigin evaluate", data, "--out", out, *options)), f"{out}/metrics.json")
 
 
-_DEFAULT_AND_NETWORKS = ("--models onset_small --models source_evidence --models source_small "
-                         "--models track_mft_visible --models track_mft --models track_small_blood")
-
+# Default models and the baselines (added by `evaluate`), plus the source network alone.
 SOURCES: dict[str, Source] = {s.name: s for s in (
-    # Every stage on the BleedSim test folder, the default pipeline end to end; baselines added.
-    _evaluate("sim_test", SIMTEST, _DEFAULT_AND_NETWORKS),
-    # The default pipeline with the plain flow tracker, end to end on the `full` test videos.
-    _evaluate("sim_test_e2e_mft", f"{SIMTEST}/full", "--stages e2e --no-baselines",
-              "--models onset_small --models source_evidence --models track_mft"),
-    _evaluate("esd", f"{SHARED}/esd_clips", "--stages onset --stages source --stages track", _DEFAULT_AND_NETWORKS),
-    _evaluate("vlsurgpt", f"{SHARED}/vlsurgpt", "--stages onset --stages track",
-              "--models onset_small --models track_mft_visible --models track_mft --models track_small_blood"),
+    # Every stage on the BleedSim test folder, the default pipeline end to end.
+    _evaluate("sim_test", SIMTEST, "--models source_evidence --models source_small"),
+    _evaluate("esd", f"{SHARED}/esd_clips", "--stages onset --stages source --stages track",
+              "--models source_evidence --models source_small"),
+    _evaluate("vlsurgpt", f"{SHARED}/vlsurgpt", "--stages onset --stages track"),
     _evaluate("extra_real", EXTRA_REAL, "--stages onset"),
     Source("bench", "bleedorigin bench --no-onnx --no-baselines --frames 200 --json runs/results/bench.json",
            "runs/results/bench.json"),

@@ -194,8 +194,7 @@ def source_esd_full(esd: Results) -> str:
     return _accuracy_table(esd, "source", SOURCE_MODELS, "overall")
 
 
-TRACK_MODELS = (("track_mft_visible", "`track_mft_visible` (default)"), ("track_mft", "`track_mft`"),
-                ("track_small_blood", "`track_small_blood` (learned)"))
+TRACK_MODELS = (("track_mft_visible", "`track_mft_visible` (default)"),)
 TRACK_ALL = TRACK_MODELS + tuple((b, f"`{b}` (baseline)") for b in TRACK_BASELINES)
 
 
@@ -231,32 +230,52 @@ for _name, _source, _block in (("track_sim_all", "sim_test", "labelled.overall")
     table(_name, _source)(lambda r, block=_block: _track_full(r, block))
 
 
+def _by_group(r: Results, stage: str, models: Iterable[tuple[str, str]], block: str, first: str,
+              names: dict[str, str] | None = None) -> str:
+    """One row per group (scenario, clip kind) of `stage.MODEL.block`: Err_avg px (Acc<25 %), n."""
+    models = tuple(models)
+    groups = {m: r.get(f"{stage}.{m}.{block}") for m, _ in models}
+    keys = sorted(groups[models[0][0]])
+    rows = [[(names or {}).get(k, k)] + [err_acc(groups[m][k]) for m, _ in models] + [str(groups[models[0][0]][k]["n"])]
+            for k in keys]
+    return markdown([first] + [label for _, label in models] + ["n"], rows)
+
+
+SOURCE_TABLE_MODELS = tuple((m, label.split(" (")[0]) for m, label in SOURCE_MODELS)
+VL_KINDS = {"0_instrument_key_points": "instrument key points", "deformation": "deforming tissue"}
+
+for _name, _source, _stage, _models, _block, _first, _names in (
+        ("source_sim_scenario", "sim_test", "source", SOURCE_TABLE_MODELS, "by_scenario", "scenario", None),
+        ("track_sim_scenario", "sim_test", "track", TRACK_ALL, "labelled.by_scenario", "scenario", None),
+        ("track_esd_scenario", "esd", "track", TRACK_ALL, "dense.by_scenario", "scenario (one clip each)", None),
+        ("track_vlsurgpt_kind", "vlsurgpt", "track", TRACK_ALL, "labelled.by_scenario", "point kind", VL_KINDS)):
+    table(_name, _source)(lambda r, a=(_stage, _models, _block, _first, _names): _by_group(r, *a))
+
+
 def _e2e_row(label: str, b: dict[str, Any]) -> list[str]:
     return [label, pct(b["onset"]["acc"]["8"]), px(b["track"]["err_avg"]), pct(b["track"]["acc"]["25"]),
             f"{100 * b['coverage']:.1f} %"]
 
 
-@table("e2e", "sim_test", "sim_test_e2e_mft")
-def e2e_headline(sim: Results, mft: Results) -> str:
-    return markdown(["pipeline", "onset Acc±8", "track Err_avg (px)", "track Acc<25", "coverage"], [
-        _e2e_row("`onset_small` → `source_evidence` → `track_mft_visible` (default)", sim.get(f"e2e.{DEFAULT_E2E}")),
-        _e2e_row("`onset_small` → `source_evidence` → `track_mft`",
-                 mft.get("e2e.onset_small+source_evidence+track_mft")),
-        _e2e_row("`onset_hsv` → `source_redmask` → `track_lk` (baselines)", sim.get(f"e2e.{BASELINES_E2E}"))])
+E2E_ROWS = ((DEFAULT_E2E, "onset_small → source_evidence → track_mft_visible (default)"),
+            (BASELINES_E2E, "onset_hsv → source_redmask → track_lk (baselines)"))
 
 
-@table("e2e_full", "sim_test", "sim_test_e2e_mft")
-def e2e_full(sim: Results, mft: Results) -> str:
+@table("e2e", "sim_test")
+def e2e_headline(sim: Results) -> str:
+    return markdown(["pipeline", "onset Acc±8", "track Err_avg (px)", "track Acc<25", "coverage"],
+                    [_e2e_row(label, sim.get(f"e2e.{key}")) for key, label in E2E_ROWS])
+
+
+@table("e2e_full", "sim_test")
+def e2e_full(sim: Results) -> str:
     def row(label: str, b: dict[str, Any]) -> list[str]:
         o, t = b["onset"], b["track"]
         return [label, pct(o["acc"]["0"]), pct(o["acc"]["8"]), px(o["err_avg"]), pct(t["acc"]["10"]),
                 pct(t["acc"]["25"]), pct(t["acc"]["100"]), px(t["err_avg"]), f"{100 * b['coverage']:.1f} %"]
 
     return markdown(["pipeline", "onset ±0", "±8", "Err_avg (frames)", "track <10 px", "<25 px", "<100 px",
-                     "Err_avg (px)", "coverage"], [
-        row("onset_small → source_evidence → track_mft_visible (default)", sim.get(f"e2e.{DEFAULT_E2E}")),
-        row("onset_small → source_evidence → track_mft", mft.get("e2e.onset_small+source_evidence+track_mft")),
-        row("onset_hsv → source_redmask → track_lk (baselines)", sim.get(f"e2e.{BASELINES_E2E}"))])
+                     "Err_avg (px)", "coverage"], [row(label, sim.get(f"e2e.{key}")) for key, label in E2E_ROWS])
 
 
 @table("e2e_per_video", "sim_test")
@@ -268,6 +287,13 @@ def e2e_per_video(sim: Results) -> str:
 
     return markdown(["clip", "pipeline", "true onset", "detected", "track Err_avg (px)", "coverage"],
                     rows(DEFAULT_E2E, "default") + rows(BASELINES_E2E, "baselines"))
+
+
+@table("results_files")
+def results_commands() -> str:
+    """results/README.md: each results file with the command that regenerates it."""
+    return markdown(["file", "command that regenerates it"],
+                    [[f"`{s.name}.json`", f"`{s.command}`"] for s in results_files.SOURCES.values()])
 
 
 @table("speed", "bench")
@@ -291,8 +317,8 @@ BLOCK = re.compile(r"(<!-- table:(?P<name>[A-Za-z0-9_]+) -->\n)(?P<body>.*?)(<!-
 
 
 def documents(root: Path) -> list[Path]:
-    """The files whose tables are generated: README.md and docs/*.md."""
-    return [root / "README.md", *sorted((root / "docs").glob("*.md"))]
+    """The files whose tables are generated: README.md, docs/*.md and results/README.md."""
+    return [root / "README.md", *sorted((root / "docs").glob("*.md")), root / "results" / "README.md"]
 
 
 def rewrite(text: str, root: Path, where: str = "") -> tuple[str, list[str]]:
