@@ -32,7 +32,7 @@ from bleedorigin.eval.metrics import calibration
 from bleedorigin.eval.protocol import ClipFrames
 from bleedorigin.io.bench import discover_clips
 from bleedorigin.models.loading import load_stage
-from bleedorigin.models.source import evaluate_source
+from bleedorigin.eval.locate import evaluate_source
 from bleedorigin.models.source.train import source_labels
 from bleedorigin.utils.files import atomic_open
 from bleedorigin.utils.jsonio import write_json_atomic

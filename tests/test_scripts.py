@@ -81,7 +81,7 @@ def test_source_labelled_frames_scores_every_source_label(tmp_path, tiny_clip):
     import json
     import shutil
     from bleedorigin.models.loading import load_stage
-    from bleedorigin.models.source import evaluate_source
+    from bleedorigin.eval.locate import evaluate_source
     clip = tmp_path / "clips" / "bleed_001"
     clip.mkdir(parents=True)
     shutil.copy(tiny_clip.path, clip / "video.mp4")
