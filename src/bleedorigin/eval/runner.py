@@ -20,7 +20,7 @@ import yaml
 
 from bleedorigin import __version__
 from bleedorigin.errors import ConfigError, InputError
-from bleedorigin.eval import protocol
+from bleedorigin.eval import metrics, protocol, tap
 from bleedorigin.eval.cache import PROTOCOL_VERSION, ResultCache, model_key
 from bleedorigin.utils.files import atomic_open
 from bleedorigin.utils.jsonio import write_json_atomic
@@ -259,7 +259,6 @@ def evaluate(data_path: str | Path, out_dir: str | Path,
 def effective_config(data_path: str | Path, out: Path, lists: dict[str, list[str]],
                      combos: Sequence[tuple[str, str, str]], stages: Sequence[str], workers: int,
                      device: str, baselines: bool) -> dict[str, Any]:
-    from bleedorigin.eval import metrics
     return {"bleedorigin": __version__, "protocol_version": PROTOCOL_VERSION,
             "data": str(Path(data_path).resolve()), "out": str(out.resolve()),
             "stages": list(stages), "models": {s: list(v) for s, v in lists.items()},
@@ -267,6 +266,7 @@ def effective_config(data_path: str | Path, out: Path, lists: dict[str, list[str
             "workers": workers, "device": device,
             "onset_tolerances": list(metrics.ONSET_TOLERANCES),
             "pixel_thresholds": list(metrics.PIXEL_THRESHOLDS),
+            "tapvid": {"size": list(tap.TAPVID_SIZE), "thresholds": list(tap.TAPVID_THRESHOLDS)},
             "history_frames": protocol.HISTORY_FRAMES}
 
 
@@ -290,8 +290,6 @@ TIME_BIN = 30  # frames per bin of "frames since start" (labels come every 30 fr
 
 def onset_block(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """Paper onset metrics on clips with an onset, false-alarm rate on negative clips."""
-    from bleedorigin.eval import metrics
-
     pos = [r for r in records if r["gt"] is not None]
     neg = [r for r in records if r["gt"] is None]
     block: dict[str, Any] = {"n": len(pos), "negatives": len(neg)}
@@ -317,8 +315,6 @@ def present_block(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
 
 
 def point_block(errors: Sequence[float]) -> dict[str, Any]:
-    from bleedorigin.eval import metrics
-
     if not len(errors):
         return {"n": 0}
     s = metrics.point_summary(list(errors))
@@ -347,6 +343,49 @@ def _by_time(pairs: Sequence[tuple[int, float]]) -> list[dict[str, Any]]:
              **point_block(v)} for b, v in sorted(bins.items())]
 
 
+def tapvid_pairs(record: dict[str, Any], which: str) -> tuple[list[float], list[bool], list[bool]]:
+    """(distance at 256x256, predicted visible, truly visible) of every scored (point, frame)
+    pair of a track record: `which` = "labelled" (labelled frames; a null label is a hidden point)
+    or "dense" (every frame with dense truth)."""
+
+    dist: list[float] = []
+    pred_vis: list[bool] = []
+    gt_vis: list[bool] = []
+    size = tuple(record["image_size"])
+    for p in record["points"]:
+        visible_at = {record["start"] + i: bool(row[3]) for i, row in enumerate(p["pred"])}
+        if which == "labelled":
+            rows = p["labelled"]
+            if rows:
+                dist += list(metrics.point_errors([r["pred"] for r in rows], [r["gt"] for r in rows], size,
+                                                  scale_to=tap.TAPVID_SIZE))
+            pred_vis += [visible_at[r["frame"]] for r in rows]
+            gt_vis += [True] * len(rows)
+            hidden = p.get("hidden", [])
+            dist += [float("inf")] * len(hidden)
+            pred_vis += [visible_at[f] for f in hidden]
+            gt_vis += [False] * len(hidden)
+        elif p["dense"]:
+            d = p["dense"]
+            dist += d["errors_tapvid"]
+            pred_vis += [visible_at[f] for f in d["frames"]]
+            gt_vis += d["visible"] if d.get("visible") is not None else [True] * len(d["frames"])
+    return dist, pred_vis, gt_vis
+
+
+def tapvid_block(records: Sequence[dict[str, Any]], which: str) -> dict[str, Any] | None:
+    """TAP-Vid AJ, delta_avg and OA (eval.tap) per clip and their mean over clips (as TAP-Vid
+    averages over videos); None when no clip has pairs of this kind."""
+    per_clip = {}
+    for r in records:
+        dist, pred_vis, gt_vis = tapvid_pairs(r, which)
+        if dist:
+            per_clip[r["clip"]] = tap.jaccard_metrics(dist, pred_vis, gt_vis, tap.TAPVID_THRESHOLDS)
+    if not per_clip:
+        return None
+    return {"overall": tap.average_over_clips(list(per_clip.values())), "per_clip": per_clip}
+
+
 def track_summary(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
     meta = [{g: r[g] for g in GROUPS} for r in records]
     labelled = [dict(m, errors=[row["error"] for p in r["points"] for row in p["labelled"]])
@@ -361,7 +400,9 @@ def track_summary(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
             "points": sum(len(r["points"]) for r in records),
             "labelled": _grouped(labelled, point_block),
             "dense": _grouped([d for d in dense if d["errors"]], point_block) if has_dense else None,
-            "by_time": {"labelled": _by_time(lab_time), "dense": _by_time(dense_time) if has_dense else []}}
+            "by_time": {"labelled": _by_time(lab_time), "dense": _by_time(dense_time) if has_dense else []},
+            "tapvid": {"labelled": tapvid_block(records, "labelled"),
+                       "dense": tapvid_block(records, "dense") if has_dense else None}}
 
 
 def e2e_summary(records: Sequence[dict[str, Any]], name: str) -> dict[str, Any]:

@@ -19,7 +19,7 @@ PREDICTORS = {
 
 # Reference rows kept in every report and benchmark.
 BASELINES = {"onset": ["onset_hsv"], "source": ["source_redmask", "source_centre"],
-             "track": ["track_lk", "track_dis", "track_scene"]}
+             "track": ["track_lk", "track_dis", "track_scene", "track_still"]}
 
 # Defaults used when the user names no model: the best measured per stage (README, Results).
 DEFAULT_MODELS = {"onset": "onset_small", "source": "source_evidence", "track": "track_mft_visible"}
