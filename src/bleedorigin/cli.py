@@ -187,12 +187,25 @@ def evaluate(data: Path = typer.Argument(..., help="Benchmark folder, BleedSim o
                                               "(repeat; default: all that apply)."),
              workers: int = typer.Option(1, help="Worker processes."),
              baselines: bool = typer.Option(True, help="Include the baseline reference rows."),
+             stir_start: Optional[Path] = typer.Option(None, "--stir-start", help="STIR-style start points "
+                                                       "{seq: [[x, y], ...]}: track DATA's sequences from them and "
+                                                       "write a STIR 2026 preds.json per tracker."),
+             stir_end: Optional[Path] = typer.Option(None, "--stir-end", help="With --stir-start: end points "
+                                                     "to score against (AJ, ATA, OA over 2-32 px)."),
              device: str = DEVICE) -> None:
-    """Evaluation mode of Algorithm 1 on every applicable clip, with the paper's metrics."""
-    from bleedorigin.eval.runner import DEFAULT_STAGES, evaluate as run_evaluation
+    """Evaluation mode of Algorithm 1 on every applicable clip, with the paper's metrics and
+    TAP-Vid's (AJ, delta_avg, OA); or, with --stir-start, the STIR protocol and submission file."""
+    from bleedorigin.eval.runner import DEFAULT_STAGES, evaluate as run_evaluation, evaluate_stir_models
     if not data.exists():
         raise InputError(f"{data}: not found")
+    if stir_end is not None and stir_start is None:
+        raise InputError("--stir-end needs --stir-start")
     _writable(out, folder=True)
+    if stir_start is not None:
+        result = evaluate_stir_models(data, out, stir_start, stir_end, models or None, device, baselines)
+        preds = [b["preds"] for b in result["stir"]["models"].values()]
+        typer.echo(f"report: {out / 'report.md'}  preds.json: {', '.join(preds)}")
+        return
     result = run_evaluation(data, out, models or None, tuple(stages) or DEFAULT_STAGES, workers, _progress(),
                             device, baselines)
     failed = result.get("errors") or []

@@ -254,7 +254,31 @@ def e2e_section(metrics: dict[str, Any]) -> list[str]:
     return out
 
 
+def stir_section(metrics: dict[str, Any]) -> list[str]:
+    """STIR 2026: AJ, ATA and OA over its thresholds (input pixels), latency, the control row."""
+    r = metrics["stir"]
+    cfg = metrics["config"]
+    ths = ", ".join(str(t) for t in r["thresholds"])
+    out = ["# BleedOrigin STIR-style evaluation", "",
+           f"Sequences of `{cfg['data']}` from the start points of `{cfg['stir_start']}`; "
+           + (f"scored against `{cfg['stir_end']}`." if cfg.get("stir_end") else "no end points given: not scored."),
+           "", f"AJ (average Jaccard), ATA (average tracking accuracy) and OA (occlusion accuracy), %, over "
+           f"{{{ths}}} {r['units']}, pooled over every scored point; latency per frame (resize and all points) "
+           f"without the first {cfg['latency_skip']} frames of each sequence, on this machine. Zero-motion "
+           "control: the start points, never moved. Submission files: the preds.json of each row.", ""]
+    rows = [[name, _pct(b.get("aj")), _pct(b.get("ata")), _pct(b.get("oa")), str(b.get("n", DASH)),
+             _num(b["latency"]["p95_ms"]), _num(b["latency"]["mean_ms"]), f"`{b['preds']}`"]
+            for name, b in r["models"].items()]
+    c = r.get("control")
+    if c:
+        rows.append(["zero-motion control", _pct(c.get("aj")), _pct(c.get("ata")), _pct(c.get("oa")),
+                     str(c.get("n", DASH)), DASH, DASH, DASH])
+    return out + _table(["Model", "AJ", "ATA", "OA", "n", "p95 ms", "mean ms", "preds"], rows)
+
+
 def to_markdown(metrics: dict[str, Any], plots: Sequence[str | Path] = ()) -> str:
+    if "stir" in metrics:
+        return "\n".join(stir_section(metrics))
     cfg = metrics["config"]
     data = metrics["data"]
     kinds = ", ".join(f"{k}: {n}" for k, n in data["by_kind"].items())

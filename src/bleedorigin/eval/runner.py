@@ -20,7 +20,7 @@ import yaml
 
 from bleedorigin import __version__
 from bleedorigin.errors import ConfigError, InputError
-from bleedorigin.eval import metrics, protocol, tap
+from bleedorigin.eval import metrics, protocol, stir, tap
 from bleedorigin.eval.cache import PROTOCOL_VERSION, ResultCache, model_key
 from bleedorigin.utils.files import atomic_open
 from bleedorigin.utils.jsonio import write_json_atomic
@@ -254,6 +254,31 @@ def evaluate(data_path: str | Path, out_dir: str | Path,
     result["errors"] = [{k: r[k] for k in ("stage", "model", "clip", "failed")} for r in failed]
     write_outputs(out, result, by_model, config)
     return result
+
+
+def evaluate_stir_models(data_path: str | Path, out_dir: str | Path, start_file: str | Path,
+                         end_file: str | Path | None = None,
+                         models: dict[str, Sequence[str]] | Sequence[str] | None = None,
+                         device: str = "auto", baselines: bool = True) -> dict[str, Any]:
+    """`bleedorigin evaluate DATA --stir-start S.json [--stir-end E.json]`: every track model
+    (the user's, else the default, then the baselines) on the STIR-style sequences of DATA;
+    writes OUT/stir/<model>/preds.json, OUT/metrics.json {"stir": ...} and OUT/report.md."""
+    from bleedorigin.eval.report import write_report
+    from bleedorigin.models.loading import load_stage
+
+    names = model_lists(models, ("track",), baselines)["track"]
+    out = Path(out_dir)
+    trackers = {model_key(n): load_stage("track", n, device) for n in names}
+    result = stir.evaluate_stir(data_path, start_file, end_file, trackers, out / "stir")
+    config = {"bleedorigin": __version__, "data": str(Path(data_path).resolve()), "out": str(out.resolve()),
+              "stir_start": str(Path(start_file).resolve()),
+              "stir_end": None if end_file is None else str(Path(end_file).resolve()),
+              "models": {"track": names}, "baselines": baselines, "device": device,
+              "latency_skip": stir.LATENCY_SKIP}
+    metrics_out = {"config": config, "stir": result}
+    write_json_atomic(out / "metrics.json", metrics_out)
+    write_report(metrics_out, out / "report.md")
+    return metrics_out
 
 
 def effective_config(data_path: str | Path, out: Path, lists: dict[str, list[str]],
