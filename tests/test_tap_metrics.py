@@ -8,7 +8,12 @@ import pytest
 from test_eval_protocol import StillTracker, make_clip
 
 from bleedorigin.eval import protocol, runner
-from bleedorigin.eval.tap import STIR_THRESHOLDS, TAPVID_THRESHOLDS, average_over_clips, jaccard_metrics
+from bleedorigin.eval.tap import (
+    STIR_THRESHOLDS,
+    TAPVID_THRESHOLDS,
+    average_over_clips,
+    jaccard_metrics,
+)
 
 
 def test_perfect_tracker_scores_one_and_all_wrong_scores_zero():
@@ -52,6 +57,7 @@ def test_tapvid_from_track_records_at_256x256(tmp_path: Path) -> None:
     assert record["points"][1]["hidden"] == [10]
     dist, pred_vis, gt_vis = runner.tapvid_pairs(record, "labelled")
     assert sorted(dist) == pytest.approx([0.0, 16 / 3, 10.0, np.inf])
+    assert all(pred_vis) and sorted(gt_vis) == [False, True, True, True]
     block = runner.tapvid_block([record], "labelled")["overall"]
     assert block["clips"] == 1
     assert block["delta_avg"] == pytest.approx(8 / 15)

@@ -20,6 +20,7 @@ import yaml
 
 from bleedorigin import __version__
 from bleedorigin.errors import ConfigError, InputError
+from bleedorigin.eval import calibration as calib
 from bleedorigin.eval import metrics, protocol, stir, tap
 from bleedorigin.eval.cache import PROTOCOL_VERSION, ResultCache, model_key
 from bleedorigin.utils.files import atomic_open
@@ -208,13 +209,14 @@ def build_tasks(clips: Sequence[Any], stages: Sequence[str], lists: dict[str, li
 def evaluate(data_path: str | Path, out_dir: str | Path,
              models: dict[str, Sequence[str]] | Sequence[str] | None = None,
              stages: Sequence[str] = DEFAULT_STAGES, workers: int = 1, progress: bool = True,
-             device: str = "auto", baselines: bool = True) -> dict[str, Any]:
+             device: str = "auto", baselines: bool = True, calibration: bool = False) -> dict[str, Any]:
     """Evaluate every model on every applicable clip of `data_path`; returns metrics.json's dict.
 
     Maps 1:1 to `bleedorigin evaluate DATA --out DIR [--models A B ...] [--stages ...]
     [--workers N] [--device D]`: `models` is a list of names/checkpoint folders (stage inferred,
     see group_models) or a {stage: [names]} dict. Writes OUT/metrics.json, OUT/report.md, OUT/plots/*.png, OUT/config.yaml and
-    OUT/cache/ (per-clip records; a rerun only computes what is missing).
+    OUT/cache/ (per-clip records; a rerun only computes what is missing). `calibration` adds
+    metrics.json "calibration" and OUT/calibration.md (eval.calibration, `--calibration`).
     """
     from bleedorigin.io.bench import discover_clips
 
@@ -252,6 +254,10 @@ def evaluate(data_path: str | Path, out_dir: str | Path,
             by_model.setdefault((t.stage, t.key), []).append(r)
     result = summarize(by_model, tasks, clips, config)
     result["errors"] = [{k: r[k] for k in ("stage", "model", "clip", "failed")} for r in failed]
+    if calibration:
+        result["calibration"] = calib.calibration_block(by_model)
+        with atomic_open(out / "calibration.md") as f:
+            f.write(calib.to_markdown(result["calibration"]))
     write_outputs(out, result, by_model, config)
     return result
 

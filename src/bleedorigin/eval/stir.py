@@ -177,7 +177,7 @@ def summarize(preds: dict[str, dict[str, dict[str, Any]]], end: dict[str, Truth 
     out: dict[str, Any] = {"sequences": len(preds), "latency": latency_summary(preds)}
     if end is not None:
         pairs = [score_pairs(frames, end[seq]) for seq, frames in preds.items() if seq in end]
-        dist, pred_vis, gt_vis = (sum((p[i] for p in pairs), []) for i in range(3))
+        dist, pred_vis, gt_vis = ([v for p in pairs for v in p[i]] for i in range(3))
         m = tap.jaccard_metrics(dist, pred_vis, gt_vis, tap.STIR_THRESHOLDS)
         out.update(aj=m["aj"], ata=m["delta_avg"], oa=m["oa"], jaccard=m["jaccard"], accuracy=m["delta"],
                    n=m["n"], scored_sequences=len(pairs))

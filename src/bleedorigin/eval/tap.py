@@ -50,7 +50,7 @@ def jaccard_metrics(dist, pred_visible, gt_visible, thresholds: Sequence[float])
     return {"aj": _mean(jaccard.values()), "delta_avg": _mean(delta.values()),
             "oa": float((pred_vis == gt_vis).mean()) if len(dist) else None,
             "jaccard": {str(k): v for k, v in jaccard.items()}, "delta": {str(k): v for k, v in delta.items()},
-            "n": int(len(dist)), "visible": n_vis}
+            "n": len(dist), "visible": n_vis}
 
 
 def _mean(values) -> float | None:

@@ -15,7 +15,7 @@ one that also weighs history when given: network heat, Red-Mask, dark blood, sup
 prior, growth, flow divergence, fused posterior).
 `--saturation` scales the frames' HSV saturation first (a robustness check).
 
-    python scripts/source_labelled_frames.py ../shared/data/esd_clips --models source_small \\
+    python experiments/source_labelled_frames.py ../shared/data/esd_clips --models source_small \\
         --models source_evidence --report runs/source_real
 """
 from __future__ import annotations
