@@ -209,15 +209,52 @@ def evaluate(data: Path = typer.Argument(..., help="Benchmark folder, BleedSim o
                                               "(repeat; default: all that apply)."),
              workers: int = typer.Option(1, help="Worker processes."),
              baselines: bool = typer.Option(True, help="Include the baseline reference rows."),
+             stir_start: Optional[Path] = typer.Option(None, "--stir-start", help="STIR-style start points "
+                                                       "{seq: [[x, y], ...]}: track DATA's sequences from them and "
+                                                       "write a STIR 2026 preds.json per tracker."),
+             stir_end: Optional[Path] = typer.Option(None, "--stir-end", help="With --stir-start: end points "
+                                                     "to score against (AJ, ATA, OA over 2-32 px)."),
+             calibration: bool = typer.Option(False, "--calibration", help="Also tabulate each source and "
+                                              "track model's confidence against its error (calibration.md)."),
+             onset_thresholds: bool = typer.Option(False, "--onset-thresholds", help="Also replay the onset "
+                                                   "model at several thresholds and refinement radii on DATA's "
+                                                   "clips (validation clips, never the test set)."),
+             leave_one_out: Optional[str] = typer.Option(None, "--leave-one-out", help="source | track: train on "
+                                                         "all clip folders of DATA but one, score on that one, "
+                                                         "for each (loo.json)."),
+             steps: int = typer.Option(300, help="With --leave-one-out: training steps per fold."),
+             base: Optional[str] = typer.Option(None, help="With --leave-one-out: model to start from "
+                                                "(default source_small / track_small_blood)."),
+             settings: list[str] = typer.Option([], "--set", help="With --leave-one-out: source: a training "
+                                                "override key=value; track: lr=, rank=, kind=, window=, seed="),
              config: Optional[Path] = CONFIG, device: str = DEVICE) -> None:
-    """Evaluation mode of Algorithm 1 on every applicable clip, with the paper's metrics."""
-    from bleedorigin.eval.runner import DEFAULT_STAGES, evaluate as run_evaluation
+    """Evaluation mode of Algorithm 1 on every applicable clip, with the paper's metrics and
+    TAP-Vid's (AJ, delta_avg, OA); or, with --stir-start, the STIR protocol and submission file."""
+    from bleedorigin.eval.runner import DEFAULT_STAGES, evaluate as run_evaluation, evaluate_stir_models
     if not data.exists():
         raise InputError(f"{data}: not found")
+    if stir_end is not None and stir_start is None:
+        raise InputError("--stir-end needs --stir-start")
     _check_config(config)
     _writable(out, folder=True)
+    if leave_one_out is not None:
+        from bleedorigin.eval import leave_one_out as loo
+        summary = loo.leave_one_out(leave_one_out, data, out, steps, base, settings, device)
+        typer.echo(loo.to_markdown(summary) + f"\n{out / 'loo.json'}")
+        return
+    if stir_start is not None:
+        result = evaluate_stir_models(data, out, stir_start, stir_end, models or None, device, baselines)
+        preds = [b["preds"] for b in result["stir"]["models"].values()]
+        typer.echo(f"report: {out / 'report.md'}  preds.json: {', '.join(preds)}")
+        return
     result = run_evaluation(data, out, models or None, tuple(stages) or DEFAULT_STAGES, workers, _progress(),
-                            device, baselines, config)
+                            device, baselines, config, calibration)
+    if calibration:
+        from bleedorigin.eval.calibration import to_markdown
+        typer.echo(to_markdown(result["calibration"]))
+    if onset_thresholds:
+        from bleedorigin.eval import onset_threshold
+        typer.echo(onset_threshold.to_markdown(onset_threshold.check(data, out, models, device, _progress())))
     failed = result.get("errors") or []
     typer.echo(f"report: {out / 'report.md'}  metrics: {out / 'metrics.json'}"
                + (f"  ({len(failed)} clip(s) failed, listed in metrics.json)" if failed else ""))
@@ -337,6 +374,21 @@ def data_import_review(run_dirs: list[Path] = typer.Argument(..., help="Run fold
     clips = import_review(run_dirs, out)
     kinds = ", ".join(f"{k} {n}" for k, n in sorted(Counter(c.kind for c in clips).items())) or "none"
     typer.echo(f"wrote {len(clips)} clip(s) to {out} ({kinds}); check with: bleedorigin data check {out}")
+
+
+@data_app.command("stage-extra")
+def data_stage_extra(repos: Path = typer.Option(..., help="Folder of <owner>+<name> git copies of the source "
+                                                "repositories (docs/data-extra.md)."),
+                     out: Path = typer.Option(..., help="Output folder (OUT/<category>/<name>/video.mp4 + meta.json)."),
+                     only: list[str] = typer.Option([], "--only", help="Clip name to stage (repeat; default: all).")
+                     ) -> None:
+    """Stage the extra public real clips (bleeding status only) as clip folders for onset checks."""
+    from bleedorigin.io.extra_real import stage_all
+    if not repos.is_dir():
+        raise InputError(f"{repos}: not a folder")
+    _writable(out, folder=True)
+    for folder in stage_all(repos, out, only):
+        typer.echo(str(folder))
 
 
 @data_app.command("realism")

@@ -26,7 +26,7 @@ from bleedorigin.models.loading import load_stage, model_id, model_warnings
 from bleedorigin.pipeline_config import STAGES, PipelineConfig, load_pipeline_config
 from bleedorigin.types import BleedingEvent, FrameResult, Onset, Point, RunResult, TrackPoint
 from bleedorigin.utils.progress import track as progress_track
-from bleedorigin.vision.color import AREA_SIZE, area_copy, blood_cover, red_mask
+from bleedorigin.vision.color import AREA_SIZE, BLOOD_THRESHOLD, area_copy, blood_cover, red_mask
 
 log = logging.getLogger(__name__)
 
@@ -154,7 +154,7 @@ class Pipeline:
         assert self._mapper is not None
         xy = self._mapper.to_model(np.array([[tp.x, tp.y]]))[0]
         red = _patch(small, xy, self.config.episode.end_patch)
-        share = float((red_mask(red) > 0.5).mean()) if red.size else 0.0
+        share = float((red_mask(red) > BLOOD_THRESHOLD).mean()) if red.size else 0.0
         if share >= self.config.episode.end_blood_fraction:
             return share
         area = area_copy(small)

@@ -15,11 +15,11 @@ from bleedorigin.models.registry import register_model
 from bleedorigin.models.source import centre  # noqa: F401  (registers source_centre)
 from bleedorigin.models.source.fusion import EvidenceSourceLocator, from_options
 from bleedorigin.models.source.model import SourceConfig, SourceNet
-from bleedorigin.models.source.predictor import SourceLocator, evaluate_source
+from bleedorigin.models.source.predictor import SourceLocator
 
 log = logging.getLogger(__name__)
 
-__all__ = ["SourceConfig", "SourceNet", "SourceLocator", "evaluate_source", "PAPER_MODEL", "TEST_MODEL"]
+__all__ = ["SourceConfig", "SourceNet", "SourceLocator", "PAPER_MODEL", "TEST_MODEL"]
 
 # The paper's localizer: PE-Spatial encoder on 512x384 frames (H/8 = 48x64 features).
 PAPER_MODEL: dict[str, Any] = dict(encoder="vit_pe_spatial_small", input_size=(512, 384), dim=32, heads=4,

@@ -1,5 +1,5 @@
 """Choose the weights of the fusion of network, Red-Mask and growth (without the centre prior
-and the dark-blood map, which scripts/source_prior_fit.py fits) by a rule fixed before
+and the dark-blood map, which experiments/source_prior_fit.py fits) by a rule fixed before
 measuring, and report each piece of evidence alone.
 
 Data: BleedSim validation `detect` clips (`--sim`), scored twice: on the GT onset frame with the
@@ -13,7 +13,7 @@ wins (ties: the earlier in the grid, which lists smaller weights first). The rea
 rule is reported leave-one-clip-out: for each real clip the setting is chosen on the other clips
 and scored on it.
 
-    python scripts/source_fusion_select.py --sim val_detect --real ../shared/data/esd_clips
+    python experiments/source_fusion_select.py --sim val_detect --real ../shared/data/esd_clips
 """
 from __future__ import annotations
 
@@ -65,7 +65,7 @@ def sim_items(data: str, after: int, locator: Any) -> list[dict]:
 
 
 def real_items(data: str, history: int, locator: Any) -> list[dict]:
-    script = importlib.import_module("source_labelled_frames")  # a sibling script: scripts/ is on sys.path when run
+    script = importlib.import_module("source_labelled_frames")  # a sibling script: experiments/ is on sys.path when run
     out = []
     for clip in discover_clips(data):
         items = script.clip_items(clip, history=history)

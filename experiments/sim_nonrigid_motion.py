@@ -1,6 +1,6 @@
 """How much of a clip's motion is not one camera motion: BleedSim against real clips.
 
-    python scripts/sim_nonrigid_motion.py ../shared/data/esd_clips /work/data/s18_simcam /work/data/s18_simlocal
+    python experiments/sim_nonrigid_motion.py ../shared/data/esd_clips SIMCAM SIMLOCAL
 
 For frame pairs GAP frames apart (every STEP frames), at 112 px height: DIS flow inside the
 field stop, a homography fitted to it with RANSAC, and the residual |flow - homography| per

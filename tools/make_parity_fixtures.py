@@ -19,7 +19,7 @@ Set-up (x86_64; see docs/paper-models.md):
   ../parity-venv/bin/pip install timm transformers safetensors mmengine mmcv-lite
   git clone https://github.com/gorkaydemir/track_on -b track-on   # Track-On v1 (commit 009a491)
   git clone https://github.com/facebookresearch/dinov2
-  ../parity-venv/bin/python scripts/make_parity_fixtures.py --trackon-repo track_on --dinov2-repo dinov2
+  ../parity-venv/bin/python tools/make_parity_fixtures.py --trackon-repo track_on --dinov2-repo dinov2
 
 mmcv-lite ships the Python side of mmcv's MultiScaleDeformableAttention without the compiled
 extension; on the CPU that class runs mmcv's own pure-PyTorch path, so a stand-in `mmcv._ext`

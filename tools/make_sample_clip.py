@@ -3,7 +3,7 @@
 A BleedSim `full` clip: 10 s of tissue with camera motion, a bleed starting part-way through and
 water jets; its truth (onset frame, source point) goes to bleedsim_full.json beside it. Encoded at a moderate quality so the file stays small (~1-2 MB).
 
-    .venv/bin/python scripts/make_sample_clip.py
+    .venv/bin/python tools/make_sample_clip.py
 """
 from __future__ import annotations
 

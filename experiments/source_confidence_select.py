@@ -8,7 +8,7 @@ frames `--after` frames past the onset: reported only, never used to choose. Per
 candidate: Spearman rho between confidence and error (negative = less confident means further
 off) and the mean error of the less / more confident half.
 
-    python scripts/source_confidence_select.py --sim /work/data/wt20_simval_detect \\
+    python experiments/source_confidence_select.py --sim val_detect \\
         --real ../shared/data/esd_clips --test simtest/detect --after 8
 """
 from __future__ import annotations
@@ -137,7 +137,7 @@ def main() -> None:
     ap.add_argument("--threshold", type=float, default=SOURCE_UNSURE,
                     help="confidence below which run marks the source")
     args = ap.parse_args()
-    select = importlib.import_module("source_fusion_select")  # a sibling script: scripts/ is on sys.path when run
+    select = importlib.import_module("source_fusion_select")  # a sibling script: experiments/ is on sys.path when run
     try:
         locator = load_stage("source", "source_evidence", "cpu")
         val = select.sim_items(args.sim, args.after, locator)

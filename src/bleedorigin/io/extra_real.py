@@ -1,6 +1,5 @@
-"""Stage the extra real clips (public GitHub sources) as clip folders for onset checks.
-
-    python scripts/stage_extra_real.py --repos DIR --out /work/data/extra_real
+"""Extra real clips from public GitHub repositories, staged as clip folders for onset checks
+(`bleedorigin data stage-extra --repos DIR --out DIR`, docs/data-extra.md).
 
 DIR holds a git copy of every source repository, named `<owner>+<name>` (a clone with its full
 history, a bare mirror, or a folder with a `repo/` git directory inside), e.g.
@@ -19,10 +18,9 @@ The clips are for local evaluation only: none of the sources states a licence fo
 """
 from __future__ import annotations
 
-import argparse
 import subprocess
-import sys
 import tempfile
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import cv2
@@ -122,7 +120,7 @@ def _write(frames: list[np.ndarray], fps: float, out: Path) -> None:
             writer.write(f)
 
 
-def _crop_dedup(frames: list[np.ndarray], fps: float, box: tuple[int, int, int, int]) -> tuple[list[np.ndarray], float]:
+def crop_dedup(frames: list[np.ndarray], fps: float, box: tuple[int, int, int, int]) -> tuple[list[np.ndarray], float]:
     x, y, w, h = box
     kept = [frames[0][y:y + h, x:x + w]]
     for f in frames[1:]:
@@ -132,7 +130,7 @@ def _crop_dedup(frames: list[np.ndarray], fps: float, box: tuple[int, int, int, 
     return kept, fps * len(kept) / len(frames)
 
 
-def _deoverlay(frames: list[np.ndarray]) -> list[np.ndarray]:
+def deoverlay(frames: list[np.ndarray]) -> list[np.ndarray]:
     x, y, w, h = LABEL_BOX
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (15, 15))
     out = []
@@ -164,9 +162,9 @@ def stage(spec: dict, repos: Path, out_root: Path) -> Path:
             src.write_bytes(data)
             frames, fps = _frames(src)
         if spec["process"] == "crop":
-            frames, kept_fps = _crop_dedup(frames, fps, spec["crop"])
+            frames, kept_fps = crop_dedup(frames, fps, spec["crop"])
         elif spec["process"] == "deoverlay":
-            frames, kept_fps = _deoverlay(frames), fps
+            frames, kept_fps = deoverlay(frames), fps
         else:
             raise InputError(f"unknown processing {spec['process']!r}")
         _write(frames, kept_fps, video)
@@ -183,23 +181,12 @@ def stage(spec: dict, repos: Path, out_root: Path) -> Path:
     return folder
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--repos", type=Path, required=True, help="folder with <owner>+<name> git copies")
-    ap.add_argument("--out", type=Path, required=True)
-    ap.add_argument("--only", nargs="*", help="clip names to stage (default: all)")
-    args = ap.parse_args()
-    try:
-        unknown = set(args.only or ()) - {spec["name"] for spec in CLIPS}
-        if unknown:
-            raise InputError(f"unknown clip name(s): {', '.join(sorted(unknown))}")
-        for spec in CLIPS:
-            if not args.only or spec["name"] in args.only:
-                print(stage(spec, args.repos, args.out))
-    except InputError as e:
-        print(f"error: {e}", file=sys.stderr)
-        raise SystemExit(2) from None
-
-
-if __name__ == "__main__":
-    main()
+def stage_all(repos: str | Path, out: str | Path, only: Sequence[str] = ()) -> Iterator[Path]:
+    """Stage every clip of CLIPS (or those named in `only`), yielding each folder as it is written."""
+    unknown = set(only) - {spec["name"] for spec in CLIPS}
+    if unknown:
+        raise InputError(f"unknown clip name(s): {', '.join(sorted(unknown))}; "
+                         f"known: {', '.join(spec['name'] for spec in CLIPS)}")
+    for spec in CLIPS:
+        if not only or spec["name"] in only:
+            yield stage(spec, Path(repos), Path(out))

@@ -1,6 +1,6 @@
 """Track BleedSim tissue points (not only the source) and score them where they are visible.
 
-    python scripts/sim_track_points.py SIM_DIR --points 6 --models track_scene --models track_lk
+    python experiments/sim_track_points.py SIM_DIR --points 6 --models track_scene --models track_lk
 
 `bleedorigin evaluate --stages track` follows one point per clip, the bleeding source, often
 under blood. This follows K tissue points per clip from frame 0 (truth `tracks_xy`, visible at

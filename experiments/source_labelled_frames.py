@@ -15,7 +15,7 @@ one that also weighs history when given: network heat, Red-Mask, dark blood, sup
 prior, growth, flow divergence, fused posterior).
 `--saturation` scales the frames' HSV saturation first (a robustness check).
 
-    python scripts/source_labelled_frames.py ../shared/data/esd_clips --models source_small \\
+    python experiments/source_labelled_frames.py ../shared/data/esd_clips --models source_small \\
         --models source_evidence --report runs/source_real
 """
 from __future__ import annotations
@@ -32,7 +32,7 @@ from bleedorigin.eval.metrics import calibration
 from bleedorigin.eval.protocol import ClipFrames
 from bleedorigin.io.bench import discover_clips
 from bleedorigin.models.loading import load_stage
-from bleedorigin.models.source import evaluate_source
+from bleedorigin.eval.locate import evaluate_source
 from bleedorigin.models.source.train import source_labels
 from bleedorigin.utils.files import atomic_open
 from bleedorigin.utils.jsonio import write_json_atomic

@@ -10,7 +10,7 @@ bleeding-free video every raise is a false alarm; on video that bleeds throughou
 whether an episode that ended early is raised again. Frames go through the same resize to the
 model size as in `bleedorigin run`. From the repository root:
 
-    python scripts/onset_rearm_windows.py --stride 20 VIDEO [VIDEO ...]
+    python experiments/onset_rearm_windows.py --stride 20 VIDEO [VIDEO ...]
 """
 from __future__ import annotations
 

@@ -4,7 +4,7 @@ Each MODEL (the shipped "small" or a checkpoint folder) runs as `onset_small_tra
 the bleeding-present check, whose evidence would otherwise mix into the score. Prints one row per
 video: the highest score and whether an onset was raised. Run from the repository root:
 
-    python scripts/onset_margin.py --model small --model runs/onset_v2/last VIDEO [VIDEO ...]
+    python experiments/onset_margin.py --model small --model runs/onset_v2/last VIDEO [VIDEO ...]
 """
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Copies of real sample clip folders under a shifted white balance (robustness checks).
 
-    python scripts/shift_white_balance.py ../shared/data OUT [--gains 1 0.8 0.55] [--max-width 512]
+    python tools/shift_white_balance.py ../shared/data OUT [--gains 1 0.8 0.55] [--max-width 512]
 
 Every clip folder under the source (video.mp4 + labels.json) is written to OUT/<parent>/<clip>/
 with its RGB channels multiplied by `--gains` (clipped to 0..255; e.g. 1 0.8 0.55 is an orange

@@ -1,6 +1,6 @@
 """Contact sheets of BleedSim local motion: does the tissue deform, does the truth stay on it?
 
-    python scripts/sim_local_motion_sheet.py LOCAL_DIR --paired CAM_DIR --out runs/local_sheet.png
+    python tools/sim_local_motion_sheet.py LOCAL_DIR --paired CAM_DIR --out runs/local_sheet.png
 
 LOCAL_DIR is a folder made with `bleedorigin sim --local-motion`, CAM_DIR the same command
 (same --seed, --n, --kind) without it: both have the same clips, camera paths and frame-0

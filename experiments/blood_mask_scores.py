@@ -1,6 +1,6 @@
 """Precision / recall of blood masks against hand-marked real frames.
 
-    python scripts/blood_mask_scores.py [--data ../shared/data] [--polygons tests/fixtures/blood_polygons.json] [--per-clip]
+    python experiments/blood_mask_scores.py [--data ../shared/data] [--polygons tests/fixtures/blood_polygons.json] [--per-clip]
 
 Scores `vision.color.red_mask` (> 0.5, the networks' input), the calibrated
 `vision.color.blood_mask`, the dark-pool cue `vision.color.dark_blood_mask` and the union of the

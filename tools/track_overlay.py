@@ -1,7 +1,7 @@
 """Contact sheet of tracked points on a clip's frames: the truth and each model's point, from the
 per-clip records that `bleedorigin evaluate --stages track` cached.
 
-    python scripts/track_overlay.py CLIP_DIR RUN_DIR MODEL [MODEL ...] --out sheet.png [--tiles 12]
+    python tools/track_overlay.py CLIP_DIR RUN_DIR MODEL [MODEL ...] --out sheet.png [--tiles 12]
 
 CLIP_DIR: a clip folder (frames.npz or video.mp4, with gt.npz or labels_dense.json for the truth).
 RUN_DIR: the evaluate output folder. Truth is a white ring; models get the colours listed in the

@@ -18,7 +18,7 @@ Err_avg <= 30 px. For each real clip the eligible setting with the lowest mean e
 other clips' labels is scored on it (leave-one-clip-out); the setting fitted on all clips is the
 one to ship.
 
-    python scripts/source_prior_fit.py --sim /work/data/wt20_simval_detect --real ../shared/data/esd_clips
+    python experiments/source_prior_fit.py --sim val_detect --real ../shared/data/esd_clips
 
 `--weights FOLDER` fuses another source network (a trained checkpoint or weights folder) in place of
 `source_small`; `--w-net` replaces the grid of its weight (e.g. `--w-net 0 0.1 0.5 1 2`).
@@ -115,7 +115,7 @@ def main() -> None:
                     help="grid of the network's weight w_net")
     args = ap.parse_args()
     FUSION["w_net"] = tuple(args.w_net)
-    select = importlib.import_module("source_fusion_select")  # a sibling script: scripts/ is on sys.path when run
+    select = importlib.import_module("source_fusion_select")  # a sibling script: experiments/ is on sys.path when run
     try:
         locator = registry.create("source_evidence", device="cpu", weights=args.weights)
         locator.cfg = replace(locator.cfg, w_flow=1.0, w_dark=1.0)  # compute every map (the fit re-weights them)

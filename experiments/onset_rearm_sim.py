@@ -12,8 +12,8 @@ to the true source at the onset in clip pixels) and episode ends of both. With -
 shipped pipeline's localizer is not told which blood the last episode left (no `exclude`). From
 the repository root:
 
-    python scripts/onset_rearm_sim.py --seeds 0 1 2 3
-    python scripts/onset_rearm_sim.py --seeds 0 3 4 --frames 450 --rebleed 330
+    python experiments/onset_rearm_sim.py --seeds 0 1 2 3
+    python experiments/onset_rearm_sim.py --seeds 0 3 4 --frames 450 --rebleed 330
 """
 from __future__ import annotations
 
