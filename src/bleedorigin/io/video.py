@@ -19,6 +19,7 @@ import numpy as np
 
 from bleedorigin import MODEL_SIZE
 from bleedorigin.errors import InputError
+from bleedorigin.utils.files import refuse_non_regular
 
 log = logging.getLogger(__name__)
 
@@ -233,8 +234,10 @@ class VideoWriter:
 
     def __init__(self, path: str | os.PathLike, fps: float, size: tuple[int, int], crf: int = 20):
         self.path = Path(path)
+        refuse_non_regular(self.path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.tmp = self.path.with_name(f".{self.path.stem}.partial{self.path.suffix or '.mp4'}")
+        refuse_non_regular(self.tmp)
         self.size = (int(size[0]), int(size[1]))
         self._even = (self.size[0] + self.size[0] % 2, self.size[1] + self.size[1] % 2)
         self._container = av.open(str(self.tmp), "w", format="mp4")
@@ -268,6 +271,7 @@ class VideoWriter:
             self._container.mux(packet)
         self._container.close()
         self._container = None
+        refuse_non_regular(self.path)
         os.replace(self.tmp, self.path)
 
     def abort(self) -> None:
