@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import signal
 import sys
 from pathlib import Path
 from typing import Optional
@@ -9,7 +11,7 @@ from typing import Optional
 import click
 import typer
 
-from bleedorigin.errors import BleedOriginError, InputError
+from bleedorigin.errors import BleedOriginError, InputError, Interrupted, kept
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True,
                   help="Bleeding onset detection, source localisation and tracking in ESD video.\n\n"
@@ -25,6 +27,8 @@ _state = {"debug": False}
 
 VIDEO = typer.Argument(..., help="Video file, image folder, image, camera index or rtsp/http URL.")
 DEVICE = typer.Option("auto", "--device", help="auto | cpu | cuda")
+OVERWRITE = typer.Option(False, "--overwrite", help="Replace an earlier run in --out (it is moved to "
+                         "OUT/previous/ first and deleted once this run has finished).")
 
 
 @app.callback()
@@ -131,6 +135,7 @@ def run(video: Optional[str] = typer.Argument(None, help="Video file, folder, im
         track_model: Optional[str] = typer.Option(None, help="Tracker name or folder."),
         no_overlay: bool = typer.Option(False, help="Skip overlay.mp4."),
         show: bool = typer.Option(False, help="Also show the overlay live in a window (needs a display)."),
+        overwrite: bool = OVERWRITE,
         device: str = DEVICE) -> None:
     """Deployment mode end to end: onset -> source -> tracking."""
     from bleedorigin.commands import run_pipeline
@@ -138,15 +143,16 @@ def run(video: Optional[str] = typer.Argument(None, help="Video file, folder, im
         raise InputError("give either VIDEO or --camera N")
     _writable(out, folder=True)
     run_pipeline(camera if video is None else _source(video), out, onset_model, source_model,
-                 track_model, device, not no_overlay, _progress(), show)
+                 track_model, device, not no_overlay, _progress(), show, overwrite)
 
 
 @app.command()
-def demo(out: Path = typer.Option(Path("runs/demo"), help="Output folder.")) -> None:
+def demo(out: Path = typer.Option(Path("runs/demo"), help="Output folder."),
+         overwrite: bool = OVERWRITE) -> None:
     """Run the pipeline on the shipped sample clip with the default models."""
     from bleedorigin.commands import run_demo
     _writable(out, folder=True)
-    run_demo(out, _progress())
+    run_demo(out, _progress(), overwrite)
 
 
 @app.command()
@@ -420,10 +426,28 @@ def data_contact_sheet(out: Path = typer.Option(Path("docs/bleedsim_contact_shee
     typer.echo(f"wrote {make_contact_sheet(out, real_dir, seed, appearance=look)}")
 
 
+# Signals that stop a command the way Ctrl-C does: what was computed is kept (`"complete": false`)
+# and the exit code is 128 + the signal number (SIGINT 130, SIGTERM 143, SIGHUP 129).
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+def _stop(signum: int, frame: object) -> None:
+    for sig in STOP_SIGNALS:  # a second signal while results are being kept ends at once
+        signal.signal(sig, lambda n, f: os._exit(128 + n))
+    raise Interrupted(signum)
+
+
+def _kept_note(error: BaseException | None) -> str:
+    where = kept(error) if error is not None else None
+    return f"; what was computed is kept in {where} (\"complete\": false)" if where else ""
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: expected errors become one line `error: ...` and exit code 2."""
+    """Entry point: expected errors become one line `error: ...` and exit code 2; SIGINT,
+    SIGTERM and SIGHUP one line and exit code 128 + signal."""
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args
+    previous = {sig: signal.signal(sig, _stop) for sig in STOP_SIGNALS}
     try:
         # Without standalone mode click returns typer.Exit codes (and command results) instead.
         code = app(args=args, standalone_mode=False)
@@ -436,16 +460,16 @@ def main(argv: list[str] | None = None) -> None:
         else:
             print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
-    except (click.exceptions.Abort, typer.Abort):
-        print("error: interrupted", file=sys.stderr)
-        sys.exit(130)
-    except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        sys.exit(130)
-    except BleedOriginError as e:
+    except (click.exceptions.Abort, typer.Abort, KeyboardInterrupt) as e:
+        # click turns a KeyboardInterrupt (our Interrupted too) into Abort from it
+        cause = e if isinstance(e, KeyboardInterrupt) else e.__cause__
+        signum = getattr(cause, "signum", signal.SIGINT)
+        print(f"error: interrupted by {signal.Signals(signum).name}{_kept_note(cause)}", file=sys.stderr)
+        sys.exit(128 + signum)
+    except (BleedOriginError, OSError) as e:
         if debug:
             raise
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {_os_error(e) if isinstance(e, OSError) else e}{_kept_note(e)}", file=sys.stderr)
         sys.exit(2)
     except Exception as e:  # noqa: BLE001 - one line for users, --debug for developers
         if debug:
@@ -453,3 +477,12 @@ def main(argv: list[str] | None = None) -> None:
         print(f"error: unexpected {type(e).__name__}: {e} (rerun with --debug for details)",
               file=sys.stderr)
         sys.exit(1)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _os_error(e: OSError) -> str:
+    """A failed system call (full disk, no permission, read-only file system) in one line."""
+    where = f"{e.filename}: " if e.filename else ""
+    return f"{where}{e.strerror or e}"

@@ -119,6 +119,7 @@ class RunResult:
     scores: list[float] = field(default_factory=list)
     events: list[BleedingEvent] = field(default_factory=list)
     models: dict[str, str] = field(default_factory=dict)
+    complete: bool = True  # False: the stream ended early, broke or was interrupted
 
     @property
     def onset(self) -> Onset | None:
@@ -134,7 +135,7 @@ class RunResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {"video": self.video, "fps": self.fps, "width": self.width, "height": self.height,
-                "frames": self.frames,
+                "frames": self.frames, "complete": self.complete,
                 "onset": None if self.onset is None else self.onset.to_dict(),
                 "source": None if self.source is None else self.source.to_dict(),
                 "track": [t.to_dict() for t in self.track],
@@ -147,7 +148,7 @@ class RunResult:
         return cls(d["video"], float(d["fps"]), int(d["width"]), int(d["height"]),
                    int(d["frames"]), [float(s) for s in d.get("scores", [])],
                    [BleedingEvent.from_dict(e) for e in d.get("events", [])],
-                   dict(d.get("models", {})))
+                   dict(d.get("models", {})), bool(d.get("complete", True)))
 
 
 def as_plain(obj: Any) -> Any:

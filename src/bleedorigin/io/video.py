@@ -60,6 +60,7 @@ class VideoReader:
         self._first: FrameItem | None = None
         self._frames: Iterator[FrameItem]
         self._closers: list = []
+        self.decoded = 0  # frames handed out so far
         if _is_camera(source):
             self._open_camera(int(source))
         elif _is_url(source):
@@ -171,9 +172,24 @@ class VideoReader:
     # --- iteration -------------------------------------------------------------------------
     def __iter__(self) -> Iterator[FrameItem]:
         if self._first is not None:
+            log.debug("streaming %s (%s frames announced)", self.info.path, self.info.frames)
             first, self._first = self._first, None
+            self.decoded += 1
             yield first
-        yield from self._frames
+        for item in self._frames:
+            self.decoded += 1
+            yield item
+
+    @property
+    def ended_early(self) -> bool:
+        """After reading to the end: True when fewer frames came than the header announced
+        (a truncated file or a stream cut off); False when the count is unknown."""
+        return self.info.frames is not None and self.decoded < self.info.frames
+
+    def shortfall(self) -> str:
+        """One line for a stream that ended early (see `ended_early`)."""
+        return (f"{self.info.path} ended after {self.decoded} of the {self.info.frames} frames its "
+                "header announces (truncated?)")
 
     def close(self) -> None:
         for close in self._closers:

@@ -3,6 +3,7 @@ can be written at all (so a long run does not fail at its very end)."""
 from __future__ import annotations
 
 import os
+import shutil
 import stat
 import tempfile
 from collections.abc import Iterator
@@ -111,3 +112,24 @@ def open_regular(path: str | Path, mode: str = "w") -> IO:
     except OSError as e:
         raise InputError(f"cannot write {path}: {e.strerror or e}") from None
     return os.fdopen(fd, mode)
+
+
+def set_aside(folder: Path, names: tuple[str, ...], aside: str = "previous") -> Path | None:
+    """Create `folder` and move those of `names` found in it into `folder/aside` (replacing an
+    older one), so new outputs never sit beside old ones; the aside folder, or None when there
+    was nothing to move."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        present = [n for n in names if os.path.lexists(folder / n)]
+        if not present:
+            return None
+        target = folder / aside
+        if target.is_symlink() or target.is_file():
+            target.unlink()
+        shutil.rmtree(target, ignore_errors=True)
+        target.mkdir()
+        for name in present:
+            os.rename(folder / name, target / name)
+    except OSError as e:
+        raise InputError(f"cannot write {folder}: {e.strerror or e}") from None
+    return target
