@@ -23,7 +23,7 @@ app.add_typer(data_app, name="data")
 export_app = typer.Typer(no_args_is_help=True, help="Export trained models.")
 app.add_typer(export_app, name="export")
 
-_state = {"debug": False}
+_state: dict = {"debug": False}
 
 VIDEO = typer.Argument(..., help="Video file, image folder, image, camera index or rtsp/http URL.")
 DEVICE = typer.Option("auto", "--device", help="auto | cpu | cuda")
@@ -434,7 +434,15 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 def _stop(signum: int, frame: object) -> None:
     for sig in STOP_SIGNALS:  # a second signal while results are being kept ends at once
         signal.signal(sig, lambda n, f: os._exit(128 + n))
-    raise Interrupted(signum)
+    # kept here too: typer turns a KeyboardInterrupt into a bare exit code 130
+    _state["interrupted"] = error = Interrupted(signum)
+    raise error
+
+
+def _report_interrupt(error: BaseException | None) -> None:
+    signum = getattr(error, "signum", signal.SIGINT)
+    print(f"error: interrupted by {signal.Signals(signum).name}{_kept_note(error)}", file=sys.stderr)
+    sys.exit(128 + signum)
 
 
 def _kept_note(error: BaseException | None) -> str:
@@ -448,11 +456,16 @@ def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args
     previous = {sig: signal.signal(sig, _stop) for sig in STOP_SIGNALS}
+    _state["interrupted"] = None
     try:
         # Without standalone mode click returns typer.Exit codes (and command results) instead.
         code = app(args=args, standalone_mode=False)
+        if _state["interrupted"] is not None:
+            _report_interrupt(_state["interrupted"])
         sys.exit(code if isinstance(code, int) else 0)
     except (click.exceptions.Exit, typer.Exit) as e:
+        if _state["interrupted"] is not None:
+            _report_interrupt(_state["interrupted"])
         sys.exit(e.exit_code)
     except (click.exceptions.ClickException, typer.TyperException) as e:  # typer>=0.29 vendors click
         if hasattr(e, "show"):
@@ -461,11 +474,7 @@ def main(argv: list[str] | None = None) -> None:
             print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
     except (click.exceptions.Abort, typer.Abort, KeyboardInterrupt) as e:
-        # click turns a KeyboardInterrupt (our Interrupted too) into Abort from it
-        cause = e if isinstance(e, KeyboardInterrupt) else e.__cause__
-        signum = getattr(cause, "signum", signal.SIGINT)
-        print(f"error: interrupted by {signal.Signals(signum).name}{_kept_note(cause)}", file=sys.stderr)
-        sys.exit(128 + signum)
+        _report_interrupt(_state["interrupted"] or (e if isinstance(e, KeyboardInterrupt) else e.__cause__))
     except (BleedOriginError, OSError) as e:
         if debug:
             raise
