@@ -14,7 +14,7 @@ from bleedorigin import MODEL_SIZE
 from bleedorigin.errors import InputError, note_kept
 from bleedorigin.io.video import FrameMapper, open_video
 from bleedorigin.models.loading import load_stage
-from bleedorigin.pipeline import PipelineConfig
+from bleedorigin.pipeline_config import shipped_config
 from bleedorigin.utils.files import set_aside
 from bleedorigin.utils.jsonio import JsonLinesWriter, write_json_atomic
 from bleedorigin.utils.progress import track as progress_track
@@ -22,7 +22,7 @@ from bleedorigin.utils.progress import track as progress_track
 log = logging.getLogger(__name__)
 
 # Frames before --frame that `locate` hands the localizer by default: what the pipeline holds.
-LOCATE_HISTORY = PipelineConfig.buffer_frames
+LOCATE_HISTORY = shipped_config().episode.buffer_frames
 
 ASSETS = Path(__file__).parent / "assets"
 SAMPLE_CLIP = ASSETS / "sample" / "bleedsim_full.mp4"
@@ -159,7 +159,7 @@ RUN_FILES = ("result.json", "results.jsonl", "overlay.mp4", "timeline.png", "lab
 
 def run_pipeline(source: Any, out: Path, onset_model: str | None, source_model: str | None,
                  track_model: str | None, device: str, overlay: bool, progress: bool,
-                 show: bool = False, overwrite: bool = False) -> Path:
+                 show: bool = False, config: str | Path | None = None, overwrite: bool = False) -> Path:
     """Stream `source` through the pipeline: results.jsonl grows frame by frame; overlay.mp4,
     timeline.png and result.json appear when the stream ends (partial, `"complete": false`,
     when it breaks or is interrupted). An earlier run in `out` is refused unless `overwrite`;
@@ -171,7 +171,7 @@ def run_pipeline(source: Any, out: Path, onset_model: str | None, source_model: 
     from bleedorigin.types import RunResult
 
     refuse_previous_run(out, overwrite)
-    pipe = Pipeline.from_pretrained(PipelineConfig(onset_model, source_model, track_model, device))
+    pipe = Pipeline.from_pretrained(config, device, onset_model, source_model, track_model)
     aside = set_aside(out, RUN_FILES)
     renderer = OverlayRenderer()
     scores: list[float] = []
@@ -206,7 +206,8 @@ def run_pipeline(source: Any, out: Path, onset_model: str | None, source_model: 
             if window is not None:
                 window.close()
     result = RunResult(str(source), fps, info.width, info.height, len(scores), scores,
-                       list(pipe.events), pipe.models, complete=complete and error is None)
+                       list(pipe.events), pipe.models, pipe.config.to_dict(), pipe.config.hash,
+                       complete=complete and error is None)
     payload = result.to_dict()
     if error is not None:
         _keep_partial_run(out, payload, scores, phases, pipe, source, error)
