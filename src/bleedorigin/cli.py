@@ -66,9 +66,12 @@ def _check_config(config: Path | None) -> None:
 
 
 def _writable(path: Path, folder: bool) -> None:
-    """Fail on an output path that cannot be written before any work starts."""
-    from bleedorigin.utils.files import check_writable
+    """Fail on an output path that cannot be written before any work starts. An output folder
+    that does not exist yet is removed again if the command fails before writing into it."""
+    from bleedorigin.utils.files import check_writable, missing_folders
     check_writable(path, folder)
+    if folder:
+        _state.setdefault("new_folders", []).extend(missing_folders(path))
 
 
 def _appearance(text: str, texture_from: Optional[Path] = None):  # noqa: ANN202
@@ -313,11 +316,17 @@ def review(run_dir: Path = typer.Argument(..., help="Output folder of `bleedorig
 
 @data_app.command("check")
 def data_check(root: Path = typer.Argument(..., help="Benchmark folder.")) -> None:
-    """List every problem in a benchmark folder; exit 1 if there are any."""
+    """List every problem in a benchmark folder; exit 1 if there are any, 2 when the folder
+    cannot be checked at all."""
     from bleedorigin.io.check import check_bench, summarize
     if not root.is_dir():
         raise InputError(f"not a folder: {root}")
-    problems = check_bench(root)
+    try:
+        problems = check_bench(root)
+    except BleedOriginError:
+        raise
+    except Exception as e:  # noqa: BLE001 - exit 1 means "problems found": a crash on the input is bad input
+        raise InputError(f"{root}: cannot check ({type(e).__name__}: {e})") from None
     typer.echo(summarize(problems))
     raise typer.Exit(1 if problems else 0)
 
@@ -464,8 +473,19 @@ def _kept_note(error: BaseException | None) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: expected errors become one line `error: ...` and exit code 2; SIGINT,
-    SIGTERM and SIGHUP one line and exit code 128 + signal."""
-    args = sys.argv[1:] if argv is None else argv
+    SIGTERM and SIGHUP one line and exit code 128 + signal. A failed command leaves no empty
+    output folder behind."""
+    from bleedorigin.utils.files import remove_empty_folders
+    _state["new_folders"] = []
+    try:
+        _main(sys.argv[1:] if argv is None else argv)
+    except SystemExit as e:
+        if e.code not in (0, None):
+            remove_empty_folders(_state["new_folders"])
+        raise
+
+
+def _main(args: list[str]) -> None:
     debug = "--debug" in args
     previous = {sig: signal.signal(sig, _stop) for sig in STOP_SIGNALS}
     _state["interrupted"] = None

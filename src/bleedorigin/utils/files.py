@@ -133,3 +133,22 @@ def set_aside(folder: Path, names: tuple[str, ...], aside: str = "previous") -> 
     except OSError as e:
         raise InputError(f"cannot write {folder}: {e.strerror or e}") from None
     return target
+
+
+def missing_folders(path: str | Path) -> list[Path]:
+    """`path` and those of its parents that do not exist yet, deepest first."""
+    out = []
+    p = Path(path).absolute()
+    while not p.exists() and p != p.parent:
+        out.append(p)
+        p = p.parent
+    return out
+
+
+def remove_empty_folders(folders: list[Path]) -> None:
+    """Remove those of `folders` (deepest first) that exist and are empty."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:  # not empty, not there or not ours to remove: leave it
+            pass
