@@ -35,10 +35,16 @@ CONFIG = typer.Option(None, "--config", help="Pipeline configuration YAML (defau
 @app.callback()
 def _options(debug: bool = typer.Option(False, "--debug", help="Show tracebacks."),
              verbose: bool = typer.Option(False, "--verbose", "-v"),
-             quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars or logs.")
+             quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars or logs."),
+             max_pixels: Optional[int] = typer.Option(
+                 None, "--max-pixels", help="Refuse inputs with more pixels per frame (default "
+                 "$BLEEDORIGIN_MAX_PIXELS or 7680x4320, 8K).")
              ) -> None:
+    from bleedorigin.io.video import quiet_libraries, set_max_pixels
     _state["debug"] = debug
     _state["quiet"] = quiet
+    set_max_pixels(max_pixels)
+    quiet_libraries(verbose or debug)
     level = logging.WARNING if quiet else logging.DEBUG if verbose else logging.INFO
     from rich.logging import RichHandler
     logging.basicConfig(level=level, format="%(message)s",
