@@ -112,3 +112,33 @@ def test_failed_run_leaves_no_empty_output_folder(tmp_path, capsys):
                        "--source-model", "source_redmask", "--track-model", "track_lk")
     assert code == 2 and one_error_line(err)
     assert not (tmp_path / "new").exists()
+
+
+def test_disk_full_during_run_keeps_what_it_can_and_leaves_no_hidden_partial(tiny_clip, tmp_path, capsys,
+                                                                             monkeypatch):
+    import errno
+
+    from bleedorigin.io.video import VideoWriter
+    from bleedorigin.utils.jsonio import JsonLinesWriter
+
+    lines = []
+    original = JsonLinesWriter.write
+
+    def write(self, obj):
+        if len(lines) == 5:
+            raise OSError(errno.ENOSPC, "No space left on device", str(self.path))
+        lines.append(obj)
+        original(self, obj)
+
+    def close(self):
+        raise OSError(errno.ENOSPC, "No space left on device", str(self.tmp))
+
+    monkeypatch.setattr(JsonLinesWriter, "write", write)
+    monkeypatch.setattr(VideoWriter, "close", close)
+    out = tmp_path / "run"
+    code, _, err = cli(capsys, "-q", "run", tiny_clip.path, "--out", out, "--onset-model", "onset_hsv",
+                       "--source-model", "source_redmask", "--track-model", "track_lk")
+    assert code == 2 and "No space left on device" in one_error_line(err)
+    assert not (out / ".overlay.partial.mp4").exists() and not (out / "overlay.mp4").exists()
+    res = json.loads((out / "result.json").read_text())
+    assert res["complete"] is False and res["frames"] == 5

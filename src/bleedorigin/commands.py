@@ -187,9 +187,9 @@ def run_pipeline(source: Any, out: Path, onset_model: str | None, source_model: 
         try:
             for item in progress_track(reader, info.frames, "pipeline", progress, "frames"):
                 res = pipe.step(item.image, item.time_s, fps)
+                jsonl.write(res.to_dict())  # first: result.json never counts a frame missing here
                 scores.append(res.onset_score)
                 phases.append(res.phase)
-                jsonl.write(res.to_dict())
                 if writer is not None or window is not None:
                     picture = renderer.render(item.image, res)
                     if writer is not None:
