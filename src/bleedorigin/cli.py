@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import signal
 import sys
 from pathlib import Path
 from typing import Optional
@@ -9,7 +11,7 @@ from typing import Optional
 import click
 import typer
 
-from bleedorigin.errors import BleedOriginError, InputError
+from bleedorigin.errors import BleedOriginError, InputError, Interrupted, kept
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True,
                   help="Bleeding onset detection, source localisation and tracking in ESD video.\n\n"
@@ -21,20 +23,28 @@ app.add_typer(data_app, name="data")
 export_app = typer.Typer(no_args_is_help=True, help="Export trained models.")
 app.add_typer(export_app, name="export")
 
-_state = {"debug": False}
+_state: dict = {"debug": False}
 
 VIDEO = typer.Argument(..., help="Video file, image folder, image, camera index or rtsp/http URL.")
 DEVICE = typer.Option("auto", "--device", help="auto | cpu | cuda")
+OVERWRITE = typer.Option(False, "--overwrite", help="Replace an earlier run in --out (it is moved to "
+                         "OUT/previous/ first and deleted once this run has finished).")
 CONFIG = typer.Option(None, "--config", help="Pipeline configuration YAML (default: the shipped configs/pipeline.yaml).")
 
 
 @app.callback()
 def _options(debug: bool = typer.Option(False, "--debug", help="Show tracebacks."),
              verbose: bool = typer.Option(False, "--verbose", "-v"),
-             quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars or logs.")
+             quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars or logs."),
+             max_pixels: Optional[int] = typer.Option(
+                 None, "--max-pixels", help="Refuse inputs with more pixels per frame (default "
+                 "$BLEEDORIGIN_MAX_PIXELS or 7680x4320, 8K).")
              ) -> None:
+    from bleedorigin.io.video import quiet_libraries, set_max_pixels
     _state["debug"] = debug
     _state["quiet"] = quiet
+    set_max_pixels(max_pixels)
+    quiet_libraries(verbose or debug)
     level = logging.WARNING if quiet else logging.DEBUG if verbose else logging.INFO
     from rich.logging import RichHandler
     logging.basicConfig(level=level, format="%(message)s",
@@ -73,9 +83,12 @@ def _check_config(config: Path | None) -> None:
 
 
 def _writable(path: Path, folder: bool) -> None:
-    """Fail on an output path that cannot be written before any work starts."""
-    from bleedorigin.utils.files import check_writable
+    """Fail on an output path that cannot be written before any work starts. An output folder
+    that does not exist yet is removed again if the command fails before writing into it."""
+    from bleedorigin.utils.files import check_writable, missing_folders
     check_writable(path, folder)
+    if folder:
+        _state.setdefault("new_folders", []).extend(missing_folders(path))
 
 
 def _appearance(text: str, texture_from: Optional[Path] = None):  # noqa: ANN202
@@ -150,6 +163,7 @@ def run(video: Optional[str] = typer.Argument(None, help="Video file, folder, im
         track_model: Optional[str] = typer.Option(None, help="Tracker name or folder."),
         no_overlay: bool = typer.Option(False, help="Skip overlay.mp4."),
         show: bool = typer.Option(False, help="Also show the overlay live in a window (needs a display)."),
+        overwrite: bool = OVERWRITE,
         config: Optional[Path] = CONFIG, device: str = DEVICE) -> None:
     """Deployment mode end to end: onset -> source -> tracking."""
     from bleedorigin.commands import run_pipeline
@@ -158,15 +172,16 @@ def run(video: Optional[str] = typer.Argument(None, help="Video file, folder, im
     _check_config(config)
     _writable(out, folder=True)
     run_pipeline(camera if video is None else _source(video), out, onset_model, source_model,
-                 track_model, device, not no_overlay, _progress(), show, config)
+                 track_model, device, not no_overlay, _progress(), show, config, overwrite)
 
 
 @app.command()
-def demo(out: Path = typer.Option(Path("runs/demo"), help="Output folder.")) -> None:
+def demo(out: Path = typer.Option(Path("runs/demo"), help="Output folder."),
+         overwrite: bool = OVERWRITE) -> None:
     """Run the pipeline on the shipped sample clip with the default models."""
     from bleedorigin.commands import run_demo
     _writable(out, folder=True)
-    run_demo(out, _progress())
+    run_demo(out, _progress(), overwrite)
 
 
 @app.command()
@@ -356,11 +371,17 @@ def review(run_dir: Path = typer.Argument(..., help="Output folder of `bleedorig
 
 @data_app.command("check")
 def data_check(root: Path = typer.Argument(..., help="Benchmark folder.")) -> None:
-    """List every problem in a benchmark folder; exit 1 if there are any."""
+    """List every problem in a benchmark folder; exit 1 if there are any, 2 when the folder
+    cannot be checked at all."""
     from bleedorigin.io.check import check_bench, summarize
     if not root.is_dir():
         raise InputError(f"not a folder: {root}")
-    problems = check_bench(root)
+    try:
+        problems = check_bench(root)
+    except BleedOriginError:
+        raise
+    except Exception as e:  # noqa: BLE001 - exit 1 means "problems found": a crash on the input is bad input
+        raise InputError(f"{root}: cannot check ({type(e).__name__}: {e})") from None
     typer.echo(summarize(problems))
     raise typer.Exit(1 if problems else 0)
 
@@ -496,15 +517,57 @@ def data_contact_sheet(out: Path = typer.Option(Path("docs/bleedsim_contact_shee
     typer.echo(f"wrote {make_contact_sheet(out, real_dir, seed, appearance=look)}")
 
 
+# Signals that stop a command the way Ctrl-C does: what was computed is kept (`"complete": false`)
+# and the exit code is 128 + the signal number (SIGINT 130, SIGTERM 143, SIGHUP 129).
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+def _stop(signum: int, frame: object) -> None:
+    for sig in STOP_SIGNALS:  # a second signal while results are being kept ends at once
+        signal.signal(sig, lambda n, f: os._exit(128 + n))
+    # kept here too: typer turns a KeyboardInterrupt into a bare exit code 130
+    _state["interrupted"] = error = Interrupted(signum)
+    raise error
+
+
+def _report_interrupt(error: BaseException | None) -> None:
+    signum = getattr(error, "signum", signal.SIGINT)
+    print(f"error: interrupted by {signal.Signals(signum).name}{_kept_note(error)}", file=sys.stderr)
+    sys.exit(128 + signum)
+
+
+def _kept_note(error: BaseException | None) -> str:
+    where = kept(error) if error is not None else None
+    return f"; what was computed is kept in {where} (\"complete\": false)" if where else ""
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: expected errors become one line `error: ...` and exit code 2."""
-    args = sys.argv[1:] if argv is None else argv
+    """Entry point: expected errors become one line `error: ...` and exit code 2; SIGINT,
+    SIGTERM and SIGHUP one line and exit code 128 + signal. A failed command leaves no empty
+    output folder behind."""
+    from bleedorigin.utils.files import remove_empty_folders
+    _state["new_folders"] = []
+    try:
+        _main(sys.argv[1:] if argv is None else argv)
+    except SystemExit as e:
+        if e.code not in (0, None):
+            remove_empty_folders(_state["new_folders"])
+        raise
+
+
+def _main(args: list[str]) -> None:
     debug = "--debug" in args
+    previous = {sig: signal.signal(sig, _stop) for sig in STOP_SIGNALS}
+    _state["interrupted"] = None
     try:
         # Without standalone mode click returns typer.Exit codes (and command results) instead.
         code = app(args=args, standalone_mode=False)
+        if _state["interrupted"] is not None:
+            _report_interrupt(_state["interrupted"])
         sys.exit(code if isinstance(code, int) else 0)
     except (click.exceptions.Exit, typer.Exit) as e:
+        if _state["interrupted"] is not None:
+            _report_interrupt(_state["interrupted"])
         sys.exit(e.exit_code)
     except (click.exceptions.ClickException, typer.TyperException) as e:  # typer>=0.29 vendors click
         if hasattr(e, "show"):
@@ -512,16 +575,12 @@ def main(argv: list[str] | None = None) -> None:
         else:
             print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
-    except (click.exceptions.Abort, typer.Abort):
-        print("error: interrupted", file=sys.stderr)
-        sys.exit(130)
-    except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        sys.exit(130)
-    except BleedOriginError as e:
+    except (click.exceptions.Abort, typer.Abort, KeyboardInterrupt) as e:
+        _report_interrupt(_state["interrupted"] or (e if isinstance(e, KeyboardInterrupt) else e.__cause__))
+    except (BleedOriginError, OSError) as e:
         if debug:
             raise
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {_os_error(e) if isinstance(e, OSError) else e}{_kept_note(e)}", file=sys.stderr)
         sys.exit(2)
     except Exception as e:  # noqa: BLE001 - one line for users, --debug for developers
         if debug:
@@ -529,3 +588,12 @@ def main(argv: list[str] | None = None) -> None:
         print(f"error: unexpected {type(e).__name__}: {e} (rerun with --debug for details)",
               file=sys.stderr)
         sys.exit(1)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _os_error(e: OSError) -> str:
+    """A failed system call (full disk, no permission, read-only file system) in one line."""
+    where = f"{e.filename}: " if e.filename else ""
+    return f"{where}{e.strerror or e}"

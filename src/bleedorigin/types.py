@@ -122,6 +122,7 @@ class RunResult:
     config: dict[str, Any] = field(default_factory=dict)  # the pipeline configuration it ran with
     config_hash: str = ""
     warnings: list[str] = field(default_factory=list)  # e.g. a stage running untrained weights
+    complete: bool = True  # False: the stream ended early, broke or was interrupted
 
     @property
     def onset(self) -> Onset | None:
@@ -137,7 +138,7 @@ class RunResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {"video": self.video, "fps": self.fps, "width": self.width, "height": self.height,
-                "frames": self.frames,
+                "frames": self.frames, "complete": self.complete,
                 "onset": None if self.onset is None else self.onset.to_dict(),
                 "source": None if self.source is None else self.source.to_dict(),
                 "track": [t.to_dict() for t in self.track],
@@ -152,7 +153,7 @@ class RunResult:
                    int(d["frames"]), [float(s) for s in d.get("scores", [])],
                    [BleedingEvent.from_dict(e) for e in d.get("events", [])],
                    dict(d.get("models", {})), dict(d.get("config") or {}), str(d.get("config_hash", "")),
-                   [str(w) for w in d.get("warnings", [])])
+                   [str(w) for w in d.get("warnings", [])], bool(d.get("complete", True)))
 
 
 def as_plain(obj: Any) -> Any:

@@ -25,6 +25,7 @@ import numpy as np
 
 from bleedorigin import MODEL_SIZE
 from bleedorigin.eval import metrics, tap
+from bleedorigin.io.clip import read_arrays
 from bleedorigin.io.video import FrameMapper, open_video
 
 log = logging.getLogger(__name__)
@@ -76,8 +77,8 @@ def dense_source(clip: Any) -> np.ndarray | None:
         return out
     if clip.gt is None or not Path(clip.gt).is_file():
         return None
-    with np.load(Path(clip.gt), allow_pickle=False) as z:  # only this array: masks stay packed
-        return np.asarray(z["source_xy"], np.float64) if "source_xy" in z.files else None
+    source = read_arrays(clip.gt, "source_xy").get("source_xy")
+    return None if source is None else np.asarray(source, np.float64)
 
 
 def dense_visible(clip: Any) -> np.ndarray | None:
