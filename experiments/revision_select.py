@@ -10,6 +10,7 @@ the table and the choice (overall and leaving each real clip out).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from pathlib import Path
 
@@ -18,8 +19,8 @@ import numpy as np
 from bleedorigin.eval import e2e, protocol
 from bleedorigin.io.bench import discover_clips
 from bleedorigin.models.loading import load_stage
-from bleedorigin.pipeline import Pipeline, PipelineConfig
-from bleedorigin.source_revision import RevisionConfig
+from bleedorigin.pipeline import Pipeline
+from bleedorigin.pipeline_config import STAGES, RevisionConfig, shipped_config
 
 SETTINGS = {"none": RevisionConfig(candidates=1),
             **{f"m{m:g}_p{p}": RevisionConfig(margin=m, patience=p) for m in (0.25, 0.5, 1.0) for p in (1, 2)}}
@@ -27,7 +28,8 @@ TIE_PX = 2.0
 
 
 def run(settings: list[str], sets: dict[str, Path], out: Path) -> None:
-    stages = [load_stage(s, None, "cpu") for s in ("onset", "source", "track")]
+    shipped = shipped_config()
+    stages = [load_stage(s, shipped.stage(s).model, "cpu", shipped.stage(s).options) for s in STAGES]
     for name in settings:
         for kind, root in sets.items():
             for clip in discover_clips(root):
@@ -36,7 +38,7 @@ def run(settings: list[str], sets: dict[str, Path], out: Path) -> None:
                 path = out / "records" / name / f"{kind}__{clip.id}.json"
                 if path.is_file():
                     continue
-                record = e2e.eval_end_to_end(Pipeline(*stages, PipelineConfig(revision=SETTINGS[name])), clip)
+                record = e2e.eval_end_to_end(Pipeline(*stages, dataclasses.replace(shipped, revision=SETTINGS[name])), clip)
                 record.pop("timeline", None)
                 path.parent.mkdir(parents=True, exist_ok=True)
                 path.write_text(json.dumps(record))

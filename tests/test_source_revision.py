@@ -5,6 +5,7 @@ blood (a big pool outscores a small spot) and, with history, blood that appeared
 history frame; the shipped flow tracker tracks the candidates together."""
 from __future__ import annotations
 
+import dataclasses
 from types import SimpleNamespace
 
 import cv2
@@ -13,8 +14,9 @@ import pytest
 
 from bleedorigin.models.base import OnsetDetectorBase, OnsetStep, SourceLocatorBase
 from bleedorigin.models.track.flow import MultiFlowTracker
-from bleedorigin.pipeline import Pipeline, PipelineConfig
-from bleedorigin.source_revision import RevisionConfig, SourceReviser
+from bleedorigin.pipeline import Pipeline
+from bleedorigin.pipeline_config import RevisionConfig, shipped_config
+from bleedorigin.source_revision import SourceReviser
 from bleedorigin.types import Point, RunResult
 from bleedorigin.vision.color import red_mask
 
@@ -76,7 +78,7 @@ def _clip(n: int, source_from: int, pool_radius: float) -> list[np.ndarray]:
 
 def _run(frames, revision=RevisionConfig(every=10)) -> Pipeline:
     pipe = Pipeline(OnsetAtStart(), FreshBloodLocator(), MultiFlowTracker(),
-                    PipelineConfig(end_patience=1000, revision=revision))
+                    dataclasses.replace(shipped_config().with_episode(end_patience=1000), revision=revision))
     for f in frames:
         pipe.step(f)
     return pipe

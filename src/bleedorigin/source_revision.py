@@ -30,28 +30,10 @@ from typing import Any
 import cv2
 import numpy as np
 
-from bleedorigin.errors import ConfigError
+from bleedorigin.pipeline_config import RevisionConfig
 from bleedorigin.types import Point
 
 Place = tuple[float, float, float]  # x, y, score (0 for the best place, lower for the others)
-
-
-@dataclass(frozen=True)
-class RevisionConfig:
-    candidates: int = 4    # places tracked together from the onset (the located source among them); 1: never revised
-    every: int = 15        # frames between re-evaluations of the evidence
-    history: int = 30      # frames before the re-evaluated frame handed to the localizer
-    margin: float = 0.5    # weight by which another candidate must beat the current source
-    patience: int = 2      # consecutive re-evaluations it must win by `margin`
-    radius: float = 0.08   # share of the frame width: ranked places within this of a candidate are its evidence
-    floor: float = -3.0    # evidence of a candidate no ranked place is near
-    clear: float = 0.5     # confidence from which a source counts as clear (a "confirmed" record)
-
-    def __post_init__(self) -> None:
-        if self.candidates < 1 or self.every < 1 or self.patience < 1 or self.history < 0:
-            raise ConfigError("revision: candidates, every and patience must be >= 1, history >= 0")
-        if self.margin < 0 or self.radius <= 0 or self.floor > 0:
-            raise ConfigError("revision: margin must be >= 0, radius > 0 and floor <= 0")
 
 
 def ranked_places(locator: Any, frame: np.ndarray, history: list[np.ndarray] | None, k: int,
