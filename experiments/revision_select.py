@@ -23,7 +23,7 @@ from bleedorigin.pipeline import Pipeline
 from bleedorigin.pipeline_config import STAGES, RevisionConfig, shipped_config
 
 SETTINGS = {"none": RevisionConfig(candidates=1),
-            **{f"m{m:g}_p{p}": RevisionConfig(margin=m, patience=p) for m in (0.25, 0.5, 1.0) for p in (1, 2)}}
+            **{f"m{m:g}_p2": RevisionConfig(margin=m, patience=2) for m in (0.25, 0.5, 1.0)}}
 TIE_PX = 2.0
 
 
@@ -85,13 +85,12 @@ def table(out: Path) -> None:
 
 
 def choose(objective: dict[str, float], names: list[str]) -> str:
-    """Lowest objective; within TIE_PX the larger margin, then the larger patience; revision only
-    if it beats no revision."""
+    """Lowest objective; within TIE_PX the larger margin; revision only if it beats no revision."""
     best = min(objective.values())
     tied = [n for n in names if n != "none" and objective[n] <= best + TIE_PX]
     if not tied:
         return "none"
-    pick = max(tied, key=lambda n: (SETTINGS[n].margin, SETTINGS[n].patience))
+    pick = max(tied, key=lambda n: SETTINGS[n].margin)
     return pick if objective[pick] < objective.get("none", np.inf) else "none"
 
 
