@@ -16,7 +16,7 @@ from bleedorigin.models.base import OnsetDetectorBase, OnsetStep, SourceLocatorB
 from bleedorigin.models.track.flow import MultiFlowTracker
 from bleedorigin.pipeline import Pipeline
 from bleedorigin.pipeline_config import RevisionConfig, shipped_config
-from bleedorigin.source_revision import SourceReviser
+from bleedorigin.source_revision import Evidence, SourceReviser
 from bleedorigin.types import Point, RunResult
 from bleedorigin.vision.color import red_mask
 
@@ -137,7 +137,7 @@ def test_hysteresis_rule(evidence, moved_at):
     rev = SourceReviser(cfg, [(100.0, 100.0, 0.0), (200.0, 100.0, -2.0)], 512, 0.2)
     moved = None
     for k, (a, b) in enumerate(evidence[1:], start=1):
-        d = rev.weigh(pos, [(100.0, 100.0, a), (200.0, 100.0, b)])
+        d = rev.weigh(pos, Evidence(Point(100.0, 100.0), [(100.0, 100.0, a), (200.0, 100.0, b)]))
         if d.why == "moved" and moved is None:
             moved = k
     assert moved == moved_at

@@ -29,7 +29,7 @@ from bleedorigin import MODEL_SIZE
 from bleedorigin.io.video import FrameMapper, open_video
 from bleedorigin.models.loading import load_stage, model_id
 from bleedorigin.pipeline_config import STAGES, PipelineConfig, load_pipeline_config
-from bleedorigin.source_revision import SourceReviser, ranked_places
+from bleedorigin.source_revision import SourceReviser, weigh_frame
 from bleedorigin.types import BleedingEvent, FrameResult, Onset, Point, RunResult, SourceRevision, TrackPoint
 from bleedorigin.utils.progress import track as progress_track
 from bleedorigin.vision.color import AREA_SIZE, area_copy, blood_cover, red_mask
@@ -115,7 +115,8 @@ class Pipeline:
         # passed only when known, so a plug-in locator without `exclude` still runs
         old = self.onset.leftover_blood()
         k = self.config.revision.candidates if self._tracks_many else 1
-        p, places = ranked_places(self.source, small, history or None, k, old)
+        evidence = weigh_frame(self.source, small, history or None, k, old)
+        p, places = evidence.point, evidence.places
         timings["source"] = (time.perf_counter() - t0) * 1e3
         t0 = time.perf_counter()
         paths = self._start_candidates(small, [(x, y) for x, y, _ in places], p.confidence, index, onset_frame)
@@ -193,9 +194,9 @@ class Pipeline:
         cfg = self.config.revision
         episode.evaluated_at = index
         history = [img for i, img in self._buffer if index - cfg.history <= i < index]
-        _, places = ranked_places(self.source, small, history or None, 2 * len(points), episode.exclude)
+        evidence = weigh_frame(self.source, small, history or None, len(points), episode.exclude)
         where = self._mapper.to_model(np.array([[p.x, p.y] for p in points]))
-        decision = episode.reviser.weigh(where, places)
+        decision = episode.reviser.weigh(where, evidence)
         if decision.admitted is not None:
             self._admit(episode, decision.admitted, small, where, points)
         event = episode.event
