@@ -55,6 +55,26 @@ class Onset:
         return cls(int(d["frame"]), float(d["time_s"]), float(d["confidence"]))
 
 
+@dataclass(slots=True)
+class SourceRevision:
+    """Where the pipeline placed the source on `frame` and why (the first one of an episode is
+    the localizer's decision at the onset, later ones moves or confirmations)."""
+
+    frame: int
+    x: float
+    y: float
+    confidence: float
+    why: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"frame": int(self.frame), "x": float(self.x), "y": float(self.y),
+                "confidence": float(self.confidence), "why": str(self.why)}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> SourceRevision:
+        return cls(int(d["frame"]), float(d["x"]), float(d["y"]), float(d["confidence"]), str(d.get("why", "")))
+
+
 PHASES = ("waiting", "bleeding", "tracking")
 
 
@@ -70,6 +90,7 @@ class FrameResult:
     source: Point | None = None  # set on the onset frame
     track: TrackPoint | None = None  # set on every tracked frame
     timings_ms: dict[str, float] = field(default_factory=dict)
+    revision: SourceRevision | None = None  # set where the source was placed, moved or confirmed
 
     def to_dict(self) -> dict[str, Any]:
         return {"frame": self.frame, "time_s": self.time_s, "phase": self.phase,
@@ -77,7 +98,8 @@ class FrameResult:
                 "onset": None if self.onset is None else self.onset.to_dict(),
                 "source": None if self.source is None else self.source.to_dict(),
                 "track": None if self.track is None else self.track.to_dict(),
-                "timings_ms": {k: round(float(v), 3) for k, v in self.timings_ms.items()}}
+                "timings_ms": {k: round(float(v), 3) for k, v in self.timings_ms.items()},
+                "revision": None if self.revision is None else self.revision.to_dict()}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> FrameResult:
@@ -85,25 +107,31 @@ class FrameResult:
                    None if d.get("onset") is None else Onset.from_dict(d["onset"]),
                    None if d.get("source") is None else Point.from_dict(d["source"]),
                    None if d.get("track") is None else TrackPoint.from_dict(d["track"]),
-                   dict(d.get("timings_ms", {})))
+                   dict(d.get("timings_ms", {})),
+                   None if d.get("revision") is None else SourceRevision.from_dict(d["revision"]))
 
 
 @dataclass
 class BleedingEvent:
-    """One bleeding episode: onset, located source and the tracked path."""
+    """One bleeding episode: onset, the source (where the kept source was at the onset), its
+    tracked path from the onset, and every place the source was put while the episode went on
+    (`source_revisions[0]`: the localizer's decision)."""
 
     onset: Onset
     source: Point
     track: list[TrackPoint] = field(default_factory=list)
+    source_revisions: list[SourceRevision] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {"onset": self.onset.to_dict(), "source": self.source.to_dict(),
+                "source_revisions": [r.to_dict() for r in self.source_revisions],
                 "track": [t.to_dict() for t in self.track]}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> BleedingEvent:
         return cls(Onset.from_dict(d["onset"]), Point.from_dict(d["source"]),
-                   [TrackPoint.from_dict(t) for t in d["track"]])
+                   [TrackPoint.from_dict(t) for t in d["track"]],
+                   [SourceRevision.from_dict(r) for r in d.get("source_revisions", [])])
 
 
 @dataclass
