@@ -179,6 +179,7 @@ def run_pipeline(source: Any, out: Path, onset_model: str | None, source_model: 
     if error is not None:
         _write_partial(out / "result.json", payload, error)
         raise error
+    payload["complete"] = True
     write_json_atomic(out / "result.json", payload)
     return out / "result.json"
 
