@@ -20,7 +20,7 @@ import numpy as np
 
 from bleedorigin.errors import InputError
 from bleedorigin.io.importers import read_sparse_labels
-from bleedorigin.sim.realism import load_clip_frames
+from bleedorigin.io.video import load_clip_frames
 
 COLOURS = [(255, 80, 80), (80, 255, 80), (80, 160, 255), (255, 220, 0)]  # RGB
 TILE_W = 320

@@ -83,6 +83,9 @@ def test_run_writes_result_overlay_jsonl_and_timeline_readable_by_others(tiny_cl
     assert res["onset"] is not None and abs(res["onset"]["frame"] - tiny_clip.onset_frame) <= 2
     assert res["source"] is not None and res["track"][0]["frame"] == res["onset"]["frame"]
     assert res["track"][-1]["frame"] == len(tiny_clip.frames) - 1
+    # the configuration it ran with: the shipped episode settings, the models given on the command line
+    assert res["config"]["track"] == {"model": "track_lk", "options": {}} and len(res["config_hash"]) == 12
+    assert res["config"]["episode"]["end_patience"] == 90
     lines = (out / "results.jsonl").read_text().splitlines()
     assert len(lines) == len(tiny_clip.frames)
     with av.open(str(out / "overlay.mp4")) as f:

@@ -25,6 +25,7 @@ _state = {"debug": False}
 
 VIDEO = typer.Argument(..., help="Video file, image folder, image, camera index or rtsp/http URL.")
 DEVICE = typer.Option("auto", "--device", help="auto | cpu | cuda")
+CONFIG = typer.Option(None, "--config", help="Pipeline configuration YAML (default: the shipped configs/pipeline.yaml).")
 
 
 @app.callback()
@@ -51,6 +52,13 @@ def _progress() -> bool:
 
 def _source(video: str) -> str | int:
     return int(video) if video.isdigit() else video
+
+
+def _check_config(config: Path | None) -> None:
+    """Load the pipeline configuration once up front, so a bad file fails before any work."""
+    if config is not None:
+        from bleedorigin.pipeline_config import load_pipeline_config
+        load_pipeline_config(config)
 
 
 def _writable(path: Path, folder: bool) -> None:
@@ -131,14 +139,15 @@ def run(video: Optional[str] = typer.Argument(None, help="Video file, folder, im
         track_model: Optional[str] = typer.Option(None, help="Tracker name or folder."),
         no_overlay: bool = typer.Option(False, help="Skip overlay.mp4."),
         show: bool = typer.Option(False, help="Also show the overlay live in a window (needs a display)."),
-        device: str = DEVICE) -> None:
+        config: Optional[Path] = CONFIG, device: str = DEVICE) -> None:
     """Deployment mode end to end: onset -> source -> tracking."""
     from bleedorigin.commands import run_pipeline
     if (video is None) == (camera is None):
         raise InputError("give either VIDEO or --camera N")
+    _check_config(config)
     _writable(out, folder=True)
     run_pipeline(camera if video is None else _source(video), out, onset_model, source_model,
-                 track_model, device, not no_overlay, _progress(), show)
+                 track_model, device, not no_overlay, _progress(), show, config)
 
 
 @app.command()
@@ -160,19 +169,21 @@ def bench(json_out: Optional[Path] = typer.Option(None, "--json", help="Also wri
           memory_minutes: float = typer.Option(0.0, help="Also stream this many minutes of video and "
                                                "report resident memory per minute (30 for the paper's check)."),
           threads: Optional[int] = typer.Option(None, help="torch threads (default: torch's choice)."),
-          device: str = DEVICE) -> None:
+          config: Optional[Path] = CONFIG, device: str = DEVICE) -> None:
     """Speed, latency, parameters, GFLOPs and peak memory per stage and end to end (512x384)."""
     from bleedorigin.bench import format_bench, run_bench
     from bleedorigin.utils.jsonio import write_json_atomic
     if frames < 10:
         raise InputError(f"--frames must be >= 10, got {frames}")
+    _check_config(config)
     if json_out is not None:
         _writable(json_out, folder=False)
     if threads is not None:
         import torch
         torch.set_num_threads(threads)
     result = run_bench({"onset": onset_model, "source": source_model, "track": track_model},
-                       frames, device, baselines=baselines, onnx=onnx, memory_minutes=memory_minutes)
+                       frames, device, baselines=baselines, onnx=onnx, memory_minutes=memory_minutes,
+                       config=None if config is None else str(config))
     typer.echo(format_bench(result))
     if json_out is not None:
         write_json_atomic(json_out, result)
@@ -212,14 +223,15 @@ def evaluate(data: Path = typer.Argument(..., help="Benchmark folder, BleedSim o
                                               "(repeat; default: all that apply)."),
              workers: int = typer.Option(1, help="Worker processes."),
              baselines: bool = typer.Option(True, help="Include the baseline reference rows."),
-             device: str = DEVICE) -> None:
+             config: Optional[Path] = CONFIG, device: str = DEVICE) -> None:
     """Evaluation mode of Algorithm 1 on every applicable clip, with the paper's metrics."""
     from bleedorigin.eval.runner import DEFAULT_STAGES, evaluate as run_evaluation
     if not data.exists():
         raise InputError(f"{data}: not found")
+    _check_config(config)
     _writable(out, folder=True)
     result = run_evaluation(data, out, models or None, tuple(stages) or DEFAULT_STAGES, workers, _progress(),
-                            device, baselines)
+                            device, baselines, config)
     failed = result.get("errors") or []
     typer.echo(f"report: {out / 'report.md'}  metrics: {out / 'metrics.json'}"
                + (f"  ({len(failed)} clip(s) failed, listed in metrics.json)" if failed else ""))

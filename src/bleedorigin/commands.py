@@ -12,14 +12,14 @@ from bleedorigin import MODEL_SIZE
 from bleedorigin.errors import InputError
 from bleedorigin.io.video import FrameMapper, open_video
 from bleedorigin.models.loading import load_stage
-from bleedorigin.pipeline import PipelineConfig
+from bleedorigin.pipeline_config import shipped_config
 from bleedorigin.utils.jsonio import JsonLinesWriter, write_json_atomic
 from bleedorigin.utils.progress import track as progress_track
 
 log = logging.getLogger(__name__)
 
 # Frames before --frame that `locate` hands the localizer by default: what the pipeline holds.
-LOCATE_HISTORY = PipelineConfig.buffer_frames
+LOCATE_HISTORY = shipped_config().episode.buffer_frames
 
 ASSETS = Path(__file__).parent / "assets"
 SAMPLE_CLIP = ASSETS / "sample" / "bleedsim_full.mp4"
@@ -132,7 +132,7 @@ def track_point(source: Any, point: tuple[float, float], start: int, out: Path,
 
 def run_pipeline(source: Any, out: Path, onset_model: str | None, source_model: str | None,
                  track_model: str | None, device: str, overlay: bool, progress: bool,
-                 show: bool = False) -> Path:
+                 show: bool = False, config: str | Path | None = None) -> Path:
     """Stream `source` through the pipeline: results.jsonl grows frame by frame; overlay.mp4,
     timeline.png and result.json appear when the stream ends (partial, `"complete": false`,
     when it breaks)."""
@@ -141,7 +141,7 @@ def run_pipeline(source: Any, out: Path, onset_model: str | None, source_model: 
     from bleedorigin.render import LiveWindow, OverlayRenderer
     from bleedorigin.types import RunResult
 
-    pipe = Pipeline.from_pretrained(PipelineConfig(onset_model, source_model, track_model, device))
+    pipe = Pipeline.from_pretrained(config, device, onset_model, source_model, track_model)
     out.mkdir(parents=True, exist_ok=True)
     renderer = OverlayRenderer()
     scores: list[float] = []
@@ -173,7 +173,7 @@ def run_pipeline(source: Any, out: Path, onset_model: str | None, source_model: 
             if window is not None:
                 window.close()
     result = RunResult(str(source), fps, info.width, info.height, len(scores), scores,
-                       list(pipe.events), pipe.models)
+                       list(pipe.events), pipe.models, pipe.config.to_dict(), pipe.config.hash)
     payload = result.to_dict()
     write_timeline(out / "timeline.png", scores, phases, pipe, Path(str(source)).name)
     if error is not None:

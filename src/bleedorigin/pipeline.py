@@ -15,6 +15,7 @@ import time
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -22,28 +23,12 @@ import numpy as np
 from bleedorigin import MODEL_SIZE
 from bleedorigin.io.video import FrameMapper, open_video
 from bleedorigin.models.loading import load_stage, model_id
+from bleedorigin.pipeline_config import STAGES, PipelineConfig, load_pipeline_config
 from bleedorigin.types import BleedingEvent, FrameResult, Onset, Point, RunResult, TrackPoint
 from bleedorigin.utils.progress import track as progress_track
 from bleedorigin.vision.color import AREA_SIZE, area_copy, blood_cover, red_mask
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class PipelineConfig:
-    onset_model: str | None = None  # None: the stage's default (models.loading.DEFAULT_MODELS)
-    source_model: str | None = None
-    track_model: str | None = None
-    device: str = "auto"
-    # An episode ends when the blood around the tracked point stays below this fraction, by
-    # `red_mask` and by the bleeding-present check's masks (real dark and brownish blood, which
-    # `red_mask` misses). Tracker confidence is not used: it is expected to drop while blood
-    # covers the source.
-    end_blood_fraction: float = 0.02
-    end_patience: int = 90  # for this many consecutive frames
-    end_patch: int = 64  # side (model pixels) of the patch around the point checked for blood
-    buffer_frames: int = 90  # recent frames kept so a back-dated onset can be located and caught up
-    history_frames: int = 10  # frames before the onset handed to the localizer (with those after it)
 
 
 @dataclass
@@ -57,18 +42,22 @@ class Pipeline:
     onset: Any
     source: Any
     tracker: Any
-    config: PipelineConfig = field(default_factory=PipelineConfig)
+    config: PipelineConfig = field(default_factory=load_pipeline_config)
 
     def __post_init__(self) -> None:
         self._mapper: FrameMapper | None = None
         self.reset()
 
     @classmethod
-    def from_pretrained(cls, config: PipelineConfig | None = None, **overrides: Any) -> Pipeline:
-        cfg = config or PipelineConfig(**overrides)
-        return cls(load_stage("onset", cfg.onset_model, cfg.device),
-                   load_stage("source", cfg.source_model, cfg.device),
-                   load_stage("track", cfg.track_model, cfg.device), cfg)
+    def from_pretrained(cls, config: PipelineConfig | str | Path | None = None, device: str = "auto",
+                        onset_model: str | None = None, source_model: str | None = None,
+                        track_model: str | None = None) -> Pipeline:
+        """The pipeline of `config` (a PipelineConfig or a YAML file; default: the shipped
+        configs/pipeline.yaml), with the models named here instead of the file's."""
+        cfg = config if isinstance(config, PipelineConfig) else load_pipeline_config(config)
+        cfg = cfg.with_models(onset=onset_model, source=source_model, track=track_model)
+        stages = [load_stage(s, cfg.stage(s).model, device, cfg.stage(s).options) for s in STAGES]
+        return cls(*stages, cfg)
 
     @property
     def models(self) -> dict[str, str]:
@@ -79,7 +68,7 @@ class Pipeline:
         self.onset.reset()
         self._onset_origin = 0  # stream index of the detector's frame 0 (it restarts after each episode)
         self._frame_index = 0
-        self._buffer: deque[tuple[int, np.ndarray]] = deque(maxlen=self.config.buffer_frames)
+        self._buffer: deque[tuple[int, np.ndarray]] = deque(maxlen=self.config.episode.buffer_frames)
         self._episode: _Episode | None = None
         self.events: list[BleedingEvent] = []
 
@@ -110,7 +99,7 @@ class Pipeline:
         onset = Onset(onset_frame, onset_frame / fps, out.score)
         # decision time: the localizer sees the frame where the onset was raised, with the frames
         # from `history_frames` before the (back-dated) onset up to it
-        history = [img for i, img in self._buffer if onset_frame - self.config.history_frames <= i < index]
+        history = [img for i, img in self._buffer if onset_frame - self.config.episode.history_frames <= i < index]
         t0 = time.perf_counter()
         # after a re-arm, blood the last episode left in view is not where the new bleed starts;
         # passed only when known, so a plug-in locator without `exclude` still runs
@@ -149,9 +138,9 @@ class Pipeline:
         timings["track"] = (time.perf_counter() - t0) * 1e3
         episode = self._episode
         episode.event.track.append(tp)
-        quiet = self._blood_near(small, tp) < self.config.end_blood_fraction
+        quiet = self._blood_near(small, tp) < self.config.episode.end_blood_fraction
         episode.quiet_run = episode.quiet_run + 1 if quiet else 0
-        if episode.quiet_run >= self.config.end_patience:
+        if episode.quiet_run >= self.config.episode.end_patience:
             log.info("bleeding episode ended at frame %d", index)
             self._episode = None
             self.onset.rearm()  # blood left lying in view is not a new bleed
@@ -164,13 +153,13 @@ class Pipeline:
         AREA_SIZE copy of the frame (its thresholds come from the whole view)."""
         assert self._mapper is not None
         xy = self._mapper.to_model(np.array([[tp.x, tp.y]]))[0]
-        red = _patch(small, xy, self.config.end_patch)
+        red = _patch(small, xy, self.config.episode.end_patch)
         share = float((red_mask(red) > 0.5).mean()) if red.size else 0.0
-        if share >= self.config.end_blood_fraction:
+        if share >= self.config.episode.end_blood_fraction:
             return share
         area = area_copy(small)
         scale = AREA_SIZE[0] / small.shape[1]
-        blood = _patch(blood_cover(area)[0], xy * scale, max(2, round(self.config.end_patch * scale)))
+        blood = _patch(blood_cover(area)[0], xy * scale, max(2, round(self.config.episode.end_patch * scale)))
         return max(share, float(blood.mean()) if blood.size else 0.0)
 
     def _clamp_to_buffer(self, frame: int) -> int:
@@ -203,7 +192,7 @@ class Pipeline:
             info = reader.info
         scores = [r.onset_score for r in self.stream(source, progress)]
         return RunResult(str(source), float(info.fps), info.width, info.height, len(scores),
-                         scores, list(self.events), self.models)
+                         scores, list(self.events), self.models, self.config.to_dict(), self.config.hash)
 
 
 def _patch(img: np.ndarray, xy: np.ndarray, side: int) -> np.ndarray:

@@ -119,6 +119,8 @@ class RunResult:
     scores: list[float] = field(default_factory=list)
     events: list[BleedingEvent] = field(default_factory=list)
     models: dict[str, str] = field(default_factory=dict)
+    config: dict[str, Any] = field(default_factory=dict)  # the pipeline configuration it ran with
+    config_hash: str = ""
 
     @property
     def onset(self) -> Onset | None:
@@ -140,14 +142,14 @@ class RunResult:
                 "track": [t.to_dict() for t in self.track],
                 "events": [e.to_dict() for e in self.events],
                 "scores": [round(float(s), 5) for s in self.scores],
-                "models": dict(self.models)}
+                "models": dict(self.models), "config": self.config, "config_hash": self.config_hash}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> RunResult:
         return cls(d["video"], float(d["fps"]), int(d["width"]), int(d["height"]),
                    int(d["frames"]), [float(s) for s in d.get("scores", [])],
                    [BleedingEvent.from_dict(e) for e in d.get("events", [])],
-                   dict(d.get("models", {})))
+                   dict(d.get("models", {})), dict(d.get("config") or {}), str(d.get("config_hash", "")))
 
 
 def as_plain(obj: Any) -> Any:

@@ -22,6 +22,7 @@ from bleedorigin import __version__
 from bleedorigin.errors import ConfigError, InputError
 from bleedorigin.eval import protocol
 from bleedorigin.eval.cache import PROTOCOL_VERSION, ResultCache, model_key
+from bleedorigin.pipeline_config import PipelineConfig, load_pipeline_config, shipped_config
 from bleedorigin.utils.files import atomic_open
 from bleedorigin.utils.jsonio import write_json_atomic
 from bleedorigin.utils.progress import track as progress_track
@@ -66,8 +67,9 @@ def group_models(names: Sequence[str]) -> dict[str, list[str]]:
 
 
 def model_lists(models: dict[str, Sequence[str]] | Sequence[str] | None, stages: Sequence[str],
-                baselines: bool = True) -> dict[str, list[str]]:
-    """Models to evaluate per stage: the user's, then the baselines (deduplicated, in order)."""
+                baselines: bool = True, defaults: dict[str, str] | None = None) -> dict[str, list[str]]:
+    """Models to evaluate per stage: the user's (else `defaults`, else the shipped ones), then
+    the baselines (deduplicated, in order)."""
     from bleedorigin.models.loading import BASELINES, DEFAULT_MODELS
 
     models = dict(models) if isinstance(models, dict) else group_models(models or [])
@@ -78,7 +80,7 @@ def model_lists(models: dict[str, Sequence[str]] | Sequence[str] | None, stages:
     for stage in MODEL_STAGES:
         if stage not in stages and not ("e2e" in stages):
             continue
-        names = [str(m) for m in models.get(stage, [])] or [DEFAULT_MODELS[stage]]
+        names = [str(m) for m in models.get(stage, [])] or [(defaults or DEFAULT_MODELS)[stage]]
         names += BASELINES[stage] if baselines else []
         out[stage] = list(dict.fromkeys(names))
     return out
@@ -98,12 +100,14 @@ def e2e_combos(lists: dict[str, list[str]], baselines: bool = True) -> list[tupl
 
 _LOADED: dict[tuple[str, str], Any] = {}  # per process: each model loaded once
 _DEVICE = "cpu"
+_PIPELINE: PipelineConfig = shipped_config()  # `--config`: the e2e episode settings and each model's options
 
 
 def _predictor(stage: str, name: str) -> Any:
     if (stage, name) not in _LOADED:
         from bleedorigin.models.loading import load_stage
-        _LOADED[(stage, name)] = load_stage(stage, name, _DEVICE)
+        own = _PIPELINE.stage(stage)  # the configuration's model runs with its options
+        _LOADED[(stage, name)] = load_stage(stage, name, _DEVICE, own.options if name == own.model else {})
     return _LOADED[(stage, name)]
 
 
@@ -142,14 +146,14 @@ def _evaluate_task(task: Task) -> dict[str, Any]:
         record = protocol.eval_track(_predictor("track", task.models[0]), clip)
     else:
         from bleedorigin.pipeline import Pipeline
-        pipeline = Pipeline(*(_predictor(s, m) for s, m in zip(MODEL_STAGES, task.models)))
+        pipeline = Pipeline(*(_predictor(s, m) for s, m in zip(MODEL_STAGES, task.models)), _PIPELINE)
         record = protocol.eval_end_to_end(pipeline, clip)
     return record
 
 
-def _init_worker(device: str, threads: int) -> None:
-    global _DEVICE
-    _DEVICE = device
+def _init_worker(device: str, threads: int, pipeline: PipelineConfig) -> None:
+    global _DEVICE, _PIPELINE
+    _DEVICE, _PIPELINE = device, pipeline
     try:  # one model per worker: keep workers from fighting over the cores
         import torch
         torch.set_num_threads(threads)
@@ -178,7 +182,7 @@ def _execute(tasks: list[Task], cache_root: Path, workers: int, device: str,
         return
     threads = max(1, (os.cpu_count() or 1) // workers)
     ctx = mp.get_context("spawn")
-    with ctx.Pool(workers, initializer=_init_worker, initargs=(device, threads)) as pool:
+    with ctx.Pool(workers, initializer=_init_worker, initargs=(device, threads, _PIPELINE)) as pool:
         results = pool.imap_unordered(_run_indexed, jobs, chunksize=1)
         yield from progress_track(results, len(jobs), "evaluate", progress, "clip")
 
@@ -208,14 +212,17 @@ def build_tasks(clips: Sequence[Any], stages: Sequence[str], lists: dict[str, li
 def evaluate(data_path: str | Path, out_dir: str | Path,
              models: dict[str, Sequence[str]] | Sequence[str] | None = None,
              stages: Sequence[str] = DEFAULT_STAGES, workers: int = 1, progress: bool = True,
-             device: str = "auto", baselines: bool = True) -> dict[str, Any]:
+             device: str = "auto", baselines: bool = True,
+             config: str | Path | None = None) -> dict[str, Any]:
     """Evaluate every model on every applicable clip of `data_path`; returns metrics.json's dict.
 
     Maps 1:1 to `bleedorigin evaluate DATA --out DIR [--models A B ...] [--stages ...]
-    [--workers N] [--device D]`: `models` is a list of names/checkpoint folders (stage inferred,
+    [--workers N] [--device D] [--config FILE]`: `models` is a list of names/checkpoint folders (stage inferred,
     see group_models) or a {stage: [names]} dict. Writes OUT/metrics.json, OUT/report.md, OUT/plots/*.png, OUT/config.yaml and
-    OUT/cache/ (per-clip records; a rerun only computes what is missing).
+    OUT/cache/<configuration hash>/ (per-clip records; a rerun only computes what is missing).
+    `config` is a pipeline configuration file (default: the shipped one).
     """
+    global _PIPELINE
     from bleedorigin.io.bench import discover_clips
 
     stages = tuple(stages)
@@ -227,10 +234,14 @@ def evaluate(data_path: str | Path, out_dir: str | Path,
     clips = discover_clips(data_path)
     if not clips:
         raise InputError(f"{data_path}: no clips found")
+    _PIPELINE = load_pipeline_config(config)
+    # stage models default to the configuration's
+    defaults = {s: _PIPELINE.stage(s).model for s in MODEL_STAGES}
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    cache = ResultCache(out / "cache")
-    lists = model_lists(models, stages, baselines)
+    cache_root = out / "cache" / _PIPELINE.hash  # results depend on the configuration
+    cache = ResultCache(cache_root)
+    lists = model_lists(models, stages, baselines, defaults)
     combos = e2e_combos(lists, baselines) if "e2e" in stages else []
     tasks = build_tasks(clips, stages, lists, combos, with_ids=True)
 
@@ -238,7 +249,7 @@ def evaluate(data_path: str | Path, out_dir: str | Path,
     todo = [i for i, r in enumerate(records) if r is None]
     log.info("%d clips, %d tasks, %d cached, %d to run", len(clips), len(tasks),
              len(tasks) - len(todo), len(todo))
-    for j, record in _execute([tasks[i] for i in todo], out / "cache", workers, device, progress):
+    for j, record in _execute([tasks[i] for i in todo], cache_root, workers, device, progress):
         records[todo[j]] = record
     changed = [r["failed"] for r in records if r is not None and r.get("changed")]
     if changed:
@@ -267,7 +278,8 @@ def effective_config(data_path: str | Path, out: Path, lists: dict[str, list[str
             "workers": workers, "device": device,
             "onset_tolerances": list(metrics.ONSET_TOLERANCES),
             "pixel_thresholds": list(metrics.PIXEL_THRESHOLDS),
-            "history_frames": protocol.HISTORY_FRAMES}
+            "history_frames": protocol.HISTORY_FRAMES,
+            "pipeline": _PIPELINE.to_dict(), "pipeline_hash": _PIPELINE.hash}
 
 
 def write_outputs(out: Path, result: dict[str, Any], by_model: dict[tuple[str, str], list[dict[str, Any]]],

@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 
 from bleedorigin.errors import InputError
-from bleedorigin.io.bench import Clip
+from bleedorigin.io.clip import Clip
 from bleedorigin.utils.jsonio import read_json
 
 # Scenario words used by the ESD project page, mapped to the benchmark's scenario names.

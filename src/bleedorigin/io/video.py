@@ -225,6 +225,28 @@ def read_frames(source: str | os.PathLike | int, start: int = 0, stop: int | Non
     return np.stack(out)
 
 
+def _decode_all(path: Path) -> np.ndarray:
+    try:
+        with av.open(str(path)) as c:
+            frames = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+    except (av.error.FFmpegError, OSError) as exc:
+        raise InputError(f"cannot read video {path}: {exc}") from None
+    if not frames:
+        raise InputError(f"no frames in {path}")
+    return np.stack(frames)
+
+
+def load_clip_frames(folder: Path) -> np.ndarray:
+    """frames.npz (lossless) when present, else video.mp4."""
+    npz = folder / "frames.npz"
+    if npz.is_file():
+        with np.load(npz) as z:
+            return z["frames"]
+    if (folder / "video.mp4").is_file():
+        return _decode_all(folder / "video.mp4")
+    raise InputError(f"no frames.npz or video.mp4 in {folder}")
+
+
 class VideoWriter:
     """H.264 mp4 writer (mpeg4 when libx264 is missing) that only appears at `path` on a clean close.
 

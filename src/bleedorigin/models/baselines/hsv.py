@@ -55,5 +55,5 @@ class HSVOnsetDetector(OnsetDetectorBase):
 
 
 @register_model("onset_hsv")
-def onset_hsv(growth: float = 0.02, persist: int = 5, **_: object) -> HSVOnsetDetector:
+def onset_hsv(growth: float = 0.02, persist: int = 5) -> HSVOnsetDetector:
     return HSVOnsetDetector(growth=growth, persist=persist)

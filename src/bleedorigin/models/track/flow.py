@@ -303,8 +303,9 @@ CONFIGS = {
 
 def _register(name: str, settings: dict) -> None:
     @register_model(name)
-    def factory(**_: object) -> MultiFlowTracker:
-        return MultiFlowTracker(**settings, name=name)
+    def factory(**options: object) -> MultiFlowTracker:
+        options.pop("device", None)  # classical flow: always the CPU
+        return MultiFlowTracker(**{**settings, **options}, name=name)  # type: ignore[arg-type]
 
 
 for _name, _settings in CONFIGS.items():
