@@ -203,12 +203,13 @@ def batch(inputs: list[str] = typer.Argument(..., help="Video files, folders (se
           overlay: bool = typer.Option(False, help="Also write overlay.mp4 per video."),
           retries: int = typer.Option(2, help="Extra attempts for a video whose worker died or hit an "
                                       "unexpected error (bad input is not retried)."),
-          device: str = DEVICE) -> None:
+          config: Optional[Path] = CONFIG, device: str = DEVICE) -> None:
     """Screen an archive: `run` on every video, resumable; a failing video never stops it."""
     from bleedorigin.batch import make_engine, run_batch
     _writable(out, folder=True)
+    _check_config(config)
     summary = run_batch(inputs, out, make_engine(engine, workers, address, cpus_per_task, gpus_per_task),
-                        overlay, retries, _progress(), device)
+                        overlay, retries, _progress(), device, config)
     if _progress():
         typer.echo(f"{len(summary.done)} done, {summary.skipped} finished earlier, {len(summary.failed)} failed; "
                    f"events: {out / 'events.csv'}  report: {out / 'report.html'}")

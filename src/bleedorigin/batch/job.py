@@ -33,6 +33,7 @@ class Job:
     run_dir: str
     overlay: bool = False
     device: str = "auto"
+    config: str | None = None  # pipeline configuration file (None: the shipped one)
 
 
 @dataclass
@@ -93,7 +94,8 @@ def run_job(job: Job) -> Outcome:
     clear_run(run_dir)
     t0, c0 = time.perf_counter(), time.process_time()
     try:
-        path = run_pipeline(job.video, run_dir, None, None, None, job.device, job.overlay, False)
+        path = run_pipeline(job.video, run_dir, None, None, None, job.device, job.overlay, False,
+                            config=job.config)
         result = read_json(path)
         write_thumbnails(result, job.video, run_dir)
     except BleedOriginError as e:

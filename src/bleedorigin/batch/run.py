@@ -101,14 +101,15 @@ def make_engine(engine: str, workers: int, address: str | None, cpus_per_task: f
 
 def run_batch(inputs: list[str | Path], out: str | Path, engine: LocalEngine | RayEngine,
               overlay: bool = False, retries: int = 2, progress: bool = True,
-              device: str = "auto") -> Summary:
+              device: str = "auto", config: str | Path | None = None) -> Summary:
     """Screen every video named by `inputs` into `out`; finished videos are skipped."""
     if retries < 0:
         raise InputError(f"--retries must be >= 0, got {retries}")
     out = Path(out).resolve()
     videos = discover(inputs, out)
     out.mkdir(parents=True, exist_ok=True)
-    jobs = [Job(str(v.path), v.name, str(out / v.name), overlay, device) for v in videos]
+    config = None if config is None else str(Path(config).resolve())
+    jobs = [Job(str(v.path), v.name, str(out / v.name), overlay, device, config) for v in videos]
     todo = [j for j in jobs if not finished(j.run_dir)]
     summary = Summary(out, len(jobs), len(jobs) - len(todo))
     if summary.skipped:

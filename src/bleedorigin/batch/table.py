@@ -41,19 +41,13 @@ COLUMNS: dict[str, str] = {
     "config_hash": "string",
     "path": "string",  # the input video
 }
-CONFIG_KEYS = ("config", "configuration", "pipeline_config", "pipeline")
 
 
 def config_hash(result: dict[str, Any]) -> str:
-    """Hash of the pipeline configuration result.json records (its own `hash` when it has one),
-    else of the model ids: rows with equal hashes were made the same way."""
-    for key in CONFIG_KEYS:
-        config = result.get(key)
-        if isinstance(config, dict):
-            if isinstance(config.get("hash"), str):
-                return config["hash"]
-            return _digest(config)
-    return _digest(result.get("models") or {})
+    """The hash of the pipeline configuration result.json records, else of its model ids: rows
+    with equal hashes were made the same way."""
+    recorded = result.get("config_hash")
+    return recorded if isinstance(recorded, str) and recorded else _digest(result.get("models") or {})
 
 
 def _digest(obj: Any) -> str:
