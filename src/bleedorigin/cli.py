@@ -216,6 +216,32 @@ def bench(json_out: Optional[Path] = typer.Option(None, "--json", help="Also wri
 
 
 @app.command()
+def batch(inputs: list[str] = typer.Argument(..., help="Video files, folders (searched recursively for videos "
+                                             "and image-folder clips) or text files listing paths."),
+          out: Path = typer.Option(..., help="Batch folder: one result folder per video, events.csv, "
+                                   "events.parquet, failures.csv, report.html."),
+          workers: int = typer.Option(1, help="Local worker processes (the cores are shared out among them)."),
+          engine: str = typer.Option("local", help="local | ray"),
+          address: Optional[str] = typer.Option(None, help="Ray cluster address (default: a running local "
+                                                "instance, or a new one)."),
+          cpus_per_task: float = typer.Option(1.0, help="Ray: CPUs per video."),
+          gpus_per_task: float = typer.Option(0.0, help="Ray: GPUs per video."),
+          overlay: bool = typer.Option(False, help="Also write overlay.mp4 per video."),
+          retries: int = typer.Option(2, help="Extra attempts for a video whose worker died or hit an "
+                                      "unexpected error (bad input is not retried)."),
+          config: Optional[Path] = CONFIG, device: str = DEVICE) -> None:
+    """Screen an archive: `run` on every video, resumable; a failing video never stops it."""
+    from bleedorigin.batch import make_engine, run_batch
+    _writable(out, folder=True)
+    _check_config(config)
+    summary = run_batch(inputs, out, make_engine(engine, workers, address, cpus_per_task, gpus_per_task),
+                        overlay, retries, _progress(), device, config)
+    if _progress():
+        typer.echo(f"{len(summary.done)} done, {summary.skipped} finished earlier, {len(summary.failed)} failed; "
+                   f"events: {out / 'events.csv'}  report: {out / 'report.html'}")
+
+
+@app.command()
 def evaluate(data: Path = typer.Argument(..., help="Benchmark folder, BleedSim output or sample clip folders."),
              out: Path = typer.Option(..., help="Output folder (metrics.json, report.md, plots/)."),
              models: list[str] = typer.Option([], "--models", help="Model names or checkpoint folders to "
