@@ -83,3 +83,35 @@ def test_cues_without_blood_or_history_say_nothing():
     img = mucosa(5)
     assert streak_map(img, FOV) is None and stump_map(img, FOV) is None
     assert outflow_map(img, [], FOV) is None and refill_map(img, [], FOV) is None
+
+
+def test_candidates_are_ranked_separated_and_probabilities():
+    from bleedorigin.models.source.fusion import candidates
+    h, w = H, W
+    yy, xx = np.mgrid[:h, :w]
+    score = (3.0 * np.exp(-((xx - 50) ** 2 + (yy - 40) ** 2) / 50.0)       # the clearest place
+             + 2.0 * np.exp(-((xx - 150) ** 2 + (yy - 100) ** 2) / 50.0)  # a second one
+             + 1.0 * np.exp(-((xx - 56) ** 2 + (yy - 44) ** 2) / 50.0))   # a shoulder of the first
+    out = candidates(score.astype(np.float32), 3, radius=15.0, temperature=0.3)
+    assert len(out) == 3
+    assert np.hypot(out[0][0] - 50, out[0][1] - 40) <= 4 and np.hypot(out[1][0] - 150, out[1][1] - 100) <= 2
+    assert np.hypot(out[2][0] - 50, out[2][1] - 40) > 30  # the shoulder is not a candidate of its own
+    for i in range(3):
+        for j in range(i):
+            assert np.hypot(out[i][0] - out[j][0], out[i][1] - out[j][1]) > 30  # separated by 2 radii
+    probs = [p for _, _, p in out]
+    assert probs[0] > probs[1] > probs[2] >= 0 and sum(probs) <= 1 + 1e-6
+
+
+def test_locate_candidates_starts_at_locate_and_keeps_confidences_in_range():
+    from bleedorigin.models.registry import create
+    img = mucosa(6)
+    cv2.circle(img, (60, 50), 14, (170, 20, 25), -1)
+    cv2.circle(img, (140, 100), 8, (170, 20, 25), -1)
+    loc = create("source_evidence", device="cpu")
+    cands = loc.locate_candidates(img, k=3)
+    best = loc.locate(img)
+    assert 1 <= len(cands) <= 3
+    assert min(np.hypot(c.x - best.x, c.y - best.y) for c in cands) <= 2  # locate's point is one of them
+    assert all(0.0 <= c.confidence <= 1.0 for c in cands)
+    assert [c.confidence for c in cands] == sorted((c.confidence for c in cands), reverse=True)

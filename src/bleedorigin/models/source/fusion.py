@@ -63,6 +63,7 @@ class FusionConfig:
     estimate: str = "peak"    # "peak" | "mean" | "shrink" (module docstring)
     shrink_full: float = 0.5  # "shrink": confidence at and above which the arg-max is kept as is
     conf_radius: float = 0.08  # share of the working width: places beyond twice this compete with the point
+    cand_temperature: float = 1.0  # `locate_candidates`: posterior temperature of the candidates' probabilities
     evidence: EvidenceConfig = field(default_factory=EvidenceConfig)
 
     def __post_init__(self) -> None:
@@ -154,6 +155,25 @@ def point_estimate(m: EvidenceMaps, cfg: FusionConfig, radius: int) -> tuple[tup
     return top, conf
 
 
+def candidates(score: np.ndarray, k: int, radius: float, temperature: float) -> list[tuple[float, float, float]]:
+    """Up to `k` peaks (x, y, probability) of a fused score map, most probable first: peaks taken
+    by score, each farther than 2 * `radius` from every higher one; probability = the mass of
+    softmax(score / temperature) within `radius` of the peak (the chance that the source is
+    there, once the temperature is calibrated; they sum to at most 1). A sharp peak can score
+    highest and hold less mass than a broad one."""
+    h, w = score.shape
+    post = posterior(score, temperature).astype(np.float64)
+    ys, xs = np.mgrid[0:h, 0:w]
+    free = np.ones((h, w), bool)
+    out: list[tuple[float, float, float]] = []
+    while len(out) < k and free.any():
+        y, x = np.unravel_index(int(np.argmax(np.where(free, score, -np.inf))), score.shape)
+        d2 = (xs - x) ** 2 + (ys - y) ** 2
+        out.append((float(x), float(y), float(post[d2 <= radius ** 2].sum())))
+        free &= d2 > (2 * radius) ** 2
+    return sorted(out, key=lambda c: -c[2])
+
+
 class EvidenceSourceLocator(SourceLocatorBase):
     """The network (`base`, a `SourceLocator`) plus transferable evidence; `last_maps` keeps
     the maps of the latest call."""
@@ -208,6 +228,23 @@ class EvidenceSourceLocator(SourceLocatorBase):
         x, y = to_input(np.array([px, py]), in_size, (w, h))
         self.timings_ms = {"source": (time.perf_counter() - t0) * 1e3}
         return Point(float(np.clip(x, 0, in_size[0] - 1)), float(np.clip(y, 0, in_size[1] - 1)), conf)
+
+    def locate_candidates(self, frame: np.ndarray, history: list[np.ndarray] | None = None, k: int = 3,
+                          exclude: np.ndarray | None = None) -> list[Point]:
+        """Up to `k` separated peaks of the fused score, most probable first (one of them is
+        `locate`'s arg-max before sub-pixel refinement), each with the probability that the
+        source lies within `conf_radius` of it (`cand_temperature`, calibrated in docs/source.md)."""
+        m = self.maps(frame, history, exclude)
+        self.last_maps = m
+        score = self.cfg.temperature * np.log(m.posterior.astype(np.float64) + 1e-300)
+        w, h = self.base.cfg.input_size
+        in_size = (frame.shape[1], frame.shape[0])
+        out = []
+        for px, py, p in candidates(score, k, self.cfg.conf_radius * w, self.cfg.cand_temperature):
+            x, y = to_input(np.array([px, py]), in_size, (w, h))
+            out.append(Point(float(np.clip(x, 0, in_size[0] - 1)), float(np.clip(y, 0, in_size[1] - 1)),
+                             float(np.clip(p, 0.0, 1.0))))
+        return out
 
 
 def from_options(net: SourceLocator, **options: Any) -> EvidenceSourceLocator:
