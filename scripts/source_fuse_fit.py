@@ -1,15 +1,16 @@
-"""Fit the weights of the new cues added to the shipped fusion, leave one real clip out, and
-calibrate the candidates' probabilities (docs/source.md, "Cues" and "Candidates").
+"""Fit fusion families leave one real clip out, and calibrate the candidates' probabilities
+(docs/source.md, "Cues" and "Candidates").
 
-Reads the map caches of `scripts/source_cues.py`. The shipped fusion (`source_evidence`'s
-settings) is the base; each cue c adds w_c * map_c / max(map_c). The weights are chosen on a grid
-minimising the mean error over the `all` items of five real clips and scored on the sixth
-(`f0`, `f60`, `all`); the weights fitted on all six clips are scored on BleedSim validation.
+Reads the map caches of `scripts/source_cues.py`. A family is the fused score
+sum_c w_c * map_c + log support + log rim + centre prior, every weight and the prior's width on a
+grid (FAMILIES). The weights are chosen minimising the mean error over the `all` items of five
+real clips and scored on the sixth (`f0`, `f60`, `all`); those fitted on all six clips are
+scored on BleedSim validation.
 Then the candidates' temperature: the one whose top-3 probabilities best match how often the
 source lies within `conf_radius` of each candidate (Brier score), chosen on five clips plus
 BleedSim validation, scored on the sixth.
 
-    python scripts/source_fuse_fit.py --real cues_real.npz --sim cues_sim.npz --cues stump refill
+    python scripts/source_fuse_fit.py --real cues_real.npz --sim cues_sim.npz
 """
 from __future__ import annotations
 
@@ -18,11 +19,19 @@ import itertools
 
 import numpy as np
 
-from bleedorigin.models.source.fusion import FusionConfig, candidates, fuse
+from bleedorigin.models.source.fusion import FusionConfig, candidates
 
 SCALE = 512 / 192
-GRID = (0.0, 0.5, 1.0, 2.0, 4.0)
 TEMPS = (0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0)
+PRIORS = (0.8, 1.5, 2.0, 0.0)  # centre prior's width in equivalent radii (0: none)
+# Each family: the grid of every weight; `shipped` is the form of `source_evidence` (its settings:
+# w_net 0.1, w_red 1, w_dark 1, prior 1.5), `cues` the same form with the new cues in place of
+# the dark-blood mask (whose constants were read off the shared clips).
+FAMILIES = {
+    "shipped": {"net": (0.1, 0.25, 0.5, 1.0), "red": (0.0, 1.0, 3.0), "dark": (0.0, 0.5, 1.0, 2.0)},
+    "cues": {"net": (0.1, 0.25, 0.5, 1.0), "red": (0.0, 1.0, 3.0), "stump": (0.0, 1.0, 2.0, 4.0),
+             "refill": (0.0, 0.5, 1.0, 2.0)},
+}
 
 
 def load(path: str) -> list[dict]:
@@ -37,41 +46,59 @@ def load(path: str) -> list[dict]:
     return out
 
 
-def base_score(it: dict, cfg: FusionConfig = FusionConfig()) -> np.ndarray:
-    f = {k: it[k].astype(np.float32) for k in ("net", "red", "support", "rim", "centre_log")}
-    dark = it["dark"].astype(np.float32) if "dark" in it else None
-    return fuse(f["net"], f["red"], f["support"], f["rim"], None, cfg, None, f["centre_log"], dark)
+def components(it: dict, names: list[str]) -> np.ndarray:
+    """(len(names) + 1, pixels) of one item: each weighted map (log-heat for `net`, a cue map
+    divided by its peak), then the fixed part (log support + log rim)."""
+    rows = []
+    for n in names:
+        m = it.get(n)
+        m = np.zeros(it["fov"].shape, np.float32) if m is None else m.astype(np.float32)
+        if n == "net":
+            m = np.log(m + 1e-3)
+        elif n not in ("red", "dark") and float(m.max()) > 0:
+            m = m / float(m.max())
+        rows.append(m.ravel())
+    fixed = np.log(it["support"].astype(np.float32) + 1e-3) + np.log(it["rim"].astype(np.float32) + 1e-3)
+    rows.append(fixed.ravel())
+    return np.stack(rows)
 
 
-def score_map(it: dict, cues: list[str], w: tuple[float, ...]) -> np.ndarray:
-    s = it["_base"].copy()
-    for c, wc in zip(cues, w):
-        m = it.get(c)
-        if wc > 0 and m is not None and float(m.max()) > 0:
-            s += wc * m.astype(np.float32) / float(m.max())
-    return s
+def combos(family: dict) -> list[tuple]:
+    return [c for c in itertools.product(*family.values(), PRIORS)]
 
 
-def error(it: dict, s: np.ndarray) -> float:
-    y, x = np.unravel_index(int(np.argmax(np.where(it["fov"] > 0, s, -np.inf))), s.shape)
-    return SCALE * float(np.hypot(x - it["xy"][0], y - it["xy"][1]))
+def score_of(it: dict, comp: np.ndarray, combo: tuple) -> np.ndarray:
+    w, prior = np.array(combo[:-1], np.float32), combo[-1]
+    s = w @ comp[:-1] + comp[-1]
+    if prior > 0:  # the cached centre prior is at width 1.5; a Gaussian's log scales with 1 / width^2
+        s = s + it["centre_log"].astype(np.float32).ravel() * (1.5 / prior) ** 2
+    return s.reshape(it["fov"].shape)
 
 
-def fit(items: list[dict], cues: list[str]) -> tuple[float, ...]:
-    best, best_w = np.inf, (0.0,) * len(cues)
-    for w in itertools.product(GRID, repeat=len(cues)):
-        e = np.mean([error(it, score_map(it, cues, w)) for it in items])
-        if e < best - 1e-9:
-            best, best_w = e, w
-    return best_w
+def errors(items: list[dict], family: dict) -> np.ndarray:
+    """(combos, items) errors in px at 512x384 of the arg-max inside the view."""
+    names, cs = list(family), combos(family)
+    out = np.zeros((len(cs), len(items)))
+    for j, it in enumerate(items):
+        comp = components(it, names)
+        W = np.array([c[:-1] for c in cs], np.float32)
+        S = W @ comp[:-1] + comp[-1][None]
+        pri = np.array([(1.5 / c[-1]) ** 2 if c[-1] > 0 else 0.0 for c in cs], np.float32)
+        S = S + pri[:, None] * it["centre_log"].astype(np.float32).ravel()[None]
+        S[:, it["fov"].ravel() <= 0] = -np.inf
+        y, x = np.divmod(np.argmax(S, 1), it["fov"].shape[1])
+        out[:, j] = SCALE * np.hypot(x - it["xy"][0], y - it["xy"][1])
+    return out
 
 
-def brier(items: list[dict], cues: list[str], w: tuple[float, ...], temp: float, k: int = 3) -> tuple[float, float, float]:
+def brier(items: list[dict], family: dict, combo: tuple, temp: float, k: int = 3) -> tuple[float, float, float]:
     """(Brier score, mean probability, hit rate) of the top-k candidates."""
     r = FusionConfig().conf_radius * 192
     probs, hits = [], []
     for it in items:
-        for x, y, p in candidates(score_map(it, cues, w), k, r, temp):
+        s = score_of(it, components(it, list(family)), combo)
+        s = np.where(it["fov"] > 0, s, s.min())
+        for x, y, p in candidates(s, k, r, temp):
             probs.append(p)
             hits.append(float(np.hypot(x - it["xy"][0], y - it["xy"][1]) <= r))
     p, h = np.array(probs), np.array(hits)
@@ -81,49 +108,57 @@ def brier(items: list[dict], cues: list[str], w: tuple[float, ...], temp: float,
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--real", required=True)
-    ap.add_argument("--sim", required=True)
-    ap.add_argument("--cues", nargs="+", required=True)
+    ap.add_argument("--sim", action="append", default=[])
+    ap.add_argument("--families", nargs="+", default=list(FAMILIES))
+    ap.add_argument("--calibrate", default="cues", help="family whose candidates are calibrated")
     a = ap.parse_args()
-    real, sim = load(a.real), load(a.sim)
-    for it in real + sim:
-        it["_base"] = base_score(it)
+    real = load(a.real)
+    sim = [it for s in a.sim for it in load(s)]
     clips = sorted({it["clip"] for it in real})
-    per = {p: [] for p in ("f0", "f60", "all")}
-    base = {p: [] for p in ("f0", "f60", "all")}
-    chosen = []
-    for c in clips:
-        train = [it for it in real if it["clip"] != c and it["proto"] == "all"]
-        w = fit(train, a.cues)
-        chosen.append(w)
-        for it in real:
-            if it["clip"] == c:
-                per[it["proto"]].append(error(it, score_map(it, a.cues, w)))
-                base[it["proto"]].append(error(it, it["_base"]))
-    print("LOCO weights per held-out clip:", dict(zip(clips, chosen)))
-    for p in per:
-        print(f"real {p}: fused LOCO {np.mean(per[p]):.1f}  shipped {np.mean(base[p]):.1f}  (n={len(per[p])})")
-    w_all = fit([it for it in real if it["proto"] == "all"], a.cues)
-    print("weights fitted on all six clips:", dict(zip(a.cues, w_all)))
-    for s in sorted({(it["set"], it["proto"]) for it in sim}):
-        its = [it for it in sim if (it["set"], it["proto"]) == s]
-        e = np.array([error(it, score_map(it, a.cues, w_all)) for it in its])
-        b = np.array([error(it, it["_base"]) for it in its])
-        print(f"{s[0]} {s[1]}: fused {e.mean():.1f} (Acc<100 {100 * (e < 100).mean():.0f} %)  "
-              f"shipped {b.mean():.1f} (Acc<100 {100 * (b < 100).mean():.0f} %)  n={len(e)}")
-    # candidates' temperature: fitted on five clips + BleedSim validation, scored on the sixth
-    sim_all = [it for it in sim]
-    held = []
-    for c, w in zip(clips, chosen):
-        train = [it for it in real if it["clip"] != c and it["proto"] == "all"] + sim_all
-        t = min(TEMPS, key=lambda t: brier(train, a.cues, w, t)[0])
+    fit_on = [i for i, it in enumerate(real) if it["proto"] == "all"]
+    chosen: dict[str, list[tuple]] = {}
+    for name in a.families:
+        fam = FAMILIES[name]
+        cs = combos(fam)
+        E = errors(real, fam)
+        loco = {p: [] for p in ("f0", "f60", "all")}
+        chosen[name] = []
+        for c in clips:
+            train = [i for i in fit_on if real[i]["clip"] != c]
+            best = int(np.argmin(E[:, train].mean(1)))
+            chosen[name].append(cs[best])
+            for i, it in enumerate(real):
+                if it["clip"] == c:
+                    loco[it["proto"]].append(E[best, i])
+        full = cs[int(np.argmin(E[:, fit_on].mean(1)))]
+        print(f"## {name}: weights {list(fam)} + prior; fitted on all six clips {full}")
+        print("   per held-out clip:", dict(zip(clips, chosen[name])))
+        for p, e in loco.items():
+            e = np.array(e)
+            print(f"   real {p} LOCO: mean {e.mean():.1f} median {np.median(e):.1f} "
+                  f"Acc<100 {100 * (e < 100).mean():.0f} % (n={len(e)})")
+        if sim:
+            Es = errors(sim, {k: v for k, v in fam.items()})
+            j = cs.index(full)
+            for s in sorted({(it["set"], it["proto"]) for it in sim}):
+                idx = [i for i, it in enumerate(sim) if (it["set"], it["proto"]) == s]
+                e = Es[j, idx]
+                print(f"   {s[0]} {s[1]}: mean {e.mean():.1f} Acc<100 {100 * (e < 100).mean():.0f} % (n={len(e)})")
+        chosen[name].append(full)
+    fam = FAMILIES[a.calibrate]
+    rows = []
+    for c, combo in zip(clips, chosen[a.calibrate]):
+        train = [it for it in real if it["clip"] != c and it["proto"] == "all"] + sim
+        t = min(TEMPS, key=lambda t: brier(train, fam, combo, t)[0])
         test = [it for it in real if it["clip"] == c and it["proto"] == "all"]
-        held.append((c, t, *brier(test, a.cues, w, t)))
-    for row in held:
-        print("candidates LOCO: %s T=%.2f brier %.3f mean p %.3f hit rate %.3f" % row)
-    t_all = min(TEMPS, key=lambda t: brier([it for it in real if it["proto"] == "all"] + sim_all, a.cues, w_all, t)[0])
-    for name, its in (("real all", [it for it in real if it["proto"] == "all"]), ("sim", sim_all)):
-        print(f"candidates T={t_all} on {name}: brier / mean p / hit rate = "
-              + " / ".join(f"{v:.3f}" for v in brier(its, a.cues, w_all, t_all)))
+        rows.append((c, t, *brier(test, fam, combo, t)))
+        print("   candidates LOCO: %s T=%.2f Brier %.3f mean p %.3f hit rate %.3f" % rows[-1])
+    full = chosen[a.calibrate][-1]
+    t_all = min(TEMPS, key=lambda t: brier([it for it in real if it["proto"] == "all"] + sim, fam, full, t)[0])
+    for name, its in (("real all", [it for it in real if it["proto"] == "all"]), ("sim", sim)):
+        if its:
+            print(f"   candidates T={t_all} on {name}: Brier / mean p / hit rate = "
+                  + " / ".join(f"{v:.3f}" for v in brier(its, fam, full, t_all)))
 
 
 if __name__ == "__main__":
