@@ -24,10 +24,10 @@ from bleedorigin.models.loading import load_stage
 
 def stated_onset(folder: Path) -> int | None:
     meta = folder / "meta.json"
-    if meta.is_file():
-        m = json.loads(meta.read_text())
-        return int(m["bleeding_from_frame"]) if m.get("bleeding") else None
-    return 0 if "esd_clips" in str(folder) else None
+    m = json.loads(meta.read_text()) if meta.is_file() else {}
+    if "bleeding" in m:
+        return int(m["bleeding_from_frame"]) if m["bleeding"] else None
+    return 0 if "esd_clips" in folder.parts else None  # the shared ESD samples bleed from frame 0
 
 
 def stream(detector, video: Path) -> tuple[int | None, int | None, str | None, int, float]:
