@@ -327,7 +327,10 @@ def sim(out: Path = typer.Option(..., help="Output benchmark folder."),
         texture_from: Optional[Path] = TEXTURE_FROM,
         local_motion: bool = typer.Option(False, "--local-motion/--no-local-motion",
                                           help="Tissue also deforms locally and follows instruments that "
-                                          "grasp it (docs/bleedsim.md); off: it moves with the camera only.")) -> None:
+                                          "grasp it (docs/bleedsim.md); off: it moves with the camera only."),
+        scenario: Optional[str] = typer.Option(None, help="Render every clip in this scenario, e.g. a hard "
+                                               "case: point_bleed | white_mound | crimson_bed (default: drawn "
+                                               "at random).")) -> None:
     """BleedSim: synthetic ESD bleeding clips with dense ground truth, in the benchmark layout."""
     from bleedorigin.sim import write_bench
     if n < 1:
@@ -335,7 +338,7 @@ def sim(out: Path = typer.Option(..., help="Output benchmark folder."),
     look = _appearance(appearance, texture_from)
     _writable(out, folder=True)
     clips = write_bench(out, n, seed, kind, size=(width, height), progress=_progress(), appearance=look,
-                        local_motion=local_motion)
+                        local_motion=local_motion, scenario=scenario)
     typer.echo(f"wrote {len(clips)} {kind} clips to {out}")
 
 

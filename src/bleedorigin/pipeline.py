@@ -106,7 +106,9 @@ class Pipeline:
         if out.onset_frame is None:
             return FrameResult(index, t, "waiting", out.score, timings_ms=timings)
         onset_frame = self._clamp_to_buffer(self._onset_origin + out.onset_frame)
-        onset = Onset(onset_frame, onset_frame / fps, out.score)
+        where = None if out.where is None else tuple(self._mapper.to_input(  # type: ignore[union-attr]
+            np.array(out.where, float).reshape(2, 2)).reshape(-1))
+        onset = Onset(onset_frame, onset_frame / fps, out.score, out.cue, where)
         # decision time: the localizer sees the frame where the onset was raised, with the frames
         # from `history_frames` before the (back-dated) onset up to it
         history = [img for i, img in self._buffer if onset_frame - self.config.episode.history_frames <= i < index]

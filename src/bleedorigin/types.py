@@ -45,14 +45,23 @@ class Onset:
     frame: int
     time_s: float
     confidence: float
+    cue: str | None = None  # why it was raised (the onset detector's cue), when the detector says
+    where: tuple[float, float, float, float] | None = None  # box x0, y0, x1, y1 (input px) of that cue
 
     def to_dict(self) -> dict[str, Any]:
-        return {"frame": int(self.frame), "time_s": float(self.time_s),
-                "confidence": float(self.confidence)}
+        out: dict[str, Any] = {"frame": int(self.frame), "time_s": float(self.time_s),
+                               "confidence": float(self.confidence)}
+        if self.cue is not None:
+            out["cue"] = self.cue
+        if self.where is not None:
+            out["where"] = [round(float(v), 1) for v in self.where]
+        return out
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Onset:
-        return cls(int(d["frame"]), float(d["time_s"]), float(d["confidence"]))
+        where = d.get("where")
+        return cls(int(d["frame"]), float(d["time_s"]), float(d["confidence"]), d.get("cue"),
+                   None if where is None else tuple(float(v) for v in where))
 
 
 @dataclass(slots=True)
