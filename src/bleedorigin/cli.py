@@ -143,14 +143,24 @@ def locate(video: str = typer.Argument(..., help="Video file or image."),
 
 @app.command()
 def track(video: str = VIDEO,
-          point: tuple[float, float] = typer.Option(..., help="Start point X Y (input pixels)."),
+          point: Optional[tuple[float, float]] = typer.Option(None, help="Start point X Y (input pixels)."),
           start: int = typer.Option(0, help="Start frame (0-based)."),
+          points: Optional[Path] = typer.Option(None, help="Many points instead: a CSV (frame,x,y rows) or "
+                                                "JSON ([[frame, x, y], ...]) file; each is tracked from its frame."),
           out: Path = typer.Option(..., help="Output JSON file."),
           model: Optional[str] = typer.Option(None, help="Tracker name or checkpoint folder."),
           device: str = DEVICE) -> None:
-    """Track a point from a start frame to the end of the video."""
-    from bleedorigin.commands import track_point
+    """Track a point (or the points of a file) from a start frame to the end of the video."""
+    from bleedorigin.commands import track_point, track_points
+    from bleedorigin.io.points import read_points
+    if (point is None) == (points is None):
+        raise InputError("give either --point X Y (with --start) or --points FILE")
+    queries = read_points(points) if points is not None else None
     _writable(out, folder=False)
+    if queries is not None:
+        track_points(_source(video), queries, out, model, device, _progress())
+        return
+    assert point is not None
     track_point(_source(video), point, start, out, model, device, _progress())
 
 

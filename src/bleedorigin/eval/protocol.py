@@ -166,12 +166,13 @@ def track_queries(clip: Any) -> tuple[int, list[tuple[int, XY]]] | None:
 
 # -- frames ---------------------------------------------------------------------------------
 class ClipFrames:
-    """The clip's frames resized to the model resolution, decoded once and kept in memory when
-    they fit in `budget_mb` (multi-point clips are tracked once per point), else re-decoded."""
+    """The clip's frames resized to the model resolution (`native`: at the clip's own
+    resolution), decoded once and kept in memory when they fit in `budget_mb` (multi-point clips
+    are tracked once per point), else re-decoded."""
 
-    def __init__(self, clip: Any, budget_mb: float = FRAME_BUDGET_MB):
-        self.video = clip.video
-        w, h = MODEL_SIZE
+    def __init__(self, clip: Any, budget_mb: float = FRAME_BUDGET_MB, native: bool = False):
+        self.video, self.native = clip.video, native
+        w, h = (int(clip.width), int(clip.height)) if native else MODEL_SIZE
         self._keep = clip.num_frames * w * h * 3 <= budget_mb * 2**20
         self._frames: list[np.ndarray] | None = None
         self.mapper: FrameMapper | None = None
@@ -185,7 +186,8 @@ class ClipFrames:
             for item in reader:
                 img = item.image
                 if self.mapper is None:
-                    self.mapper = FrameMapper((img.shape[1], img.shape[0]), MODEL_SIZE)
+                    size = (img.shape[1], img.shape[0])
+                    self.mapper = FrameMapper(size, size if self.native else MODEL_SIZE)
                 small = self.mapper.resize(img)
                 if self._keep:
                     kept.append(small)
@@ -281,7 +283,8 @@ def eval_track(tracker: Any, clip: Any) -> dict[str, Any]:
     size = meta["image_size"]
     dense_gt = dense_source(clip) if len(points) == 1 and points[0][0] == 0 else None
     dense_vis = dense_visible(clip) if dense_gt is not None else None
-    frames = ClipFrames(clip)
+    # trackers that refine at the input resolution (`native_frames`) get the clip's own frames
+    frames = ClipFrames(clip, native=getattr(tracker, "native_frames", False))
     tracks = []
     for k, xy in points:
         pred = _track_one(tracker, frames, start, xy)
