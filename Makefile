@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml
 	# torch first, pinned to the CPU build available on the machine; a range it
 	# satisfies afterwards installs nothing more.
 	$(BIN)/pip install -q "torch==2.13.0" || $(BIN)/pip install -q torch
-	$(BIN)/pip install -q -e ".[dev,onnx]"
+	$(BIN)/pip install -q -e ".[dev,onnx,cluster]"
 	touch $(STAMP)
 
 install: $(STAMP)

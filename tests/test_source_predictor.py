@@ -10,7 +10,8 @@ import torch
 from bleedorigin.config import load_yaml
 from bleedorigin.errors import InputError
 from bleedorigin.models import registry
-from bleedorigin.models.source import SourceLocator, evaluate_source
+from bleedorigin.eval.locate import evaluate_source
+from bleedorigin.models.source import SourceLocator
 from bleedorigin.models.source.predictor import to_input, to_model
 from bleedorigin.vision.color import red_mask
 
