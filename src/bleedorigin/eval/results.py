@@ -13,7 +13,7 @@ from typing import Any
 from bleedorigin.utils.jsonio import read_json, write_json_atomic
 
 # Real samples: the shared clips next to the repository; BleedSim test folder: docs/results.md "Data";
-# extra public real clips staged by scripts/stage_extra_real.py (docs/data-extra.md).
+# extra public real clips staged by `bleedorigin data stage-extra` (docs/data-extra.md).
 SHARED = "../shared/data"
 SIMTEST = "simtest"
 EXTRA_REAL = "data/extra_real"
