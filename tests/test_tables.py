@@ -44,14 +44,14 @@ def _fake_root(tmp_path: Path, err: float) -> Path:
                    tables.BASELINES_E2E: _e2e(17.1, 0.999)},
            "onset": {"onset_small": {"real_present": {"clips": [{"clip": "a"}], "flagged": 6}}}}
     (tmp_path / "run.json").write_text(json.dumps(run))
-    results.collect(results.SOURCES["sim_test"], tmp_path / "run.json", tmp_path)
+    results.collect(results.SOURCES["sim_e2e"], tmp_path / "run.json", tmp_path)
     return tmp_path
 
 
 def test_collect_keeps_aggregates_and_the_command_not_per_clip_bulk(tmp_path):
     root = _fake_root(tmp_path, 12.27)
-    kept = json.loads((root / "results" / "sim_test.json").read_text())
-    assert kept["command"] == results.SOURCES["sim_test"].command
+    kept = json.loads((root / "results" / "sim_e2e.json").read_text())
+    assert kept["command"] == results.SOURCES["sim_e2e"].command
     assert "data" not in kept["config"] and "out" not in kept["config"]  # machine paths
     assert "clips" not in kept["onset"]["onset_small"]["real_present"]
     assert kept["onset"]["onset_small"]["real_present"]["flagged"] == 6
@@ -73,8 +73,11 @@ def test_a_moved_figure_is_found_and_rewritten(tmp_path):
 
 def test_missing_metric_names_table_and_path(tmp_path):
     root = _fake_root(tmp_path, 12.27)
-    with pytest.raises(tables.TableError, match=r"table onset_sim: results/sim_test.json has no 'onset\.onset_small\.overall'"):
-        tables.rewrite("<!-- table:onset_sim -->\n<!-- /table -->", root)
+    with pytest.raises(tables.TableError, match="table e2e_per_video: a block of sim_e2e has no 'gt'"):
+        tables.rewrite("<!-- table:e2e_per_video -->\n<!-- /table -->", root)  # its per-clip rows lack 'gt'
+    (root / "results" / "sim_e2e.json").write_text(json.dumps({"e2e": {tables.DEFAULT_E2E: _e2e(12.27)}}))
+    with pytest.raises(tables.TableError, match=r"table e2e: results/sim_e2e.json has no 'e2e\.onset_hsv\+source_redmask\+track_lk'"):
+        tables.rewrite("<!-- table:e2e -->\n<!-- /table -->", root)
     with pytest.raises(tables.TableError, match="unknown table 'nope'"):
         tables.rewrite("<!-- table:nope -->\n<!-- /table -->", root)
     with pytest.raises(tables.TableError, match="table onset_real: results/esd.json missing: run `bleedorigin evaluate"):

@@ -36,8 +36,11 @@ def _evaluate(name: str, data: str, *options: str) -> Source:
 
 # Default models and the baselines (added by `evaluate`), plus the source network alone.
 SOURCES: dict[str, Source] = {s.name: s for s in (
-    # Every stage on the BleedSim test folder, the default pipeline end to end.
-    _evaluate("sim_test", SIMTEST, "--models source_evidence --models source_small"),
+    # The BleedSim test folder, one run per stage (each can be rerun alone when its stage changes).
+    _evaluate("sim_onset", SIMTEST, "--stages onset"),
+    _evaluate("sim_source", SIMTEST, "--stages source --models source_evidence --models source_small"),
+    _evaluate("sim_track", SIMTEST, "--stages track"),
+    _evaluate("sim_e2e", f"{SIMTEST}/full", "--stages e2e"),
     _evaluate("esd", f"{SHARED}/esd_clips", "--stages onset --stages source --stages track",
               "--models source_evidence --models source_small"),
     _evaluate("vlsurgpt", f"{SHARED}/vlsurgpt", "--stages onset --stages track"),

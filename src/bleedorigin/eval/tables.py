@@ -34,6 +34,10 @@ class TableError(InputError):
     """A table cannot be rendered from its results file (missing file or metric)."""
 
 
+class MissingMetric(KeyError):
+    pass
+
+
 class Results:
     """One results file, read by dotted paths (`track.track_mft.dense.overall.err_avg`)."""
 
@@ -44,7 +48,7 @@ class Results:
         node: Any = self.data
         for key in path.split("."):
             if not isinstance(node, dict) or key not in node or node[key] is None:
-                raise KeyError(f"results/{self.name}.json has no {path!r}")
+                raise MissingMetric(f"results/{self.name}.json has no {path!r}")
             node = node[key]
         return node
 
@@ -79,8 +83,10 @@ class Table:
     def render(self, root: Path) -> str:
         try:
             return self.build(*(Results(s, results_files.load(s, root)) for s in self.sources))
-        except KeyError as e:
+        except MissingMetric as e:
             raise TableError(f"table {self.name}: {e.args[0]}") from None
+        except KeyError as e:  # a key read inside a block Results.get returned
+            raise TableError(f"table {self.name}: a block of {', '.join(self.sources)} has no {e.args[0]!r}") from None
         except InputError as e:  # a results file missing or unreadable
             raise TableError(f"table {self.name}: {e}") from None
 
@@ -104,7 +110,7 @@ def _onset_row(label: str, block: dict[str, Any], tolerances: Iterable[str]) -> 
 ONSET_MODELS = (("onset_small", "`onset_small` (default)"), ("onset_hsv", "`onset_hsv` (baseline: red-area growth)"))
 
 
-@table("onset_sim", "sim_test")
+@table("onset_sim", "sim_onset")
 def onset_sim(sim: Results) -> str:
     rows = [_onset_row(label, sim.get(f"onset.{m}.overall"), ("0", "8")) for m, label in ONSET_MODELS]
     rows.append(["paper, BleedOrigin-Detect-Frame", f"{PAPER_ONSET['acc']['0']:.2f}",
@@ -112,7 +118,7 @@ def onset_sim(sim: Results) -> str:
     return markdown(["model", "Acc±0", "Acc±8", "Err_avg (frames)", "missed", "false alarms"], rows)
 
 
-@table("onset_sim_full", "sim_test")
+@table("onset_sim_full", "sim_onset")
 def onset_sim_full(sim: Results) -> str:
     rows = [_onset_row(label, sim.get(f"onset.{m}.overall"), ONSET_TOLERANCES) for m, label in ONSET_MODELS]
     paper = PAPER_ONSET["acc"]
@@ -123,7 +129,7 @@ def onset_sim_full(sim: Results) -> str:
                     + ["Err_avg (frames)", "missed", "false alarms"], rows)
 
 
-@table("onset_sim_scenario", "sim_test")
+@table("onset_sim_scenario", "sim_onset")
 def onset_sim_scenario(sim: Results) -> str:
     """Acc±8 and Err_avg on the scenario's onsets; false alarms on its bleeding-free clips."""
     def cell(b: dict[str, Any]) -> str:
@@ -159,7 +165,7 @@ SOURCE_MODELS = (("source_evidence", "`source_evidence` (default)"), ("source_sm
                  ("source_redmask", "`source_redmask`"), ("source_centre", "image centre"))
 
 
-@table("source", "sim_test", "esd")
+@table("source", "sim_source", "esd")
 def source_headline(sim: Results, esd: Results) -> str:
     def cell(r: Results, m: str) -> str:
         b = r.get(f"source.{m}.overall")
@@ -183,7 +189,7 @@ def _accuracy_table(r: Results, stage: str, models: Iterable[tuple[str, str]], b
     return markdown(["model"] + [f"<{t}" for t in PX] + ["Err_avg (px)", "n"], rows)
 
 
-@table("source_sim_full", "sim_test")
+@table("source_sim_full", "sim_source")
 def source_sim_full(sim: Results) -> str:
     return _accuracy_table(sim, "source", SOURCE_MODELS, "overall",
                            ("paper, BleedOrigin-Detect-Pixel (its real data)", PAPER_SOURCE))
@@ -204,7 +210,7 @@ def _best_baseline(r: Results, block: str) -> str:
     return f"{err_acc(scores[best])} `{best}`"
 
 
-@table("track", "sim_test", "esd", "vlsurgpt")
+@table("track", "sim_track", "esd", "vlsurgpt")
 def track_headline(sim: Results, esd: Results, vl: Results) -> str:
     rows = []
     for label, r, block, paper in (("BleedSim test, long clips", sim, "labelled.by_kind.track_long", True),
@@ -221,9 +227,9 @@ def _track_full(r: Results, block: str) -> str:
     return _accuracy_table(r, "track", TRACK_ALL, block)
 
 
-for _name, _source, _block in (("track_sim_all", "sim_test", "labelled.overall"),
-                               ("track_sim_long", "sim_test", "labelled.by_kind.track_long"),
-                               ("track_sim_full_dense", "sim_test", "dense.by_kind.full"),
+for _name, _source, _block in (("track_sim_all", "sim_track", "labelled.overall"),
+                               ("track_sim_long", "sim_track", "labelled.by_kind.track_long"),
+                               ("track_sim_full_dense", "sim_track", "dense.by_kind.full"),
                                ("track_esd_dense", "esd", "dense.overall"),
                                ("track_esd", "esd", "labelled.overall"),
                                ("track_vlsurgpt", "vlsurgpt", "labelled.overall")):
@@ -245,8 +251,8 @@ SOURCE_TABLE_MODELS = tuple((m, label.split(" (")[0]) for m, label in SOURCE_MOD
 VL_KINDS = {"0_instrument_key_points": "instrument key points", "deformation": "deforming tissue"}
 
 for _name, _source, _stage, _models, _block, _first, _names in (
-        ("source_sim_scenario", "sim_test", "source", SOURCE_TABLE_MODELS, "by_scenario", "scenario", None),
-        ("track_sim_scenario", "sim_test", "track", TRACK_ALL, "labelled.by_scenario", "scenario", None),
+        ("source_sim_scenario", "sim_source", "source", SOURCE_TABLE_MODELS, "by_scenario", "scenario", None),
+        ("track_sim_scenario", "sim_track", "track", TRACK_ALL, "labelled.by_scenario", "scenario", None),
         ("track_esd_scenario", "esd", "track", TRACK_ALL, "dense.by_scenario", "scenario (one clip each)", None),
         ("track_vlsurgpt_kind", "vlsurgpt", "track", TRACK_ALL, "labelled.by_scenario", "point kind", VL_KINDS)):
     table(_name, _source)(lambda r, a=(_stage, _models, _block, _first, _names): _by_group(r, *a))
@@ -261,13 +267,13 @@ E2E_ROWS = ((DEFAULT_E2E, "onset_small → source_evidence → track_mft_visible
             (BASELINES_E2E, "onset_hsv → source_redmask → track_lk (baselines)"))
 
 
-@table("e2e", "sim_test")
+@table("e2e", "sim_e2e")
 def e2e_headline(sim: Results) -> str:
     return markdown(["pipeline", "onset Acc±8", "track Err_avg (px)", "track Acc<25", "coverage"],
                     [_e2e_row(label, sim.get(f"e2e.{key}")) for key, label in E2E_ROWS])
 
 
-@table("e2e_full", "sim_test")
+@table("e2e_full", "sim_e2e")
 def e2e_full(sim: Results) -> str:
     def row(label: str, b: dict[str, Any]) -> list[str]:
         o, t = b["onset"], b["track"]
@@ -278,7 +284,7 @@ def e2e_full(sim: Results) -> str:
                      "Err_avg (px)", "coverage"], [row(label, sim.get(f"e2e.{key}")) for key, label in E2E_ROWS])
 
 
-@table("e2e_per_video", "sim_test")
+@table("e2e_per_video", "sim_e2e")
 def e2e_per_video(sim: Results) -> str:
     def rows(key: str, label: str) -> list[list[str]]:
         return [[c["clip"], label, str(c["gt"]), "–" if c["pred"] is None else str(c["pred"]),
