@@ -281,15 +281,23 @@ def e2e_headline(sim: Results) -> str:
                     [_e2e_row(label, sim.get(f"e2e.{key}")) for key, label in E2E_ROWS])
 
 
+def _pipeline_label(key: str) -> str:
+    tag = {DEFAULT_E2E: " (default)", BASELINES_E2E: " (baselines)"}.get(key, "")
+    return " → ".join(key.split("+")) + tag
+
+
 @table("e2e_full", "sim_e2e")
 def e2e_full(sim: Results) -> str:
+    """Every pipeline the run scored (the default, the default with each baseline localizer, the
+    baselines)."""
     def row(label: str, b: dict[str, Any]) -> list[str]:
         o, t = b["onset"], b["track"]
         return [label, pct(o["acc"]["0"]), pct(o["acc"]["8"]), px(o["err_avg"]), pct(t["acc"]["10"]),
                 pct(t["acc"]["25"]), pct(t["acc"]["100"]), px(t["err_avg"]), f"{100 * b['coverage']:.1f} %"]
 
     return markdown(["pipeline", "onset ±0", "±8", "Err_avg (frames)", "track <10 px", "<25 px", "<100 px",
-                     "Err_avg (px)", "coverage"], [row(label, sim.get(f"e2e.{key}")) for key, label in E2E_ROWS])
+                     "Err_avg (px)", "coverage"],
+                    [row(_pipeline_label(key), b) for key, b in sim.get("e2e").items()])
 
 
 @table("e2e_per_video", "sim_e2e")
