@@ -241,6 +241,7 @@ def e2e_section(metrics: dict[str, Any]) -> list[str]:
     out += _table([*point_header(ths, "Pipeline"), "coverage %"],
                   [[*point_row(_label(m), metrics["e2e"][m["key"]]["track"], ths),
                     _pct(metrics["e2e"][m["key"]]["coverage"])] for m in models])
+    out += episode_lines(metrics, models)
     rows = [[f"{c['clip']} · {_label(m)}", DASH if c["gt"] is None else str(c["gt"]),
              DASH if c["pred"] is None else str(c["pred"]), _num(c["err_avg"]), _pct(c["coverage"]),
              f"[timeline]({c['timeline']})" if c.get("timeline") else DASH]
@@ -274,6 +275,32 @@ def stir_section(metrics: dict[str, Any]) -> list[str]:
         rows.append(["zero-motion control", _pct(c.get("aj")), _pct(c.get("ata")), _pct(c.get("oa")),
                      str(c.get("n", DASH)), DASH, DASH, DASH])
     return out + _table(["Model", "AJ", "ATA", "OA", "n", "p95 ms", "mean ms", "preds"], rows)
+
+
+def episode_lines(metrics: dict[str, Any], models: Sequence[dict[str, Any]]) -> list[str]:
+    """What the user sees (eval.e2e): every frame of the first episode, live and as in result.json,
+    and the frames until the point is within 25 / 50 px for good."""
+    models = [m for m in models if "episode" in metrics["e2e"][m["key"]]]
+    if not models:
+        return []
+    ths = _keys(metrics, "point")
+    header = [*point_header(ths, "Pipeline · view"), "settled <25 (clips)", "frames to <25 (median)",
+              "settled <50 (clips)", "frames to <50 (median)", "revisions"]
+    rows = []
+    for m in models:
+        ep = metrics["e2e"][m["key"]]["episode"]
+        for view in ("live", "result"):
+            settle = ep[view]["settle"]
+            rows.append([*point_row(f"{_label(m)} · {view}", ep[view]["points"], ths),
+                         *(f"{settle[d]['settled']}/{settle[d]['clips']}" if i == 0 else _num(settle[d]["median_frames"])
+                           for d in ("25", "50") for i in (0, 1)),
+                         str(ep["revisions"])])
+    out = ["### Every frame of the first episode", "",
+           "Errors (px at 512x384) on every frame from the true start of the episode to the end of the "
+           "reference; a frame without a point counts as a miss. `live`: the point drawn on each frame as "
+           "the stream went; `result`: the first event's track in result.json (the source it ended with). "
+           "Settled: the point is within d px from that frame to the end.", ""]
+    return out + _table(header, rows)
 
 
 def to_markdown(metrics: dict[str, Any], plots: Sequence[str | Path] = ()) -> str:

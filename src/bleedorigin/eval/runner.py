@@ -89,12 +89,14 @@ def model_lists(models: dict[str, Sequence[str]] | Sequence[str] | None, stages:
 
 def e2e_combos(lists: dict[str, list[str]], baselines: bool = True) -> list[tuple[str, str, str]]:
     """Pipelines run end to end: the first model of each stage (the user's first choice) and,
-    as reference, the all-baseline pipeline."""
+    as reference, the same pipeline with each source baseline (red mask, centre guess) in place
+    of its localizer, and the all-baseline pipeline."""
     from bleedorigin.models.loading import BASELINES
 
     first = tuple(lists[s][0] for s in MODEL_STAGES)
     combos = [first]
     if baselines:
+        combos += [(first[0], source, first[2]) for source in BASELINES["source"]]
         combos.append(tuple(BASELINES[s][0] for s in MODEL_STAGES))
     return list(dict.fromkeys(combos))  # type: ignore[arg-type]
 
@@ -146,9 +148,10 @@ def _evaluate_task(task: Task) -> dict[str, Any]:
     elif task.stage == "track":
         record = protocol.eval_track(_predictor("track", task.models[0]), clip)
     else:
+        from bleedorigin.eval import e2e
         from bleedorigin.pipeline import Pipeline
         pipeline = Pipeline(*(_predictor(s, m) for s, m in zip(MODEL_STAGES, task.models)), _PIPELINE)
-        record = protocol.eval_end_to_end(pipeline, clip)
+        record = e2e.eval_end_to_end(pipeline, clip)
     return record
 
 
@@ -454,15 +457,18 @@ def track_summary(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
 def e2e_summary(records: Sequence[dict[str, Any]], name: str) -> dict[str, Any]:
     """Overall onset/track/coverage, and per clip with the path of its timeline plot (relative
     to the evaluation folder; cached records made without a timeline have none)."""
+    from bleedorigin.eval import e2e
     from bleedorigin.eval.plots import timeline_file
 
     per_clip = [{"clip": r["clip"], "gt": r["gt"], "pred": r["pred"],
                  "err_avg": point_block(r["errors"]).get("err_avg"), "coverage": r["coverage"],
+                 **e2e.per_clip_row(r),
                  "timeline": timeline_file(name, r["clip"]).as_posix() if r.get("timeline") else None}
                 for r in records]
     return {"clips": len(records), "onset": onset_block(records),
             "track": point_block([e for r in records for e in r["errors"]]),
             "coverage": float(sum(r["coverage"] for r in records) / len(records)) if records else 0.0,
+            "episode": e2e.episode_summary(records),
             "per_clip": per_clip}
 
 

@@ -22,7 +22,7 @@ from bleedorigin.models.source.model import SourceConfig, SourceNet, refined_pea
 from bleedorigin.models.weights import find_weights, resolve_device
 from bleedorigin.types import Point
 from bleedorigin.vision.color import field_of_view, red_mask
-from bleedorigin.io.checkpoint import load_checkpoint
+from bleedorigin.io.checkpoint import build_model, load_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -86,12 +86,8 @@ class SourceLocator(SourceLocatorBase):
         config, state = load_checkpoint(folder, stage="source")
         cfg = from_dict(SourceConfig, {**config.get("model", {}), "pretrained": ""},
                         f"{folder}/config.json model")  # the trained weights already include the encoder
-        net = SourceNet(cfg)
-        try:
-            net.load_state_dict(state)
-        except RuntimeError as e:
-            raise InputError(f"{folder}: weights do not match the config ({str(e).splitlines()[0]})") from None
-        return cls(net, device, model_id=f"source:{folder.name}@{str(config.get('checksum', ''))[:12]}")
+        net = build_model(folder, lambda: SourceNet(cfg), state)
+        return cls(net, device, model_id=f"source:{folder.name}@{config['checksum'][:12]}")
 
     @classmethod
     def from_config(cls, cfg: SourceConfig, device: str = "cpu", seed: int = 0,

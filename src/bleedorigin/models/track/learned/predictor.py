@@ -28,7 +28,7 @@ from bleedorigin.models.track.learned.model import TrackerConfig, TrackOnSmall
 from bleedorigin.vision.motion import MotionHint, check_hint_mode
 from bleedorigin.types import TrackPoint
 from bleedorigin.models.weights import find_weights, resolve_device
-from bleedorigin.io.checkpoint import load_checkpoint
+from bleedorigin.io.checkpoint import build_model, load_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -66,8 +66,7 @@ def load_tracker_net(name_or_path: str | Path = "small") -> tuple[TrackOnSmall, 
     folder = find_weights(name_or_path, WEIGHTS_FOLDER)
     config, state = load_checkpoint(folder, stage="track")
     cfg = from_dict(TrackerConfig, config.get("model", {}), f"{folder}/config.json model")
-    net = TrackOnSmall(cfg)
-    net.load_state_dict(state)
+    net = build_model(folder, lambda: TrackOnSmall(cfg), state)
     return net, config, folder
 
 
@@ -121,7 +120,7 @@ class PointTracker(PointTrackerBase):
         `label` names the configuration in the model id (`label:folder@checksum`)."""
         net, config, folder = load_tracker_net(name_or_path)
         settings = {**config.get("runtime", {}), **overrides}
-        return cls(net, device, model_id=f"{label}:{folder.name}@{str(config.get('checksum', ''))[:12]}", **settings)
+        return cls(net, device, model_id=f"{label}:{folder.name}@{config['checksum'][:12]}", **settings)
 
     @classmethod
     def tiny(cls, device: str = "cpu", seed: int = 0, **overrides: Any) -> PointTracker:
