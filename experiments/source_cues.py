@@ -8,9 +8,9 @@ Protocols (errors in px of a 512x384 frame):
   with the 18 frames before it.
 
 `--cache FILE` keeps every map of every item (npz) so fusions can be fitted without recomputing
-(`scripts/source_fuse_fit.py`).
+(`experiments/source_fuse_fit.py`).
 
-    python scripts/source_cues.py --real ../shared/data/esd_clips --sim val_detect --cache cues.npz
+    python experiments/source_cues.py --real ../shared/data/esd_clips --sim val_detect --cache cues.npz
 """
 from __future__ import annotations
 

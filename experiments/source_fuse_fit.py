@@ -1,7 +1,7 @@
 """Fit fusion families leave one real clip out, and calibrate the candidates' probabilities
 (docs/source.md, "Cues" and "Candidates").
 
-Reads the map caches of `scripts/source_cues.py`. A family is the fused score
+Reads the map caches of `experiments/source_cues.py`. A family is the fused score
 sum_c w_c * map_c + log support + log rim + centre prior, every weight and the prior's width on a
 grid (FAMILIES). The weights are chosen minimising the mean error over the `all` items of five
 real clips and scored on the sixth (`f0`, `f60`, `all`); those fitted on all six clips are
@@ -10,7 +10,7 @@ Then the candidates' temperature: the one whose top-3 probabilities best match h
 source lies within `conf_radius` of each candidate (Brier score), chosen on five clips plus
 BleedSim validation, scored on the sixth.
 
-    python scripts/source_fuse_fit.py --real cues_real.npz --sim cues_sim.npz
+    python experiments/source_fuse_fit.py --real cues_real.npz --sim cues_sim.npz
 """
 from __future__ import annotations
 
