@@ -188,34 +188,6 @@ def test_locate_history_option(tmp_path, tiny_clip):
     assert cli("locate", tiny_clip.path, "--history", -1, "--out", out, "--model", "source_redmask") == 2
 
 
-def test_labelled_frames_report_scores_with_and_without_history(tmp_path, tiny_clip):
-    """The real-label report: reference rows always present, frame 0 apart, history counted, one
-    picture per clip, calibration computed."""
-    import importlib.util
-    import shutil
-    from pathlib import Path
-    clip = tmp_path / "clips" / "bleed_001"
-    clip.mkdir(parents=True)
-    shutil.copy(tiny_clip.path, clip / "video.mp4")
-    labelled = (0, 10, 16, 22)
-    (clip / "labels.json").write_text(json.dumps({str(t): [list(tiny_clip.path_xy[t])] for t in labelled}))
-    path = Path(__file__).resolve().parents[1] / "scripts" / "source_labelled_frames.py"
-    spec = importlib.util.spec_from_file_location("source_labelled_frames", path)
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
-    items = script.labelled_items(str(tmp_path / "clips"), history=4)
-    assert [len(it["history"]) for it in items] == [0, 4, 4, 4]
-    results = script.run(str(tmp_path / "clips"), ["source_evidence_history"], 4, 1.0, "cpu", tmp_path / "rep")
-    assert list(results) == ["source_evidence_history", "source_centre", "source_redmask"]
-    r = results["source_evidence_history"]
-    assert r["frame0"]["n"] == 1 and r["later_history"]["n"] == 3 and r["all_history"]["n"] == 4
-    assert results["source_redmask"]["all_alone"]["err_avg"] < 25  # the red disc is the source
-    assert (tmp_path / "rep" / "bleed_001.png").is_file()
-    assert "source_centre" in (tmp_path / "rep" / "report.md").read_text()
-    cal = script.calibration(np.array([0.9, 0.8, 0.2, 0.1]), np.array([5.0, 10.0, 80.0, 90.0]))
-    assert cal["spearman"] == pytest.approx(-1.0) and cal["err_low_conf"] == 85.0
-
-
 def _maps(heat: np.ndarray, red: np.ndarray, cfg: FusionConfig) -> EvidenceMaps:
     """The maps of a full-frame view with the given heat and red and nothing else."""
     fov = np.ones((H, W), bool)
