@@ -86,8 +86,8 @@ def dense_visible(clip: Any) -> np.ndarray | None:
     when the clip does not say (imported dense labels mark a point wherever it was seen)."""
     if clip.gt is None or not Path(clip.gt).is_file():
         return None
-    with np.load(Path(clip.gt), allow_pickle=False) as z:
-        return np.asarray(z["source_visible"], bool) if "source_visible" in z.files else None
+    visible = read_arrays(clip.gt, "source_visible").get("source_visible")
+    return None if visible is None else np.asarray(visible, bool)
 
 
 def _label_point(clip: Any, frame: int, k: int = 0) -> XY | None:
