@@ -35,7 +35,7 @@ def source_small(device: str = "auto", weights: str | None = None) -> SourceLoca
 # The default: the vessel-stump cue alone (chosen by the rule of docs/source.md, "Cues"; the
 # candidates' temperature calibrated there). The network is not run.
 STUMP: dict[str, Any] = dict(w_net=0.0, w_red=0.0, w_dark=0.0, w_support=0.0, prior_sigma=0.0, w_stump=1.0,
-                             cand_temperature=0.2)
+                             cand_temperature=0.1)
 
 
 @register_model("source_evidence")
