@@ -15,7 +15,8 @@ from bleedorigin.models.source.evidence import (EvidenceConfig, centre_prior, fl
                                                 support_map)
 from bleedorigin.models.source.fusion import (EvidenceMaps, FusionConfig, confidence, fuse, point_estimate,
                                               posterior)
-from bleedorigin.pipeline import Pipeline, PipelineConfig
+from bleedorigin.pipeline import Pipeline
+from bleedorigin.pipeline_config import shipped_config
 from bleedorigin.types import Point
 
 W, H = 192, 144
@@ -154,7 +155,7 @@ class _Recorder(SourceLocatorBase):
 def test_pipeline_hands_the_localizer_the_frames_from_the_onset_to_the_decision():
     locator = _Recorder()
     pipe = Pipeline(_RaiseAt(at=30, back=6), locator, load_stage("track", "track_lk"),
-                    PipelineConfig(history_frames=4))
+                    shipped_config().with_episode(history_frames=4))
     base = _tissue(3)[:384 // 2, :512 // 2]
     for t in range(40):
         f = cv2.resize(base, (512, 384))

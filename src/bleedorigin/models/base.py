@@ -21,10 +21,14 @@ class OnsetStep:
     `score` is the bleeding confidence attached to the current frame (for timelines);
     `onset_frame` is set on the step where an onset is raised. It may be earlier than the
     current frame (the sliding-window model places the onset inside its window).
+    With it, a detector that can say why gives `cue` (which evidence raised it) and `where`
+    (box x0, y0, x1, y1 of that evidence, pixels of the frame it was given).
     """
 
     score: float
     onset_frame: int | None = None
+    cue: str | None = None
+    where: tuple[int, int, int, int] | None = None
 
 
 class OnsetDetectorBase(ABC):

@@ -10,15 +10,18 @@ and `source_centre` (reference: the image centre).
 """
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from bleedorigin.models.registry import register_model
 from bleedorigin.models.source import centre  # noqa: F401  (registers source_centre)
 from bleedorigin.models.source.fusion import EvidenceSourceLocator, from_options
 from bleedorigin.models.source.model import SourceConfig, SourceNet
-from bleedorigin.models.source.predictor import SourceLocator, evaluate_source
+from bleedorigin.models.source.predictor import SourceLocator
 
-__all__ = ["SourceConfig", "SourceNet", "SourceLocator", "evaluate_source", "PAPER_MODEL", "TEST_MODEL"]
+log = logging.getLogger(__name__)
+
+__all__ = ["SourceConfig", "SourceNet", "SourceLocator", "PAPER_MODEL", "TEST_MODEL"]
 
 # The paper's localizer: PE-Spatial encoder on 512x384 frames (H/8 = 48x64 features).
 PAPER_MODEL: dict[str, Any] = dict(encoder="vit_pe_spatial_small", input_size=(512, 384), dim=32, heads=4,
@@ -68,6 +71,9 @@ def source_paper(device: str = "auto", weights: str | None = None, pretrained: s
         from bleedorigin.models.paper_weights import find_local  # `bleedorigin weights --download`
         pretrained = str(find_local("source_paper", "pe_spatial_small") or "")
     cfg = SourceConfig(**{**PAPER_MODEL, "pretrained": pretrained, **overrides})
+    # only the encoder is released: the head must be trained (configs/paper/source_paper.yaml)
+    log.warning("source_paper: no trained head given (weights=FOLDER); its points are random until "
+                "trained with `bleedorigin train source --config configs/paper/source_paper.yaml`")
     return SourceLocator.from_config(cfg, device=device, model_id="source:paper-untrained")
 
 

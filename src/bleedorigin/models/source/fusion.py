@@ -49,9 +49,9 @@ ESTIMATES = ("peak", "mean", "shrink")
 
 @dataclass(frozen=True)
 class FusionConfig:
-    # w_net, w_red, w_dark, prior_sigma and the rim fraction: chosen by scripts/source_prior_fit.py
+    # w_net, w_red, w_dark, prior_sigma and the rim fraction: chosen by experiments/source_prior_fit.py
     # under the rule of docs/source.md ("How the default is chosen"); w_growth by
-    # scripts/source_fusion_select.py.
+    # experiments/source_fusion_select.py.
     w_net: float = 0.1        # weight of the network's log-heat
     w_red: float = 1.0        # weight of the smoothed Red-Mask
     red_sigma: float = 3.0    # px at the working resolution: a blood region, not single red pixels
