@@ -13,7 +13,7 @@ from bleedorigin.models.loading import load_stage
 from bleedorigin.errors import ConfigError
 from bleedorigin.models.source.evidence import (EvidenceConfig, centre_prior, flow_map, growth_map, rim_prior,
                                                 support_map)
-from bleedorigin.models.source.fusion import (EvidenceMaps, FusionConfig, confidence, fuse, point_estimate,
+from bleedorigin.models.source.fusion import (RED, EvidenceMaps, FusionConfig, confidence, fuse, point_estimate,
                                               posterior)
 from bleedorigin.pipeline import Pipeline
 from bleedorigin.pipeline_config import shipped_config
@@ -207,7 +207,7 @@ def test_centre_prior_moves_an_ambiguous_answer_toward_the_centre_and_keeps_a_cl
     """Weak, split evidence (two faint red spots, the farther one marginally redder, a flat
     network): the prior picks the spot nearer the centre and the confidence is low. One clear
     source (strong red and network agreeing) off-centre is found within a pixel."""
-    cfg, flat = FusionConfig(), FusionConfig(prior_sigma=0.0)
+    cfg, flat = FusionConfig(**RED), FusionConfig(**{**RED, "prior_sigma": 0.0})
     assert cfg.prior_sigma > 0
     centre = np.array([(W - 1) / 2, (H - 1) / 2])
     far, near = np.array([25.0, 30.0]), np.array([110.0, 85.0])
@@ -228,10 +228,10 @@ def test_point_estimates_mean_and_shrink_hedge_toward_the_centre():
     heat = np.full((H, W), 0.01, np.float32)
     spot = np.array([30.0, 28.0])
     red = _bump(*spot, 0.3)
-    peak_cfg = FusionConfig(prior_sigma=0.0)
+    peak_cfg = FusionConfig(**{**RED, "prior_sigma": 0.0})
     top, conf = point_estimate(_maps(heat, red, peak_cfg), peak_cfg, 3)
-    for cfg in (FusionConfig(prior_sigma=0.0, estimate="mean"),
-                FusionConfig(prior_sigma=0.0, estimate="shrink", shrink_full=2 * conf)):
+    for cfg in (FusionConfig(**{**RED, "prior_sigma": 0.0, "estimate": "mean"}),
+                FusionConfig(**{**RED, "prior_sigma": 0.0, "estimate": "shrink", "shrink_full": 2 * conf})):
         xy, _ = point_estimate(_maps(heat, red, cfg), cfg, 3)
         centre = np.array([(W - 1) / 2, (H - 1) / 2])
         assert np.hypot(*(np.array(xy) - centre)) < np.hypot(*(np.array(top) - centre)) - 5
