@@ -6,6 +6,7 @@ import os
 import stat
 import subprocess
 import sys
+from pathlib import Path
 
 import av
 import cv2
@@ -83,6 +84,9 @@ def test_run_writes_result_overlay_jsonl_and_timeline_readable_by_others(tiny_cl
     assert res["onset"] is not None and abs(res["onset"]["frame"] - tiny_clip.onset_frame) <= 2
     assert res["source"] is not None and res["track"][0]["frame"] == res["onset"]["frame"]
     assert res["track"][-1]["frame"] == len(tiny_clip.frames) - 1
+    # the configuration it ran with: the shipped episode settings, the models given on the command line
+    assert res["config"]["track"] == {"model": "track_lk", "options": {}} and len(res["config_hash"]) == 12
+    assert res["config"]["episode"]["end_patience"] == 90
     lines = (out / "results.jsonl").read_text().splitlines()
     assert len(lines) == len(tiny_clip.frames)
     with av.open(str(out / "overlay.mp4")) as f:
@@ -214,3 +218,13 @@ def test_bad_texture_source_is_a_clean_error(tmp_path, capsys):
     _assert_clean_error(capsys, cli("sim", "--out", tmp_path / "s", "--n", 1, "--texture-from", tmp_path))
     _assert_clean_error(capsys, cli("sim", "--out", tmp_path / "s", "--n", 1, "--appearance", "cap_ring,fog"))
     assert not (tmp_path / "s").exists()
+
+
+def test_train_takes_a_shipped_recipe_by_name(tmp_path, capsys):
+    """An installed wheel has no configs/ folder beside the user: recipes are named, not pathed."""
+    from bleedorigin.cli import _shipped_recipe
+    assert _shipped_recipe(Path("paper/source_paper")).name == "source_paper.yaml"
+    assert _shipped_recipe(Path("onset_test.yaml")).is_file()
+    assert cli("train", "onset", "--config", "no_such_recipe", "--out", tmp_path / "t") == 2
+    err = capsys.readouterr().err
+    assert "source_v2" in err and "pipeline" not in err and len(err.strip().splitlines()) == 1

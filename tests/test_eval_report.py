@@ -10,6 +10,7 @@ import pytest
 from conftest import make_tiny_frames
 from test_eval_protocol import H, W, FixedSource, RedOnset, StillTracker, to_model
 
+from bleedorigin.pipeline_config import shipped_config
 from bleedorigin.eval.report import PAPER, to_markdown
 from bleedorigin.errors import ConfigError, InputError
 from bleedorigin.eval.runner import evaluate, group_models
@@ -139,7 +140,7 @@ def test_broken_clip_is_reported_not_fatal_and_not_cached(tmp_path: Path) -> Non
     assert m["onset"]["onset_evalstub"]["clips"] == 3
     assert m["errors"] == [{"stage": "track", "model": "track_evalbroken", "clip": "trk_a",
                             "failed": "video.mp4: corrupt frame 3"}]
-    assert not (out / "cache" / "track").exists()
+    assert not (out / "cache" / shipped_config().hash / "track").exists()
 
 
 WEIGHTS = {"id": "track:stub@aaa"}
@@ -178,7 +179,7 @@ def test_replaced_weights_invalidate_the_cache_and_are_caught_mid_run(tmp_path: 
     monkeypatch.setattr(runner, "build_tasks", plan_then_replace)
     with pytest.raises(ConfigError, match="changed during the evaluation"):
         evaluate(bench, tmp_path / "eval2", models, stages=("track",), progress=False, baselines=False)
-    assert not (tmp_path / "eval2" / "cache" / "track").exists()
+    assert not (tmp_path / "eval2" / "cache" / shipped_config().hash / "track").exists()
 
 
 def test_models_need_a_known_stage(tmp_path: Path) -> None:
@@ -201,7 +202,7 @@ def test_real_esd_clips_yield_source_and_track_records(shared_data: Path, tmp_pa
     assert len(m["source"]["source_evalstub"]["by_scenario"]) == 6
     # labels every 30 frames after frame 0: four 121-frame clips, clear view (181), water (151)
     assert m["track"]["track_evalstub"]["labelled"]["overall"]["n"] == 4 * 4 + 6 + 5
-    assert len(list((out / "cache" / "track" / "track_evalstub").glob("*.json"))) == 6
+    assert len(list((out / "cache" / shipped_config().hash / "track" / "track_evalstub").glob("*.json"))) == 6
 
 
 def test_end_to_end_report_links_a_timeline_per_clip(tmp_path: Path) -> None:

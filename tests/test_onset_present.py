@@ -1,16 +1,17 @@
 """Bleeding already under way: the calibrated blood mask and the armed bleeding-present check."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+from conftest import SHARED_DATA as SHARED
 
 from bleedorigin.models.onset.present import PresenceCheck
 from bleedorigin.vision.color import blood_mask, blood_presence, dark_blood_mask
 
-SHARED = Path("/work/shared/data")
 CASTS = {"neutral": (1.0, 1.0, 1.0), "orange": (1.0, 0.8, 0.55), "red": (1.0, 0.75, 0.75), "cool": (0.8, 0.92, 1.0)}
 
 
@@ -189,7 +190,9 @@ def test_real_clips_bleeding_present_under_white_balance_shifts(clip, bleeding):
             assert not onsets, (clip, name)
 
 
-LIVER = Path("/work/data/extra_real/negative_laparoscopic/lap_cholecystectomy_calot/video.mp4")
+# staged with `bleedorigin data stage-extra` (docs/data-extra.md) into $BLEEDORIGIN_EXTRA_DATA
+EXTRA = Path(os.environ.get("BLEEDORIGIN_EXTRA_DATA") or Path(__file__).resolve().parents[1] / "data" / "extra_real")
+LIVER = EXTRA / "negative_laparoscopic" / "lap_cholecystectomy_calot" / "video.mp4"
 
 
 @pytest.mark.skipif(not LIVER.is_file(), reason="extra real bleeding-free clips absent")
@@ -289,7 +292,7 @@ def test_rearmed_check_ignores_a_pool_coming_into_view():
 
 
 def test_rearm_windows_script_counts_armings_that_raise():
-    """scripts/onset_rearm_windows.py: a pool standing in view raises no arming, as at stream
+    """experiments/onset_rearm_windows.py: a pool standing in view raises no arming, as at stream
     start or as after an episode; a pool that keeps spreading raises every arming as at stream
     start."""
     from test_scripts import load_script

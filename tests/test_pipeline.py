@@ -5,7 +5,8 @@ import json
 
 import numpy as np
 
-from bleedorigin.pipeline import Pipeline, PipelineConfig
+from bleedorigin.pipeline import Pipeline
+from bleedorigin.pipeline_config import shipped_config
 
 
 # Short synthetic clips: the baselines need no 60-frame window (the shipped models are tested on
@@ -38,7 +39,7 @@ def _two_bleeds(n: int = 160) -> tuple[list[np.ndarray], list[int]]:
 
 def test_pipeline_reports_each_bleeding_episode():
     frames, onsets = _two_bleeds()
-    pipe = Pipeline.from_pretrained(PipelineConfig(end_patience=30, **BASELINES))
+    pipe = Pipeline.from_pretrained(shipped_config().with_episode(end_patience=30), **BASELINES)
     results = [pipe.step(f) for f in frames]
     assert [r.frame for r in results] == list(range(len(frames)))
     found = [e.onset.frame for e in pipe.events]
@@ -82,7 +83,7 @@ def test_stream_picked_up_mid_bleed_is_tracked_within_a_second():
     pool = (xx - 64) ** 2 + (yy - 48) ** 2 <= 15 ** 2
     for img in frames:
         img[pool] = (120, 10, 15)
-    pipe = Pipeline.from_pretrained(PipelineConfig(source_model="source_redmask", track_model="track_lk"))
+    pipe = Pipeline.from_pretrained(source_model="source_redmask", track_model="track_lk")
     states = [pipe.step(f).phase for f in frames]
     assert pipe.events and pipe.events[0].onset.frame == 0
     assert "tracking" in states[:30]
@@ -104,8 +105,8 @@ def _washed_source_leaves_pool(n: int = 170, second: int | None = None) -> list[
 
 
 def _mid_bleed_pipeline() -> Pipeline:
-    return Pipeline.from_pretrained(PipelineConfig(source_model="source_redmask", track_model="track_lk",
-                                                   end_patience=30))
+    return Pipeline.from_pretrained(shipped_config().with_episode(end_patience=30),
+                                    source_model="source_redmask", track_model="track_lk")
 
 
 def test_pool_left_after_an_episode_raises_no_new_alarm():
@@ -133,11 +134,11 @@ def test_episode_goes_on_while_dark_blood_covers_the_source():
     instead, it ends."""
     from test_onset_present import DARK_POOL, _disk, _lit_scene
 
-    from bleedorigin.vision.color import red_mask
+    from bleedorigin.vision.color import BLOOD_THRESHOLD, red_mask
 
     tissue = _lit_scene()
     dark = _disk(tissue, DARK_POOL)
-    assert (red_mask(dark[36:68, 48:80]) > 0.5).mean() < 0.02  # red_mask alone would end it
+    assert (red_mask(dark[36:68, 48:80]) > BLOOD_THRESHOLD).mean() < 0.02  # red_mask alone would end it
     for later, ends in ((dark, False), (tissue, True)):
         pipe = _mid_bleed_pipeline()
         spreading = [_disk(tissue, (150, 28, 34), radius=10 + t // 3) for t in range(20)]

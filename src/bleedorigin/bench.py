@@ -115,10 +115,10 @@ def bench_stage(stage: str, name: str | None, frames: list[np.ndarray], device: 
             "gflops": None if flops is None else round(flops, 3), "peak_mb": round(_peak_mb(), 1)}
 
 
-def bench_end_to_end(models: dict[str, str | None], frames: list[np.ndarray], device: str) -> dict:
-    from bleedorigin.pipeline import Pipeline, PipelineConfig
-    pipe = Pipeline.from_pretrained(PipelineConfig(models.get("onset"), models.get("source"),
-                                                   models.get("track"), device))
+def bench_end_to_end(models: dict[str, str | None], frames: list[np.ndarray], device: str,
+                     config: str | None = None) -> dict:
+    from bleedorigin.pipeline import Pipeline
+    pipe = Pipeline.from_pretrained(config, device, models.get("onset"), models.get("source"), models.get("track"))
     pipe.reset()
     for f in frames[:3]:  # warm-up, then start again from a clean state
         pipe.step(f)
@@ -146,13 +146,12 @@ def _current_rss_mb() -> float:
 
 
 def bench_memory(models: dict[str, str | None], minutes: float, frames: list[np.ndarray], device: str,
-                 fps: float = 30.0) -> dict:
+                 fps: float = 30.0, config: str | None = None) -> dict:
     """Resident memory while streaming `minutes` of 512x384 video through the pipeline (the clip
     is looped, so bleeding episodes start and end again and again). Flat = no growth per minute."""
-    from bleedorigin.pipeline import Pipeline, PipelineConfig
+    from bleedorigin.pipeline import Pipeline
     from bleedorigin.utils.progress import track
-    pipe = Pipeline.from_pretrained(PipelineConfig(models.get("onset"), models.get("source"),
-                                                   models.get("track"), device))
+    pipe = Pipeline.from_pretrained(config, device, models.get("onset"), models.get("source"), models.get("track"))
     total = int(minutes * 60 * fps)
     per_minute = int(60 * fps)
     rss = []
@@ -207,7 +206,8 @@ def bench_onnx(frames: list[np.ndarray], models: dict[str, str | None]) -> dict:
 
 def run_bench(models: dict[str, str | None], frames: int = 300, device: str = "auto",
               stages: tuple[str, ...] = ("onset", "source", "track"),
-              baselines: bool = True, onnx: bool = True, memory_minutes: float = 0.0) -> dict:
+              baselines: bool = True, onnx: bool = True, memory_minutes: float = 0.0,
+              config: str | None = None) -> dict:
     clip = bench_frames(frames)
     result: dict[str, Any] = {"resolution": list(MODEL_SIZE), "frames": frames, "stages": {},
                               "baselines": {}, "paper_table10": PAPER_TABLE10}
@@ -220,7 +220,7 @@ def run_bench(models: dict[str, str | None], frames: int = 300, device: str = "a
             for name in names:
                 if name != result["stages"].get(stage, {}).get("model"):
                     result["baselines"][name] = bench_stage(stage, name, clip, device)
-    result["end_to_end"] = bench_end_to_end(models, clip, device)
+    result["end_to_end"] = bench_end_to_end(models, clip, device, config)
     if onnx:
         try:
             result["onnxruntime"] = bench_onnx(clip, models)
@@ -228,7 +228,7 @@ def run_bench(models: dict[str, str | None], frames: int = 300, device: str = "a
             log.warning("onnxruntime not installed: skipping the ONNX timing (pip install 'bleedorigin[onnx]')")
     if memory_minutes > 0:  # looped clip long enough for whole episodes (onset, tracking, end)
         loop = clip if len(clip) >= MEMORY_CLIP_FRAMES else bench_frames(MEMORY_CLIP_FRAMES)
-        result["memory"] = bench_memory(models, memory_minutes, loop, device)
+        result["memory"] = bench_memory(models, memory_minutes, loop, device, config=config)
     return result
 
 

@@ -1,9 +1,10 @@
 """Overlay video in the paper's display style, one frame at a time (supervision-style annotators).
 
 "Non Bleeding" / "Bleeding" label top left, a flashing red box around the source after the
-onset (dashed and labelled "source ?" when the localizer was unsure), why the onset was raised
-(the onset detector's cue, named under the label, and a yellow box where it saw it), the tracked
-point with its confidence, and a short trail.
+onset and after each move of the source (dashed and labelled "source ?", and kept on the point,
+while the evidence names no clear place), why the onset was raised (the onset detector's cue,
+named under the label, and a yellow box where it saw it), the tracked point with its confidence,
+and a short trail.
 """
 from __future__ import annotations
 
@@ -46,9 +47,11 @@ class OnsetBannerAnnotator:
 
 @dataclass
 class OnsetBoxAnnotator:
-    """A red box around the source that flashes for `duration` frames after the onset, with the
-    localizer's confidence above it; below `SOURCE_UNSURE` (another place scored about as well,
-    or no blood stood out) the box is dashed and labelled "source ?"."""
+    """A red box around the source with its confidence above it. It flashes for `duration`
+    frames after the onset, and again when the source moves or becomes clear (the pipeline's
+    source revisions). While the confidence is below `SOURCE_UNSURE` (another place scores about
+    as well, or no blood stood out) the box is dashed, labelled "source ?", and stays on the
+    tracked point after the flash until the evidence is clear or the episode ends."""
 
     duration: int = 45
     period: int = 6
@@ -57,18 +60,28 @@ class OnsetBoxAnnotator:
     _confidence: float = 0.0
 
     def annotate(self, frame: np.ndarray, result: FrameResult) -> np.ndarray:
+        if result.phase == "waiting":
+            self._onset_at = None
+            return frame
         if result.onset is not None and result.source is not None:
             self._onset_at, self._center = result.frame, (result.source.x, result.source.y)
             self._confidence = result.source.confidence
-        if self._onset_at is None or result.frame - self._onset_at >= self.duration:
+        revision = result.revision
+        if revision is not None and revision.why != "located":
+            self._onset_at, self._center = result.frame, (revision.x, revision.y)
+            self._confidence = revision.confidence
+        if self._onset_at is None:
             return frame
-        if ((result.frame - self._onset_at) // (self.period // 2)) % 2 == 1:
+        unsure = self._confidence < SOURCE_UNSURE
+        since = result.frame - self._onset_at
+        if since >= self.duration and not unsure:
+            return frame
+        if since < self.duration and (since // (self.period // 2)) % 2 == 1:
             return frame  # the "off" half of the flash
         s = _scale(frame)
         half = int(40 * s)
         cx, cy = (result.track.x, result.track.y) if result.track else self._center
         x, y = int(round(cx)), int(round(cy))
-        unsure = self._confidence < SOURCE_UNSURE
         corners = [(x - half, y - half), (x + half, y - half), (x + half, y + half), (x - half, y + half)]
         for a, b in zip(corners, corners[1:] + corners[:1]):
             _edge(frame, a, b, max(1, int(round(3 * s))), int(8 * s) if unsure else 0)

@@ -18,12 +18,13 @@ import dataclasses
 import os
 import random
 import shutil
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from bleedorigin.errors import InputError
+from bleedorigin.io.clip import XY, Clip, check_numbers
+from bleedorigin.io.importers import import_clip_folder, import_status_clip, is_status_folder
 from bleedorigin.io.labelme import load_labelme, save_labelme
 from bleedorigin.utils.jsonio import read_json, write_json_atomic
 
@@ -37,46 +38,6 @@ SITES = ("gastric_antrum", "gastric_body", "duodenum", "ascending_colon", "esoph
 DETECT_FRAMES, DETECT_ONSET = 150, 120
 LABEL_EVERY = 30
 SPLITS = ("train", "val", "test")
-
-XY = tuple[float, float]
-
-
-@dataclass
-class Clip:
-    id: str
-    video: Path
-    kind: str
-    patient: str = "unknown"
-    site: str = "unknown"
-    scenario: str = "unknown"
-    num_frames: int = 0
-    fps: float = 30.0
-    width: int = 0
-    height: int = 0
-    onset_frame: int | None = None
-    labels: dict[int, list[XY | None]] = field(default_factory=dict)
-    gt: Path | None = None
-    split: str | None = None
-    # sparse-format file with the tracked point on every frame (imported clips' labels_dense.json)
-    dense_labels: Path | None = None
-    # real clip without point labels: its bleeding status from meta.json (onset_frame = where it starts)
-    bleeding: bool | None = None
-
-    def to_manifest(self, root: Path) -> dict:
-        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "labels"}
-        d["video"] = _relative(self.video, root)
-        d["gt"] = _relative(self.gt, root) if self.gt is not None else None
-        d["dense_labels"] = _relative(self.dense_labels, root) if self.dense_labels is not None else None
-        d["label_frames"] = sorted(self.labels)
-        return d
-
-
-def _relative(path: Path, root: Path) -> str:
-    try:
-        return Path(path).resolve().relative_to(root.resolve()).as_posix()
-    except ValueError:
-        return str(Path(path).resolve())
-
 
 def label_path(root: Path, clip_id: str, frame: int) -> Path:
     return Path(root) / "clips" / clip_id / "labels" / f"{frame:06d}.json"
@@ -127,6 +88,9 @@ def read_manifest(root: Path) -> list[dict]:
 
 def _clip_from_manifest(root: Path, entry: dict) -> Clip:
     names = {f.name for f in dataclasses.fields(Clip)}
+    if not isinstance(entry, dict):
+        raise InputError(f"{root / MANIFEST}: bad clip entry {entry!r} (expected an object)")
+    check_numbers(entry, f"{root / MANIFEST} clip {entry.get('id', '?')!r}")
     try:
         kw = {k: v for k, v in entry.items() if k in names}
         kw["video"] = root / kw["video"]
@@ -183,7 +147,6 @@ def discover_clips(path: str | os.PathLike) -> list[Clip]:
     """Clips under `path`: a benchmark root (manifest.json), an imported sample clip folder
     (video.mp4 + labels.json), a real clip folder with only its bleeding status (video.mp4 +
     meta.json with `bleeding`), or a folder holding any of these (searched two levels deep)."""
-    from bleedorigin.io.importers import import_clip_folder, import_status_clip, is_status_folder
 
     path = Path(path)
     if not path.is_dir():

@@ -65,6 +65,12 @@ class SourceLocatorBase(ABC):
         `exclude` optionally a bool mask (any size; the whole frame) of old blood, left by an
         earlier bleed, where the source is not placed."""
 
+    def locate_candidates(self, frame: np.ndarray, history: list[np.ndarray] | None = None, k: int = 3,
+                          exclude: np.ndarray | None = None) -> list[Point]:
+        """Up to `k` separated places the source may be, best first, each with the probability
+        (confidence in [0, 1]) that the source is there. A localizer with one answer gives it."""
+        return [self.locate(frame, history=history, exclude=exclude)]
+
 
 def allowed(exclude: np.ndarray | None, size: tuple[int, int]) -> np.ndarray | None:
     """Where a source may be placed, at `size` (w, h), given `locate`'s `exclude`; None: anywhere."""

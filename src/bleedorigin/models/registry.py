@@ -1,4 +1,7 @@
-"""Model registry: `<stage>_<preset>` names -> factories returning ready predictors."""
+"""Model registry: `<stage>_<preset>` names -> factories returning ready predictors.
+
+Filled by the stage packages' @register_model decorators, which run when `bleedorigin.models`
+is imported (its __init__ imports every stage package)."""
 from __future__ import annotations
 
 import fnmatch
@@ -19,21 +22,11 @@ def register_model(name: str) -> Callable[[Callable[..., Any]], Callable[..., An
     return wrap
 
 
-def _load_all() -> None:
-    # Importing the model packages runs their @register_model decorators.
-    import bleedorigin.models.baselines  # noqa: F401
-    import bleedorigin.models.onset  # noqa: F401
-    import bleedorigin.models.source  # noqa: F401
-    import bleedorigin.models.track  # noqa: F401
-
-
 def list_models(pattern: str = "*") -> list[str]:
-    _load_all()
     return sorted(n for n in _REGISTRY if fnmatch.fnmatch(n, pattern))
 
 
 def create(name: str, **overrides: Any) -> Any:
-    _load_all()
     if name not in _REGISTRY:
         import difflib
         close = difflib.get_close_matches(name, _REGISTRY, n=1)

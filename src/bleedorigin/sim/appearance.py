@@ -25,7 +25,7 @@ from dataclasses import dataclass, replace
 import cv2
 import numpy as np
 
-from bleedorigin.sim import appearance_layers as layers
+import bleedorigin.sim.appearance_layers as layers
 from bleedorigin.vision.degrade import Degrade
 
 FEATURES = ("cap_ring", "vignetting", "tissue_tone", "blood_colour", "blood_glare", "degrade",

@@ -19,6 +19,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from bleedorigin.io.video import load_clip_frames
+
 PAD = 0.25  # canvas margin around the view, as a fraction of its size
 
 
@@ -184,7 +186,6 @@ def texture_frames(folder: str) -> tuple[np.ndarray, ...]:
     meta.json gives `bleeding_from_frame`, the frames up to TEXTURE_MARGIN before it; a clip
     marked `"bleeding": true` without it is skipped; any other clip is taken as bleeding-free."""
     from bleedorigin.errors import InputError
-    from bleedorigin.sim.realism import load_clip_frames
     from bleedorigin.utils.jsonio import read_json
 
     root = Path(folder)

@@ -21,8 +21,10 @@ import torch
 from scipy.stats import rankdata
 from torch import nn
 
-from bleedorigin.sim.realism import STAT_HEIGHT
+from bleedorigin.sim.appearance import FEATURES, Appearance
+from bleedorigin.sim.generator import generate_clip, with_appearance
 
+STAT_HEIGHT = 112  # frames are compared at this height (the real samples' own)
 CROP = 32
 FRAMES_PER_CLIP = 24
 CROPS_PER_FRAME = 4
@@ -166,8 +168,6 @@ def appearance_variants(ablation: bool = True, texture_from: str | None = None) 
     """The BleedSim looks compared: v1, v2 (`Appearance.all()`) and, with `ablation`, every
     feature on ("every") and every feature but one ("every - f"); with `texture_from`, also v2
     (and every feature) with real tissue texture from those clips."""
-    from bleedorigin.sim.appearance import FEATURES, Appearance
-
     out = {"v1": Appearance(), "v2": Appearance.all()}
     if texture_from:
         out["v2 + real_texture"] = Appearance.all().with_texture(texture_from)
@@ -189,8 +189,6 @@ def appearance_ablation(real: dict[str, np.ndarray], n_clips: int = 12, seed: in
     "repeat_auc": {name: [AUC per repeat]}, "folds": {name: {real clip: AUC}}, "vs_v1":
     {name: paired difference}, "vs_v2" and "vs_every": {variant built on it: paired difference}, "features":
     {name: enabled features}, "n_real", "n_sim", "repeats"}."""
-    from bleedorigin.sim.generator import generate_clip, with_appearance
-
     base = [generate_clip("track_long", seed * 1000 + i, size=size, num_frames=num_frames, num_tracks=0)
             for i in range(n_clips)]
     out: dict[str, Any] = {"variants": {}, "repeat_auc": {}, "folds": {}, "vs_v1": {}, "vs_v2": {}, "vs_every": {},

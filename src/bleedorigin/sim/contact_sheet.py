@@ -9,7 +9,7 @@ import numpy as np
 from bleedorigin.errors import InputError
 from bleedorigin.sim.appearance import Appearance
 from bleedorigin.sim.generator import generate_clip
-from bleedorigin.sim.realism import load_clip_frames
+from bleedorigin.io.video import load_clip_frames
 from bleedorigin.sim.scenarios import SCENARIOS
 
 # real sample folder name prefix of each scenario (../shared/data/esd_clips)

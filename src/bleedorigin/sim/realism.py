@@ -12,41 +12,19 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-import av
 import cv2
 import numpy as np
 from scipy.stats import wasserstein_distance
 
 from bleedorigin.errors import InputError
+from bleedorigin.io.video import load_clip_frames
+from bleedorigin.sim.c2st import STAT_HEIGHT, c2st_realism
 
 log = logging.getLogger(__name__)
 
-STAT_HEIGHT = 112
 MAX_FRAMES = 60          # frames sampled per clip (evenly), keeps the report to seconds
 HIST_BINS = {"hue": (18, 180), "saturation": (16, 256), "value": (16, 256)}
 SCALARS = ("red_area", "red_area_std", "saturation", "value", "sharpness", "motion")
-
-
-def _read_video(path: Path) -> np.ndarray:
-    try:
-        with av.open(str(path)) as c:
-            frames = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
-    except (av.error.FFmpegError, OSError) as exc:
-        raise InputError(f"cannot read video {path}: {exc}") from None
-    if not frames:
-        raise InputError(f"no frames in {path}")
-    return np.stack(frames)
-
-
-def load_clip_frames(folder: Path) -> np.ndarray:
-    """frames.npz (lossless) when present, else video.mp4."""
-    npz = folder / "frames.npz"
-    if npz.is_file():
-        with np.load(npz) as z:
-            return z["frames"]
-    if (folder / "video.mp4").is_file():
-        return _read_video(folder / "video.mp4")
-    raise InputError(f"no frames.npz or video.mp4 in {folder}")
 
 
 def collect_clips(src: str | Path | Iterable[Any]) -> dict[str, np.ndarray]:
@@ -146,7 +124,6 @@ def realism_report(sim: str | Path | Iterable[Any], real_dir: str | Path,
             entry["real_spread"] = float(np.std(_pool(r_list, k)))
         report["scalars"][k] = entry
     if classifier:
-        from bleedorigin.sim.c2st import c2st_realism
         try:
             report["classifier"] = c2st_realism(sim_clips, real_clips)
         except ValueError as e:

@@ -23,5 +23,5 @@ class DISTracker(FlowPointTracker):
 
 
 @register_model("track_dis")
-def track_dis(preset: str = "medium", **_: object) -> DISTracker:
+def track_dis(preset: str = "medium") -> DISTracker:
     return DISTracker(preset=preset)

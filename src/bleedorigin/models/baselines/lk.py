@@ -24,5 +24,5 @@ class LKTracker(FlowPointTracker):
 
 
 @register_model("track_lk")
-def track_lk(win: int = 21, levels: int = 3, fb_max: float = 1.5, **_: object) -> LKTracker:
+def track_lk(win: int = 21, levels: int = 3, fb_max: float = 1.5) -> LKTracker:
     return LKTracker(win=win, levels=levels, fb_max=fb_max)

@@ -41,5 +41,5 @@ class RedMaskSourceLocator(SourceLocatorBase):
 
 
 @register_model("source_redmask")
-def source_redmask(sigma: float = 8.0, **_: object) -> RedMaskSourceLocator:
+def source_redmask(sigma: float = 8.0) -> RedMaskSourceLocator:
     return RedMaskSourceLocator(sigma=sigma)

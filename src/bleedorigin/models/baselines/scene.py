@@ -29,5 +29,5 @@ class SceneTracker(FlowPointTracker):
 
 
 @register_model("track_scene")
-def track_scene(**_: object) -> SceneTracker:
+def track_scene() -> SceneTracker:
     return SceneTracker()

@@ -22,8 +22,9 @@ ONSET_TEST = OnsetConfig(window=16, internal_size=(64, 48), d_model=32, num_laye
 
 
 @register_model("onset_small")
-def onset_small(device: str = "auto", weights: str = "small") -> OnsetDetector:
-    return OnsetDetector.from_pretrained(weights, device=device)
+def onset_small(device: str = "auto", weights: str = "small", **options: object) -> OnsetDetector:
+    """The shipped weights; `options`: OnsetDetector.from_pretrained's (configs/pipeline.yaml)."""
+    return OnsetDetector.from_pretrained(weights, device=device, **options)  # type: ignore[arg-type]
 
 
 @register_model("onset_small_raw")

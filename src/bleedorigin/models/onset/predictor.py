@@ -22,7 +22,7 @@ from bleedorigin.models.onset.model import OnsetNet
 from bleedorigin.models.onset.present import PresenceCheck, largest_box
 from bleedorigin.models.weights import find_weights, resolve_device
 from bleedorigin.vision.color import BLOOD_THRESHOLD, blood_area, quiet_level, red_mask
-from bleedorigin.io.checkpoint import load_checkpoint
+from bleedorigin.io.checkpoint import build_model, load_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -237,9 +237,8 @@ class OnsetDetector(OnsetDetectorBase):
         folder = find_weights(name_or_path, "onset_small")
         config, state = load_checkpoint(folder, stage="onset")
         cfg = from_dict(OnsetConfig, config.get("model", {}), f"{folder}/config.json model")
-        net = OnsetNet(cfg)
-        net.load_state_dict(state)
-        return cls(net, device, model_id=f"onset:{folder.name}@{config.get('checksum', '')[:12]}",
+        net = build_model(folder, lambda: OnsetNet(cfg), state)
+        return cls(net, device, model_id=f"onset:{folder.name}@{config['checksum'][:12]}",
                    refine_radius=refine_radius, presence=PresenceCheck(dark=dark) if presence else None)
 
     def reset(self) -> None:

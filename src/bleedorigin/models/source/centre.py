@@ -23,5 +23,5 @@ class CentreGuess(SourceLocatorBase):
 
 
 @register_model("source_centre")
-def source_centre(**_: object) -> CentreGuess:
+def source_centre() -> CentreGuess:
     return CentreGuess()
