@@ -27,12 +27,12 @@ import numpy as np
 
 from bleedorigin import MODEL_SIZE
 from bleedorigin.io.video import FrameMapper, open_video
-from bleedorigin.models.loading import load_stage, model_id
+from bleedorigin.models.loading import load_stage, model_id, model_warnings
 from bleedorigin.pipeline_config import STAGES, PipelineConfig, load_pipeline_config
 from bleedorigin.source_revision import SourceReviser, weigh_frame
 from bleedorigin.types import BleedingEvent, FrameResult, Onset, Point, RunResult, SourceRevision, TrackPoint
 from bleedorigin.utils.progress import track as progress_track
-from bleedorigin.vision.color import AREA_SIZE, area_copy, blood_cover, red_mask
+from bleedorigin.vision.color import AREA_SIZE, BLOOD_THRESHOLD, area_copy, blood_cover, red_mask
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +110,9 @@ class Pipeline:
         if out.onset_frame is None:
             return FrameResult(index, t, "waiting", out.score, timings_ms=timings)
         onset_frame = self._clamp_to_buffer(self._onset_origin + out.onset_frame)
-        onset = Onset(onset_frame, onset_frame / fps, out.score)
+        where = None if out.where is None else tuple(self._mapper.to_input(  # type: ignore[union-attr]
+            np.array(out.where, float).reshape(2, 2)).reshape(-1))
+        onset = Onset(onset_frame, onset_frame / fps, out.score, out.cue, where)
         # decision time: the localizer sees the frame where the onset was raised, with the frames
         # from `history_frames` before the (back-dated) onset up to it
         history = [img for i, img in self._buffer if onset_frame - self.config.episode.history_frames <= i < index]
@@ -248,7 +250,7 @@ class Pipeline:
         assert self._mapper is not None
         xy = self._mapper.to_model(np.array([[tp.x, tp.y]]))[0]
         red = _patch(small, xy, self.config.episode.end_patch)
-        share = float((red_mask(red) > 0.5).mean()) if red.size else 0.0
+        share = float((red_mask(red) > BLOOD_THRESHOLD).mean()) if red.size else 0.0
         if share >= self.config.episode.end_blood_fraction:
             return share
         area = area_copy(small)
@@ -281,7 +283,8 @@ class Pipeline:
             info = reader.info
         scores = [r.onset_score for r in self.stream(source, progress)]
         return RunResult(str(source), float(info.fps), info.width, info.height, len(scores),
-                         scores, list(self.events), self.models, self.config.to_dict(), self.config.hash)
+                         scores, list(self.events), self.models, self.config.to_dict(), self.config.hash,
+                         model_warnings(self.models))
 
 
 def _patch(img: np.ndarray, xy: np.ndarray, side: int) -> np.ndarray:

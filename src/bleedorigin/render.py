@@ -2,7 +2,9 @@
 
 "Non Bleeding" / "Bleeding" label top left, a flashing red box around the source after the
 onset and after each move of the source (dashed and labelled "source ?", and kept on the point,
-while the evidence names no clear place), the tracked point with its confidence, and a short trail.
+while the evidence names no clear place), why the onset was raised (the onset detector's cue,
+named under the label, and a yellow box where it saw it), the tracked point with its confidence,
+and a short trail.
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from bleedorigin.types import FrameResult
 RED = (230, 30, 30)
 GREEN = (40, 220, 60)
 WHITE = (255, 255, 255)
+YELLOW = (250, 220, 40)
 SOURCE_UNSURE = 0.5  # source confidence below which the box is dashed: the evidence named no clear place
 
 
@@ -106,6 +109,36 @@ def _edge(frame: np.ndarray, a: tuple[int, int], b: tuple[int, int], thick: int,
 
 
 @dataclass
+class OnsetCueAnnotator:
+    """For `duration` frames after the onset: the onset detector's cue (why it was raised) under
+    the status label and a thin yellow box where the cue was seen, so a false alarm shows its
+    cause."""
+
+    duration: int = 45
+    _onset_at: int | None = None
+    _cue: str | None = None
+    _where: tuple[float, float, float, float] | None = None
+
+    def annotate(self, frame: np.ndarray, result: FrameResult) -> np.ndarray:
+        if result.onset is not None:
+            self._onset_at, self._cue, self._where = result.frame, result.onset.cue, result.onset.where
+        if self._onset_at is None or self._cue is None or result.frame - self._onset_at >= self.duration:
+            return frame
+        s = _scale(frame)
+        thick = max(1, int(round(s)))
+        if self._where is not None:
+            x0, y0, x1, y1 = (int(round(v)) for v in self._where)
+            cv2.rectangle(frame, (x0, y0), (x1, y1), YELLOW, thick, cv2.LINE_AA)
+        label = f"cue: {self._cue}"
+        (tw, th), base = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, 0.45 * s, thick)
+        top = int(40 * s)
+        cv2.rectangle(frame, (0, top), (tw + int(12 * s), top + th + base + int(8 * s)), (0, 0, 0), -1)
+        cv2.putText(frame, label, (int(6 * s), top + th + int(4 * s)), cv2.FONT_HERSHEY_SIMPLEX, 0.45 * s,
+                    YELLOW, thick, cv2.LINE_AA)
+        return frame
+
+
+@dataclass
 class TrackTrailAnnotator:
     """The tracked point, its confidence, and the last `length` positions."""
 
@@ -135,7 +168,7 @@ class TrackTrailAnnotator:
 @dataclass
 class OverlayRenderer:
     annotators: list = field(default_factory=lambda: [OnsetBannerAnnotator(), OnsetBoxAnnotator(),
-                                                      TrackTrailAnnotator()])
+                                                      OnsetCueAnnotator(), TrackTrailAnnotator()])
 
     def render(self, frame: np.ndarray, result: FrameResult) -> np.ndarray:
         out = np.ascontiguousarray(frame.copy())

@@ -45,14 +45,23 @@ class Onset:
     frame: int
     time_s: float
     confidence: float
+    cue: str | None = None  # why it was raised (the onset detector's cue), when the detector says
+    where: tuple[float, float, float, float] | None = None  # box x0, y0, x1, y1 (input px) of that cue
 
     def to_dict(self) -> dict[str, Any]:
-        return {"frame": int(self.frame), "time_s": float(self.time_s),
-                "confidence": float(self.confidence)}
+        out: dict[str, Any] = {"frame": int(self.frame), "time_s": float(self.time_s),
+                               "confidence": float(self.confidence)}
+        if self.cue is not None:
+            out["cue"] = self.cue
+        if self.where is not None:
+            out["where"] = [round(float(v), 1) for v in self.where]
+        return out
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Onset:
-        return cls(int(d["frame"]), float(d["time_s"]), float(d["confidence"]))
+        where = d.get("where")
+        return cls(int(d["frame"]), float(d["time_s"]), float(d["confidence"]), d.get("cue"),
+                   None if where is None else tuple(float(v) for v in where))
 
 
 @dataclass(slots=True)
@@ -136,7 +145,7 @@ class BleedingEvent:
 
 @dataclass
 class RunResult:
-    """The `result.json` of `bleedorigin run` (DESIGN.md). `onset`/`source`/`track` describe
+    """The `result.json` of `bleedorigin run` (README.md, "result.json"). `onset`/`source`/`track` describe
     the first bleeding event; `events` lists all of them."""
 
     video: str
@@ -149,6 +158,8 @@ class RunResult:
     models: dict[str, str] = field(default_factory=dict)
     config: dict[str, Any] = field(default_factory=dict)  # the pipeline configuration it ran with
     config_hash: str = ""
+    warnings: list[str] = field(default_factory=list)  # e.g. a stage running untrained weights
+    complete: bool = True  # False: the stream ended early, broke or was interrupted
 
     @property
     def onset(self) -> Onset | None:
@@ -164,20 +175,22 @@ class RunResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {"video": self.video, "fps": self.fps, "width": self.width, "height": self.height,
-                "frames": self.frames,
+                "frames": self.frames, "complete": self.complete,
                 "onset": None if self.onset is None else self.onset.to_dict(),
                 "source": None if self.source is None else self.source.to_dict(),
                 "track": [t.to_dict() for t in self.track],
                 "events": [e.to_dict() for e in self.events],
                 "scores": [round(float(s), 5) for s in self.scores],
-                "models": dict(self.models), "config": self.config, "config_hash": self.config_hash}
+                "models": dict(self.models), "config": self.config, "config_hash": self.config_hash,
+                "warnings": list(self.warnings)}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> RunResult:
         return cls(d["video"], float(d["fps"]), int(d["width"]), int(d["height"]),
                    int(d["frames"]), [float(s) for s in d.get("scores", [])],
                    [BleedingEvent.from_dict(e) for e in d.get("events", [])],
-                   dict(d.get("models", {})), dict(d.get("config") or {}), str(d.get("config_hash", "")))
+                   dict(d.get("models", {})), dict(d.get("config") or {}), str(d.get("config_hash", "")),
+                   [str(w) for w in d.get("warnings", [])], bool(d.get("complete", True)))
 
 
 def as_plain(obj: Any) -> Any:
