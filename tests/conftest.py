@@ -1,6 +1,7 @@
 """Shared fixtures: tiny synthetic clips with known truth, built in tmp_path in well under a second."""
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +24,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip_slow)
         if "real" in item.keywords and not SHARED_DATA.is_dir():
             item.add_marker(skip_real)
+
+
+# The CLI's thread budget (--threads) defaults to this: one thread per test process, and per
+# subprocess a test starts, for the reason below.
+os.environ.setdefault("BLEEDORIGIN_THREADS", "1")
 
 
 @pytest.fixture(autouse=True)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import multiprocessing as mp
-import os
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +19,7 @@ import yaml
 
 from bleedorigin import __version__
 from bleedorigin.errors import ConfigError, InputError
+from bleedorigin.utils.threads import threads as thread_budget
 from bleedorigin.eval import protocol
 from bleedorigin.eval.cache import PROTOCOL_VERSION, ResultCache, model_key
 from bleedorigin.pipeline_config import PipelineConfig, load_pipeline_config, shipped_config
@@ -180,7 +180,7 @@ def _execute(tasks: list[Task], cache_root: Path, workers: int, device: str,
             yield _run_indexed(job)
         _LOADED.clear()
         return
-    threads = max(1, (os.cpu_count() or 1) // workers)
+    threads = max(1, thread_budget() // workers)
     ctx = mp.get_context("spawn")
     with ctx.Pool(workers, initializer=_init_worker, initargs=(device, threads, _PIPELINE)) as pool:
         results = pool.imap_unordered(_run_indexed, jobs, chunksize=1)

@@ -20,6 +20,7 @@ import numpy as np
 from bleedorigin import MODEL_SIZE
 from bleedorigin.errors import InputError
 from bleedorigin.utils.files import refuse_non_regular
+from bleedorigin.utils.threads import threads
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +106,7 @@ class VideoReader:
             raise InputError(f"no video stream in {name}")
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
+        stream.thread_count = threads()  # the decoder shares the budget of the models
         rate = stream.average_rate or stream.guessed_rate or 30
         fps = float(rate) if rate else 30.0
         frames = int(stream.frames) or None

@@ -1,0 +1,51 @@
+"""One thread budget (--threads) for torch, OpenCV, onnxruntime and the decoder together."""
+from __future__ import annotations
+
+import os
+
+import cv2
+import pytest
+import torch
+
+from bleedorigin.cli import main
+from bleedorigin.errors import InputError
+from bleedorigin.utils import threads
+
+
+def test_default_budget_is_the_cores_this_process_may_use(monkeypatch):
+    monkeypatch.delenv("BLEEDORIGIN_THREADS", raising=False)
+    if hasattr(os, "sched_setaffinity"):
+        mask = os.sched_getaffinity(0)
+        try:
+            os.sched_setaffinity(0, {min(mask)})  # as under taskset -c N or a one-core container
+            assert threads.available_cores() == 1
+        finally:
+            os.sched_setaffinity(0, mask)
+    assert threads.default_threads() == threads.available_cores()
+    monkeypatch.setenv("BLEEDORIGIN_THREADS", "3")
+    assert threads.default_threads() == 3
+    monkeypatch.setenv("BLEEDORIGIN_THREADS", "many")
+    with pytest.raises(InputError, match="BLEEDORIGIN_THREADS"):
+        threads.default_threads()
+
+
+def test_set_threads_reaches_every_library():
+    try:
+        threads.set_threads(2)
+        assert torch.get_num_threads() == 2 and cv2.getNumThreads() == 2 and threads.threads() == 2
+        ort = pytest.importorskip("onnxruntime")
+        assert isinstance(threads.ort_options(), ort.SessionOptions)
+        assert threads.ort_options().intra_op_num_threads == 2
+    finally:
+        threads.set_threads(1)
+
+
+def test_cli_threads_option_sets_the_budget(tiny_clip, tmp_path):
+    try:
+        with pytest.raises(SystemExit) as exc:
+            main(["-q", "detect", str(tiny_clip.path), "--out", str(tmp_path / "o.json"), "--model", "onset_hsv",
+                  "--threads", "2"])
+        assert exc.value.code in (0, None)
+        assert threads.threads() == 2 and cv2.getNumThreads() == 2
+    finally:
+        threads.set_threads(1)
