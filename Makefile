@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml
 	# torch first, pinned to the CPU build available on the machine; a range it
 	# satisfies afterwards installs nothing more.
 	$(BIN)/pip install -q "torch==2.13.0" || $(BIN)/pip install -q torch
-	$(BIN)/pip install -q -e ".[dev,onnx]"
+	$(BIN)/pip install -q -e ".[dev,onnx,cluster]"
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -20,8 +20,10 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/bleedorigin demo --out runs/demo
 
+# the test suite, then the wheel installed in a fresh virtualenv outside the tree runs the demo
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+	PYTHON=$(PYTHON) bash tools/check_wheel.sh
 
 clean:
 	rm -rf $(VENV) runs

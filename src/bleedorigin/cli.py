@@ -1,4 +1,4 @@
-"""Command line: `bleedorigin <command>` (also `python -m bleedorigin`). See DESIGN.md."""
+"""Command line: `bleedorigin <command>` (also `python -m bleedorigin`); README.md lists the commands."""
 from __future__ import annotations
 
 import logging
@@ -72,6 +72,17 @@ def _source(video: str) -> str | int:
     return int(video) if video.isdigit() else video
 
 
+def _shipped_recipe(name: Path) -> Path:
+    """A training recipe shipped in the package's configs/ folder, by name (`.yaml` optional)."""
+    configs = Path(__file__).resolve().parent / "configs"
+    for candidate in (configs / name, configs / f"{name}.yaml"):
+        if candidate.is_file():
+            return candidate
+    known = sorted(p.relative_to(configs).with_suffix("").as_posix() for p in configs.rglob("*.yaml")
+                   if p.name != "pipeline.yaml")
+    raise InputError(f"--config {name}: no such file, nor a shipped recipe ({', '.join(known)})")
+
+
 def _check_config(config: Path | None) -> None:
     """Load the pipeline configuration once up front, so a bad file fails before any work."""
     if config is not None:
@@ -143,15 +154,25 @@ def locate(video: str = typer.Argument(..., help="Video file or image."),
 
 @app.command()
 def track(video: str = VIDEO,
-          point: tuple[float, float] = typer.Option(..., help="Start point X Y (input pixels)."),
+          point: Optional[tuple[float, float]] = typer.Option(None, help="Start point X Y (input pixels)."),
           start: int = typer.Option(0, help="Start frame (0-based)."),
+          points: Optional[Path] = typer.Option(None, help="Many points instead: a CSV (frame,x,y rows) or "
+                                                "JSON ([[frame, x, y], ...]) file; each is tracked from its frame."),
           out: Path = typer.Option(..., help="Output JSON file."),
           model: Optional[str] = typer.Option(None, help="Tracker name or checkpoint folder."),
           threads: Optional[int] = THREADS, device: str = DEVICE) -> None:
-    """Track a point from a start frame to the end of the video."""
-    from bleedorigin.commands import track_point
+    """Track a point (or the points of a file) from a start frame to the end of the video."""
+    from bleedorigin.commands import track_point, track_points
+    from bleedorigin.io.points import read_points
+    if (point is None) == (points is None):
+        raise InputError("give either --point X Y (with --start) or --points FILE")
+    queries = read_points(points) if points is not None else None
     _writable(out, folder=False)
     _budget(threads)
+    if queries is not None:
+        track_points(_source(video), queries, out, model, device, _progress())
+        return
+    assert point is not None
     track_point(_source(video), point, start, out, model, device, _progress())
 
 
@@ -220,6 +241,32 @@ def bench(json_out: Optional[Path] = typer.Option(None, "--json", help="Also wri
 
 
 @app.command()
+def batch(inputs: list[str] = typer.Argument(..., help="Video files, folders (searched recursively for videos "
+                                             "and image-folder clips) or text files listing paths."),
+          out: Path = typer.Option(..., help="Batch folder: one result folder per video, events.csv, "
+                                   "events.parquet, failures.csv, report.html."),
+          workers: int = typer.Option(1, help="Local worker processes (the cores are shared out among them)."),
+          engine: str = typer.Option("local", help="local | ray"),
+          address: Optional[str] = typer.Option(None, help="Ray cluster address (default: a running local "
+                                                "instance, or a new one)."),
+          cpus_per_task: float = typer.Option(1.0, help="Ray: CPUs per video."),
+          gpus_per_task: float = typer.Option(0.0, help="Ray: GPUs per video."),
+          overlay: bool = typer.Option(False, help="Also write overlay.mp4 per video."),
+          retries: int = typer.Option(2, help="Extra attempts for a video whose worker died or hit an "
+                                      "unexpected error (bad input is not retried)."),
+          config: Optional[Path] = CONFIG, device: str = DEVICE) -> None:
+    """Screen an archive: `run` on every video, resumable; a failing video never stops it."""
+    from bleedorigin.batch import make_engine, run_batch
+    _writable(out, folder=True)
+    _check_config(config)
+    summary = run_batch(inputs, out, make_engine(engine, workers, address, cpus_per_task, gpus_per_task),
+                        overlay, retries, _progress(), device, config)
+    if _progress():
+        typer.echo(f"{len(summary.done)} done, {summary.skipped} finished earlier, {len(summary.failed)} failed; "
+                   f"events: {out / 'events.csv'}  report: {out / 'report.html'}")
+
+
+@app.command()
 def evaluate(data: Path = typer.Argument(..., help="Benchmark folder, BleedSim output or sample clip folders."),
              out: Path = typer.Option(..., help="Output folder (metrics.json, report.md, plots/)."),
              models: list[str] = typer.Option([], "--models", help="Model names or checkpoint folders to "
@@ -229,17 +276,54 @@ def evaluate(data: Path = typer.Argument(..., help="Benchmark folder, BleedSim o
              workers: int = typer.Option(1, help="Worker processes."),
              baselines: bool = typer.Option(True, help="Include the baseline reference rows."),
              threads: Optional[int] = THREADS,
+             stir_start: Optional[Path] = typer.Option(None, "--stir-start", help="STIR-style start points "
+                                                       "{seq: [[x, y], ...]}: track DATA's sequences from them and "
+                                                       "write a STIR 2026 preds.json per tracker."),
+             stir_end: Optional[Path] = typer.Option(None, "--stir-end", help="With --stir-start: end points "
+                                                     "to score against (AJ, ATA, OA over 2-32 px)."),
+             calibration: bool = typer.Option(False, "--calibration", help="Also tabulate each source and "
+                                              "track model's confidence against its error (calibration.md)."),
+             onset_thresholds: bool = typer.Option(False, "--onset-thresholds", help="Also replay the onset "
+                                                   "model at several thresholds and refinement radii on DATA's "
+                                                   "clips (validation clips, never the test set)."),
+             leave_one_out: Optional[str] = typer.Option(None, "--leave-one-out", help="source | track: train on "
+                                                         "all clip folders of DATA but one, score on that one, "
+                                                         "for each (loo.json)."),
+             steps: int = typer.Option(300, help="With --leave-one-out: training steps per fold."),
+             base: Optional[str] = typer.Option(None, help="With --leave-one-out: model to start from "
+                                                "(default source_small / track_small_blood)."),
+             settings: list[str] = typer.Option([], "--set", help="With --leave-one-out: source: a training "
+                                                "override key=value; track: lr=, rank=, kind=, window=, seed="),
              config: Optional[Path] = CONFIG, device: str = DEVICE) -> None:
-    """Evaluation mode of Algorithm 1 on every applicable clip, with the paper's metrics
+    """Evaluation mode of Algorithm 1 on every applicable clip, with the paper's metrics and
+    TAP-Vid's (AJ, delta_avg, OA); or, with --stir-start, the STIR protocol and submission file
     (--threads is shared out among the --workers)."""
-    from bleedorigin.eval.runner import DEFAULT_STAGES, evaluate as run_evaluation
+    from bleedorigin.eval.runner import DEFAULT_STAGES, evaluate as run_evaluation, evaluate_stir_models
     if not data.exists():
         raise InputError(f"{data}: not found")
+    if stir_end is not None and stir_start is None:
+        raise InputError("--stir-end needs --stir-start")
     _check_config(config)
     _writable(out, folder=True)
     _budget(threads)
+    if leave_one_out is not None:
+        from bleedorigin.eval import leave_one_out as loo
+        summary = loo.leave_one_out(leave_one_out, data, out, steps, base, settings, device)
+        typer.echo(loo.to_markdown(summary) + f"\n{out / 'loo.json'}")
+        return
+    if stir_start is not None:
+        result = evaluate_stir_models(data, out, stir_start, stir_end, models or None, device, baselines)
+        preds = [b["preds"] for b in result["stir"]["models"].values()]
+        typer.echo(f"report: {out / 'report.md'}  preds.json: {', '.join(preds)}")
+        return
     result = run_evaluation(data, out, models or None, tuple(stages) or DEFAULT_STAGES, workers, _progress(),
-                            device, baselines, config)
+                            device, baselines, config, calibration)
+    if calibration:
+        from bleedorigin.eval.calibration import to_markdown
+        typer.echo(to_markdown(result["calibration"]))
+    if onset_thresholds:
+        from bleedorigin.eval import onset_threshold
+        typer.echo(onset_threshold.to_markdown(onset_threshold.check(data, out, models, device, _progress())))
     failed = result.get("errors") or []
     typer.echo(f"report: {out / 'report.md'}  metrics: {out / 'metrics.json'}"
                + (f"  ({len(failed)} clip(s) failed, listed in metrics.json)" if failed else ""))
@@ -271,7 +355,10 @@ def sim(out: Path = typer.Option(..., help="Output benchmark folder."),
         texture_from: Optional[Path] = TEXTURE_FROM,
         local_motion: bool = typer.Option(False, "--local-motion/--no-local-motion",
                                           help="Tissue also deforms locally and follows instruments that "
-                                          "grasp it (docs/bleedsim.md); off: it moves with the camera only.")) -> None:
+                                          "grasp it (docs/bleedsim.md); off: it moves with the camera only."),
+        scenario: Optional[str] = typer.Option(None, help="Render every clip in this scenario, e.g. a hard "
+                                               "case: point_bleed | white_mound | crimson_bed (default: drawn "
+                                               "at random).")) -> None:
     """BleedSim: synthetic ESD bleeding clips with dense ground truth, in the benchmark layout."""
     from bleedorigin.sim import write_bench
     if n < 1:
@@ -279,13 +366,14 @@ def sim(out: Path = typer.Option(..., help="Output benchmark folder."),
     look = _appearance(appearance, texture_from)
     _writable(out, folder=True)
     clips = write_bench(out, n, seed, kind, size=(width, height), progress=_progress(), appearance=look,
-                        local_motion=local_motion)
+                        local_motion=local_motion, scenario=scenario)
     typer.echo(f"wrote {len(clips)} {kind} clips to {out}")
 
 
 @app.command()
 def train(stage: str = typer.Argument(..., help="onset | source | track"),
-          config: Optional[Path] = typer.Option(None, help="Recipe YAML (default: the small preset)."),
+          config: Optional[Path] = typer.Option(None, help="Recipe YAML, or the name of a shipped recipe "
+                                                "(e.g. source_v2, paper/source_paper; default: the small preset)."),
           out: Path = typer.Option(..., help="Output folder (checkpoints, logs, model card)."),
           set_: list[str] = typer.Option([], "--set", help="Override a recipe key: key=value."),
           resume: bool = typer.Option(False, help="Continue from OUT's last checkpoint."),
@@ -294,7 +382,7 @@ def train(stage: str = typer.Argument(..., help="onset | source | track"),
     """Train a stage (one trainer for all; multi-process under torchrun)."""
     from bleedorigin.training.trainer import train_main
     if config is not None and not config.is_file():
-        raise InputError(f"--config {config}: file not found")
+        config = _shipped_recipe(config)
     _writable(out, folder=True)
     result = train_main(stage, config, out, set_, resume, seed, device)
     typer.echo(f"checkpoints in {out}: best score {result.get('best_score')}")
@@ -364,6 +452,21 @@ def data_import_review(run_dirs: list[Path] = typer.Argument(..., help="Run fold
     clips = import_review(run_dirs, out)
     kinds = ", ".join(f"{k} {n}" for k, n in sorted(Counter(c.kind for c in clips).items())) or "none"
     typer.echo(f"wrote {len(clips)} clip(s) to {out} ({kinds}); check with: bleedorigin data check {out}")
+
+
+@data_app.command("stage-extra")
+def data_stage_extra(repos: Path = typer.Option(..., help="Folder of <owner>+<name> git copies of the source "
+                                                "repositories (docs/data-extra.md)."),
+                     out: Path = typer.Option(..., help="Output folder (OUT/<category>/<name>/video.mp4 + meta.json)."),
+                     only: list[str] = typer.Option([], "--only", help="Clip name to stage (repeat; default: all).")
+                     ) -> None:
+    """Stage the extra public real clips (bleeding status only) as clip folders for onset checks."""
+    from bleedorigin.io.extra_real import stage_all
+    if not repos.is_dir():
+        raise InputError(f"{repos}: not a folder")
+    _writable(out, folder=True)
+    for folder in stage_all(repos, out, only):
+        typer.echo(str(folder))
 
 
 @data_app.command("realism")

@@ -13,7 +13,7 @@ import numpy as np
 from bleedorigin import MODEL_SIZE
 from bleedorigin.errors import InputError, note_kept
 from bleedorigin.io.video import FrameMapper, open_video
-from bleedorigin.models.loading import load_stage
+from bleedorigin.models.loading import load_stage, model_warnings
 from bleedorigin.pipeline_config import shipped_config
 from bleedorigin.utils.files import set_aside
 from bleedorigin.utils.jsonio import JsonLinesWriter, write_json_atomic
@@ -113,6 +113,12 @@ def locate_source(source: str, frame: int, out: Path, model: str | None, device:
     return payload
 
 
+def _tracker_mapper(tracker: Any, w: int, h: int) -> FrameMapper:
+    """How frames reach the tracker: at the video's own resolution when it refines there
+    (`native_frames`), else resized to the model resolution."""
+    return FrameMapper((w, h), (w, h) if getattr(tracker, "native_frames", False) else MODEL_SIZE)
+
+
 def track_point(source: Any, point: tuple[float, float], start: int, out: Path,
                 model: str | None, device: str, progress: bool) -> dict:
     tracker = load_stage("track", model, device)
@@ -124,7 +130,7 @@ def track_point(source: Any, point: tuple[float, float], start: int, out: Path,
         x, y = point
         if not (0 <= x < w and 0 <= y < h):
             raise InputError(f"--point {x} {y} is outside the {w}x{h} frame")
-        mapper = FrameMapper((w, h), MODEL_SIZE)
+        mapper = _tracker_mapper(tracker, w, h)
         started = False
         try:
             for item in progress_track(reader, reader.info.frames, "tracking", progress, "frames"):
@@ -149,6 +155,72 @@ def track_point(source: Any, point: tuple[float, float], start: int, out: Path,
     payload = {"start": start, "points": rows, "complete": complete}
     write_json_atomic(out, payload)
     return payload
+
+
+def track_points(source: Any, queries: list[tuple[int, float, float]], out: Path, model: str | None,
+                 device: str, progress: bool) -> dict:
+    """Track every (frame, x, y) query from its frame to the end. A tracker that takes points
+    mid-stream (`add_points`) tracks them all with one flow per frame pair; any other tracker
+    runs once per point. Output: `{"tracks": [{"id", "start", "points": [[x, y, confidence],
+    ...], "visible": [...]}]}`, one track per query in file order, one row per frame from its
+    start frame to the end."""
+    tracker = load_stage("track", model, device)
+    shared = hasattr(tracker, "add_points") and hasattr(tracker, "start_many")
+    trackers: dict[int, Any] = {}  # query index -> its own tracker (trackers without add_points)
+    order: list[int] = []  # query indices in the shared tracker's point order
+    tracks = [{"id": i, "start": f, "points": [], "visible": []} for i, (f, _, _) in enumerate(queries)]
+    by_frame: dict[int, list[int]] = {}
+    for i, (f, _, _) in enumerate(queries):
+        by_frame.setdefault(f, []).append(i)
+    with open_video(source) as reader:
+        w, h = reader.info.width, reader.info.height
+        for i, (f, x, y) in enumerate(queries):
+            if not (0 <= x < w and 0 <= y < h):
+                raise InputError(f"--points: point {i} ({x}, {y}) is outside the {w}x{h} frame")
+        mapper = _tracker_mapper(tracker, w, h)
+        first, last = min(by_frame), -1
+        try:
+            for item in progress_track(reader, reader.info.frames, "tracking", progress, "frames"):
+                if item.index < first:
+                    continue
+                last = item.index
+                small = mapper.resize(item.image)
+                steps = _track_step(tracker, shared, trackers, order, small)
+                for i, tp in steps:
+                    px, py = mapper.to_input(np.array([[tp.x, tp.y]]))[0]
+                    tracks[i]["points"].append([float(px), float(py), float(tp.confidence)])
+                    tracks[i]["visible"].append(bool(tp.visible))
+                new = by_frame.get(item.index, [])
+                if new:
+                    xy = [tuple(mapper.to_model(np.array([queries[i][1:]]))[0]) for i in new]
+                    if shared and not order:
+                        tracker.start_many(small, xy, frame_index=item.index)
+                    elif shared:
+                        tracker.add_points(xy)
+                    for i, p in zip(new, xy):
+                        if not shared:
+                            trackers[i] = tracker if not trackers and i == new[0] else load_stage("track", model, device)
+                            trackers[i].start(small, p, frame_index=item.index)
+                        tracks[i]["points"].append([float(queries[i][1]), float(queries[i][2]), 1.0])
+                        tracks[i]["visible"].append(True)
+                    order.extend(new if shared else [])
+        except InputError as e:
+            _write_partial(out, {"tracks": tracks}, e)
+            raise
+    late = [f for f in by_frame if f > last]
+    if late:
+        raise InputError(f"--points: frame {min(late)} is past the end of the video ({last + 1} frames)")
+    payload = {"tracks": tracks}
+    write_json_atomic(out, payload)
+    return payload
+
+
+def _track_step(tracker: Any, shared: bool, trackers: dict[int, Any], order: list[int],
+                frame: np.ndarray) -> list[tuple[int, Any]]:
+    """(query index, TrackPoint) of every point already started, moved into `frame`."""
+    if shared:
+        return list(zip(order, tracker.step_many(frame))) if order else []
+    return [(i, tr.step(frame)) for i, tr in trackers.items()]
 
 
 # What a run writes into its folder; a rerun first sets an earlier run's copies aside (and
@@ -207,7 +279,7 @@ def run_pipeline(source: Any, out: Path, onset_model: str | None, source_model: 
                 window.close()
     result = RunResult(str(source), fps, info.width, info.height, len(scores), scores,
                        list(pipe.events), pipe.models, pipe.config.to_dict(), pipe.config.hash,
-                       complete=complete and error is None)
+                       model_warnings(pipe.models), complete=complete and error is None)
     payload = result.to_dict()
     if error is not None:
         _keep_partial_run(out, payload, scores, phases, pipe, source, error)

@@ -21,7 +21,7 @@ PREDICTORS = {
 
 # Reference rows kept in every report and benchmark.
 BASELINES = {"onset": ["onset_hsv"], "source": ["source_redmask", "source_centre"],
-             "track": ["track_lk", "track_dis", "track_scene"]}
+             "track": ["track_lk", "track_dis", "track_scene", "track_still"]}
 
 # Defaults used when the user names no model: the shipped configs/pipeline.yaml's.
 DEFAULT_MODELS = {stage: shipped_config().stage(stage).model for stage in STAGES}
@@ -75,6 +75,12 @@ def _check_options(name: str, options: dict[str, Any]) -> None:
     unknown = sorted(set(options) - set(params) - {"device"})
     if unknown:
         raise ConfigError(f"model {name!r} takes no option(s) {unknown}; it takes {sorted(params)}")
+
+
+def model_warnings(models: dict[str, str]) -> list[str]:
+    """What a user must know about the loaded models (by their ids), for result.json."""
+    return [f"{stage}: {mid} has untrained weights (random outputs); see `bleedorigin weights`"
+            for stage, mid in models.items() if "untrained" in mid]
 
 
 def model_id(model: Any) -> str:

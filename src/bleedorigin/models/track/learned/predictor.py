@@ -17,8 +17,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from bleedorigin import MODEL_SIZE
 from bleedorigin.config import from_dict
 from bleedorigin.errors import InputError
+from bleedorigin.io.video import FrameMapper
 from bleedorigin.models.base import PointTrackerBase
 from bleedorigin.models.backbones.cnn import SepBlock, fallback_red_mask, red_mask
 from bleedorigin.models.track.learned.memory import TrackState
@@ -30,7 +32,6 @@ from bleedorigin.io.checkpoint import build_model, load_checkpoint
 
 log = logging.getLogger(__name__)
 
-MODEL_SIZE = (512, 384)
 WEIGHTS_FOLDER = "track_small"
 BLOOD_WINDOW = 16  # half-width (model px) of the window whose blood share `blood_fallback` reads
 BLOOD_PIXEL = 0.5  # Red-Mask value above which a pixel counts as blood
@@ -144,13 +145,11 @@ class PointTracker(PointTrackerBase):
 
     def _to_model(self, xy: np.ndarray) -> np.ndarray:
         assert self.in_size is not None
-        s = np.array(MODEL_SIZE, np.float64) / np.array(self.in_size, np.float64)
-        return (xy + 0.5) * s - 0.5
+        return FrameMapper(self.in_size).to_model(xy)
 
     def _to_input(self, xy: np.ndarray) -> np.ndarray:
         assert self.in_size is not None
-        s = np.array(self.in_size, np.float64) / np.array(MODEL_SIZE, np.float64)
-        return (xy + 0.5) * s - 0.5
+        return FrameMapper(self.in_size).to_input(xy)
 
     # ------------------------------------------------------------------ API
     def reset(self) -> None:

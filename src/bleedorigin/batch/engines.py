@@ -1,0 +1,146 @@
+"""Where the videos of a batch run: thin adapters over existing engines, one job function.
+
+- local: a `concurrent.futures.ProcessPoolExecutor` (spawned processes, each with its share of the
+  cores). A worker that dies breaks the pool: the videos it was running with are counted one
+  attempt each, and a fresh pool takes them up again while attempts remain.
+- ray: one Ray task per video with its CPU/GPU resources; Ray retries tasks whose worker died
+  (`max_retries`) and unexpected errors (`retry_exceptions`). Results go to the batch folder, which
+  must be on a file system every node sees.
+
+Both yield one `Outcome` per video as it ends; bad input never reaches a retry (job.run_job).
+"""
+from __future__ import annotations
+
+import logging
+import multiprocessing as mp
+import os
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+
+from bleedorigin.batch.job import Job, Outcome, budget_threads, run_job
+from bleedorigin.errors import InputError
+
+log = logging.getLogger(__name__)
+
+JobFn = Callable[[Job], Outcome]
+
+
+def available_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def _lost(job: Job, error: str, attempts: int) -> Outcome:
+    return Outcome(job.name, job.video, "failed", error=f"{error} (after {attempts} attempt(s))",
+                   attempts=attempts)
+
+
+class LocalEngine:
+    """`workers` processes on this machine, each with `threads` compute threads (default: the
+    cores shared out evenly)."""
+
+    def __init__(self, workers: int = 1, threads: int | None = None, job_fn: JobFn = run_job):
+        if workers < 1:
+            raise InputError(f"--workers must be >= 1, got {workers}")
+        self.workers = workers
+        self.threads = threads or max(1, available_cores() // workers)
+        self.job_fn = job_fn
+
+    def run(self, jobs: list[Job], retries: int) -> Iterator[Outcome]:
+        pending = deque(jobs)
+        attempts = {job.name: 0 for job in jobs}
+        while pending:  # one pool per round: a dead worker leaves the pool unusable
+            yield from self._round(pending, attempts, retries)
+
+    def _round(self, pending: deque[Job], attempts: dict[str, int], retries: int) -> Iterator[Outcome]:
+        pool = ProcessPoolExecutor(self.workers, mp_context=mp.get_context("spawn"),
+                                   initializer=budget_threads, initargs=(self.threads,))
+        running: dict[Future, Job] = {}
+        broken = False
+        try:
+            while (pending and not broken) or running:
+                # no more in flight than workers, so every submitted video is one being worked on
+                while pending and not broken and len(running) < self.workers:
+                    job = pending.popleft()
+                    attempts[job.name] += 1
+                    running[pool.submit(self.job_fn, job)] = job
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in done:
+                    job = running.pop(future)
+                    try:
+                        outcome = future.result()
+                    except BrokenProcessPool:
+                        broken, error = True, "worker process died"
+                    except Exception as e:  # noqa: BLE001 - unexpected in the job: may pass on a retry
+                        error = f"{type(e).__name__}: {e}"
+                    else:
+                        outcome.attempts = attempts[job.name]
+                        yield outcome
+                        continue
+                    if attempts[job.name] <= retries:
+                        log.warning("%s: %s; retrying", job.name, error)
+                        pending.appendleft(job)
+                    else:
+                        yield _lost(job, error, attempts[job.name])
+        except BaseException:
+            pool.shutdown(wait=True, cancel_futures=True)  # Ctrl-C: workers end their video or stop
+            raise
+        pool.shutdown(wait=True)
+
+
+def _ray_task(job_fn: JobFn, job: Job, threads: int) -> Outcome:
+    budget_threads(threads)
+    return job_fn(job)
+
+
+class RayEngine:
+    """One Ray task per video on the cluster at `address` (None: a running local instance or a
+    new one)."""
+
+    def __init__(self, address: str | None = None, cpus_per_task: float = 1.0,
+                 gpus_per_task: float = 0.0, job_fn: JobFn = run_job):
+        try:
+            import ray  # optional extra: bleedorigin[cluster]
+        except ImportError:
+            raise InputError("--engine ray needs Ray: pip install 'bleedorigin[cluster]'") from None
+        self.ray = ray
+        self.address = address
+        self.cpus, self.gpus = cpus_per_task, gpus_per_task
+        self.job_fn = job_fn
+
+    def run(self, jobs: list[Job], retries: int) -> Iterator[Outcome]:
+        ray = self.ray
+        started = not ray.is_initialized()
+        if started:
+            ray.init(address=self.address, include_dashboard=False, logging_level=logging.WARNING)
+        task = ray.remote(_ray_task).options(num_cpus=self.cpus, num_gpus=self.gpus,
+                                             max_retries=retries, retry_exceptions=True)
+        threads = max(1, int(self.cpus))
+        refs = {task.remote(self.job_fn, job, threads): job for job in jobs}
+        try:
+            while refs:
+                ready, _ = ray.wait(list(refs), num_returns=1)
+                for ref in ready:
+                    job = refs.pop(ref)
+                    try:
+                        outcome = ray.get(ref)
+                    except ray.exceptions.RayError as e:  # retries used up: a dead worker or an error
+                        yield _lost(job, _first_line(e), retries + 1)
+                    else:
+                        yield outcome
+        except BaseException:
+            for ref in refs:
+                ray.cancel(ref)
+            raise
+        finally:
+            if started:
+                ray.shutdown()
+
+
+def _first_line(error: BaseException) -> str:
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return f"{type(error).__name__}: {lines[0] if lines else ''}"
