@@ -49,3 +49,16 @@ def test_cli_threads_option_sets_the_budget(tiny_clip, tmp_path):
         assert threads.threads() == 2 and cv2.getNumThreads() == 2
     finally:
         threads.set_threads(1)
+
+
+@pytest.mark.slow  # a second process loads the pipeline: about a minute on a busy machine
+def test_bench_contention_times_both_pipelines():
+    from bleedorigin.bench import bench_contention, bench_frames, format_bench
+    models = {"onset": "onset_hsv", "source": "source_redmask", "track": "track_lk"}
+    result = bench_contention(models, bench_frames(12), "cpu")
+    for side in ("alone", "beside", "second"):
+        assert result[side]["fps"] > 0 and result[side]["p95_ms"] >= result[side]["p50_ms"] > 0
+    assert result["threads"] == threads.threads()
+    text = format_bench({"stages": {}, "end_to_end": {"fps": 1.0, "p50_ms": 1.0, "p95_ms": 1.0, "peak_mb": 1.0},
+                         "contention": result})
+    assert "beside a second pipeline" in text
