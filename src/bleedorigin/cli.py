@@ -595,7 +595,7 @@ def _report_interrupt(error: BaseException | None) -> None:
 
 def _kept_note(error: BaseException | None) -> str:
     where = kept(error) if error is not None else None
-    return f"; what was computed is kept in {where} (\"complete\": false)" if where else ""
+    return f"; what was computed is kept in {where}" if where else ""
 
 
 def main(argv: list[str] | None = None) -> None:
