@@ -62,3 +62,16 @@ def test_bench_contention_times_both_pipelines():
     text = format_bench({"stages": {}, "end_to_end": {"fps": 1.0, "p50_ms": 1.0, "p95_ms": 1.0, "peak_mb": 1.0},
                          "contention": result})
     assert "beside a second pipeline" in text
+
+
+def test_cli_lets_openmp_threads_sleep_before_torch_loads(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[1] / "src")
+    probe = ("import os, sys; from bleedorigin.cli import main; sys.argv = ['bleedorigin', '--help']\n"
+             "try:\n    main()\nexcept SystemExit:\n    pass\n"
+             "print(os.environ.get('OMP_WAIT_POLICY'), 'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=120)
+    assert out.stdout.strip().splitlines()[-1] == "PASSIVE False"

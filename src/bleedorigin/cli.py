@@ -603,6 +603,8 @@ def main(argv: list[str] | None = None) -> None:
     SIGTERM and SIGHUP one line and exit code 128 + signal. A failed command leaves no empty
     output folder behind."""
     from bleedorigin.utils.files import remove_empty_folders
+    from bleedorigin.utils.threads import passive_waiting
+    passive_waiting()  # before torch is imported: OpenMP reads it once, when it loads
     _state["new_folders"] = []
     try:
         _main(sys.argv[1:] if argv is None else argv)

@@ -12,6 +12,14 @@ from bleedorigin.errors import InputError
 _BUDGET: dict[str, int | None] = {"threads": None}
 
 
+def passive_waiting() -> None:
+    """Let OpenMP threads (torch's) sleep between parallel regions instead of spinning
+    ($OMP_WAIT_POLICY=PASSIVE unless set): spinning threads take the cores from every other job,
+    so two spinning jobs on the same cores slow each other down a hundred times over. Has an
+    effect only before torch is imported; worker processes inherit it."""
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
 def available_cores() -> int:
     """Cores this process may run on (its CPU affinity: a container or `taskset` limit counts)."""
     try:
