@@ -121,7 +121,7 @@ class VideoReader:
         index = 0
         base = None
         try:
-            for frame in container.decode(stream):
+            for frame in _frames_to_the_end(container, stream):
                 t = float(frame.time) if frame.time is not None else index / self.info.fps
                 base = t if base is None else base
                 yield FrameItem(index, t - base, frame.to_ndarray(format="rgb24"))
@@ -216,6 +216,25 @@ class VideoReader:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _frames_to_the_end(container, stream) -> Iterator:
+    """Decoded frames of `stream`. A packet that fails to decode at the very end of the file is
+    where a cut-off file stops (the decoder reports it or not depending on its threads), so the
+    frames simply end there (VideoReader.ended_early tells); anywhere else it is an error."""
+    packets = container.demux(stream)
+    packet = next(packets, None)
+    while packet is not None:
+        following = next(packets, None)
+        try:
+            frames = packet.decode()
+        except av.error.FFmpegError:
+            if packet.size == 0 or following is None or following.size == 0:
+                log.debug("last packet of %s does not decode: the file ends there", container.name)
+                return
+            raise
+        yield from frames
+        packet = following
 
 
 def _reason(e: BaseException) -> str:
