@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 
 from bleedorigin import MODEL_SIZE
-from bleedorigin.errors import InputError
+from bleedorigin.errors import InputError, first_line
 from bleedorigin.utils.files import refuse_non_regular
 from bleedorigin.utils.threads import threads
 
@@ -241,12 +241,7 @@ def _reason(e: BaseException) -> str:
     """Why PyAV gave up, in words: its time-out reads "Immediate exit requested"."""
     if isinstance(e, av.error.ExitError):
         return f"no data for {STREAM_TIMEOUT_S:g} s (timed out)"
-    return _short(e)
-
-
-def _short(e: BaseException) -> str:
-    text = str(e).strip().splitlines()
-    return text[0] if text else type(e).__name__
+    return first_line(e)
 
 
 def max_pixels() -> int:
@@ -305,7 +300,7 @@ def _read_image(path: Path) -> np.ndarray:
     try:
         bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
     except cv2.error as e:
-        raise InputError(f"cannot read image {path}: {_short(e)}") from None
+        raise InputError(f"cannot read image {path}: {first_line(e)}") from None
     if bgr is None:
         raise InputError(f"cannot read image {path}: damaged or unsupported image data")
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
