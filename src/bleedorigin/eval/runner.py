@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import multiprocessing as mp
-import os
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +24,7 @@ from bleedorigin.eval import metrics, protocol, stir, tap
 from bleedorigin.eval.cache import PROTOCOL_VERSION, ResultCache, model_key
 from bleedorigin.pipeline_config import PipelineConfig, load_pipeline_config, shipped_config
 from bleedorigin.utils.files import atomic_open
+from bleedorigin.utils.threads import threads as thread_budget
 from bleedorigin.utils.jsonio import write_json_atomic
 from bleedorigin.utils.progress import track as progress_track
 
@@ -184,7 +184,7 @@ def _execute(tasks: list[Task], cache_root: Path, workers: int, device: str,
             yield _run_indexed(job)
         _LOADED.clear()
         return
-    threads = max(1, (os.cpu_count() or 1) // workers)
+    threads = max(1, thread_budget() // workers)
     ctx = mp.get_context("spawn")
     with ctx.Pool(workers, initializer=_init_worker, initargs=(device, threads, _PIPELINE)) as pool:
         results = pool.imap_unordered(_run_indexed, jobs, chunksize=1)
