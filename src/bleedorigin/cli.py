@@ -169,6 +169,10 @@ def bench(json_out: Optional[Path] = typer.Option(None, "--json", help="Also wri
           memory_minutes: float = typer.Option(0.0, help="Also stream this many minutes of video and "
                                                "report resident memory per minute (30 for the paper's check)."),
           threads: Optional[int] = typer.Option(None, help="torch threads (default: torch's choice)."),
+          batch: bool = typer.Option(False, "--batch", help="Instead: archive throughput of `batch` "
+                                     "(videos/hour, real-time factor) with each of --batch-workers."),
+          batch_videos: int = typer.Option(6, help="--batch: copies of the sample clip in the archive."),
+          batch_workers: list[int] = typer.Option([1, 2], help="--batch: worker counts (repeat the option)."),
           config: Optional[Path] = CONFIG, device: str = DEVICE) -> None:
     """Speed, latency, parameters, GFLOPs and peak memory per stage and end to end (512x384)."""
     from bleedorigin.bench import format_bench, run_bench
@@ -178,6 +182,13 @@ def bench(json_out: Optional[Path] = typer.Option(None, "--json", help="Also wri
     _check_config(config)
     if json_out is not None:
         _writable(json_out, folder=False)
+    if batch:
+        from bleedorigin.batch.bench import bench_batch, format_batch_bench
+        result = bench_batch(batch_videos, tuple(batch_workers), device="cpu" if device == "auto" else device)
+        typer.echo(format_batch_bench(result))
+        if json_out is not None:
+            write_json_atomic(json_out, result)
+        return
     if threads is not None:
         import torch
         torch.set_num_threads(threads)

@@ -4,6 +4,7 @@ Each video gets a result folder name inside the batch folder that stays the same
 from __future__ import annotations
 
 import hashlib
+import os
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,7 +82,7 @@ def discover(inputs: list[str | Path], out: str | Path | None = None) -> list[Vi
     seen: set[Path] = set()
     for item in inputs:
         for p in _expand(Path(item), skip, False):
-            p = p.resolve()
+            p = Path(os.path.abspath(p))  # symlinks kept: each link is a video of the archive
             if p not in seen:
                 seen.add(p)
                 paths.append(p)
