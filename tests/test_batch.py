@@ -168,8 +168,30 @@ def test_rerun_recomputes_nothing_finished(batch: Path, clips: Path) -> None:
     assert len(_csv(batch / "events.csv")) == 2
 
 
+ENV = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src"), "OMP_NUM_THREADS": "1"}
+
+
+def test_ctrl_c_keeps_every_finished_video(clips: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "bleedorigin", "batch", str(clips / "quiet.mp4"), str(clips / "bleeds.mp4"),
+           "--out", str(out), "--device", "cpu"]
+    proc = subprocess.Popen(cmd, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    deadline = time.monotonic() + 240
+    while not ((out / "quiet" / "result.json").is_file() and (out / "bleeds" / "results.jsonl").is_file()):
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.1)
+    os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C at a terminal does: the batch and its workers
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and "interrupted" in err and "Traceback" not in err, err
+    assert json.loads((out / "quiet" / "result.json").read_text())["complete"] is True
+    cut = out / "bleeds" / "result.json"
+    assert not cut.exists() or json.loads(cut.read_text())["complete"] is False
+    assert [r["video"] for r in _csv(out / "events.csv")] == ["quiet"]
+
+
 def test_cli_bad_input_is_one_line(tmp_path: Path) -> None:
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src")}
+    env = ENV
     cmd = [sys.executable, "-m", "bleedorigin", "batch", str(tmp_path / "nothing"), "--out", str(tmp_path / "o")]
     res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
     assert res.returncode == 2 and res.stderr.strip().splitlines() == [f"error: input not found: {tmp_path / 'nothing'}"]
