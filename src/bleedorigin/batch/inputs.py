@@ -67,11 +67,14 @@ def _expand(item: Path, skip: Path | None, from_list: bool) -> list[Path]:
 
 
 def _names(paths: list[Path]) -> list[str]:
-    """The file or folder stem; stems shared by several inputs get a short hash of the path."""
-    stems = [p.stem if p.is_file() else p.name for p in paths]
-    count = Counter(stems)
-    return [s if count[s] == 1 else f"{s}-{hashlib.sha1(str(p).encode()).hexdigest()[:8]}"
-            for s, p in zip(stems, paths)]
+    """The file or folder stem; a stem shared by several inputs gets its folder's name in front
+    (`clip_007_video`), then, if still shared, a short hash of the path."""
+    names = [p.stem if p.is_file() else p.name for p in paths]
+    for widen in (lambda n, p: f"{p.parent.name}_{n}",
+                  lambda n, p: f"{n}-{hashlib.sha1(str(p).encode()).hexdigest()[:8]}"):
+        count = Counter(names)
+        names = [widen(n, p) if count[n] > 1 else n for n, p in zip(names, paths)]
+    return names
 
 
 def discover(inputs: list[str | Path], out: str | Path | None = None) -> list[Video]:
