@@ -202,12 +202,16 @@ def test_cli_bad_input_is_one_line(tmp_path: Path) -> None:
 
 def test_ray_engine_on_a_local_instance(clips: Path, tmp_path: Path) -> None:
     ray = pytest.importorskip("ray")
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # dying_job for Ray's workers
     ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR")
     try:
         summary = run_batch([clips / "bleeds.mp4", clips / "corrupt.mp4"], tmp_path / "out",
-                            RayEngine(cpus_per_task=1), retries=1, progress=False, device="cpu")
+                            RayEngine(cpus_per_task=1, job_fn=dying_job), retries=1, progress=False,
+                            device="cpu")
     finally:
         ray.shutdown()
+    assert (tmp_path / "killed").exists()  # the worker died mid-video; Ray ran the task again
     assert [o.name for o in summary.done] == ["bleeds"] and [o.name for o in summary.failed] == ["corrupt"]
     rows = _csv(tmp_path / "out" / "events.csv")
     assert [(r["video"], r["episode"]) for r in rows] == [("bleeds", "1")]
+    assert json.loads((tmp_path / "out" / "bleeds" / "result.json").read_text())["frames"] == 70
