@@ -20,8 +20,10 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/bleedorigin demo --out runs/demo
 
+# the test suite, then the wheel installed in a fresh virtualenv outside the tree runs the demo
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+	PYTHON=$(PYTHON) bash tools/check_wheel.sh
 
 clean:
 	rm -rf $(VENV) runs

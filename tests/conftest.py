@@ -1,6 +1,7 @@
 """Shared fixtures: tiny synthetic clips with known truth, built in tmp_path in well under a second."""
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -8,7 +9,8 @@ import av
 import numpy as np
 import pytest
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+# The real clips: $BLEEDORIGIN_SHARED_DATA, else ../shared/data beside the checkout.
+SHARED_DATA = Path(os.environ.get("BLEEDORIGIN_SHARED_DATA") or Path(__file__).resolve().parents[2] / "shared" / "data")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from bleedorigin.training.augment import ClipAugment
-from bleedorigin.vision.color import red_mask
+from bleedorigin.vision.color import BLOOD_THRESHOLD, red_mask
 
 from conftest import make_tiny_frames
 
@@ -30,4 +30,4 @@ def test_same_transform_on_every_frame_and_blood_stays_red():
         assert np.array_equal(noiseless[0], noiseless[1])
         h, w = frames.shape[1:3]
         x, y = aug.point(tuple(path[-1]), (w, h))
-        assert red_mask(out[-1])[int(round(y)), int(round(x))] > 0.5
+        assert red_mask(out[-1])[int(round(y)), int(round(x))] > BLOOD_THRESHOLD

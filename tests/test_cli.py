@@ -6,6 +6,7 @@ import os
 import stat
 import subprocess
 import sys
+from pathlib import Path
 
 import av
 import cv2
@@ -217,3 +218,13 @@ def test_bad_texture_source_is_a_clean_error(tmp_path, capsys):
     _assert_clean_error(capsys, cli("sim", "--out", tmp_path / "s", "--n", 1, "--texture-from", tmp_path))
     _assert_clean_error(capsys, cli("sim", "--out", tmp_path / "s", "--n", 1, "--appearance", "cap_ring,fog"))
     assert not (tmp_path / "s").exists()
+
+
+def test_train_takes_a_shipped_recipe_by_name(tmp_path, capsys):
+    """An installed wheel has no configs/ folder beside the user: recipes are named, not pathed."""
+    from bleedorigin.cli import _shipped_recipe
+    assert _shipped_recipe(Path("paper/source_paper")).name == "source_paper.yaml"
+    assert _shipped_recipe(Path("onset_test.yaml")).is_file()
+    assert cli("train", "onset", "--config", "no_such_recipe", "--out", tmp_path / "t") == 2
+    err = capsys.readouterr().err
+    assert "source_v2" in err and "pipeline" not in err and len(err.strip().splitlines()) == 1

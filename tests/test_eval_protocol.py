@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from conftest import make_tiny_frames, write_mp4
 
-from bleedorigin.eval import protocol
+from bleedorigin.eval import e2e, protocol
 from bleedorigin.io.bench import Clip
 from bleedorigin.models.base import OnsetDetectorBase, OnsetStep, PointTrackerBase, SourceLocatorBase
 from bleedorigin.types import BleedingEvent, FrameResult, Onset, Point, TrackPoint
@@ -190,7 +190,7 @@ def test_end_to_end_scores_onset_track_and_coverage(tmp_path: Path) -> None:
     np.savez(gt, onset_frame=np.int64(8), source_xy=src)
     clip = make_clip(tmp_path, "full", "full", 8, {8: [(20.0, 24.0)]}, gt=gt)
     assert protocol.applicable("e2e", clip)
-    r = protocol.eval_end_to_end(FakePipeline(), clip)
+    r = e2e.eval_end_to_end(FakePipeline(), clip)
     assert (r["gt"], r["pred"]) == (8, 10)
     assert r["frames"] == list(range(10, 24)) and r["errors"] == pytest.approx([8.0] * 14)
     assert r["coverage"] == pytest.approx(14 / 16)  # frames 8 and 9 had no point yet

@@ -15,7 +15,7 @@ LAYERS = [
     {"io", "vision"},
     {"sim"},
     {"models", "training"},
-    {"pipeline", "render"},
+    {"pipeline", "source_revision", "render"},
     {"eval", "export", "review"},
     {"bench", "batch", "commands"},
     {"cli", "__main__"},

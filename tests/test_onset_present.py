@@ -1,16 +1,17 @@
 """Bleeding already under way: the calibrated blood mask and the armed bleeding-present check."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+from conftest import SHARED_DATA as SHARED
 
 from bleedorigin.models.onset.present import PresenceCheck
 from bleedorigin.vision.color import blood_mask, blood_presence, dark_blood_mask
 
-SHARED = Path("/work/shared/data")
 CASTS = {"neutral": (1.0, 1.0, 1.0), "orange": (1.0, 0.8, 0.55), "red": (1.0, 0.75, 0.75), "cool": (0.8, 0.92, 1.0)}
 
 
@@ -47,18 +48,45 @@ def test_no_blood_on_pink_orange_or_sim_red_tissue(tissue):
         assert blood_presence(_cast(_scene(tissue, pool=False), gains)) < 0.002
 
 
-def test_presence_check_raises_from_frame_zero_and_only_while_armed():
+def _growing(radius0: float, rate: float, n: int, start: int = 0) -> list[np.ndarray]:
+    """A pool spreading from (64, 52): radius `radius0` at frame `start`, growing `rate` px/frame
+    (no pool before `start`)."""
+    out = []
+    for t in range(n):
+        img = _scene(pool=False)
+        if t >= start:
+            cv2.circle(img, (64, 52), int(round(min(30, radius0 + rate * (t - start)))), (150, 28, 34), -1)
+        out.append(img)
+    return out
+
+
+def test_presence_check_raises_spreading_blood_from_frame_zero_not_a_static_red_patch():
+    """A stream that starts during a bleed: blood over the threshold from frame 0 that spreads is
+    raised with its onset at frame 0; the same red patch standing still (red tissue) is not,
+    however long the check watches; counted without the spreading test (`live=False`) it is."""
     bleed, clean = _scene(), _scene(pool=False)
     check = PresenceCheck(persist=5, arm_frames=30)
-    raised = [check.step(bleed)[1] for _ in range(8)]
-    assert raised[:4] == [None] * 4 and raised[4] == 0 and raised[5:] == [None] * 3
+    assert _onsets(check, [bleed] * 120) == []
+    check = PresenceCheck(persist=5, arm_frames=30, live=False)
+    assert _onsets(check, [bleed] * 8) == [0]
+    check = PresenceCheck(persist=5, arm_frames=30)
+    assert _onsets(check, _growing(10, 0.5, 40)) == [0]
+    assert check.cue == "bleeding_present"
+    x0, y0, x1, y1 = check.where  # the box of the blood it counted, in frame pixels
+    assert x0 <= 64 <= x1 and y0 <= 52 <= y1 and x1 - x0 < 80
     check.reset()
-    assert all(check.step(clean)[1] is None for _ in range(40))
-    assert all(check.step(bleed)[1] is None for _ in range(20))  # blood after the armed window
-    check.reset()
-    for _ in range(12):
-        check.step(clean)
-    assert [check.step(bleed)[1] for _ in range(5)][-1] == 12  # onset where the blood began
+    assert _onsets(check, [clean] * 40) == []
+
+
+def test_presence_check_watching_raises_a_pool_that_appears_after_the_first_window():
+    """After the first window the check watches every `watch_stride`-th frame for fresh blood:
+    a pool that appears at frame 60 and spreads is raised near its start; with watching off
+    (`watch_stride=0`) the check stops after the first window."""
+    frames = _growing(6, 0.4, 140, start=60)
+    check = PresenceCheck()
+    onsets = _onsets(check, frames)
+    assert len(onsets) == 1 and 60 <= onsets[0] <= 68 and check.cue == "fresh_blood"
+    assert _onsets(PresenceCheck(watch_stride=0), frames) == []
 
 
 def _lit_scene(tissue=(170, 95, 85), size=(128, 96)) -> np.ndarray:
@@ -125,11 +153,11 @@ def test_dark_blood_mask_ignores_the_field_stop_and_dark_red_liver():
             assert not dark_blood_mask(_cast(frame, gains)).any(), name
 
 
-def test_presence_check_flags_a_stream_that_starts_with_a_dark_pool():
-    pool, clean = _disk(_lit_scene(), DARK_POOL), _lit_scene()
+def test_presence_check_flags_a_stream_that_starts_with_a_spreading_dark_pool():
+    clean = _lit_scene()
+    pools = [_disk(clean, DARK_POOL, radius=min(24, 14 + t // 3)) for t in range(40)]
     check = PresenceCheck()
-    onsets = [o for o in (check.step(pool)[1] for _ in range(15)) if o is not None]
-    assert onsets == [0]
+    assert _onsets(check, pools) == [0]
     check.reset()
     assert all(check.step(clean)[1] is None for _ in range(40))
 
@@ -162,7 +190,9 @@ def test_real_clips_bleeding_present_under_white_balance_shifts(clip, bleeding):
             assert not onsets, (clip, name)
 
 
-LIVER = Path("/work/data/extra_real/negative_laparoscopic/lap_cholecystectomy_calot/video.mp4")
+# staged with `bleedorigin data stage-extra` (docs/data-extra.md) into $BLEEDORIGIN_EXTRA_DATA
+EXTRA = Path(os.environ.get("BLEEDORIGIN_EXTRA_DATA") or Path(__file__).resolve().parents[1] / "data" / "extra_real")
+LIVER = EXTRA / "negative_laparoscopic" / "lap_cholecystectomy_calot" / "video.mp4"
 
 
 @pytest.mark.skipif(not LIVER.is_file(), reason="extra real bleeding-free clips absent")
@@ -233,8 +263,9 @@ LEFTOVER = ((100, 80), 16)  # a pool lying in view when the check re-arms
 def test_rearmed_check_ignores_a_leftover_pool_while_the_camera_moves():
     pool = _world([LEFTOVER])
     frames = [_camera(pool, 40 + 0.8 * t, 30 + 0.4 * t) for t in range(45)]
-    check = PresenceCheck()
-    assert _onsets(check, frames) == [0]  # a stream that starts with it: bleeding at frame 0
+    check = PresenceCheck(live=False)
+    assert _onsets(check, frames) == [0]  # a stream that starts with it, any blood counted: frame 0
+    assert _onsets(PresenceCheck(), frames) == []  # a pool standing still is not a bleed
     for gains in CASTS.values():
         check.rearm()
         assert _onsets(check, [_cast(f, gains) for f in frames]) == []
@@ -261,15 +292,18 @@ def test_rearmed_check_ignores_a_pool_coming_into_view():
 
 
 def test_rearm_windows_script_counts_armings_that_raise():
-    """scripts/onset_rearm_windows.py: a pool standing in view raises every arming as at stream
-    start and none as after an episode."""
+    """experiments/onset_rearm_windows.py: a pool standing in view raises no arming, as at stream
+    start or as after an episode; a pool that keeps spreading raises every arming as at stream
+    start."""
     from test_scripts import load_script
 
     script = load_script("onset_rearm_windows")
     pool = _world([LEFTOVER])
     frames = [_camera(pool, 40 + 0.5 * t, 30) for t in range(60)]
-    assert script.armings(frames, 10, after_episode=False) == (3, 3, [0, 10, 20])
+    assert script.armings(frames, 10, after_episode=False) == (0, 3, [])
     assert script.armings(frames, 10, after_episode=True) == (0, 3, [])
+    spreading = [_camera(_world([(LEFTOVER[0], 8 + 0.4 * t)]), 40 + 0.5 * t, 30) for t in range(60)]
+    assert script.armings(spreading, 10, after_episode=False) == (3, 3, [0, 10, 20])
 
 
 def test_fresh_blood_must_have_changed_colour_since_the_rearm():

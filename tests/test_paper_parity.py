@@ -1,6 +1,6 @@
 """Parity with the reference implementations, from committed fixtures (no network, no timm).
 
-scripts/make_parity_fixtures.py recorded, in a separate environment with the reference code,
+tools/make_parity_fixtures.py recorded, in a separate environment with the reference code,
 each released checkpoint's key layout and the reference outputs on a small input with random
 weights built by `seeded_state_dict` from the layout. Here the same state dict is rebuilt, loaded
 strictly through our loaders (from a file, in the release's layout) and the outputs compared.

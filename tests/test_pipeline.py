@@ -134,11 +134,11 @@ def test_episode_goes_on_while_dark_blood_covers_the_source():
     instead, it ends."""
     from test_onset_present import DARK_POOL, _disk, _lit_scene
 
-    from bleedorigin.vision.color import red_mask
+    from bleedorigin.vision.color import BLOOD_THRESHOLD, red_mask
 
     tissue = _lit_scene()
     crimson, dark = _disk(tissue, (150, 28, 34)), _disk(tissue, DARK_POOL)
-    assert (red_mask(dark[36:68, 48:80]) > 0.5).mean() < 0.02  # red_mask alone would end it
+    assert (red_mask(dark[36:68, 48:80]) > BLOOD_THRESHOLD).mean() < 0.02  # red_mask alone would end it
     for later, ends in ((dark, False), (tissue, True)):
         pipe = _mid_bleed_pipeline()
         phases = [pipe.step(crimson if t < 20 else later).phase for t in range(80)]

@@ -34,3 +34,25 @@ def test_the_unsure_label_carries_a_question_mark():
     _, sure = _box_edge(SOURCE_UNSURE + 0.2)
     _, unsure = _box_edge(SOURCE_UNSURE - 0.2)
     assert label_end(unsure) > label_end(sure) + 4  # "? " adds about 7 px at 512 px
+
+
+def _box_drawn(box: OnsetBoxAnnotator, result: FrameResult) -> bool:
+    out = box.annotate(np.zeros((384, 512, 3), np.uint8), result)
+    return bool(np.any(out[240, 220:293] > 0))
+
+
+def test_an_unsure_source_keeps_its_box_until_a_revision_makes_it_clear():
+    from bleedorigin.types import SourceRevision, TrackPoint
+
+    box = OnsetBoxAnnotator(duration=6, period=6)
+    track = TrackPoint(0, 256.0, 200.0, 0.9)
+    onset = FrameResult(10, 0.4, "bleeding", 0.9, onset=Onset(10, 0.4, 0.9), source=Point(256.0, 200.0, 0.2),
+                        track=track)
+    assert _box_drawn(box, onset)
+    later = [FrameResult(f, f / 25, "tracking", 1.0, track=track) for f in range(11, 40)]
+    assert all(_box_drawn(box, r) for r in later[6:])  # after the flash: still "source ?"
+    clear = FrameResult(40, 1.6, "tracking", 1.0, track=track,
+                        revision=SourceRevision(40, 256.0, 200.0, 0.8, "confirmed"))
+    assert _box_drawn(box, clear)  # flashes once more, now solid
+    after = [FrameResult(f, f / 25, "tracking", 1.0, track=track) for f in range(41, 60)]
+    assert not any(_box_drawn(box, r) for r in after[6:])  # clear: the box goes away

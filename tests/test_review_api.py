@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
+import re
+import shutil
+import socket
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -41,13 +46,17 @@ def request(srv: ReviewServer, method: str, path: str, body: bytes | None = None
             headers: dict | None = None) -> tuple[int, bytes, dict]:
     """The raw request, path sent exactly as given (no client-side normalisation)."""
     conn = http.client.HTTPConnection("127.0.0.1", srv.server_address[1], timeout=10)
-    hdrs = {"Content-Type": "application/json"} if body is not None else {}
+    hdrs = {"Content-Type": "application/json", "Origin": origin(srv)} if body is not None else {}
     hdrs.update(headers or {})
     conn.request(method, path, body=body, headers=hdrs)
     resp = conn.getresponse()
     data = resp.read()
     conn.close()
     return resp.status, data, dict(resp.getheaders())
+
+
+def origin(srv: ReviewServer) -> str:
+    return f"http://127.0.0.1:{srv.server_address[1]}"
 
 
 def test_listens_on_loopback_only(server):
@@ -85,6 +94,9 @@ def test_video_range_requests(server, run_dir):
     assert status == 206 and data == whole[-16:]
     status, data, _ = request(server, "GET", "/video.mp4", headers={"Range": f"bytes={len(whole)}-"})
     assert status == 416 and data == b""
+    for huge in ("9" * 5000 + "-", "-" + "9" * 5000, "0-" + "9" * 5000):  # int() of 5000 digits raises
+        status, data, _ = request(server, "GET", "/video.mp4", headers={"Range": f"bytes={huge}"})
+        assert status == 416 and data == b""
 
 
 def test_post_labels_writes_labels_json(server, run_dir):
@@ -113,6 +125,22 @@ BAD_BODIES = {
     b'{"onset_frame": 5, "source": [1, 2], "points": {"3": [[1, 2]]}}': "points[3] is before the onset frame 5",
     b'{"onset_frame": 5, "source": [1, 2], "points": {"x": [[1, 2]]}}': "not a frame number",
     b'{"onset_frame": 5, "source": [1, 2], "points": {"9": []}}': "non-empty list",
+    # bodies that made json.loads raise past the handler (the connection dropped, a traceback)
+    b'{"onset_frame": ' + b"7" * 5000 + b', "source": null}': "integer with more than 15 digits",
+    b'{"onset_frame": 5, "source": [1, 2], "points": {"\xc2\xb2": [[1, 2]]}}': "not a frame number",
+    b'{"onset_frame": 5, "source": [1, 2], "points": {"\\u00b2": [[1, 2]]}}': "not a frame number",
+    b"[" * 100_000 + b"]" * 100_000: "nested deeper than 8 levels",
+    b'{"onset_frame": 5, "source": [1, 2], "points": ' + b"[" * 100_000 + b"]" * 100_000 + b"}": "nested deeper",
+    # frame keys: canonical decimal only, within the run
+    b'{"onset_frame": 5, "source": [1, 2], "points": {"040": [[1, 2]]}}': "not a frame number",
+    b'{"onset_frame": 5, "source": [1, 2], "points": {"\xd9\xa4\xd9\xa0": [[1, 2]]}}': "not a frame number",
+    b'{"onset_frame": 5, "source": [1, 2], "points": {"+40": [[1, 2]]}}': "not a frame number",
+    b'{"onset_frame": 5, "source": [1, 2], "points": {" 40": [[1, 2]]}}': "not a frame number",
+    b'{"onset_frame": 5, "source": [1, 2], "points": {"40.0": [[1, 2]]}}': "not a frame number",
+    b'{"onset_frame": 5, "source": [1, 2], "points": {"60": [[1, 2]]}}': "points[60] 60 outside the run's frames 0..59",
+    b'{"onset_frame": 5, "source": [1, 2], "points": {"' + b"9" * 5000 + b'": [[1, 2]]}}': "not a frame number",
+    b'{"onset_frame": 5, "source": [1, 2], "points": {"40": [[1, 2]], "40": [[3, 4]]}}': "key '40' given twice",
+    b'{"onset_frame": 5, "onset_frame": 6, "source": null}': "key 'onset_frame' given twice",
 }
 
 
@@ -125,6 +153,13 @@ def test_bad_body_gets_400_with_one_line_and_writes_nothing(server, run_dir, bod
     assert BAD_BODIES[body] in text
     assert not (run_dir / "labels.json").exists()
     assert [p.name for p in run_dir.iterdir() if p.name.startswith(".")] == []  # no temp file left
+
+
+def test_canonical_frame_keys_are_accepted(server, run_dir):
+    body = {"onset_frame": 0, "source": [1.0, 2.0], "points": {"0": [[1.0, 2.0]], "40": [[3.0, 4.0]], "59": [[5.0, 6.0]]}}
+    status, data, _ = request(server, "POST", "/api/labels", json.dumps(body).encode())
+    assert status == 200, data
+    assert json.loads((run_dir / "labels.json").read_text()) == body
 
 
 def test_post_needs_json_content_type(server, run_dir):
@@ -164,7 +199,7 @@ def test_symlinks_leading_out_of_run_dir_are_refused(tmp_path):
     outside = tmp_path / "elsewhere.mp4"
     (run / "overlay.mp4").rename(outside)
     (run / "overlay.mp4").symlink_to(outside)
-    with pytest.raises(InputError, match="outside the run folder"):
+    with pytest.raises(InputError, match="symlink"):
         ReviewRun(run)
 
 
@@ -173,7 +208,7 @@ def test_labels_symlink_planted_later_is_not_written_through(server, run_dir, tm
     target.write_text("{}")
     (run_dir / "labels.json").symlink_to(target)
     status, data, _ = request(server, "POST", "/api/labels", b'{"onset_frame": null, "source": null}')
-    assert status == 500 and b"outside the run folder" in data
+    assert status == 500 and b"symlink" in data
     assert target.read_text() == "{}"
 
 
@@ -191,3 +226,231 @@ def test_saved_labels_keep_point_geometry(server):
     labels = run.save_labels(json.dumps({"onset_frame": 0, "source": [-0.5, H - 0.5],
                                          "points": {"30": [[W - 0.5, 0], [1, 1]]}}).encode())
     assert labels["points"]["30"] == [[W - 0.5, 0.0], [1.0, 1.0]]
+
+
+# ---- headers, origin, time-outs and exact bodies ---------------------------------------------
+
+def raw(srv: ReviewServer, data: bytes, half_close: bool = True) -> bytes:
+    """Send `data` as it is on a fresh connection, optionally end the sending side, and read the
+    whole answer until the server closes the connection."""
+    with socket.create_connection(("127.0.0.1", srv.server_address[1]), timeout=10) as sock:
+        sock.sendall(data)
+        if half_close:
+            sock.shutdown(socket.SHUT_WR)
+        out = b""
+        while chunk := sock.recv(65536):
+            out += chunk
+    return out
+
+
+def post_raw(srv: ReviewServer, body: bytes, length: str | None = None, extra: str = "") -> bytes:
+    port = srv.server_address[1]
+    head = (f"POST /api/labels HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nOrigin: http://127.0.0.1:{port}\r\n"
+            f"Content-Type: application/json\r\n{extra}")
+    if length is not None:
+        head += f"Content-Length: {length}\r\n"
+    return head.encode() + b"\r\n" + body
+
+
+def status_and_line(answer: bytes) -> tuple[int, str]:
+    head, _, body = answer.partition(b"\r\n\r\n")
+    text = body.decode()
+    assert text.endswith("\n") and "\n" not in text[:-1], answer  # one line
+    return int(head.split()[1]), text
+
+
+def assert_protected(headers: dict) -> None:
+    csp = headers.get("Content-Security-Policy", "")
+    assert headers.get("X-Frame-Options") == "DENY"
+    assert "frame-ancestors 'none'" in csp and "default-src 'self'" in csp
+    assert "unsafe-inline" not in csp and "unsafe-eval" not in csp and "*" not in csp
+    assert headers.get("X-Content-Type-Options") == "nosniff"
+
+
+@pytest.mark.parametrize("method,path,body,hdrs", [
+    ("GET", "/", None, {}), ("GET", "/review.js", None, {}), ("GET", "/review.css", None, {}),
+    ("GET", "/api/result", None, {}), ("GET", "/api/labels", None, {}), ("GET", "/api/video", None, {}),
+    ("GET", "/video.mp4", None, {}), ("GET", "/video.mp4", None, {"Range": "bytes=0-9"}),
+    ("GET", "/video.mp4", None, {"Range": "bytes=999999999-"}), ("HEAD", "/", None, {}),
+    ("GET", "/nope", None, {}), ("GET", "/", None, {"Host": "evil.example"}),
+    ("POST", "/api/labels", b"{", {}), ("POST", "/api/labels", b"{}", {"Origin": "http://evil.example"}),
+    ("PUT", "/api/labels", b"{}", {}), ("OPTIONS", "/api/labels", None, {})])
+def test_every_answer_forbids_framing_and_sniffing(server, method, path, body, hdrs):
+    status, _, headers = request(server, method, path, body, hdrs)
+    assert_protected(headers)
+
+
+def test_http_servers_own_errors_are_one_line_and_protected(server):
+    answer = raw(server, f"BREW / HTTP/1.1\r\nHost: 127.0.0.1:{server.server_address[1]}\r\n\r\n".encode())
+    status, line = status_and_line(answer)
+    assert status == 501 and "BREW" in line
+    head = answer.partition(b"\r\n\r\n")[0].decode().split("\r\n")[1:]
+    assert_protected(dict(h.split(": ", 1) for h in head))
+
+
+def test_page_runs_no_inline_script_or_style():
+    """The page works under the strict CSP (no 'unsafe-inline'): every script and style is a file."""
+    from importlib import resources
+    page = resources.files("bleedorigin.review").joinpath("static", "index.html").read_text()
+    assert re.findall(r"<script\b[^>]*>", page) == ['<script src="/review.js">']
+    assert "</script>" in page and re.search(r"<script[^>]*>\s*</script>", page)
+    assert not re.search(r"<style\b|\sstyle=|\son[a-z]+=|javascript:", page, re.I)
+
+
+def test_post_needs_the_servers_own_origin(server, run_dir):
+    port = server.server_address[1]
+    body = b'{"onset_frame": null, "source": null}'
+    for bad in (None, "http://evil.example", f"http://127.0.0.1:{port + 1}", f"http://localhost:{port + 1}",
+                "null", f"https://127.0.0.1:{port}", f"http://127.0.0.1:{port}.evil.example"):
+        hdrs = {"Content-Type": "application/json"} | ({"Origin": bad} if bad else {})
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        conn.request("POST", "/api/labels", body=body, headers=hdrs)
+        resp = conn.getresponse()
+        status, text = resp.status, resp.read().decode()
+        assert status == 403 and text.count("\n") == 1 and "Origin" in text, (bad, text)
+        assert not (run_dir / "labels.json").exists()
+    for good in (f"http://127.0.0.1:{port}", f"http://localhost:{port}"):
+        assert request(server, "POST", "/api/labels", body, {"Origin": good})[0] == 200
+
+
+def test_host_must_name_the_servers_own_port(server, run_dir):
+    port = server.server_address[1]
+    for host in (f"127.0.0.1:{port + 1}", "127.0.0.1", f"localhost.evil.example:{port}"):
+        for method, body in (("GET", None), ("POST", b'{"onset_frame": null, "source": null}')):
+            status, data, _ = request(server, method, "/api/result", body, {"Host": host})
+            assert status == 403, (host, method)
+    assert not (run_dir / "labels.json").exists()
+
+
+def test_half_sent_requests_are_dropped_after_the_time_out(run_dir):
+    """30 connections that never finish their request (headers or body half sent, or nothing)
+    are all closed after the time-out, and the server answers others all along."""
+    from bleedorigin.review.server import TIMEOUT
+    assert TIMEOUT <= 10  # the shipped value: a few seconds
+    srv = ReviewServer(ReviewRun(run_dir), 0, timeout=1.0)
+    threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    port = srv.server_address[1]
+    halves = [b"", b"GET / HTTP/1.1\r\nHost: 127.0.0.1", post_raw(srv, b'{"onset_frame": nu', length="37")]
+    socks = []
+    try:
+        for i in range(30):
+            s = socket.create_connection(("127.0.0.1", port), timeout=10)
+            s.sendall(halves[i % 3])
+            socks.append(s)
+        assert request(srv, "GET", "/api/video")[0] == 200  # not blocked by the 30 others
+        t0 = time.monotonic()
+        for s in socks:  # each is answered (408/400) or closed, then reads end: b""
+            s.settimeout(max(0.1, t0 + 4 - time.monotonic()))
+            while s.recv(65536):
+                pass
+        assert time.monotonic() - t0 < 4
+    finally:
+        for s in socks:
+            s.close()
+        srv.shutdown()
+        srv.server_close()
+    assert not (run_dir / "labels.json").exists()
+
+
+def test_body_shorter_than_its_content_length_is_not_saved(server, run_dir):
+    body = b'{"onset_frame": null, "source": null}'
+    status, line = status_and_line(raw(server, post_raw(server, body[:-1], length=str(len(body)))))
+    assert status == 400 and "shorter than its Content-Length" in line
+    assert not (run_dir / "labels.json").exists()
+    answer = raw(server, post_raw(server, body, length=str(len(body))))  # the whole body: saved
+    assert answer.startswith(b"HTTP/1.1 200") and (run_dir / "labels.json").exists()
+
+
+@pytest.mark.parametrize("length,extra,message", [
+    (None, "", "Content-Length"), ("+37", "", "Content-Length"), ("3_7", "", "Content-Length"),
+    ("\u0663\u0667", "", "Content-Length"), ("-1", "", "Content-Length"),
+    ("37", "Content-Length: 37\r\n", "Content-Length"), ("37", "Transfer-Encoding: chunked\r\n", "Transfer-Encoding"),
+    (str(2 << 20), "", "at most")])
+def test_content_length_must_be_one_plain_number_within_the_cap(server, run_dir, length, extra, message):
+    body = b'{"onset_frame": null, "source": null}'
+    status, line = status_and_line(raw(server, post_raw(server, body, length=length, extra=extra)))
+    assert status == 400 and message in line
+    assert not (run_dir / "labels.json").exists()
+
+
+# ---- no symlink followed on any route ----------------------------------------------------------
+
+@pytest.fixture
+def own_server(tmp_path):
+    """A server on its own run (the test may replace its files)."""
+    run = make_run(tmp_path, n=10, onset=5)
+    srv = ReviewServer(ReviewRun(run), 0)
+    threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    yield srv, run
+    srv.shutdown()
+    srv.server_close()
+
+
+LABELS_OUTSIDE = b'{"onset_frame": 3, "source": [1.0, 2.0], "points": {"7": [[7.0, 7.0]]}}'
+
+
+@pytest.mark.parametrize("where", ["outside", "inside"])
+def test_get_labels_follows_no_symlink(own_server, tmp_path, where):
+    srv, run = own_server
+    target = (tmp_path if where == "outside" else run) / "other.json"
+    target.write_bytes(LABELS_OUTSIDE)
+    (run / "labels.json").symlink_to(target)
+    status, data, _ = request(srv, "GET", "/api/labels")
+    assert status == 500 and b"symlink" in data and b"7.0" not in data
+    with pytest.raises(InputError, match="symlink"):  # and a restart refuses it too
+        ReviewRun(run)
+
+
+@pytest.mark.parametrize("name,route", [("overlay.mp4", "/video.mp4"), ("result.json", "/api/result")])
+def test_run_files_replaced_by_symlinks_are_not_served(own_server, tmp_path, name, route):
+    srv, run = own_server
+    secret = tmp_path / "secret.bin"
+    secret.write_bytes(b'{"SECRET": 1}')
+    (run / name).unlink()
+    (run / name).symlink_to(secret)
+    for method in ("GET", "HEAD"):
+        status, data, _ = request(srv, method, route)
+        assert status == 500 and b"SECRET" not in data
+
+
+def test_static_files_that_are_symlinks_are_not_served(tmp_path, monkeypatch):
+    from bleedorigin.review import server as server_mod
+    static = tmp_path / "static"
+    shutil.copytree(server_mod.STATIC_DIR, static)
+    (tmp_path / "secret.js").write_text("SECRET")
+    (static / "review.js").unlink()
+    (static / "review.js").symlink_to(tmp_path / "secret.js")
+    monkeypatch.setattr(server_mod, "STATIC_DIR", static)
+    srv = ReviewServer(ReviewRun(make_run(tmp_path, n=10, onset=5)), 0)
+    threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    try:
+        assert request(srv, "GET", "/")[0] == 200
+        status, data, _ = request(srv, "GET", "/review.js")
+        assert status == 500 and b"SECRET" not in data
+    finally:
+        srv.shutdown()
+        srv.server_close()
+
+
+def test_oversized_labels_json_is_not_read_whole(own_server):
+    from bleedorigin.review.server import MAX_BODY
+    srv, run = own_server
+    (run / "labels.json").write_bytes(b" " * (MAX_BODY + 1) + b"{}")
+    status, data, _ = request(srv, "GET", "/api/labels")
+    assert status == 500 and b"larger than" in data
+
+
+def test_labels_fifo_does_not_hang_the_server(own_server):
+    srv, run = own_server
+    os.mkfifo(run / "labels.json")
+    status, data, _ = request(srv, "GET", "/api/labels")
+    assert status == 500 and b"not a regular file" in data
+
+
+def test_labels_symlink_inside_the_run_is_not_replaced(own_server):
+    srv, run = own_server
+    (run / "mine.json").write_bytes(LABELS_OUTSIDE)
+    (run / "labels.json").symlink_to(run / "mine.json")
+    status, data, _ = request(srv, "POST", "/api/labels", b'{"onset_frame": null, "source": null}')
+    assert status == 500 and b"symlink" in data
+    assert (run / "labels.json").is_symlink() and (run / "mine.json").read_bytes() == LABELS_OUTSIDE

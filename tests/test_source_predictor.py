@@ -10,7 +10,8 @@ import torch
 from bleedorigin.config import load_yaml
 from bleedorigin.errors import InputError
 from bleedorigin.models import registry
-from bleedorigin.models.source import SourceLocator, evaluate_source
+from bleedorigin.eval.locate import evaluate_source
+from bleedorigin.models.source import SourceLocator
 from bleedorigin.models.source.predictor import to_input, to_model
 from bleedorigin.vision.color import red_mask
 
@@ -62,7 +63,7 @@ def test_missing_weights_folder():
         SourceLocator.from_pretrained("/nonexistent/source_ckpt")
 
 
-def test_paper_preset_loads_encoder_from_local_file(tmp_path):
+def test_paper_preset_loads_encoder_from_local_file(tmp_path, caplog):
     _register()
     from safetensors.torch import save_file
     from bleedorigin.models.backbones.vit import create_encoder
@@ -71,6 +72,10 @@ def test_paper_preset_loads_encoder_from_local_file(tmp_path):
     loc = registry.create("source_paper", device="cpu", pretrained=str(tmp_path / "enc.safetensors"),
                           encoder="vit_test", input_size=(64, 48), dim=8, heads=2)
     assert torch.equal(loc.net.encoder.pos_embed, enc.pos_embed)
+    # only the encoder is released: an untrained head is said at load and in result.json
+    assert "no trained head" in caplog.text
+    from bleedorigin.models.loading import model_id, model_warnings
+    assert "untrained" in model_warnings({"source": model_id(loc)})[0]
     p = loc.locate(np.zeros((48, 64, 3), np.uint8))
     assert 0 <= p.x <= 63
     with pytest.raises(InputError, match="not found"):

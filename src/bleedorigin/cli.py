@@ -1,7 +1,9 @@
-"""Command line: `bleedorigin <command>` (also `python -m bleedorigin`). See DESIGN.md."""
+"""Command line: `bleedorigin <command>` (also `python -m bleedorigin`); README.md lists the commands."""
 from __future__ import annotations
 
 import logging
+import os
+import signal
 import sys
 from pathlib import Path
 from typing import Optional
@@ -9,7 +11,7 @@ from typing import Optional
 import click
 import typer
 
-from bleedorigin.errors import BleedOriginError, InputError
+from bleedorigin.errors import BleedOriginError, InputError, Interrupted, kept
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True,
                   help="Bleeding onset detection, source localisation and tracking in ESD video.\n\n"
@@ -21,20 +23,28 @@ app.add_typer(data_app, name="data")
 export_app = typer.Typer(no_args_is_help=True, help="Export trained models.")
 app.add_typer(export_app, name="export")
 
-_state = {"debug": False}
+_state: dict = {"debug": False}
 
 VIDEO = typer.Argument(..., help="Video file, image folder, image, camera index or rtsp/http URL.")
 DEVICE = typer.Option("auto", "--device", help="auto | cpu | cuda")
+OVERWRITE = typer.Option(False, "--overwrite", help="Replace an earlier run in --out (it is moved to "
+                         "OUT/previous/ first and deleted once this run has finished).")
 CONFIG = typer.Option(None, "--config", help="Pipeline configuration YAML (default: the shipped configs/pipeline.yaml).")
 
 
 @app.callback()
 def _options(debug: bool = typer.Option(False, "--debug", help="Show tracebacks."),
              verbose: bool = typer.Option(False, "--verbose", "-v"),
-             quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars or logs.")
+             quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars or logs."),
+             max_pixels: Optional[int] = typer.Option(
+                 None, "--max-pixels", help="Refuse inputs with more pixels per frame (default "
+                 "$BLEEDORIGIN_MAX_PIXELS or 7680x4320, 8K).")
              ) -> None:
+    from bleedorigin.io.video import quiet_libraries, set_max_pixels
     _state["debug"] = debug
     _state["quiet"] = quiet
+    set_max_pixels(max_pixels)
+    quiet_libraries(verbose or debug)
     level = logging.WARNING if quiet else logging.DEBUG if verbose else logging.INFO
     from rich.logging import RichHandler
     logging.basicConfig(level=level, format="%(message)s",
@@ -54,6 +64,17 @@ def _source(video: str) -> str | int:
     return int(video) if video.isdigit() else video
 
 
+def _shipped_recipe(name: Path) -> Path:
+    """A training recipe shipped in the package's configs/ folder, by name (`.yaml` optional)."""
+    configs = Path(__file__).resolve().parent / "configs"
+    for candidate in (configs / name, configs / f"{name}.yaml"):
+        if candidate.is_file():
+            return candidate
+    known = sorted(p.relative_to(configs).with_suffix("").as_posix() for p in configs.rglob("*.yaml")
+                   if p.name != "pipeline.yaml")
+    raise InputError(f"--config {name}: no such file, nor a shipped recipe ({', '.join(known)})")
+
+
 def _check_config(config: Path | None) -> None:
     """Load the pipeline configuration once up front, so a bad file fails before any work."""
     if config is not None:
@@ -62,9 +83,12 @@ def _check_config(config: Path | None) -> None:
 
 
 def _writable(path: Path, folder: bool) -> None:
-    """Fail on an output path that cannot be written before any work starts."""
-    from bleedorigin.utils.files import check_writable
+    """Fail on an output path that cannot be written before any work starts. An output folder
+    that does not exist yet is removed again if the command fails before writing into it."""
+    from bleedorigin.utils.files import check_writable, missing_folders
     check_writable(path, folder)
+    if folder:
+        _state.setdefault("new_folders", []).extend(missing_folders(path))
 
 
 def _appearance(text: str, texture_from: Optional[Path] = None):  # noqa: ANN202
@@ -119,14 +143,24 @@ def locate(video: str = typer.Argument(..., help="Video file or image."),
 
 @app.command()
 def track(video: str = VIDEO,
-          point: tuple[float, float] = typer.Option(..., help="Start point X Y (input pixels)."),
+          point: Optional[tuple[float, float]] = typer.Option(None, help="Start point X Y (input pixels)."),
           start: int = typer.Option(0, help="Start frame (0-based)."),
+          points: Optional[Path] = typer.Option(None, help="Many points instead: a CSV (frame,x,y rows) or "
+                                                "JSON ([[frame, x, y], ...]) file; each is tracked from its frame."),
           out: Path = typer.Option(..., help="Output JSON file."),
           model: Optional[str] = typer.Option(None, help="Tracker name or checkpoint folder."),
           device: str = DEVICE) -> None:
-    """Track a point from a start frame to the end of the video."""
-    from bleedorigin.commands import track_point
+    """Track a point (or the points of a file) from a start frame to the end of the video."""
+    from bleedorigin.commands import track_point, track_points
+    from bleedorigin.io.points import read_points
+    if (point is None) == (points is None):
+        raise InputError("give either --point X Y (with --start) or --points FILE")
+    queries = read_points(points) if points is not None else None
     _writable(out, folder=False)
+    if queries is not None:
+        track_points(_source(video), queries, out, model, device, _progress())
+        return
+    assert point is not None
     track_point(_source(video), point, start, out, model, device, _progress())
 
 
@@ -139,6 +173,7 @@ def run(video: Optional[str] = typer.Argument(None, help="Video file, folder, im
         track_model: Optional[str] = typer.Option(None, help="Tracker name or folder."),
         no_overlay: bool = typer.Option(False, help="Skip overlay.mp4."),
         show: bool = typer.Option(False, help="Also show the overlay live in a window (needs a display)."),
+        overwrite: bool = OVERWRITE,
         config: Optional[Path] = CONFIG, device: str = DEVICE) -> None:
     """Deployment mode end to end: onset -> source -> tracking."""
     from bleedorigin.commands import run_pipeline
@@ -147,15 +182,16 @@ def run(video: Optional[str] = typer.Argument(None, help="Video file, folder, im
     _check_config(config)
     _writable(out, folder=True)
     run_pipeline(camera if video is None else _source(video), out, onset_model, source_model,
-                 track_model, device, not no_overlay, _progress(), show, config)
+                 track_model, device, not no_overlay, _progress(), show, config, overwrite)
 
 
 @app.command()
-def demo(out: Path = typer.Option(Path("runs/demo"), help="Output folder.")) -> None:
+def demo(out: Path = typer.Option(Path("runs/demo"), help="Output folder."),
+         overwrite: bool = OVERWRITE) -> None:
     """Run the pipeline on the shipped sample clip with the default models."""
     from bleedorigin.commands import run_demo
     _writable(out, folder=True)
-    run_demo(out, _progress())
+    run_demo(out, _progress(), overwrite)
 
 
 @app.command()
@@ -239,15 +275,52 @@ def evaluate(data: Path = typer.Argument(..., help="Benchmark folder, BleedSim o
                                               "(repeat; default: all that apply)."),
              workers: int = typer.Option(1, help="Worker processes."),
              baselines: bool = typer.Option(True, help="Include the baseline reference rows."),
+             stir_start: Optional[Path] = typer.Option(None, "--stir-start", help="STIR-style start points "
+                                                       "{seq: [[x, y], ...]}: track DATA's sequences from them and "
+                                                       "write a STIR 2026 preds.json per tracker."),
+             stir_end: Optional[Path] = typer.Option(None, "--stir-end", help="With --stir-start: end points "
+                                                     "to score against (AJ, ATA, OA over 2-32 px)."),
+             calibration: bool = typer.Option(False, "--calibration", help="Also tabulate each source and "
+                                              "track model's confidence against its error (calibration.md)."),
+             onset_thresholds: bool = typer.Option(False, "--onset-thresholds", help="Also replay the onset "
+                                                   "model at several thresholds and refinement radii on DATA's "
+                                                   "clips (validation clips, never the test set)."),
+             leave_one_out: Optional[str] = typer.Option(None, "--leave-one-out", help="source | track: train on "
+                                                         "all clip folders of DATA but one, score on that one, "
+                                                         "for each (loo.json)."),
+             steps: int = typer.Option(300, help="With --leave-one-out: training steps per fold."),
+             base: Optional[str] = typer.Option(None, help="With --leave-one-out: model to start from "
+                                                "(default source_small / track_small_blood)."),
+             settings: list[str] = typer.Option([], "--set", help="With --leave-one-out: source: a training "
+                                                "override key=value; track: lr=, rank=, kind=, window=, seed="),
              config: Optional[Path] = CONFIG, device: str = DEVICE) -> None:
-    """Evaluation mode of Algorithm 1 on every applicable clip, with the paper's metrics."""
-    from bleedorigin.eval.runner import DEFAULT_STAGES, evaluate as run_evaluation
+    """Evaluation mode of Algorithm 1 on every applicable clip, with the paper's metrics and
+    TAP-Vid's (AJ, delta_avg, OA); or, with --stir-start, the STIR protocol and submission file."""
+    from bleedorigin.eval.runner import DEFAULT_STAGES, evaluate as run_evaluation, evaluate_stir_models
     if not data.exists():
         raise InputError(f"{data}: not found")
+    if stir_end is not None and stir_start is None:
+        raise InputError("--stir-end needs --stir-start")
     _check_config(config)
     _writable(out, folder=True)
+    if leave_one_out is not None:
+        from bleedorigin.eval import leave_one_out as loo
+        summary = loo.leave_one_out(leave_one_out, data, out, steps, base, settings, device)
+        typer.echo(loo.to_markdown(summary) + f"\n{out / 'loo.json'}")
+        return
+    if stir_start is not None:
+        result = evaluate_stir_models(data, out, stir_start, stir_end, models or None, device, baselines)
+        preds = [b["preds"] for b in result["stir"]["models"].values()]
+        typer.echo(f"report: {out / 'report.md'}  preds.json: {', '.join(preds)}")
+        return
     result = run_evaluation(data, out, models or None, tuple(stages) or DEFAULT_STAGES, workers, _progress(),
-                            device, baselines, config)
+                            device, baselines, config, calibration)
+    if calibration:
+        from bleedorigin.eval.calibration import to_markdown
+        typer.echo(to_markdown(result["calibration"]))
+    if onset_thresholds:
+        from bleedorigin.eval import onset_threshold
+        typer.echo(onset_threshold.to_markdown(onset_threshold.check(data, out, models, device, _progress())))
     failed = result.get("errors") or []
     typer.echo(f"report: {out / 'report.md'}  metrics: {out / 'metrics.json'}"
                + (f"  ({len(failed)} clip(s) failed, listed in metrics.json)" if failed else ""))
@@ -279,7 +352,10 @@ def sim(out: Path = typer.Option(..., help="Output benchmark folder."),
         texture_from: Optional[Path] = TEXTURE_FROM,
         local_motion: bool = typer.Option(False, "--local-motion/--no-local-motion",
                                           help="Tissue also deforms locally and follows instruments that "
-                                          "grasp it (docs/bleedsim.md); off: it moves with the camera only.")) -> None:
+                                          "grasp it (docs/bleedsim.md); off: it moves with the camera only."),
+        scenario: Optional[str] = typer.Option(None, help="Render every clip in this scenario, e.g. a hard "
+                                               "case: point_bleed | white_mound | crimson_bed (default: drawn "
+                                               "at random).")) -> None:
     """BleedSim: synthetic ESD bleeding clips with dense ground truth, in the benchmark layout."""
     from bleedorigin.sim import write_bench
     if n < 1:
@@ -287,13 +363,14 @@ def sim(out: Path = typer.Option(..., help="Output benchmark folder."),
     look = _appearance(appearance, texture_from)
     _writable(out, folder=True)
     clips = write_bench(out, n, seed, kind, size=(width, height), progress=_progress(), appearance=look,
-                        local_motion=local_motion)
+                        local_motion=local_motion, scenario=scenario)
     typer.echo(f"wrote {len(clips)} {kind} clips to {out}")
 
 
 @app.command()
 def train(stage: str = typer.Argument(..., help="onset | source | track"),
-          config: Optional[Path] = typer.Option(None, help="Recipe YAML (default: the small preset)."),
+          config: Optional[Path] = typer.Option(None, help="Recipe YAML, or the name of a shipped recipe "
+                                                "(e.g. source_v2, paper/source_paper; default: the small preset)."),
           out: Path = typer.Option(..., help="Output folder (checkpoints, logs, model card)."),
           set_: list[str] = typer.Option([], "--set", help="Override a recipe key: key=value."),
           resume: bool = typer.Option(False, help="Continue from OUT's last checkpoint."),
@@ -302,7 +379,7 @@ def train(stage: str = typer.Argument(..., help="onset | source | track"),
     """Train a stage (one trainer for all; multi-process under torchrun)."""
     from bleedorigin.training.trainer import train_main
     if config is not None and not config.is_file():
-        raise InputError(f"--config {config}: file not found")
+        config = _shipped_recipe(config)
     _writable(out, folder=True)
     result = train_main(stage, config, out, set_, resume, seed, device)
     typer.echo(f"checkpoints in {out}: best score {result.get('best_score')}")
@@ -348,11 +425,17 @@ def review(run_dir: Path = typer.Argument(..., help="Output folder of `bleedorig
 
 @data_app.command("check")
 def data_check(root: Path = typer.Argument(..., help="Benchmark folder.")) -> None:
-    """List every problem in a benchmark folder; exit 1 if there are any."""
+    """List every problem in a benchmark folder; exit 1 if there are any, 2 when the folder
+    cannot be checked at all."""
     from bleedorigin.io.check import check_bench, summarize
     if not root.is_dir():
         raise InputError(f"not a folder: {root}")
-    problems = check_bench(root)
+    try:
+        problems = check_bench(root)
+    except BleedOriginError:
+        raise
+    except Exception as e:  # noqa: BLE001 - exit 1 means "problems found": a crash on the input is bad input
+        raise InputError(f"{root}: cannot check ({type(e).__name__}: {e})") from None
     typer.echo(summarize(problems))
     raise typer.Exit(1 if problems else 0)
 
@@ -366,6 +449,21 @@ def data_import_review(run_dirs: list[Path] = typer.Argument(..., help="Run fold
     clips = import_review(run_dirs, out)
     kinds = ", ".join(f"{k} {n}" for k, n in sorted(Counter(c.kind for c in clips).items())) or "none"
     typer.echo(f"wrote {len(clips)} clip(s) to {out} ({kinds}); check with: bleedorigin data check {out}")
+
+
+@data_app.command("stage-extra")
+def data_stage_extra(repos: Path = typer.Option(..., help="Folder of <owner>+<name> git copies of the source "
+                                                "repositories (docs/data-extra.md)."),
+                     out: Path = typer.Option(..., help="Output folder (OUT/<category>/<name>/video.mp4 + meta.json)."),
+                     only: list[str] = typer.Option([], "--only", help="Clip name to stage (repeat; default: all).")
+                     ) -> None:
+    """Stage the extra public real clips (bleeding status only) as clip folders for onset checks."""
+    from bleedorigin.io.extra_real import stage_all
+    if not repos.is_dir():
+        raise InputError(f"{repos}: not a folder")
+    _writable(out, folder=True)
+    for folder in stage_all(repos, out, only):
+        typer.echo(str(folder))
 
 
 @data_app.command("realism")
@@ -473,15 +571,57 @@ def data_contact_sheet(out: Path = typer.Option(Path("docs/bleedsim_contact_shee
     typer.echo(f"wrote {make_contact_sheet(out, real_dir, seed, appearance=look)}")
 
 
+# Signals that stop a command the way Ctrl-C does: what was computed is kept (`"complete": false`)
+# and the exit code is 128 + the signal number (SIGINT 130, SIGTERM 143, SIGHUP 129).
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+def _stop(signum: int, frame: object) -> None:
+    for sig in STOP_SIGNALS:  # a second signal while results are being kept ends at once
+        signal.signal(sig, lambda n, f: os._exit(128 + n))
+    # kept here too: typer turns a KeyboardInterrupt into a bare exit code 130
+    _state["interrupted"] = error = Interrupted(signum)
+    raise error
+
+
+def _report_interrupt(error: BaseException | None) -> None:
+    signum = getattr(error, "signum", signal.SIGINT)
+    print(f"error: interrupted by {signal.Signals(signum).name}{_kept_note(error)}", file=sys.stderr)
+    sys.exit(128 + signum)
+
+
+def _kept_note(error: BaseException | None) -> str:
+    where = kept(error) if error is not None else None
+    return f"; what was computed is kept in {where} (\"complete\": false)" if where else ""
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: expected errors become one line `error: ...` and exit code 2."""
-    args = sys.argv[1:] if argv is None else argv
+    """Entry point: expected errors become one line `error: ...` and exit code 2; SIGINT,
+    SIGTERM and SIGHUP one line and exit code 128 + signal. A failed command leaves no empty
+    output folder behind."""
+    from bleedorigin.utils.files import remove_empty_folders
+    _state["new_folders"] = []
+    try:
+        _main(sys.argv[1:] if argv is None else argv)
+    except SystemExit as e:
+        if e.code not in (0, None):
+            remove_empty_folders(_state["new_folders"])
+        raise
+
+
+def _main(args: list[str]) -> None:
     debug = "--debug" in args
+    previous = {sig: signal.signal(sig, _stop) for sig in STOP_SIGNALS}
+    _state["interrupted"] = None
     try:
         # Without standalone mode click returns typer.Exit codes (and command results) instead.
         code = app(args=args, standalone_mode=False)
+        if _state["interrupted"] is not None:
+            _report_interrupt(_state["interrupted"])
         sys.exit(code if isinstance(code, int) else 0)
     except (click.exceptions.Exit, typer.Exit) as e:
+        if _state["interrupted"] is not None:
+            _report_interrupt(_state["interrupted"])
         sys.exit(e.exit_code)
     except (click.exceptions.ClickException, typer.TyperException) as e:  # typer>=0.29 vendors click
         if hasattr(e, "show"):
@@ -489,16 +629,12 @@ def main(argv: list[str] | None = None) -> None:
         else:
             print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
-    except (click.exceptions.Abort, typer.Abort):
-        print("error: interrupted", file=sys.stderr)
-        sys.exit(130)
-    except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        sys.exit(130)
-    except BleedOriginError as e:
+    except (click.exceptions.Abort, typer.Abort, KeyboardInterrupt) as e:
+        _report_interrupt(_state["interrupted"] or (e if isinstance(e, KeyboardInterrupt) else e.__cause__))
+    except (BleedOriginError, OSError) as e:
         if debug:
             raise
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {_os_error(e) if isinstance(e, OSError) else e}{_kept_note(e)}", file=sys.stderr)
         sys.exit(2)
     except Exception as e:  # noqa: BLE001 - one line for users, --debug for developers
         if debug:
@@ -506,3 +642,12 @@ def main(argv: list[str] | None = None) -> None:
         print(f"error: unexpected {type(e).__name__}: {e} (rerun with --debug for details)",
               file=sys.stderr)
         sys.exit(1)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _os_error(e: OSError) -> str:
+    """A failed system call (full disk, no permission, read-only file system) in one line."""
+    where = f"{e.filename}: " if e.filename else ""
+    return f"{where}{e.strerror or e}"

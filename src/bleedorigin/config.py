@@ -74,6 +74,26 @@ class OnsetConfig:
     clean_color_threshold: float = 0.5        # alpha in Eq. 1
     clean_flow_threshold: float = 0.5         # gamma in Eq. 1
 
+    def __post_init__(self) -> None:
+        # a config.json from elsewhere must fail here, in one line, not deep inside torch
+        sizes = {"window": self.window, "d_model": self.d_model, "num_layers": self.num_layers,
+                 "num_heads": self.num_heads, "ff_dim": self.ff_dim, "branch_dim": self.branch_dim}
+        sizes |= {f"internal_size[{i}]": v for i, v in enumerate(self.internal_size)}
+        sizes |= {f"channels[{i}]": v for i, v in enumerate(self.channels)}
+        sizes |= {f"mdcfm_channels[{i}]": v for i, v in enumerate(self.mdcfm_channels)}
+        require_positive(sizes, "onset model")
+        if self.d_model % self.num_heads:
+            raise ConfigError(f"onset model: num_heads {self.num_heads} does not divide d_model {self.d_model}")
+        if not 0 <= self.dropout < 1:
+            raise ConfigError(f"onset model: dropout must be in [0, 1), got {self.dropout}")
+
+
+def require_positive(values: dict[str, int], where: str) -> None:
+    """ConfigError naming the first of `values` (name -> size) that is not a positive number."""
+    for name, value in values.items():
+        if not value > 0:
+            raise ConfigError(f"{where}: {name} must be positive, got {value}")
+
 
 # ----------------------------------------------------------------------------- strict loading
 

@@ -1,8 +1,13 @@
-"""Deployment mode of Algorithm 1: waiting for bleeding -> locate the source once -> track it.
+"""Deployment mode of Algorithm 1: waiting for bleeding -> locate the source -> track it,
+revising the source while the episode goes on.
 
 The onset detector may place the onset a few frames before the frame where it raises it. The
 source is located at that decision frame, with the frames from just before the onset up to it
 as history, then carried back to the onset by the tracker so the event's track starts there.
+The localizer's next best places are tracked with it (when the tracker tracks several points at
+once); every few frames the evidence is weighed again and the source moves to another candidate
+when it clearly wins (bleedorigin.source_revision). The event's track is then that candidate's
+path from the onset on, and every placement is kept in `event.source_revisions`.
 
 Frames are resized once to the model resolution; every stage sees that frame and the
 pipeline maps points back to input pixels. After a bleeding episode ends (the tracked point's
@@ -22,11 +27,12 @@ import numpy as np
 
 from bleedorigin import MODEL_SIZE
 from bleedorigin.io.video import FrameMapper, open_video
-from bleedorigin.models.loading import load_stage, model_id
+from bleedorigin.models.loading import load_stage, model_id, model_warnings
 from bleedorigin.pipeline_config import STAGES, PipelineConfig, load_pipeline_config
-from bleedorigin.types import BleedingEvent, FrameResult, Onset, Point, RunResult, TrackPoint
+from bleedorigin.source_revision import SourceReviser, weigh_frame
+from bleedorigin.types import BleedingEvent, FrameResult, Onset, Point, RunResult, SourceRevision, TrackPoint
 from bleedorigin.utils.progress import track as progress_track
-from bleedorigin.vision.color import AREA_SIZE, area_copy, blood_cover, red_mask
+from bleedorigin.vision.color import AREA_SIZE, BLOOD_THRESHOLD, area_copy, blood_cover, red_mask
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +40,10 @@ log = logging.getLogger(__name__)
 @dataclass
 class _Episode:
     event: BleedingEvent
+    paths: list[list[TrackPoint]]  # every candidate's path from the onset (input pixels); event.track is one
+    reviser: SourceReviser
+    exclude: np.ndarray | None  # old blood the source is not placed on (locate's exclude)
+    evaluated_at: int  # frame of the latest weighing of the evidence
     quiet_run: int = 0  # consecutive frames with low confidence or no blood near the point
 
 
@@ -96,7 +106,9 @@ class Pipeline:
         if out.onset_frame is None:
             return FrameResult(index, t, "waiting", out.score, timings_ms=timings)
         onset_frame = self._clamp_to_buffer(self._onset_origin + out.onset_frame)
-        onset = Onset(onset_frame, onset_frame / fps, out.score)
+        where = None if out.where is None else tuple(self._mapper.to_input(  # type: ignore[union-attr]
+            np.array(out.where, float).reshape(2, 2)).reshape(-1))
+        onset = Onset(onset_frame, onset_frame / fps, out.score, out.cue, where)
         # decision time: the localizer sees the frame where the onset was raised, with the frames
         # from `history_frames` before the (back-dated) onset up to it
         history = [img for i, img in self._buffer if onset_frame - self.config.episode.history_frames <= i < index]
@@ -104,40 +116,68 @@ class Pipeline:
         # after a re-arm, blood the last episode left in view is not where the new bleed starts;
         # passed only when known, so a plug-in locator without `exclude` still runs
         old = self.onset.leftover_blood()
-        p = self.source.locate(small, history=history or None, **({} if old is None else {"exclude": old}))
+        k = self.config.revision.candidates if self._tracks_many else 1
+        evidence = weigh_frame(self.source, small, history or None, k, old)
+        p, places = evidence.point, evidence.places
         timings["source"] = (time.perf_counter() - t0) * 1e3
         t0 = time.perf_counter()
-        track = self._track_back(small, p, index, onset_frame)
-        self.tracker.start(small, (p.x, p.y), frame_index=index)
+        paths = self._start_candidates(small, [(x, y) for x, y, _ in places], p.confidence, index, onset_frame)
         timings["track"] = (time.perf_counter() - t0) * 1e3
+        track = paths[0]
         first = track[0]  # the source where the bleeding started (the onset frame)
-        event = BleedingEvent(onset, Point(first.x, first.y, p.confidence))
-        event.track.extend(track)
-        self._episode = _Episode(event)
+        located = SourceRevision(index, track[-1].x, track[-1].y, p.confidence, "located")
+        event = BleedingEvent(onset, Point(first.x, first.y, p.confidence), track, [located])
+        reviser = SourceReviser(self.config.revision, places, small.shape[1], p.confidence)
+        self._episode = _Episode(event, paths, reviser, old, index)
         self.events.append(event)
         log.info("bleeding onset at frame %d (raised at frame %d)", onset_frame, index)
-        return FrameResult(index, t, "bleeding", out.score, onset, event.source, event.track[-1], timings)
+        return FrameResult(index, t, "bleeding", out.score, onset, event.source, event.track[-1], timings,
+                           located)
 
-    def _track_back(self, small: np.ndarray, p: Point, index: int, onset_frame: int) -> list[TrackPoint]:
-        """The located point carried back from the decision frame to the onset through the
-        buffered frames; track points (input pixels) from the onset to the decision frame."""
-        here = self._to_input_point(p)
-        back = [TrackPoint(index, here.x, here.y, p.confidence, True)]
+    @property
+    def _tracks_many(self) -> bool:
+        return hasattr(self.tracker, "start_many") and hasattr(self.tracker, "step_many")
+
+    def _start(self, small: np.ndarray, points: list[tuple[float, float]], index: int) -> None:
+        if len(points) > 1:
+            self.tracker.start_many(small, points, frame_index=index)
+        else:
+            self.tracker.start(small, points[0], frame_index=index)
+
+    def _step(self, small: np.ndarray, k: int) -> list[TrackPoint]:
+        return self.tracker.step_many(small) if k > 1 else [self.tracker.step(small)]
+
+    def _start_candidates(self, small: np.ndarray, points: list[tuple[float, float]], confidence: float,
+                          index: int, onset_frame: int) -> list[list[TrackPoint]]:
+        """The candidates (model pixels of the decision frame) carried back to the onset through
+        the buffered frames, then the tracker started on them at the decision frame; per
+        candidate its track points (input pixels) from the onset to the decision frame."""
+        here = [self._to_input_track(TrackPoint(index, x, y, confidence, True), index) for x, y in points]
+        backs: list[list[TrackPoint]] = [[] for _ in points]
         earlier = [(i, img) for i, img in self._buffer if onset_frame <= i < index]
         if earlier:
-            self.tracker.start(small, (p.x, p.y), frame_index=index)
+            self._start(small, points, index)
             for i, img in reversed(earlier):
-                back.append(self._to_input_track(self.tracker.step(img), i))
-        return back[::-1]
+                for back, tp in zip(backs, self._step(img, len(points))):
+                    back.append(self._to_input_track(tp, i))
+        self._start(small, points, index)
+        return [back[::-1] + [h] for back, h in zip(backs, here)]
 
     def _track_step(self, index: int, t: float, small: np.ndarray,
                     timings: dict[str, float]) -> FrameResult:
         assert self._episode is not None
-        t0 = time.perf_counter()
-        tp = self._to_input_track(self.tracker.step(small), index)
-        timings["track"] = (time.perf_counter() - t0) * 1e3
         episode = self._episode
-        episode.event.track.append(tp)
+        t0 = time.perf_counter()
+        points = [self._to_input_track(tp, index) for tp in self._step(small, len(episode.paths))]
+        for path, tp in zip(episode.paths, points):
+            path.append(tp)
+        timings["track"] = (time.perf_counter() - t0) * 1e3
+        revision = None
+        if len(points) > 1 and index - episode.evaluated_at >= self.config.revision.every:
+            t0 = time.perf_counter()
+            revision = self._revise(episode, index, small, points)
+            timings["source"] = (time.perf_counter() - t0) * 1e3
+        tp = episode.paths[episode.reviser.current][-1]
         quiet = self._blood_near(small, tp) < self.config.episode.end_blood_fraction
         episode.quiet_run = episode.quiet_run + 1 if quiet else 0
         if episode.quiet_run >= self.config.episode.end_patience:
@@ -145,7 +185,49 @@ class Pipeline:
             self._episode = None
             self.onset.rearm()  # blood left lying in view is not a new bleed
             self._onset_origin = index + 1
-        return FrameResult(index, t, "tracking", 1.0, track=tp, timings_ms=timings)
+        return FrameResult(index, t, "tracking", 1.0, track=tp, timings_ms=timings, revision=revision)
+
+    def _revise(self, episode: _Episode, index: int, small: np.ndarray,
+                points: list[TrackPoint]) -> SourceRevision | None:
+        """Weigh the evidence on this frame (the localizer's ranked places, with the frames before
+        it as history) at where every candidate is now; a move makes the event's track the new
+        candidate's path. Returns the record when the source moved or became clear."""
+        assert self._mapper is not None
+        cfg = self.config.revision
+        episode.evaluated_at = index
+        history = [img for i, img in self._buffer if index - cfg.history <= i < index]
+        evidence = weigh_frame(self.source, small, history or None, len(points), episode.exclude)
+        where = self._mapper.to_model(np.array([[p.x, p.y] for p in points]))
+        decision = episode.reviser.weigh(where, evidence)
+        if decision.admitted is not None:
+            self._admit(episode, decision.admitted, small, where, points)
+        event = episode.event
+        event.track = episode.paths[decision.current]
+        first = event.track[0]
+        event.source = Point(first.x, first.y, decision.confidence)
+        if not decision.why:
+            return None
+        now = event.track[-1]
+        revision = SourceRevision(index, now.x, now.y, decision.confidence, decision.why)
+        event.source_revisions.append(revision)
+        log.info("source %s at frame %d (confidence %.2f)", decision.why, index, decision.confidence)
+        return revision
+
+    def _admit(self, episode: _Episode, admitted: tuple[int, tuple[float, float]], small: np.ndarray,
+               where: np.ndarray, points: list[TrackPoint]) -> None:
+        """A new place replaces candidate `slot`: the tracker restarts on the new set at this frame,
+        and the newcomer's path before it is the source's, moved by the offset between them now."""
+        slot, xy = admitted
+        where = where.copy()
+        where[slot] = xy
+        self._start(small, [(float(x), float(y)) for x, y in where], points[0].frame)
+        assert self._mapper is not None
+        nx, ny = self._mapper.to_input(np.array([xy]))[0]
+        source = episode.paths[episode.reviser.current]
+        dx, dy = nx - source[-1].x, ny - source[-1].y
+        path = [TrackPoint(p.frame, p.x + dx, p.y + dy, p.confidence, p.visible) for p in source[:-1]]
+        path.append(TrackPoint(points[0].frame, float(nx), float(ny), points[slot].confidence, True))
+        episode.paths[slot] = path
 
     def _blood_near(self, small: np.ndarray, tp: TrackPoint) -> float:
         """Share of blood pixels in a patch around the tracked point: by `red_mask` (model
@@ -154,7 +236,7 @@ class Pipeline:
         assert self._mapper is not None
         xy = self._mapper.to_model(np.array([[tp.x, tp.y]]))[0]
         red = _patch(small, xy, self.config.episode.end_patch)
-        share = float((red_mask(red) > 0.5).mean()) if red.size else 0.0
+        share = float((red_mask(red) > BLOOD_THRESHOLD).mean()) if red.size else 0.0
         if share >= self.config.episode.end_blood_fraction:
             return share
         area = area_copy(small)
@@ -165,11 +247,6 @@ class Pipeline:
     def _clamp_to_buffer(self, frame: int) -> int:
         oldest, newest = self._buffer[0][0], self._buffer[-1][0]
         return int(min(max(frame, oldest), newest))
-
-    def _to_input_point(self, p: Point) -> Point:
-        assert self._mapper is not None
-        x, y = self._mapper.to_input(np.array([[p.x, p.y]]))[0]
-        return Point(float(x), float(y), p.confidence)
 
     def _to_input_track(self, tp: TrackPoint, index: int) -> TrackPoint:
         assert self._mapper is not None
@@ -192,7 +269,8 @@ class Pipeline:
             info = reader.info
         scores = [r.onset_score for r in self.stream(source, progress)]
         return RunResult(str(source), float(info.fps), info.width, info.height, len(scores),
-                         scores, list(self.events), self.models, self.config.to_dict(), self.config.hash)
+                         scores, list(self.events), self.models, self.config.to_dict(), self.config.hash,
+                         model_warnings(self.models))
 
 
 def _patch(img: np.ndarray, xy: np.ndarray, side: int) -> np.ndarray:

@@ -36,11 +36,32 @@ class EpisodeConfig:
 
 
 @dataclass(frozen=True)
+class RevisionConfig:
+    """The source weighed again while an episode goes on (bleedorigin.source_revision)."""
+
+    candidates: int = 4    # places tracked together from the onset (the located source among them); 1: never revised
+    every: int = 15        # frames between re-evaluations of the evidence
+    history: int = 30      # frames before the re-evaluated frame handed to the localizer
+    margin: float = 0.5    # weight by which another candidate must beat the current source
+    patience: int = 2      # consecutive re-evaluations it must win by `margin`
+    radius: float = 0.08   # share of the frame width: ranked places within this of a candidate are its evidence
+    floor: float = -3.0    # evidence of a candidate no ranked place is near
+    clear: float = 0.5     # confidence from which a source counts as clear (a "confirmed" record)
+
+    def __post_init__(self) -> None:
+        if self.candidates < 1 or self.every < 1 or self.patience < 1 or self.history < 0:
+            raise ConfigError("revision: candidates, every and patience must be >= 1, history >= 0")
+        if self.margin < 0 or self.radius <= 0 or self.floor > 0:
+            raise ConfigError("revision: margin must be >= 0, radius > 0 and floor <= 0")
+
+
+@dataclass(frozen=True)
 class PipelineConfig:
     onset: StageConfig
     source: StageConfig
     track: StageConfig
     episode: EpisodeConfig = field(default_factory=EpisodeConfig)
+    revision: RevisionConfig = field(default_factory=RevisionConfig)
     name: str = "custom"  # "shipped" for the package's own file
 
     def stage(self, stage: str) -> StageConfig:
@@ -56,11 +77,16 @@ class PipelineConfig:
         if not changed:
             return self
         return PipelineConfig(**{**{s: self.stage(s) for s in STAGES}, **changed}, episode=self.episode,
-                              name=self.name if not changed else f"{self.name}+models")
+                              revision=self.revision, name=self.name if not changed else f"{self.name}+models")
 
     def with_episode(self, **changes: Any) -> PipelineConfig:
         """The same configuration with some EpisodeConfig fields changed."""
         return dataclasses.replace(self, episode=dataclasses.replace(self.episode, **changes), name=f"{self.name}+episode")
+
+    def with_revision(self, **changes: Any) -> PipelineConfig:
+        """The same configuration with some RevisionConfig fields changed."""
+        return dataclasses.replace(self, revision=dataclasses.replace(self.revision, **changes),
+                                   name=f"{self.name}+revision")
 
     def to_dict(self) -> dict[str, Any]:
         return to_dict(self)

@@ -1,8 +1,10 @@
 """Overlay video in the paper's display style, one frame at a time (supervision-style annotators).
 
 "Non Bleeding" / "Bleeding" label top left, a flashing red box around the source after the
-onset (dashed and labelled "source ?" when the localizer was unsure), the tracked point with its
-confidence, and a short trail.
+onset and after each move of the source (dashed and labelled "source ?", and kept on the point,
+while the evidence names no clear place), why the onset was raised (the onset detector's cue,
+named under the label, and a yellow box where it saw it), the tracked point with its confidence,
+and a short trail.
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from bleedorigin.types import FrameResult
 RED = (230, 30, 30)
 GREEN = (40, 220, 60)
 WHITE = (255, 255, 255)
+YELLOW = (250, 220, 40)
 SOURCE_UNSURE = 0.5  # source confidence below which the box is dashed: the evidence named no clear place
 
 
@@ -44,9 +47,11 @@ class OnsetBannerAnnotator:
 
 @dataclass
 class OnsetBoxAnnotator:
-    """A red box around the source that flashes for `duration` frames after the onset, with the
-    localizer's confidence above it; below `SOURCE_UNSURE` (another place scored about as well,
-    or no blood stood out) the box is dashed and labelled "source ?"."""
+    """A red box around the source with its confidence above it. It flashes for `duration`
+    frames after the onset, and again when the source moves or becomes clear (the pipeline's
+    source revisions). While the confidence is below `SOURCE_UNSURE` (another place scores about
+    as well, or no blood stood out) the box is dashed, labelled "source ?", and stays on the
+    tracked point after the flash until the evidence is clear or the episode ends."""
 
     duration: int = 45
     period: int = 6
@@ -55,18 +60,28 @@ class OnsetBoxAnnotator:
     _confidence: float = 0.0
 
     def annotate(self, frame: np.ndarray, result: FrameResult) -> np.ndarray:
+        if result.phase == "waiting":
+            self._onset_at = None
+            return frame
         if result.onset is not None and result.source is not None:
             self._onset_at, self._center = result.frame, (result.source.x, result.source.y)
             self._confidence = result.source.confidence
-        if self._onset_at is None or result.frame - self._onset_at >= self.duration:
+        revision = result.revision
+        if revision is not None and revision.why != "located":
+            self._onset_at, self._center = result.frame, (revision.x, revision.y)
+            self._confidence = revision.confidence
+        if self._onset_at is None:
             return frame
-        if ((result.frame - self._onset_at) // (self.period // 2)) % 2 == 1:
+        unsure = self._confidence < SOURCE_UNSURE
+        since = result.frame - self._onset_at
+        if since >= self.duration and not unsure:
+            return frame
+        if since < self.duration and (since // (self.period // 2)) % 2 == 1:
             return frame  # the "off" half of the flash
         s = _scale(frame)
         half = int(40 * s)
         cx, cy = (result.track.x, result.track.y) if result.track else self._center
         x, y = int(round(cx)), int(round(cy))
-        unsure = self._confidence < SOURCE_UNSURE
         corners = [(x - half, y - half), (x + half, y - half), (x + half, y + half), (x - half, y + half)]
         for a, b in zip(corners, corners[1:] + corners[:1]):
             _edge(frame, a, b, max(1, int(round(3 * s))), int(8 * s) if unsure else 0)
@@ -91,6 +106,36 @@ def _edge(frame: np.ndarray, a: tuple[int, int], b: tuple[int, int], thick: int,
     for color, width in (((0, 0, 0), thick + 2), (RED, thick)):
         for p, q in pieces:
             cv2.line(frame, (int(p[0]), int(p[1])), (int(q[0]), int(q[1])), color, width, cv2.LINE_AA)
+
+
+@dataclass
+class OnsetCueAnnotator:
+    """For `duration` frames after the onset: the onset detector's cue (why it was raised) under
+    the status label and a thin yellow box where the cue was seen, so a false alarm shows its
+    cause."""
+
+    duration: int = 45
+    _onset_at: int | None = None
+    _cue: str | None = None
+    _where: tuple[float, float, float, float] | None = None
+
+    def annotate(self, frame: np.ndarray, result: FrameResult) -> np.ndarray:
+        if result.onset is not None:
+            self._onset_at, self._cue, self._where = result.frame, result.onset.cue, result.onset.where
+        if self._onset_at is None or self._cue is None or result.frame - self._onset_at >= self.duration:
+            return frame
+        s = _scale(frame)
+        thick = max(1, int(round(s)))
+        if self._where is not None:
+            x0, y0, x1, y1 = (int(round(v)) for v in self._where)
+            cv2.rectangle(frame, (x0, y0), (x1, y1), YELLOW, thick, cv2.LINE_AA)
+        label = f"cue: {self._cue}"
+        (tw, th), base = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, 0.45 * s, thick)
+        top = int(40 * s)
+        cv2.rectangle(frame, (0, top), (tw + int(12 * s), top + th + base + int(8 * s)), (0, 0, 0), -1)
+        cv2.putText(frame, label, (int(6 * s), top + th + int(4 * s)), cv2.FONT_HERSHEY_SIMPLEX, 0.45 * s,
+                    YELLOW, thick, cv2.LINE_AA)
+        return frame
 
 
 @dataclass
@@ -123,7 +168,7 @@ class TrackTrailAnnotator:
 @dataclass
 class OverlayRenderer:
     annotators: list = field(default_factory=lambda: [OnsetBannerAnnotator(), OnsetBoxAnnotator(),
-                                                      TrackTrailAnnotator()])
+                                                      OnsetCueAnnotator(), TrackTrailAnnotator()])
 
     def render(self, frame: np.ndarray, result: FrameResult) -> np.ndarray:
         out = np.ascontiguousarray(frame.copy())

@@ -45,14 +45,43 @@ class Onset:
     frame: int
     time_s: float
     confidence: float
+    cue: str | None = None  # why it was raised (the onset detector's cue), when the detector says
+    where: tuple[float, float, float, float] | None = None  # box x0, y0, x1, y1 (input px) of that cue
 
     def to_dict(self) -> dict[str, Any]:
-        return {"frame": int(self.frame), "time_s": float(self.time_s),
-                "confidence": float(self.confidence)}
+        out: dict[str, Any] = {"frame": int(self.frame), "time_s": float(self.time_s),
+                               "confidence": float(self.confidence)}
+        if self.cue is not None:
+            out["cue"] = self.cue
+        if self.where is not None:
+            out["where"] = [round(float(v), 1) for v in self.where]
+        return out
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Onset:
-        return cls(int(d["frame"]), float(d["time_s"]), float(d["confidence"]))
+        where = d.get("where")
+        return cls(int(d["frame"]), float(d["time_s"]), float(d["confidence"]), d.get("cue"),
+                   None if where is None else tuple(float(v) for v in where))
+
+
+@dataclass(slots=True)
+class SourceRevision:
+    """Where the pipeline placed the source on `frame` and why (the first one of an episode is
+    the localizer's decision at the onset, later ones moves or confirmations)."""
+
+    frame: int
+    x: float
+    y: float
+    confidence: float
+    why: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"frame": int(self.frame), "x": float(self.x), "y": float(self.y),
+                "confidence": float(self.confidence), "why": str(self.why)}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> SourceRevision:
+        return cls(int(d["frame"]), float(d["x"]), float(d["y"]), float(d["confidence"]), str(d.get("why", "")))
 
 
 PHASES = ("waiting", "bleeding", "tracking")
@@ -70,6 +99,7 @@ class FrameResult:
     source: Point | None = None  # set on the onset frame
     track: TrackPoint | None = None  # set on every tracked frame
     timings_ms: dict[str, float] = field(default_factory=dict)
+    revision: SourceRevision | None = None  # set where the source was placed, moved or confirmed
 
     def to_dict(self) -> dict[str, Any]:
         return {"frame": self.frame, "time_s": self.time_s, "phase": self.phase,
@@ -77,7 +107,8 @@ class FrameResult:
                 "onset": None if self.onset is None else self.onset.to_dict(),
                 "source": None if self.source is None else self.source.to_dict(),
                 "track": None if self.track is None else self.track.to_dict(),
-                "timings_ms": {k: round(float(v), 3) for k, v in self.timings_ms.items()}}
+                "timings_ms": {k: round(float(v), 3) for k, v in self.timings_ms.items()},
+                "revision": None if self.revision is None else self.revision.to_dict()}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> FrameResult:
@@ -85,30 +116,36 @@ class FrameResult:
                    None if d.get("onset") is None else Onset.from_dict(d["onset"]),
                    None if d.get("source") is None else Point.from_dict(d["source"]),
                    None if d.get("track") is None else TrackPoint.from_dict(d["track"]),
-                   dict(d.get("timings_ms", {})))
+                   dict(d.get("timings_ms", {})),
+                   None if d.get("revision") is None else SourceRevision.from_dict(d["revision"]))
 
 
 @dataclass
 class BleedingEvent:
-    """One bleeding episode: onset, located source and the tracked path."""
+    """One bleeding episode: onset, the source (where the kept source was at the onset), its
+    tracked path from the onset, and every place the source was put while the episode went on
+    (`source_revisions[0]`: the localizer's decision)."""
 
     onset: Onset
     source: Point
     track: list[TrackPoint] = field(default_factory=list)
+    source_revisions: list[SourceRevision] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {"onset": self.onset.to_dict(), "source": self.source.to_dict(),
+                "source_revisions": [r.to_dict() for r in self.source_revisions],
                 "track": [t.to_dict() for t in self.track]}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> BleedingEvent:
         return cls(Onset.from_dict(d["onset"]), Point.from_dict(d["source"]),
-                   [TrackPoint.from_dict(t) for t in d["track"]])
+                   [TrackPoint.from_dict(t) for t in d["track"]],
+                   [SourceRevision.from_dict(r) for r in d.get("source_revisions", [])])
 
 
 @dataclass
 class RunResult:
-    """The `result.json` of `bleedorigin run` (DESIGN.md). `onset`/`source`/`track` describe
+    """The `result.json` of `bleedorigin run` (README.md, "result.json"). `onset`/`source`/`track` describe
     the first bleeding event; `events` lists all of them."""
 
     video: str
@@ -121,6 +158,8 @@ class RunResult:
     models: dict[str, str] = field(default_factory=dict)
     config: dict[str, Any] = field(default_factory=dict)  # the pipeline configuration it ran with
     config_hash: str = ""
+    warnings: list[str] = field(default_factory=list)  # e.g. a stage running untrained weights
+    complete: bool = True  # False: the stream ended early, broke or was interrupted
 
     @property
     def onset(self) -> Onset | None:
@@ -136,20 +175,22 @@ class RunResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {"video": self.video, "fps": self.fps, "width": self.width, "height": self.height,
-                "frames": self.frames,
+                "frames": self.frames, "complete": self.complete,
                 "onset": None if self.onset is None else self.onset.to_dict(),
                 "source": None if self.source is None else self.source.to_dict(),
                 "track": [t.to_dict() for t in self.track],
                 "events": [e.to_dict() for e in self.events],
                 "scores": [round(float(s), 5) for s in self.scores],
-                "models": dict(self.models), "config": self.config, "config_hash": self.config_hash}
+                "models": dict(self.models), "config": self.config, "config_hash": self.config_hash,
+                "warnings": list(self.warnings)}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> RunResult:
         return cls(d["video"], float(d["fps"]), int(d["width"]), int(d["height"]),
                    int(d["frames"]), [float(s) for s in d.get("scores", [])],
                    [BleedingEvent.from_dict(e) for e in d.get("events", [])],
-                   dict(d.get("models", {})), dict(d.get("config") or {}), str(d.get("config_hash", "")))
+                   dict(d.get("models", {})), dict(d.get("config") or {}), str(d.get("config_hash", "")),
+                   [str(w) for w in d.get("warnings", [])], bool(d.get("complete", True)))
 
 
 def as_plain(obj: Any) -> Any:

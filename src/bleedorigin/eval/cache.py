@@ -22,7 +22,7 @@ from bleedorigin.utils.jsonio import write_json_atomic
 log = logging.getLogger(__name__)
 
 # Bump when the protocol changes what a record means; old cache entries are then recomputed.
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 3  # 2: track records carry hidden frames, dense visibility (eval.tap); 3: e2e scores every episode frame
 
 _SAFE = re.compile(r"[^A-Za-z0-9_.+-]+")
 

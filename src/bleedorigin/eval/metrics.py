@@ -38,16 +38,17 @@ def false_alarm_rate(preds: Sequence[int | None]) -> float:
     return sum(p is not None for p in preds) / len(preds) if len(preds) else 0.0
 
 
-def point_errors(pred, gt, image_size: tuple[int, int]) -> np.ndarray:
-    """Distances (N,) in 512x384 pixels between (N, 2) predicted and true points given in pixels of
-    an image of `image_size` (W, H). NaN predictions give inf; NaN ground truth raises."""
+def point_errors(pred, gt, image_size: tuple[int, int], scale_to: tuple[int, int] = MODEL_SIZE) -> np.ndarray:
+    """Distances (N,) in pixels of a `scale_to` frame (512x384 unless told) between (N, 2) predicted
+    and true points given in pixels of an image of `image_size` (W, H). NaN predictions give inf;
+    NaN ground truth raises."""
     pred = np.asarray(pred, np.float64).reshape(-1, 2)
     gt = np.asarray(gt, np.float64).reshape(-1, 2)
     if pred.shape != gt.shape:
         raise ValueError(f"{len(pred)} predicted points for {len(gt)} ground-truth points")
     if not np.isfinite(gt).all():
         raise ValueError("ground-truth points must be finite")
-    scale = np.array([MODEL_SIZE[0] / image_size[0], MODEL_SIZE[1] / image_size[1]])
+    scale = np.array([scale_to[0] / image_size[0], scale_to[1] / image_size[1]])
     err = np.linalg.norm((pred - gt) * scale, axis=1)
     return np.where(np.isfinite(err), err, np.inf)
 

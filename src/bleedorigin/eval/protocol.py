@@ -7,7 +7,7 @@
 - track: the tracker starts from the GT point at the first labelled frame (full clips: the GT
   onset) and runs to the end; every later labelled frame is scored, and every frame when the
   clip has dense truth (gt.npz `source_xy`, or labels_dense.json of an imported clip).
-Deployment mode (`eval_end_to_end`) runs the Pipeline and scores its onset and track.
+Deployment mode (the Pipeline end to end) is scored in eval.e2e.
 
 Predictors see frames resized to the model resolution (as in the Pipeline); their points are
 mapped back to input pixels before scoring. Errors are in 512x384 pixels (eval.metrics).
@@ -24,7 +24,8 @@ from typing import Any
 import numpy as np
 
 from bleedorigin import MODEL_SIZE
-from bleedorigin.eval import metrics
+from bleedorigin.eval import metrics, tap
+from bleedorigin.io.clip import read_arrays
 from bleedorigin.io.video import FrameMapper, open_video
 
 log = logging.getLogger(__name__)
@@ -58,7 +59,7 @@ def applicable(stage: str, clip: Any) -> bool:
     if stage == "track":
         return track_queries(clip) is not None
     if stage == "e2e":
-        return clip.kind in E2E_KINDS and clip.gt is not None and Path(clip.gt).is_file()
+        return episode_start(clip) is not None and dense_source(clip) is not None
     raise ValueError(f"unknown stage {stage!r}")
 
 
@@ -76,8 +77,17 @@ def dense_source(clip: Any) -> np.ndarray | None:
         return out
     if clip.gt is None or not Path(clip.gt).is_file():
         return None
-    with np.load(Path(clip.gt), allow_pickle=False) as z:  # only this array: masks stay packed
-        return np.asarray(z["source_xy"], np.float64) if "source_xy" in z.files else None
+    source = read_arrays(clip.gt, "source_xy").get("source_xy")
+    return None if source is None else np.asarray(source, np.float64)
+
+
+def dense_visible(clip: Any) -> np.ndarray | None:
+    """Whether the dense truth's point is in view on each frame (gt.npz `source_visible`), or None
+    when the clip does not say (imported dense labels mark a point wherever it was seen)."""
+    if clip.gt is None or not Path(clip.gt).is_file():
+        return None
+    with np.load(Path(clip.gt), allow_pickle=False) as z:
+        return np.asarray(z["source_visible"], bool) if "source_visible" in z.files else None
 
 
 def _label_point(clip: Any, frame: int, k: int = 0) -> XY | None:
@@ -113,6 +123,16 @@ def real_bleeding_start(clip: Any) -> int:
     return 0 if clip.labels or clip.onset_frame is None else int(clip.onset_frame)
 
 
+def episode_start(clip: Any) -> int | None:
+    """First frame of the bleeding episode deployment mode is scored on: the GT onset of a
+    `full` clip, the first bleeding frame of a real bleeding clip; None for other clips."""
+    if clip.kind in E2E_KINDS:
+        return None if clip.onset_frame is None else int(clip.onset_frame)
+    if clip.kind == "sparse" and real_bleeding(clip):
+        return real_bleeding_start(clip)
+    return None
+
+
 def source_query(clip: Any) -> tuple[int, XY] | None:
     """(frame, GT source) the localizer is scored on, or None when the clip has none.
     Multi-point sparse clips (e.g. VL-SurgPT) mark tissue/instrument points, not one
@@ -146,12 +166,13 @@ def track_queries(clip: Any) -> tuple[int, list[tuple[int, XY]]] | None:
 
 # -- frames ---------------------------------------------------------------------------------
 class ClipFrames:
-    """The clip's frames resized to the model resolution, decoded once and kept in memory when
-    they fit in `budget_mb` (multi-point clips are tracked once per point), else re-decoded."""
+    """The clip's frames resized to the model resolution (`native`: at the clip's own
+    resolution), decoded once and kept in memory when they fit in `budget_mb` (multi-point clips
+    are tracked once per point), else re-decoded."""
 
-    def __init__(self, clip: Any, budget_mb: float = FRAME_BUDGET_MB):
-        self.video = clip.video
-        w, h = MODEL_SIZE
+    def __init__(self, clip: Any, budget_mb: float = FRAME_BUDGET_MB, native: bool = False):
+        self.video, self.native = clip.video, native
+        w, h = (int(clip.width), int(clip.height)) if native else MODEL_SIZE
         self._keep = clip.num_frames * w * h * 3 <= budget_mb * 2**20
         self._frames: list[np.ndarray] | None = None
         self.mapper: FrameMapper | None = None
@@ -165,7 +186,8 @@ class ClipFrames:
             for item in reader:
                 img = item.image
                 if self.mapper is None:
-                    self.mapper = FrameMapper((img.shape[1], img.shape[0]), MODEL_SIZE)
+                    size = (img.shape[1], img.shape[0])
+                    self.mapper = FrameMapper(size, size if self.native else MODEL_SIZE)
                 small = self.mapper.resize(img)
                 if self._keep:
                     kept.append(small)
@@ -260,15 +282,20 @@ def eval_track(tracker: Any, clip: Any) -> dict[str, Any]:
     meta = clip_meta(clip)
     size = meta["image_size"]
     dense_gt = dense_source(clip) if len(points) == 1 and points[0][0] == 0 else None
-    frames = ClipFrames(clip)
+    dense_vis = dense_visible(clip) if dense_gt is not None else None
+    # trackers that refine at the input resolution (`native_frames`) get the clip's own frames
+    frames = ClipFrames(clip, native=getattr(tracker, "native_frames", False))
     tracks = []
     for k, xy in points:
         pred = _track_one(tracker, frames, start, xy)
-        rows = []
+        rows, hidden = [], []
         for f in sorted(clip.labels):
             gt = _label_point(clip, f, k)
-            if f <= start or gt is None or f not in pred:
-                continue  # a point whose later label is null is not scored there
+            if f <= start or f not in pred:
+                continue
+            if gt is None:  # a point whose later label is null is not scored there (paper metrics),
+                hidden.append(f)  # it counts as hidden for the occlusion metrics (eval.tap)
+                continue
             p = (pred[f][0], pred[f][1])
             rows.append({"frame": f, "since": f - start, "gt": list(gt), "pred": list(p),
                          "error": _error(p, gt, size), "confidence": pred[f][2]})
@@ -276,40 +303,13 @@ def eval_track(tracker: Any, clip: Any) -> dict[str, Any]:
         if dense_gt is not None:
             fs = [f for f in sorted(pred) if start < f < len(dense_gt) and np.isfinite(dense_gt[f]).all()]
             if fs:
-                errs = metrics.point_errors(np.array([pred[f][:2] for f in fs]), dense_gt[fs], tuple(size))
-                dense = {"frames": fs, "errors": [round(float(e), 4) for e in errs]}
-        tracks.append({"point": k, "start_xy": list(xy), "labelled": rows, "dense": dense,
+                p, g = np.array([pred[f][:2] for f in fs]), dense_gt[fs]
+                errs = metrics.point_errors(p, g, tuple(size))
+                tap_errs = metrics.point_errors(p, g, tuple(size), scale_to=tap.TAPVID_SIZE)
+                dense = {"frames": fs, "errors": [round(float(e), 4) for e in errs],
+                         "errors_tapvid": [round(float(e), 4) for e in tap_errs],
+                         "visible": None if dense_vis is None else
+                         [bool(dense_vis[f]) if f < len(dense_vis) else True for f in fs]}
+        tracks.append({"point": k, "start_xy": list(xy), "labelled": rows, "hidden": hidden, "dense": dense,
                        "pred": [pred[f] for f in sorted(pred)]})
     return {"stage": "track", **meta, "start": start, "points": tracks}
-
-
-def eval_end_to_end(pipeline: Any, clip: Any) -> dict[str, Any]:
-    """Deployment mode: the Pipeline's own onset, source and track vs the dense truth.
-    Tracking is scored on frames from the GT onset on where the pipeline has a point;
-    `coverage` is the share of those frames that have one (late or missed onsets lower it).
-    `timeline` keeps what the run's timeline plot draws (eval.plots.run_timeline)."""
-    from bleedorigin.eval.plots import timeline_record
-
-    steps = list(pipeline.stream(clip.video))
-    events = list(pipeline.events)
-    first = events[0] if events else None
-    meta = clip_meta(clip)
-    dense = dense_source(clip)
-    pred_onset = None if first is None else int(first.onset.frame)
-    gt_onset = clip.onset_frame
-    n_frames = len(steps)
-    track = {} if first is None else {int(t.frame): (t.x, t.y) for t in first.track}
-    scored = [] if dense is None or gt_onset is None else \
-        [f for f in range(gt_onset, min(len(dense), n_frames)) if f in track]
-    errors: list[float] = []
-    if scored:
-        errs = metrics.point_errors(np.array([track[f] for f in scored]), dense[scored], tuple(meta["image_size"]))
-        errors = [round(float(e), 4) for e in errs]
-    n_after = 0 if dense is None or gt_onset is None else max(0, min(len(dense), n_frames) - gt_onset)
-    timeline = timeline_record([s.onset_score for s in steps], [s.phase for s in steps], events,
-                               pipeline.onset.score_threshold)
-    return {"stage": "e2e", **meta, "gt": gt_onset, "pred": pred_onset,
-            "source": None if first is None else [first.source.x, first.source.y],
-            "frames": scored, "errors": errors,
-            "coverage": (len(scored) / n_after) if n_after else 0.0,
-            "events": len(events), "timeline": timeline}

@@ -188,6 +188,7 @@ def track_section(metrics: dict[str, Any]) -> list[str]:
             rows.append(point_row(f"{_label(m)} · dense", s["dense"]["overall"], ths))
     rows.append(paper_row("track", ths, point=True))
     out += _table(point_header(ths), rows)
+    out += tapvid_section(metrics, models)
     out += _group_tables(metrics, "track", "Tracking by {} (labelled frames)", point_header, point_row, ths,
                          sub="labelled")
     bins = sorted({b["since"]: b["since_max"] for m in models
@@ -205,6 +206,29 @@ def track_section(metrics: dict[str, Any]) -> list[str]:
     return out
 
 
+def tapvid_section(metrics: dict[str, Any], models: Sequence[dict[str, Any]]) -> list[str]:
+    """TAP-Vid's AJ, delta_avg and OA (eval.tap), mean over clips, beside the paper's metrics."""
+    tv = metrics["config"].get("tapvid", {})
+    rows = []
+    for m in models:
+        blocks = metrics["track"][m["key"]].get("tapvid") or {}
+        for which in ("labelled", "dense"):
+            b = (blocks.get(which) or {}).get("overall")
+            if b:
+                rows.append([f"{_label(m)} · {which}", _pct(b["aj"]), _pct(b["delta_avg"]), _pct(b["oa"]),
+                             str(b["clips"])])
+    if not rows:
+        return []
+    size = "x".join(str(v) for v in tv.get("size", ()))
+    ths = ", ".join(str(v) for v in tv.get("thresholds", ()))
+    return ["### Tracking in TAP-Vid's metrics", "",
+            f"Average Jaccard (AJ), delta_avg (share within {{{ths}}} px, averaged) and occlusion accuracy "
+            f"(OA), %, TAP-Vid definitions with distances scaled to {size} as TAP-Vid does (not 512x384); "
+            "per clip, then the mean over clips. A null label on a labelled frame counts as a hidden point. "
+            "track_still is the zero-motion control (the start point, never moved).", "",
+            *_table(["Model", "AJ", "delta_avg", "OA", "clips"], rows)]
+
+
 def e2e_section(metrics: dict[str, Any]) -> list[str]:
     tols, ths = _keys(metrics, "onset"), _keys(metrics, "point")
     models = _models(metrics, "e2e")
@@ -217,6 +241,7 @@ def e2e_section(metrics: dict[str, Any]) -> list[str]:
     out += _table([*point_header(ths, "Pipeline"), "coverage %"],
                   [[*point_row(_label(m), metrics["e2e"][m["key"]]["track"], ths),
                     _pct(metrics["e2e"][m["key"]]["coverage"])] for m in models])
+    out += episode_lines(metrics, models)
     rows = [[f"{c['clip']} · {_label(m)}", DASH if c["gt"] is None else str(c["gt"]),
              DASH if c["pred"] is None else str(c["pred"]), _num(c["err_avg"]), _pct(c["coverage"]),
              f"[timeline]({c['timeline']})" if c.get("timeline") else DASH]
@@ -230,7 +255,57 @@ def e2e_section(metrics: dict[str, Any]) -> list[str]:
     return out
 
 
+def stir_section(metrics: dict[str, Any]) -> list[str]:
+    """STIR 2026: AJ, ATA and OA over its thresholds (input pixels), latency, the control row."""
+    r = metrics["stir"]
+    cfg = metrics["config"]
+    ths = ", ".join(str(t) for t in r["thresholds"])
+    out = ["# BleedOrigin STIR-style evaluation", "",
+           f"Sequences of `{cfg['data']}` from the start points of `{cfg['stir_start']}`; "
+           + (f"scored against `{cfg['stir_end']}`." if cfg.get("stir_end") else "no end points given: not scored."),
+           "", f"AJ (average Jaccard), ATA (average tracking accuracy) and OA (occlusion accuracy), %, over "
+           f"{{{ths}}} {r['units']}, pooled over every scored point; latency per frame (resize and all points) "
+           f"without the first {cfg['latency_skip']} frames of each sequence, on this machine. Zero-motion "
+           "control: the start points, never moved. Submission files: the preds.json of each row.", ""]
+    rows = [[name, _pct(b.get("aj")), _pct(b.get("ata")), _pct(b.get("oa")), str(b.get("n", DASH)),
+             _num(b["latency"]["p95_ms"]), _num(b["latency"]["mean_ms"]), f"`{b['preds']}`"]
+            for name, b in r["models"].items()]
+    c = r.get("control")
+    if c:
+        rows.append(["zero-motion control", _pct(c.get("aj")), _pct(c.get("ata")), _pct(c.get("oa")),
+                     str(c.get("n", DASH)), DASH, DASH, DASH])
+    return out + _table(["Model", "AJ", "ATA", "OA", "n", "p95 ms", "mean ms", "preds"], rows)
+
+
+def episode_lines(metrics: dict[str, Any], models: Sequence[dict[str, Any]]) -> list[str]:
+    """What the user sees (eval.e2e): every frame of the first episode, live and as in result.json,
+    and the frames until the point is within 25 / 50 px for good."""
+    models = [m for m in models if "episode" in metrics["e2e"][m["key"]]]
+    if not models:
+        return []
+    ths = _keys(metrics, "point")
+    header = [*point_header(ths, "Pipeline · view"), "settled <25 (clips)", "frames to <25 (median)",
+              "settled <50 (clips)", "frames to <50 (median)", "revisions"]
+    rows = []
+    for m in models:
+        ep = metrics["e2e"][m["key"]]["episode"]
+        for view in ("live", "result"):
+            settle = ep[view]["settle"]
+            rows.append([*point_row(f"{_label(m)} · {view}", ep[view]["points"], ths),
+                         *(f"{settle[d]['settled']}/{settle[d]['clips']}" if i == 0 else _num(settle[d]["median_frames"])
+                           for d in ("25", "50") for i in (0, 1)),
+                         str(ep["revisions"])])
+    out = ["### Every frame of the first episode", "",
+           "Errors (px at 512x384) on every frame from the true start of the episode to the end of the "
+           "reference; a frame without a point counts as a miss. `live`: the point drawn on each frame as "
+           "the stream went; `result`: the first event's track in result.json (the source it ended with). "
+           "Settled: the point is within d px from that frame to the end.", ""]
+    return out + _table(header, rows)
+
+
 def to_markdown(metrics: dict[str, Any], plots: Sequence[str | Path] = ()) -> str:
+    if "stir" in metrics:
+        return "\n".join(stir_section(metrics))
     cfg = metrics["config"]
     data = metrics["data"]
     kinds = ", ".join(f"{k}: {n}" for k, n in data["by_kind"].items())

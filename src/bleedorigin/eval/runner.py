@@ -20,7 +20,8 @@ import yaml
 
 from bleedorigin import __version__
 from bleedorigin.errors import ConfigError, InputError
-from bleedorigin.eval import protocol
+from bleedorigin.eval import calibration as calib
+from bleedorigin.eval import metrics, protocol, stir, tap
 from bleedorigin.eval.cache import PROTOCOL_VERSION, ResultCache, model_key
 from bleedorigin.pipeline_config import PipelineConfig, load_pipeline_config, shipped_config
 from bleedorigin.utils.files import atomic_open
@@ -88,12 +89,14 @@ def model_lists(models: dict[str, Sequence[str]] | Sequence[str] | None, stages:
 
 def e2e_combos(lists: dict[str, list[str]], baselines: bool = True) -> list[tuple[str, str, str]]:
     """Pipelines run end to end: the first model of each stage (the user's first choice) and,
-    as reference, the all-baseline pipeline."""
+    as reference, the same pipeline with each source baseline (red mask, centre guess) in place
+    of its localizer, and the all-baseline pipeline."""
     from bleedorigin.models.loading import BASELINES
 
     first = tuple(lists[s][0] for s in MODEL_STAGES)
     combos = [first]
     if baselines:
+        combos += [(first[0], source, first[2]) for source in BASELINES["source"]]
         combos.append(tuple(BASELINES[s][0] for s in MODEL_STAGES))
     return list(dict.fromkeys(combos))  # type: ignore[arg-type]
 
@@ -145,9 +148,10 @@ def _evaluate_task(task: Task) -> dict[str, Any]:
     elif task.stage == "track":
         record = protocol.eval_track(_predictor("track", task.models[0]), clip)
     else:
+        from bleedorigin.eval import e2e
         from bleedorigin.pipeline import Pipeline
         pipeline = Pipeline(*(_predictor(s, m) for s, m in zip(MODEL_STAGES, task.models)), _PIPELINE)
-        record = protocol.eval_end_to_end(pipeline, clip)
+        record = e2e.eval_end_to_end(pipeline, clip)
     return record
 
 
@@ -213,14 +217,15 @@ def evaluate(data_path: str | Path, out_dir: str | Path,
              models: dict[str, Sequence[str]] | Sequence[str] | None = None,
              stages: Sequence[str] = DEFAULT_STAGES, workers: int = 1, progress: bool = True,
              device: str = "auto", baselines: bool = True,
-             config: str | Path | None = None) -> dict[str, Any]:
+             config: str | Path | None = None, calibration: bool = False) -> dict[str, Any]:
     """Evaluate every model on every applicable clip of `data_path`; returns metrics.json's dict.
 
     Maps 1:1 to `bleedorigin evaluate DATA --out DIR [--models A B ...] [--stages ...]
     [--workers N] [--device D] [--config FILE]`: `models` is a list of names/checkpoint folders (stage inferred,
     see group_models) or a {stage: [names]} dict. Writes OUT/metrics.json, OUT/report.md, OUT/plots/*.png, OUT/config.yaml and
     OUT/cache/<configuration hash>/ (per-clip records; a rerun only computes what is missing).
-    `config` is a pipeline configuration file (default: the shipped one).
+    `config` is a pipeline configuration file (default: the shipped one). `calibration` adds
+    metrics.json "calibration" and OUT/calibration.md (eval.calibration, `--calibration`).
     """
     global _PIPELINE
     from bleedorigin.io.bench import discover_clips
@@ -263,14 +268,43 @@ def evaluate(data_path: str | Path, out_dir: str | Path,
             by_model.setdefault((t.stage, t.key), []).append(r)
     result = summarize(by_model, tasks, clips, config)
     result["errors"] = [{k: r[k] for k in ("stage", "model", "clip", "failed")} for r in failed]
+    if calibration:
+        result["calibration"] = calib.calibration_block(by_model)
+        with atomic_open(out / "calibration.md") as f:
+            f.write(calib.to_markdown(result["calibration"]))
     write_outputs(out, result, by_model, config)
     return result
+
+
+def evaluate_stir_models(data_path: str | Path, out_dir: str | Path, start_file: str | Path,
+                         end_file: str | Path | None = None,
+                         models: dict[str, Sequence[str]] | Sequence[str] | None = None,
+                         device: str = "auto", baselines: bool = True) -> dict[str, Any]:
+    """`bleedorigin evaluate DATA --stir-start S.json [--stir-end E.json]`: every track model
+    (the user's, else the default, then the baselines) on the STIR-style sequences of DATA;
+    writes OUT/stir/<model>/preds.json, OUT/metrics.json {"stir": ...} and OUT/report.md."""
+    from bleedorigin.eval.report import write_report
+    from bleedorigin.models.loading import load_stage
+
+    # the zero-motion control is scored from the start points themselves (stir.still_predictions)
+    names = [n for n in model_lists(models, ("track",), baselines)["track"] if n != "track_still"]
+    out = Path(out_dir)
+    trackers = {model_key(n): load_stage("track", n, device) for n in names}
+    result = stir.evaluate_stir(data_path, start_file, end_file, trackers, out / "stir")
+    config = {"bleedorigin": __version__, "data": str(Path(data_path).resolve()), "out": str(out.resolve()),
+              "stir_start": str(Path(start_file).resolve()),
+              "stir_end": None if end_file is None else str(Path(end_file).resolve()),
+              "models": {"track": names}, "baselines": baselines, "device": device,
+              "latency_skip": stir.LATENCY_SKIP}
+    metrics_out = {"config": config, "stir": result}
+    write_json_atomic(out / "metrics.json", metrics_out)
+    write_report(metrics_out, out / "report.md")
+    return metrics_out
 
 
 def effective_config(data_path: str | Path, out: Path, lists: dict[str, list[str]],
                      combos: Sequence[tuple[str, str, str]], stages: Sequence[str], workers: int,
                      device: str, baselines: bool) -> dict[str, Any]:
-    from bleedorigin.eval import metrics
     return {"bleedorigin": __version__, "protocol_version": PROTOCOL_VERSION,
             "data": str(Path(data_path).resolve()), "out": str(out.resolve()),
             "stages": list(stages), "models": {s: list(v) for s, v in lists.items()},
@@ -278,6 +312,7 @@ def effective_config(data_path: str | Path, out: Path, lists: dict[str, list[str
             "workers": workers, "device": device,
             "onset_tolerances": list(metrics.ONSET_TOLERANCES),
             "pixel_thresholds": list(metrics.PIXEL_THRESHOLDS),
+            "tapvid": {"size": list(tap.TAPVID_SIZE), "thresholds": list(tap.TAPVID_THRESHOLDS)},
             "history_frames": protocol.HISTORY_FRAMES,
             "pipeline": _PIPELINE.to_dict(), "pipeline_hash": _PIPELINE.hash}
 
@@ -302,8 +337,6 @@ TIME_BIN = 30  # frames per bin of "frames since start" (labels come every 30 fr
 
 def onset_block(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """Paper onset metrics on clips with an onset, false-alarm rate on negative clips."""
-    from bleedorigin.eval import metrics
-
     pos = [r for r in records if r["gt"] is not None]
     neg = [r for r in records if r["gt"] is None]
     block: dict[str, Any] = {"n": len(pos), "negatives": len(neg)}
@@ -329,8 +362,6 @@ def present_block(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
 
 
 def point_block(errors: Sequence[float]) -> dict[str, Any]:
-    from bleedorigin.eval import metrics
-
     if not len(errors):
         return {"n": 0}
     s = metrics.point_summary(list(errors))
@@ -359,6 +390,49 @@ def _by_time(pairs: Sequence[tuple[int, float]]) -> list[dict[str, Any]]:
              **point_block(v)} for b, v in sorted(bins.items())]
 
 
+def tapvid_pairs(record: dict[str, Any], which: str) -> tuple[list[float], list[bool], list[bool]]:
+    """(distance at 256x256, predicted visible, truly visible) of every scored (point, frame)
+    pair of a track record: `which` = "labelled" (labelled frames; a null label is a hidden point)
+    or "dense" (every frame with dense truth)."""
+
+    dist: list[float] = []
+    pred_vis: list[bool] = []
+    gt_vis: list[bool] = []
+    size = tuple(record["image_size"])
+    for p in record["points"]:
+        visible_at = {record["start"] + i: bool(row[3]) for i, row in enumerate(p["pred"])}
+        if which == "labelled":
+            rows = p["labelled"]
+            if rows:
+                dist += list(metrics.point_errors([r["pred"] for r in rows], [r["gt"] for r in rows], size,
+                                                  scale_to=tap.TAPVID_SIZE))
+            pred_vis += [visible_at[r["frame"]] for r in rows]
+            gt_vis += [True] * len(rows)
+            hidden = p.get("hidden", [])
+            dist += [float("inf")] * len(hidden)
+            pred_vis += [visible_at[f] for f in hidden]
+            gt_vis += [False] * len(hidden)
+        elif p["dense"]:
+            d = p["dense"]
+            dist += d["errors_tapvid"]
+            pred_vis += [visible_at[f] for f in d["frames"]]
+            gt_vis += d["visible"] if d.get("visible") is not None else [True] * len(d["frames"])
+    return dist, pred_vis, gt_vis
+
+
+def tapvid_block(records: Sequence[dict[str, Any]], which: str) -> dict[str, Any] | None:
+    """TAP-Vid AJ, delta_avg and OA (eval.tap) per clip and their mean over clips (as TAP-Vid
+    averages over videos); None when no clip has pairs of this kind."""
+    per_clip = {}
+    for r in records:
+        dist, pred_vis, gt_vis = tapvid_pairs(r, which)
+        if dist:
+            per_clip[r["clip"]] = tap.jaccard_metrics(dist, pred_vis, gt_vis, tap.TAPVID_THRESHOLDS)
+    if not per_clip:
+        return None
+    return {"overall": tap.average_over_clips(list(per_clip.values())), "per_clip": per_clip}
+
+
 def track_summary(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
     meta = [{g: r[g] for g in GROUPS} for r in records]
     labelled = [dict(m, errors=[row["error"] for p in r["points"] for row in p["labelled"]])
@@ -373,21 +447,26 @@ def track_summary(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
             "points": sum(len(r["points"]) for r in records),
             "labelled": _grouped(labelled, point_block),
             "dense": _grouped([d for d in dense if d["errors"]], point_block) if has_dense else None,
-            "by_time": {"labelled": _by_time(lab_time), "dense": _by_time(dense_time) if has_dense else []}}
+            "by_time": {"labelled": _by_time(lab_time), "dense": _by_time(dense_time) if has_dense else []},
+            "tapvid": {"labelled": tapvid_block(records, "labelled"),
+                       "dense": tapvid_block(records, "dense") if has_dense else None}}
 
 
 def e2e_summary(records: Sequence[dict[str, Any]], name: str) -> dict[str, Any]:
     """Overall onset/track/coverage, and per clip with the path of its timeline plot (relative
     to the evaluation folder; cached records made without a timeline have none)."""
+    from bleedorigin.eval import e2e
     from bleedorigin.eval.plots import timeline_file
 
     per_clip = [{"clip": r["clip"], "gt": r["gt"], "pred": r["pred"],
                  "err_avg": point_block(r["errors"]).get("err_avg"), "coverage": r["coverage"],
+                 **e2e.per_clip_row(r),
                  "timeline": timeline_file(name, r["clip"]).as_posix() if r.get("timeline") else None}
                 for r in records]
     return {"clips": len(records), "onset": onset_block(records),
             "track": point_block([e for r in records for e in r["errors"]]),
             "coverage": float(sum(r["coverage"] for r in records) / len(records)) if records else 0.0,
+            "episode": e2e.episode_summary(records),
             "per_clip": per_clip}
 
 

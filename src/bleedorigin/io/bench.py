@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from bleedorigin.errors import InputError
-from bleedorigin.io.clip import XY, Clip
+from bleedorigin.io.clip import XY, Clip, check_numbers
 from bleedorigin.io.importers import import_clip_folder, import_status_clip, is_status_folder
 from bleedorigin.io.labelme import load_labelme, save_labelme
 from bleedorigin.utils.jsonio import read_json, write_json_atomic
@@ -88,6 +88,9 @@ def read_manifest(root: Path) -> list[dict]:
 
 def _clip_from_manifest(root: Path, entry: dict) -> Clip:
     names = {f.name for f in dataclasses.fields(Clip)}
+    if not isinstance(entry, dict):
+        raise InputError(f"{root / MANIFEST}: bad clip entry {entry!r} (expected an object)")
+    check_numbers(entry, f"{root / MANIFEST} clip {entry.get('id', '?')!r}")
     try:
         kw = {k: v for k, v in entry.items() if k in names}
         kw["video"] = root / kw["video"]

@@ -5,10 +5,10 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 
 from bleedorigin.errors import InputError
 from bleedorigin.io import bench
+from bleedorigin.io.clip import read_arrays
 from bleedorigin.io.labelme import load_labelme
 
 
@@ -146,11 +146,12 @@ def _check_gt(clip: bench.Clip) -> list[Problem]:
     if not path.is_file():
         return [Problem(str(path), "missing", "gt.npz listed in the manifest but missing")]
     try:
-        with np.load(path, allow_pickle=False) as z:
-            source = z["source_xy"]
-            onset = int(z["onset_frame"])
-    except (OSError, KeyError, ValueError) as e:
-        return [Problem(str(path), "gt", f"unreadable dense truth ({e})")]
+        arrays = read_arrays(path, "source_xy", "onset_frame")
+        source, onset = arrays["source_xy"], int(arrays["onset_frame"])
+    except InputError as e:
+        return [Problem(str(path), "gt", str(e).split(": ", 1)[-1])]
+    except (KeyError, TypeError, ValueError) as e:
+        return [Problem(str(path), "gt", f"unreadable dense truth (no usable {e})")]
     out = []
     if clip.num_frames and len(source) != clip.num_frames:
         out.append(Problem(str(path), "gt", f"source_xy has {len(source)} frames, clip has {clip.num_frames}"))

@@ -8,11 +8,12 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load, save_file
 
 from bleedorigin.errors import ConfigError, InputError
 from bleedorigin.utils.jsonio import read_json
@@ -68,17 +69,56 @@ def load_config(folder: str | Path, stage: str | None = None) -> dict[str, Any]:
 
 
 def load_checkpoint(folder: str | Path, stage: str | None = None) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
-    """(config, state_dict) of a checkpoint folder; InputError when missing or damaged."""
+    """(config, state_dict) of a checkpoint folder; InputError when missing, damaged or not the
+    weights its config.json records (sha256 "checksum"). The weights are read from memory
+    after hashing, so the config's checksum names exactly the tensors returned."""
     folder = Path(folder)
     config = load_config(folder, stage)
     weights = folder / WEIGHTS
     if not weights.is_file():
         raise InputError(f"{folder}: no {WEIGHTS}")
+    recorded = config.get("checksum")
+    if not isinstance(recorded, str) or not recorded:
+        raise InputError(f"{folder / CONFIG}: no checksum of {WEIGHTS} recorded; not a checkpoint this "
+                         "toolkit wrote")
+    data = weights.read_bytes()
+    actual = hashlib.sha256(data).hexdigest()
+    if actual != recorded:
+        raise InputError(f"{weights}: sha256 {actual[:12]} does not match the checksum {recorded[:12]} "
+                         f"in {CONFIG} (damaged or replaced weights)")
     try:
-        state = load_file(str(weights))
+        state = load(data)
     except Exception as e:  # safetensors raises its own error types
-        raise InputError(f"{weights}: unreadable weights ({e})") from None
+        raise InputError(f"{weights}: unreadable weights ({_first_line(e)})") from None
     return config, state
+
+
+def build_model(folder: str | Path, build: Callable[[], torch.nn.Module],
+                state: dict[str, torch.Tensor]) -> torch.nn.Module:
+    """`build()` loaded with `state`; a one-line InputError when config.json describes no
+    buildable network (negative sizes, heads not dividing the width) or not these weights."""
+    try:
+        net = build()
+    except (ValueError, RuntimeError, AssertionError, TypeError, ZeroDivisionError) as e:
+        raise InputError(f"{Path(folder) / CONFIG}: cannot build the model ({_first_line(e)})") from None
+    try:
+        net.load_state_dict(state)
+    except RuntimeError as e:
+        raise InputError(f"{folder}: weights do not match {CONFIG} ({_mismatch(e)})") from None
+    return net
+
+
+def _mismatch(e: RuntimeError) -> str:
+    # torch lists every key on its own line; the first size mismatch or missing key says enough
+    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+    detail = next((ln for ln in lines[1:] if "size mismatch" in ln or "Missing key" in ln
+                   or "Unexpected key" in ln), lines[0] if lines else type(e).__name__)
+    return detail if len(detail) < 200 else detail[:197] + "..."
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return text[0] if text else type(e).__name__
 
 
 def load_trainer_state(folder: str | Path) -> dict[str, Any]:

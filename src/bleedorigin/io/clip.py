@@ -2,8 +2,14 @@
 from __future__ import annotations
 
 import dataclasses
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bleedorigin.errors import InputError
 
 XY = tuple[float, float]
 
@@ -43,3 +49,31 @@ def _relative(path: Path, root: Path) -> str:
         return Path(path).resolve().relative_to(root.resolve()).as_posix()
     except ValueError:
         return str(Path(path).resolve())
+
+
+# Numbers a manifest entry or a meta.json gives about a clip: (integer?, smallest allowed).
+CLIP_NUMBERS = {"num_frames": (True, 0), "frames": (True, 0), "width": (True, 0), "height": (True, 0),
+                "fps": (False, 0), "onset_frame": (True, 0), "bleeding_from_frame": (True, 0)}
+
+
+def check_numbers(values: dict[str, Any], where: str) -> None:
+    """InputError naming the first of `values`' CLIP_NUMBERS that is not a number of its kind
+    (null is allowed: the value is then unknown)."""
+    for key, (integer, low) in CLIP_NUMBERS.items():
+        value = values.get(key)
+        if value is None:
+            continue
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if not number or (integer and not float(value).is_integer()) or value < low:
+            kind = "an integer" if integer else "a number"
+            raise InputError(f"{where}: {key!r} must be {kind} >= {low}, got {value!r}")
+
+
+def read_arrays(path: str | Path, *keys: str) -> dict[str, np.ndarray]:
+    """Those of `keys` found in the .npz file `path`; InputError when it is damaged (cut short,
+    not a zip, an array unreadable)."""
+    try:
+        with np.load(Path(path), allow_pickle=False) as z:  # only these arrays: the rest stays packed
+            return {k: np.asarray(z[k]) for k in keys if k in z.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+        raise InputError(f"{path}: unreadable arrays ({e})") from None

@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 
 from bleedorigin.errors import InputError
-from bleedorigin.io.clip import Clip
+from bleedorigin.io.clip import Clip, check_numbers
 from bleedorigin.utils.jsonio import read_json
 
 # Scenario words used by the ESD project page, mapped to the benchmark's scenario names.
@@ -50,7 +50,11 @@ def _meta(folder: Path) -> dict:
     f = folder / "meta.json"
     if not f.is_file():
         return {}
-    return read_json(f)
+    meta = read_json(f)
+    if not isinstance(meta, dict):
+        raise InputError(f"{f}: expected a JSON object")
+    check_numbers(meta, str(f))
+    return meta
 
 
 def import_sparse_clip(folder: Path, labels_file: str = "labels.json", clip_id: str | None = None) -> Clip:

@@ -19,8 +19,17 @@ import numpy as np
 
 from bleedorigin import MODEL_SIZE
 from bleedorigin.errors import InputError
+from bleedorigin.utils.files import refuse_non_regular
 
 log = logging.getLogger(__name__)
+
+# Inputs above this many pixels per frame are refused before any decoding (8K UHD: a frame
+# of it is 100 MB in RGB); --max-pixels or $BLEEDORIGIN_MAX_PIXELS change it.
+DEFAULT_MAX_PIXELS = 7680 * 4320
+_LIMITS: dict[str, int | None] = {"max_pixels": None}  # None: $BLEEDORIGIN_MAX_PIXELS or the default
+
+# Seconds a file or stream may take to open or to deliver the next data before it is given up.
+STREAM_TIMEOUT_S = 10.0
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 URL_PREFIXES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://")
@@ -59,6 +68,7 @@ class VideoReader:
         self._first: FrameItem | None = None
         self._frames: Iterator[FrameItem]
         self._closers: list = []
+        self.decoded = 0  # frames handed out so far
         if _is_camera(source):
             self._open_camera(int(source))
         elif _is_url(source):
@@ -87,9 +97,9 @@ class VideoReader:
     def _open_av(self, name: str) -> None:
         try:
             container = av.open(name, options={"rtsp_transport": "tcp"} if name.startswith("rtsp") else None,
-                                timeout=10.0)
+                                timeout=STREAM_TIMEOUT_S)
         except (av.error.FFmpegError, OSError, UnicodeDecodeError) as e:
-            raise InputError(f"cannot open video {name}: {_short(e)}") from None
+            raise InputError(f"cannot open video {name}: {_reason(e)}") from None
         self._closers.append(container.close)
         if not container.streams.video:
             raise InputError(f"no video stream in {name}")
@@ -101,6 +111,7 @@ class VideoReader:
         w, h = stream.codec_context.width, stream.codec_context.height
         if not w or not h:
             raise InputError(f"video stream of {name} has no frame size")
+        check_size(name, w, h)
         self.info = VideoInfo(name, w, h, fps, frames)
         self._frames = self._decode_av(container, stream, name)
 
@@ -114,7 +125,7 @@ class VideoReader:
                 yield FrameItem(index, t - base, frame.to_ndarray(format="rgb24"))
                 index += 1
         except (av.error.FFmpegError, OSError, ValueError) as e:
-            raise InputError(f"video {name} broke at frame {index}: {_short(e)}") from None
+            raise InputError(f"video {name} broke at frame {index}: {_reason(e)}") from None
 
     def _open_camera(self, index: int) -> None:
         # OpenCV logs its own warning for a missing camera; ours is the one-line error below
@@ -129,6 +140,7 @@ class VideoReader:
         self._closers.append(cap.release)
         fps = cap.get(cv2.CAP_PROP_FPS) or 30.0
         w, h = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+        check_size(f"camera {index}", w, h)
         self.info = VideoInfo(f"camera:{index}", w, h, float(fps), None)
         self._frames = self._decode_camera(cap)
 
@@ -170,9 +182,24 @@ class VideoReader:
     # --- iteration -------------------------------------------------------------------------
     def __iter__(self) -> Iterator[FrameItem]:
         if self._first is not None:
+            log.debug("streaming %s (%s frames announced)", self.info.path, self.info.frames)
             first, self._first = self._first, None
+            self.decoded += 1
             yield first
-        yield from self._frames
+        for item in self._frames:
+            self.decoded += 1
+            yield item
+
+    @property
+    def ended_early(self) -> bool:
+        """After reading to the end: True when fewer frames came than the header announced
+        (a truncated file or a stream cut off); False when the count is unknown."""
+        return self.info.frames is not None and self.decoded < self.info.frames
+
+    def shortfall(self) -> str:
+        """One line for a stream that ended early (see `ended_early`)."""
+        return (f"{self.info.path} ended after {self.decoded} of the {self.info.frames} frames its "
+                "header announces (truncated?)")
 
     def close(self) -> None:
         for close in self._closers:
@@ -189,15 +216,77 @@ class VideoReader:
         self.close()
 
 
+def _reason(e: BaseException) -> str:
+    """Why PyAV gave up, in words: its time-out reads "Immediate exit requested"."""
+    if isinstance(e, av.error.ExitError):
+        return f"no data for {STREAM_TIMEOUT_S:g} s (timed out)"
+    return _short(e)
+
+
 def _short(e: BaseException) -> str:
     text = str(e).strip().splitlines()
     return text[0] if text else type(e).__name__
 
 
+def max_pixels() -> int:
+    """The input size cap in pixels per frame: set_max_pixels, else $BLEEDORIGIN_MAX_PIXELS,
+    else DEFAULT_MAX_PIXELS."""
+    if _LIMITS["max_pixels"] is not None:
+        return _LIMITS["max_pixels"]
+    text = os.environ.get("BLEEDORIGIN_MAX_PIXELS", "").strip()
+    if not text:
+        return DEFAULT_MAX_PIXELS
+    if not text.isdigit() or int(text) < 1:
+        raise InputError(f"BLEEDORIGIN_MAX_PIXELS must be a positive whole number, got {text!r}")
+    return int(text)
+
+
+def set_max_pixels(limit: int | None) -> None:
+    """Change the input size cap for this process (None: back to the environment / default)."""
+    if limit is not None and limit < 1:
+        raise InputError(f"--max-pixels must be >= 1, got {limit}")
+    _LIMITS["max_pixels"] = limit
+
+
+def check_size(name: object, width: int, height: int) -> None:
+    """InputError for a frame above the input size cap, before anything is decoded."""
+    limit = max_pixels()
+    if width * height > limit:
+        raise InputError(f"{name} is {width}x{height} ({width * height / 1e6:.1f} MP), above the input cap "
+                         f"of {limit / 1e6:.1f} MP; raise it with --max-pixels or BLEEDORIGIN_MAX_PIXELS")
+
+
+def quiet_libraries(verbose: bool) -> None:
+    """OpenCV prints its own warnings (to stderr, before ours) for images we then report in one
+    line; they are shown only with --verbose."""
+    level = cv2.utils.logging.LOG_LEVEL_INFO if verbose else cv2.utils.logging.LOG_LEVEL_SILENT
+    cv2.utils.logging.setLogLevel(level)
+
+
+def _image_size(path: Path) -> tuple[int, int]:
+    """(width, height) from the image file's header, without decoding it."""
+    from PIL import Image, UnidentifiedImageError
+
+    limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None  # our cap decides, not Pillow's
+    try:
+        with Image.open(path) as im:
+            return im.size
+    except UnidentifiedImageError:
+        raise InputError(f"cannot read image {path}: not an image file of a known format") from None
+    except OSError as e:
+        raise InputError(f"cannot read image {path}: {e.strerror or e}") from None
+    finally:
+        Image.MAX_IMAGE_PIXELS = limit
+
+
 def _read_image(path: Path) -> np.ndarray:
-    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    check_size(path, *_image_size(path))
+    try:
+        bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    except cv2.error as e:
+        raise InputError(f"cannot read image {path}: {_short(e)}") from None
     if bgr is None:
-        raise InputError(f"cannot read image {path}")
+        raise InputError(f"cannot read image {path}: damaged or unsupported image data")
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
@@ -255,8 +344,10 @@ class VideoWriter:
 
     def __init__(self, path: str | os.PathLike, fps: float, size: tuple[int, int], crf: int = 20):
         self.path = Path(path)
+        refuse_non_regular(self.path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.tmp = self.path.with_name(f".{self.path.stem}.partial{self.path.suffix or '.mp4'}")
+        refuse_non_regular(self.tmp)
         self.size = (int(size[0]), int(size[1]))
         self._even = (self.size[0] + self.size[0] % 2, self.size[1] + self.size[1] % 2)
         self._container = av.open(str(self.tmp), "w", format="mp4")
@@ -290,6 +381,7 @@ class VideoWriter:
             self._container.mux(packet)
         self._container.close()
         self._container = None
+        refuse_non_regular(self.path)
         os.replace(self.tmp, self.path)
 
     def abort(self) -> None:

@@ -21,10 +21,14 @@ class OnsetStep:
     `score` is the bleeding confidence attached to the current frame (for timelines);
     `onset_frame` is set on the step where an onset is raised. It may be earlier than the
     current frame (the sliding-window model places the onset inside its window).
+    With it, a detector that can say why gives `cue` (which evidence raised it) and `where`
+    (box x0, y0, x1, y1 of that evidence, pixels of the frame it was given).
     """
 
     score: float
     onset_frame: int | None = None
+    cue: str | None = None
+    where: tuple[int, int, int, int] | None = None
 
 
 class OnsetDetectorBase(ABC):
@@ -60,6 +64,12 @@ class SourceLocatorBase(ABC):
         """Bleeding source on `frame`; `history` optionally holds earlier frames (oldest first);
         `exclude` optionally a bool mask (any size; the whole frame) of old blood, left by an
         earlier bleed, where the source is not placed."""
+
+    def locate_candidates(self, frame: np.ndarray, history: list[np.ndarray] | None = None, k: int = 3,
+                          exclude: np.ndarray | None = None) -> list[Point]:
+        """Up to `k` separated places the source may be, best first, each with the probability
+        (confidence in [0, 1]) that the source is there. A localizer with one answer gives it."""
+        return [self.locate(frame, history=history, exclude=exclude)]
 
 
 def allowed(exclude: np.ndarray | None, size: tuple[int, int]) -> np.ndarray | None:

@@ -1,7 +1,7 @@
 """Checkpoint key layouts: record, compare, and rebuild deterministic stand-in weights.
 
 A *layout* is the list of (key, shape) pairs of a released checkpoint, recorded from the reference
-implementation (scripts/make_parity_fixtures.py) and shipped in `assets/layouts/`. It lets
+implementation (tools/make_parity_fixtures.py) and shipped in `assets/layouts/`. It lets
 `bleedorigin weights --check` judge a downloaded file and lets the tests build a state dict with
 exactly the released keys without the reference code or the real weights.
 

@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import os
 from pathlib import Path
 from typing import Any
 
-from bleedorigin.errors import ConfigError
+from bleedorigin.errors import ConfigError, InputError
 from bleedorigin.models import registry
 from bleedorigin.pipeline_config import STAGES, shipped_config
 from bleedorigin.io.checkpoint import load_config
@@ -20,7 +21,7 @@ PREDICTORS = {
 
 # Reference rows kept in every report and benchmark.
 BASELINES = {"onset": ["onset_hsv"], "source": ["source_redmask", "source_centre"],
-             "track": ["track_lk", "track_dis", "track_scene"]}
+             "track": ["track_lk", "track_dis", "track_scene", "track_still"]}
 
 # Defaults used when the user names no model: the shipped configs/pipeline.yaml's.
 DEFAULT_MODELS = {stage: shipped_config().stage(stage).model for stage in STAGES}
@@ -44,9 +45,11 @@ def load_stage(stage: str, name_or_path: str | None = None, device: str = "auto"
     # A registered name always means the preset, never a folder of that name in the working directory.
     if name not in registry.list_models() and path.is_dir():
         load_config(path, stage)  # a clear error before the predictor reads the weights
-        return _predictor_class(stage).from_pretrained(str(path), device=device)
-    if not name.startswith(stage + "_"):
-        raise ConfigError(f"model {name!r} is not a {stage} model (names start with {stage}_)")
+        # absolute, so the predictor cannot take the folder's name for a shipped one ("small")
+        return _predictor_class(stage).from_pretrained(str(path.resolve()), device=device)
+    if not name.startswith(stage + "_") or "/" in name or os.sep in name:
+        raise InputError(f"{name}: no such checkpoint folder, nor a {stage} model name "
+                         f"(names start with {stage}_)")
     if name not in registry.list_models():
         registry.create(name)  # raises ConfigError with a suggestion
     if options:
@@ -72,6 +75,12 @@ def _check_options(name: str, options: dict[str, Any]) -> None:
     unknown = sorted(set(options) - set(params) - {"device"})
     if unknown:
         raise ConfigError(f"model {name!r} takes no option(s) {unknown}; it takes {sorted(params)}")
+
+
+def model_warnings(models: dict[str, str]) -> list[str]:
+    """What a user must know about the loaded models (by their ids), for result.json."""
+    return [f"{stage}: {mid} has untrained weights (random outputs); see `bleedorigin weights`"
+            for stage, mid in models.items() if "untrained" in mid]
 
 
 def model_id(model: Any) -> str:

@@ -3,7 +3,7 @@
 Nothing here is shipped: the files are the authors' releases, fetched by the user (or by
 `bleedorigin weights --download`) into the paper weights folder ($BLEEDORIGIN_PAPER_WEIGHTS, else
 ~/.cache/bleedorigin/paper). Each file is judged against the key layout recorded from its
-reference implementation (assets/layouts, see scripts/make_parity_fixtures.py).
+reference implementation (assets/layouts, see tools/make_parity_fixtures.py).
 """
 from __future__ import annotations
 

@@ -11,14 +11,21 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 from typing import Any
 
 from bleedorigin.errors import InputError
-from bleedorigin.utils.jsonio import read_json
 
 LABELS = "labels.json"
 FIELDS = ("onset_frame", "source", "points")
+# A labels body is at most 4 deep (object > points > list > [x, y]); deeper input is refused
+# before parsing, since json.loads recurses once per level and fails at ~1000.
+MAX_DEPTH = 8
+MAX_DIGITS = 15  # an integer beyond any frame number or pixel; longer ones cost quadratic time
+FRAME_KEY = re.compile(r"0|[1-9][0-9]*")  # canonical decimal: no sign, no leading 0, ASCII digits
+JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
+NOT_BRACKET = re.compile(rb"[^\[\]{}]")
 
 
 class LabelsError(InputError):
@@ -28,12 +35,7 @@ class LabelsError(InputError):
 def parse_labels(raw: bytes | str | Any, frames: int, width: int, height: int) -> dict[str, Any]:
     """The labels of `raw` (JSON text or an already parsed object) checked against a run of
     `frames` frames of `width` x `height`, normalised: points keyed by frame in order."""
-    doc = raw
-    if isinstance(raw, (bytes, str)):
-        try:
-            doc = json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise LabelsError(f"body is not valid JSON ({e})") from None
+    doc = _loads(raw) if isinstance(raw, (bytes, str)) else raw
     if not isinstance(doc, dict):
         raise LabelsError("body must be a JSON object with onset_frame, source and points")
     unknown = sorted(set(doc) - set(FIELDS))
@@ -49,8 +51,8 @@ def parse_labels(raw: bytes | str | Any, frames: int, width: int, height: int) -
         raise LabelsError("points must be an object {\"frame\": [[x, y], ...]}")
     points: dict[int, list[list[float]]] = {}
     for key, value in points_in.items():
-        if not (isinstance(key, str) and key.isdigit()):
-            raise LabelsError(f"points: key {key!r} is not a frame number")
+        if not (isinstance(key, str) and len(key) <= MAX_DIGITS and FRAME_KEY.fullmatch(key)):
+            raise LabelsError(f"points: key {key[:20]!r} is not a frame number (decimal digits, no leading 0)")
         frame = _frame(int(key), frames, f"points[{key}]")
         if not isinstance(value, list) or not value:
             raise LabelsError(f"points[{key}] must be a non-empty list of [x, y]")
@@ -62,6 +64,43 @@ def parse_labels(raw: bytes | str | Any, frames: int, width: int, height: int) -
         raise LabelsError(f"points[{early[0]}] is before the onset frame {onset}")
     return {"onset_frame": onset, "source": source,
             "points": {str(f): points[f] for f in sorted(points)}}
+
+
+def _loads(raw: bytes | str) -> Any:
+    """json.loads with bounded nesting and integer length, and no key given twice."""
+    data = raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else raw
+    if _depth(data) > MAX_DEPTH:
+        raise LabelsError(f"body is nested deeper than {MAX_DEPTH} levels")
+    try:
+        return json.loads(data, parse_int=_bounded_int, object_pairs_hook=_unique_keys)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise LabelsError(f"body is not valid JSON ({e})") from None
+
+
+def _depth(data: bytes) -> int:
+    """How deep [ and { nest outside strings, counted up to one past MAX_DEPTH."""
+    depth = deepest = 0
+    for c in NOT_BRACKET.sub(b"", JSON_STRING.sub(b"", data)):
+        depth += 1 if c in b"[{" else -1
+        deepest = max(deepest, depth)
+        if deepest > MAX_DEPTH:
+            break
+    return deepest
+
+
+def _bounded_int(text: str) -> int:
+    if len(text.lstrip("-")) > MAX_DIGITS:
+        raise LabelsError(f"integer with more than {MAX_DIGITS} digits ({text[:12]}...)")
+    return int(text)
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out = dict(pairs)
+    if len(out) < len(pairs):
+        seen: set[str] = set()
+        twice = next(k for k, _ in pairs if k in seen or seen.add(k))
+        raise LabelsError(f"key {twice[:20]!r} given twice")
+    return out
 
 
 def _frame(value: Any, frames: int, what: str, allow_none: bool = False) -> int | None:
@@ -90,7 +129,12 @@ def load_labels(run_dir: Path, result: dict[str, Any]) -> dict[str, Any] | None:
     path = Path(run_dir) / LABELS
     if not path.is_file():
         return None
+    return labels_of_file(path.read_bytes(), path, result)
+
+
+def labels_of_file(data: bytes, path: Path, result: dict[str, Any]) -> dict[str, Any]:
+    """The corrections in `data`, the content of labels.json at `path`, checked against `result`."""
     try:
-        return parse_labels(read_json(path), int(result["frames"]), int(result["width"]), int(result["height"]))
+        return parse_labels(data, int(result["frames"]), int(result["width"]), int(result["height"]))
     except LabelsError as e:
         raise InputError(f"{path}: {e}") from None

@@ -19,9 +19,10 @@ from bleedorigin.sim.camera import ElasticField, ViewWarp, camera_path
 from bleedorigin.sim.local_motion import LocalMotion
 from bleedorigin.sim.nuisances import Q, Glare, Instrument, WaterJet
 from bleedorigin.sim.optics import apply_optics, make_optics
-from bleedorigin.sim.scenarios import (NEGATIVE_SCENARIOS, SCENARIOS, ClipSpec, clip_spec,
-                                       patient_id, patient_rng, scenario_params, vary_blood_look)
-from bleedorigin.sim.tissue import SITES, render_tissue
+from bleedorigin.sim.scenarios import (HARD_CASES, NEGATIVE_HARD_CASES, NEGATIVE_SCENARIOS, SCENARIOS,
+                                       ClipSpec, clip_spec, patient_id, patient_rng, scenario_params,
+                                       vary_blood_look)
+from bleedorigin.sim.tissue import SITE_PRESETS, SITES, raise_white_mound, render_tissue
 
 log = logging.getLogger(__name__)
 
@@ -78,15 +79,16 @@ class ClipSimulator:
             raise InputError(f"unknown site {self.site!r}; expected one of {', '.join(SITES)}")
         choices = NEGATIVE_SCENARIOS if kind == "negative" else SCENARIOS
         self.scenario = scenario if scenario is not None else choices[int(_rng(seed, 2).integers(len(choices)))]
-        if kind == "negative" and self.scenario == "obscured_view":
-            raise InputError("scenario 'obscured_view' needs bleeding; not valid for negatives")
+        if kind == "negative" and self.scenario in ("obscured_view",) + HARD_CASES \
+                and self.scenario not in NEGATIVE_HARD_CASES:
+            raise InputError(f"scenario {self.scenario!r} needs bleeding; not valid for negatives")
         self.params = scenario_params(self.scenario, _rng(seed, 3))
         if vary_blood:
             vary_blood_look(self.params.blood, _rng(seed, 12))
         n = self.spec.num_frames
         tex = (int(w * TEX_SCALE), int(h * TEX_SCALE))
         self.tex_size = tex
-        self.tissue = render_tissue(_rng(seed, 4), self.site, tex)
+        self.tissue = render_tissue(_rng(seed, 4), self.site, tex, crimson=self.scenario == "crimson_bed")
         self.warp = ViewWarp(self.view)
         self.path = camera_path(_rng(seed, 5), n, self.view, tex, self.params.motion)
         self.elastic = ElasticField(_rng(seed, 6), (self.warp.gw, self.warp.gh),
@@ -107,6 +109,9 @@ class ClipSimulator:
         self.track_tex = self._view_to_tex(0, pts) if num_tracks else np.zeros((0, 2))
         if self.water is not None:
             self._plan_flushing(_rng(seed, 11), t_src, src_view)
+        if self.scenario == "white_mound":
+            white = np.array(SITE_PRESETS[self.site].submucosa, np.float32)
+            raise_white_mound(self.tissue, self.source_tex, 0.07 * tex[0], white)
         self.blood = BloodField(_rng(seed, 10), tex, self.tissue.height, self.source_tex, self.params.blood) \
             if self.spec.onset is not None else None
 

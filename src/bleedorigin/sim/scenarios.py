@@ -13,6 +13,12 @@ SCENARIOS = ("clear_view", "obscured_view", "camera_jitter", "light_reflection",
              "water_flushing", "instrument_interference")
 NEGATIVE_SCENARIOS = ("none", "camera_jitter", "light_reflection", "water_flushing",
                       "instrument_interference")
+# Hard cases for the onset stage, rendered only when asked for (`--scenario`), never drawn at
+# random (the scenario mix of existing folders stays as it is): a thin stream from a point that
+# grows slowly, blood running off a white mound, and a crimson mucosa beside much white
+# submucosa (red tissue that is not blood; also a bleeding-free scenario).
+HARD_CASES = ("point_bleed", "white_mound", "crimson_bed")
+NEGATIVE_HARD_CASES = ("crimson_bed",)
 KINDS = ("detect", "track_short", "track_long", "full", "negative")
 DETECT_FRAMES, DETECT_ONSET = 150, 120
 CLIPS_PER_PATIENT = 3  # consecutive seeds share a patient (and its site), like real case series
@@ -60,8 +66,9 @@ def clip_spec(kind: str, rng: np.random.Generator, num_frames: int | None) -> Cl
 
 def scenario_params(name: str, rng: np.random.Generator) -> ScenarioParams:
     """Per-clip randomised parameters; every clip also gets mild baseline motion."""
-    if name not in SCENARIOS and name not in NEGATIVE_SCENARIOS:
-        raise InputError(f"unknown scenario {name!r}; expected one of {', '.join(SCENARIOS)} or 'none'")
+    if name not in SCENARIOS + NEGATIVE_SCENARIOS + HARD_CASES:
+        raise InputError(f"unknown scenario {name!r}; expected one of {', '.join(SCENARIOS + HARD_CASES)} "
+                         "or 'none'")
     u = rng.uniform
     motion = MotionParams(drift=u(20, 60), rotation=u(0.03, 0.12), zoom=u(0.03, 0.12),
                           perspective=u(0, 6e-5), jitter=0.0, elastic=u(2, 6), speed=u(0.8, 2.4))
@@ -83,6 +90,15 @@ def scenario_params(name: str, rng: np.random.Generator) -> ScenarioParams:
     elif name == "instrument_interference":
         s.instrument = True
         s.instrument_always = bool(rng.random() < 0.4)
+    elif name == "point_bleed":  # a thin, slow stream: the first 1 % of the view takes seconds
+        blood.rate = u(4, 12)
+        blood.pulsatile = False
+        blood.slope = u(1.2, 2.0)
+        blood.relief = u(0.5, 1.0)
+        blood.pressure = u(0.005, 0.015)
+    elif name == "white_mound":  # the source on top of white submucosa lifted into a mound
+        blood.rate = u(10, 40)
+        blood.relief = u(1.5, 3.0)
     return s
 
 

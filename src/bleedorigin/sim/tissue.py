@@ -5,7 +5,7 @@ every frame is a single warp of it. A height field (tissue relief + gravity) dri
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
@@ -115,11 +115,18 @@ def _speculars(rng: np.random.Generator, size: tuple[int, int], count: int) -> n
     return cv2.GaussianBlur(canvas, (0, 0), 1.0)
 
 
-def render_tissue(rng: np.random.Generator, site: str, size: tuple[int, int]) -> Tissue:
-    """Texture of (W, H) = `size` for `site`; colours jittered per clip so no two look alike."""
+CRIMSON_MUCOSA = (200, 62, 56)  # `crimson_bed`: mucosa nearly as red as thin blood (G/R about 0.3)
+CRIMSON_SUBMUCOSA_FRAC = 0.5    # beside this much white submucosa
+
+
+def render_tissue(rng: np.random.Generator, site: str, size: tuple[int, int], crimson: bool = False) -> Tissue:
+    """Texture of (W, H) = `size` for `site`; colours jittered per clip so no two look alike.
+    `crimson`: the site's mucosa made crimson beside a large share of white submucosa."""
     if site not in SITE_PRESETS:
         raise InputError(f"unknown site {site!r}; expected one of {', '.join(SITES)}")
     p = SITE_PRESETS[site]
+    if crimson:
+        p = replace(p, mucosa=CRIMSON_MUCOSA, submucosa_frac=CRIMSON_SUBMUCOSA_FRAC)
     w, h = size
     jitter = lambda c: np.clip(np.array(c, np.float32) + rng.normal(0, 10, 3), 0, 255)  # noqa: E731
     mucosa, submucosa, dye = jitter(p.mucosa), jitter(p.submucosa), jitter(p.dye)
@@ -175,3 +182,19 @@ def render_tissue(rng: np.random.Generator, site: str, size: tuple[int, int]) ->
 
     texture = np.clip(img, 0, 255).astype(np.uint8)
     return Tissue(texture=texture, height=relief.astype(np.float32), site=site)
+
+
+def raise_white_mound(tissue: Tissue, center: np.ndarray, radius: float, submucosa: np.ndarray) -> None:
+    """A mound of white submucosa around `center` (texture px), in place: the texture blended to
+    the submucosa colour (its fibre texture kept as shading) and the relief lifted, so blood
+    from a source on top runs down its sides."""
+    h, w = tissue.height.shape
+    yy, xx = np.mgrid[:h, :w].astype(np.float32)
+    d2 = ((xx - center[0]) ** 2 + (yy - center[1]) ** 2) / radius ** 2
+    bump = np.exp(-d2).astype(np.float32)
+    img = tissue.texture.astype(np.float32)
+    shade = img.mean(axis=2, keepdims=True) / max(1.0, float(img.mean()))
+    white = np.clip(submucosa[None, None, :] * (0.75 + 0.25 * shade), 0, 255)
+    alpha = np.clip(1.6 * bump, 0, 1)[..., None]
+    tissue.texture[:] = np.clip(img + (white - img) * alpha, 0, 255).astype(np.uint8)
+    tissue.height += 0.6 * bump

@@ -79,8 +79,11 @@ def clip_kind(kind: str, index: int) -> str:
 
 
 def write_bench(out_dir: str | Path, n: int, seed: int, kind: str, size: tuple[int, int] = (512, 384),
-                progress: bool = True, appearance: Appearance | None = None, local_motion: bool = False) -> list:
+                progress: bool = True, appearance: Appearance | None = None, local_motion: bool = False,
+                scenario: str | None = None) -> list:
     """Generate `n` clips and write them as a benchmark folder; returns the io.bench Clips.
+    `scenario` renders every clip in that scenario (e.g. a hard case of sim.scenarios.HARD_CASES)
+    instead of one drawn at random;
     `appearance` (sim.appearance.Appearance) adds BleedSim v2 appearance features;
     `local_motion` adds local tissue deformation and instrument pulls (sim/local_motion.py)."""
     from bleedorigin.io.bench import Clip, write_bench_clip, write_manifest
@@ -93,7 +96,8 @@ def write_bench(out_dir: str | Path, n: int, seed: int, kind: str, size: tuple[i
     for i in progress_track(range(n), total=n, description="BleedSim", enabled=progress, unit="clip"):
         k = clip_kind(kind, i)
         clip_seed = int(seed) * SEED_STRIDE + i
-        sim = generate_clip(k, clip_seed, size=size, appearance=appearance, local_motion=local_motion)
+        sim = generate_clip(k, clip_seed, size=size, scenario=scenario, appearance=appearance,
+                            local_motion=local_motion)
         cid = f"sim_{k}_{clip_seed:09d}"
         clip_dir = root / "clips" / cid
         gt_path = clip_dir / "gt.npz"

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from bleedorigin.errors import InputError
-from bleedorigin.utils.files import atomic_open
+from bleedorigin.utils.files import atomic_open, open_regular
 
 
 def read_json(path: str | Path, missing: str | None = None) -> Any:
@@ -34,7 +34,7 @@ class JsonLinesWriter:
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._f: IO[str] = open(self.path, "w")
+        self._f: IO[str] = open_regular(self.path, "w")
 
     def write(self, obj: Any) -> None:
         self._f.write(json.dumps(obj) + "\n")

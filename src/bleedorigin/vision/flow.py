@@ -85,3 +85,42 @@ def sample_flow_points(flow: np.ndarray, xy: np.ndarray) -> np.ndarray:
     maps = np.asarray(xy, np.float32).reshape(-1, 1, 2)
     out = cv2.remap(flow, maps[..., 0], maps[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     return out.reshape(-1, 2).astype(np.float64)
+
+
+def lk_refine(prev_gray: np.ndarray, next_gray: np.ndarray, xy: np.ndarray, guess: np.ndarray,
+              win: int = 21, levels: int = 2) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pyramidal Lucas-Kanade from `xy` (K, 2) in prev to next, starting from `guess` (K, 2),
+    then back from where it lands. Returns (new xy (K, 2), forward-backward error in pixels (K,),
+    ok (K,): both directions converged). Works on a window around each point (the pyramid
+    reaches `(win // 2 + 2) * 2**levels` px), or on the whole frame when the windows of all the
+    points together would cover more than the frame."""
+    xy = np.asarray(xy, np.float32).reshape(-1, 2)
+    guess = np.asarray(guess, np.float32).reshape(-1, 2)
+    half = (win // 2 + 2) * 2 ** levels
+    h, w = prev_gray.shape[:2]
+    if len(xy) * (2 * half + 1) ** 2 >= w * h:
+        return _lk_there_and_back(prev_gray, next_gray, xy, guess, win, levels)
+    size = (2 * half + 1, 2 * half + 1)
+    q, fb, ok = np.empty((len(xy), 2)), np.empty(len(xy)), np.empty(len(xy), bool)
+    for k, (p, g) in enumerate(zip(xy, guess)):
+        # integer crop origins keep the pixels exact; getRectSubPix replicates the border outside
+        oa, ob = np.round(p) - half, np.round(g) - half
+        a = cv2.getRectSubPix(prev_gray, size, (float(oa[0] + half), float(oa[1] + half)))
+        b = cv2.getRectSubPix(next_gray, size, (float(ob[0] + half), float(ob[1] + half)))
+        qk, fbk, okk = _lk_there_and_back(a, b, (p - oa)[None], (g - ob)[None], win, levels)
+        q[k], fb[k], ok[k] = qk[0] + ob, fbk[0], okk[0]
+    return q, fb, ok
+
+
+def _lk_there_and_back(a: np.ndarray, b: np.ndarray, xy: np.ndarray, guess: np.ndarray, win: int,
+                       levels: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    params = dict(winSize=(win, win), maxLevel=levels, flags=cv2.OPTFLOW_USE_INITIAL_FLOW,
+                  criteria=(cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 20, 0.01))
+    p0 = np.ascontiguousarray(xy, np.float32).reshape(-1, 1, 2)
+    p1, st1, _ = cv2.calcOpticalFlowPyrLK(a, b, p0, np.ascontiguousarray(guess, np.float32).reshape(-1, 1, 2),
+                                          **params)
+    back, st2, _ = cv2.calcOpticalFlowPyrLK(b, a, p1, p0.copy(), **params)
+    q = p1.reshape(-1, 2).astype(np.float64)
+    fb = np.linalg.norm(back.reshape(-1, 2) - p0.reshape(-1, 2), axis=1).astype(np.float64)
+    ok = (st1.ravel() > 0) & (st2.ravel() > 0) & np.isfinite(q).all(1) & np.isfinite(fb)
+    return q, np.where(ok, fb, np.inf), ok

@@ -1,6 +1,6 @@
 """Onset baseline: growth of the red (blood) area measured in colour space.
 
-Each frame's blood area is the share of pixels whose Red-Mask exceeds 0.5 (computed on a small
+Each frame's blood area is the share of pixels whose Red-Mask exceeds vision.color.BLOOD_THRESHOLD (computed on a small
 copy of the frame). A reference area is the median of a lagged window of earlier frames; an
 onset is raised once the area has stayed `growth` above the reference for `persist` frames, and
 it is back-dated to the frame where the area first left the reference's noise band.

@@ -47,6 +47,7 @@ class LeftoverBlood:
         self.to_now = np.eye(2, 3)  # baseline frame -> current frame
         self.flow = dis_flow("ultrafast")
         self.prev_gray, self.prev_tissue = to_gray(small), view & ~blood
+        self.last_fresh = np.zeros_like(blood)
 
     def carried(self) -> np.ndarray:
         """The (widened) baseline blood where the camera has carried it on the latest frame."""
@@ -66,6 +67,7 @@ class LeftoverBlood:
         new = blood & view & seen.astype(bool) & ~self.carried()
         if new.any():
             new &= self._changed(_log_colour(small), view, (w, h))
+        self.last_fresh = new  # where the fresh blood lies (explains an alarm)
         return view_share(new, view)
 
     def _changed(self, now: np.ndarray, view: np.ndarray, size: tuple[int, int]) -> np.ndarray:

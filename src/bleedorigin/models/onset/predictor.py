@@ -19,16 +19,17 @@ from bleedorigin.config import OnsetConfig, from_dict
 from bleedorigin.errors import InputError
 from bleedorigin.models.base import OnsetDetectorBase, OnsetStep
 from bleedorigin.models.onset.model import OnsetNet
-from bleedorigin.models.onset.present import PresenceCheck
+from bleedorigin.models.onset.present import PresenceCheck, largest_box
 from bleedorigin.models.weights import find_weights, resolve_device
-from bleedorigin.vision.color import blood_area, quiet_level
-from bleedorigin.io.checkpoint import load_checkpoint
+from bleedorigin.vision.color import BLOOD_THRESHOLD, blood_area, quiet_level, red_mask
+from bleedorigin.io.checkpoint import build_model, load_checkpoint
 
 log = logging.getLogger(__name__)
 
 FLOW_SCALE = 4.0  # internal-resolution pixels per unit of the flow input channels
 REFINE_RADIUS = 8  # frames; shipped models snap their onset to the start of the blood-area rise
 QUIET_HISTORY = 30  # frames before the search range that define the pre-bleeding level
+CUE_TRANSITION = "transition"  # the sliding-window network saw a bleeding-free view start to bleed
 
 
 def refine_onset(areas: np.ndarray, first: int, onset: int, radius: int) -> int:
@@ -236,9 +237,8 @@ class OnsetDetector(OnsetDetectorBase):
         folder = find_weights(name_or_path, "onset_small")
         config, state = load_checkpoint(folder, stage="onset")
         cfg = from_dict(OnsetConfig, config.get("model", {}), f"{folder}/config.json model")
-        net = OnsetNet(cfg)
-        net.load_state_dict(state)
-        return cls(net, device, model_id=f"onset:{folder.name}@{config.get('checksum', '')[:12]}",
+        net = build_model(folder, lambda: OnsetNet(cfg), state)
+        return cls(net, device, model_id=f"onset:{folder.name}@{config['checksum'][:12]}",
                    refine_radius=refine_radius, presence=PresenceCheck(dark=dark) if presence else None)
 
     def reset(self) -> None:
@@ -250,6 +250,8 @@ class OnsetDetector(OnsetDetectorBase):
         self.areas: deque[float] = deque(maxlen=self.cfg.window + 2 * self.refine_radius + QUIET_HISTORY)
         self.onset: int | None = None
         self.confidence = 0.0
+        self.cue: str | None = None  # why the onset was raised, and where (box, input-frame px)
+        self.where: tuple[int, int, int, int] | None = None
         if self.presence is not None:
             self.presence.reset()
 
@@ -310,11 +312,17 @@ class OnsetDetector(OnsetDetectorBase):
                     self.onset = refine_onset(np.asarray(self.areas), first, self.onset, self.refine_radius)
                 self.confidence = score
                 raised = self.onset
+                # where red dominates on the decision frame: what the network saw bleed
+                self.cue, self.where = CUE_TRANSITION, largest_box(red_mask(frame) > BLOOD_THRESHOLD)
         score = max(score, present_score)
         if present_onset is not None and (raised is None or present_onset < raised):
             self.onset = raised = present_onset
             self.confidence = score
-        return OnsetStep(score, raised)
+            assert self.presence is not None
+            self.cue, self.where = self.presence.cue, self.presence.where
+        if raised is None:
+            return OnsetStep(score)
+        return OnsetStep(score, raised, self.cue, self.where)
 
     def run(self, frames: Any) -> tuple[int | None, list[float]]:
         """Reset, stream all `frames`; returns (onset frame or None, per-frame scores)."""

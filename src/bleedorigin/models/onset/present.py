@@ -1,16 +1,22 @@
-"""Bleeding already under way: a per-frame bleeding-present decision armed at stream start.
+"""Bleeding already under way, and new blood while waiting: a per-frame bleeding-present check.
 
 The transition model needs a bleeding-free stretch before the onset; a stream picked up during
-a bleed never shows one. While armed (the first `arm_frames` frames after `reset`, at stream
-start, or after `rearm`, in the pipeline after each episode), every frame's blood cover is
-measured with the real-calibrated `vision.color.blood_cover` (bright blood, and near-black pools
-unless `dark` is off); once `persist` armed frames exceeded `threshold`, bleeding is reported as
-present from the first of them. After `rearm` only fresh blood counts, not blood left lying in
-view by the last episode (`models.onset.leftover`), and the check stays on while the pipeline
-waits for the next episode: every `watch_stride`-th frame, in successive windows of the same
-length, each with the blood in view on its first checked frame as its baseline (a new bleed may
-start long after the last one ended; the transition model does not see one that starts beside
-a leftover pool).
+a bleed never shows one. The check measures every frame's blood cover with the real-calibrated
+`vision.color.blood_cover` (bright blood, and near-black pools unless `dark` is off) and judges
+what is *new or moving*, with the camera's motion removed (`models.onset.leftover`), not a colour
+alone: red tissue (a crimson mucosa beside white submucosa, whose colour the mask cannot tell
+from blood) stays where it is, blood spreads.
+
+- **Stream start** (`reset`): the first `arm_frames` frames are checked. Bleeding is reported
+  present, from the first frame over `threshold`, once `persist` checked frames had more than
+  `threshold` of the view covered by blood *and* that blood was live: on some checked frame it
+  had spread beyond where it lay on the first frame (camera-carried, widened) by `threshold` of
+  the view. A red but static bed never spreads and raises nothing.
+- **Watching** (after that first window, and after `rearm`, in the pipeline after each
+  episode): every `watch_stride`-th frame, in successive windows of the same length, each with
+  the blood in view on its own first checked frame as its baseline, only fresh blood counts
+  (`persist` checked frames with more than `threshold` of the view covered by it). After `rearm`
+  the first window is checked on every frame.
 
 The threshold is twice the highest cover measured on bleeding-free video (real VL-SurgPT clips
 under five white balances, BleedSim negatives): docs/onset.md.
@@ -19,6 +25,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 
 from bleedorigin.models.onset.leftover import LeftoverBlood
@@ -27,7 +34,10 @@ from bleedorigin.vision.color import area_copy, blood_cover, view_share
 PRESENT_THRESHOLD = 0.005  # share of the view covered by blood
 PRESENT_PERSIST = 10  # armed frames above the threshold before bleeding is reported
 ARM_FRAMES = 30  # frames after a reset during which the check runs
-WATCH_STRIDE = 4  # after an episode's armed window, check every this many frames (0: stop)
+WATCH_STRIDE = 4  # after the first armed window, check every this many frames (0: stop)
+
+CUE_PRESENT = "bleeding_present"  # blood over the threshold at stream start that spread: under way
+CUE_FRESH = "fresh_blood"  # blood that appeared since its window's first frame, camera motion removed
 
 
 @dataclass
@@ -37,12 +47,13 @@ class PresenceCheck:
     arm_frames: int = ARM_FRAMES
     dark: bool = True  # count near-black pools (`vision.color.dark_blood_mask`) as blood
     watch_stride: int = WATCH_STRIDE
+    live: bool = True  # at stream start count blood only once it spread (False: any blood, static too)
 
     def __post_init__(self) -> None:
         self.reset()
 
     def reset(self) -> None:
-        """Stream start: any blood in view is bleeding already under way."""
+        """Stream start: blood in view that spreads is bleeding already under way."""
         self._arm(after_episode=False)
 
     def rearm(self) -> None:
@@ -54,6 +65,8 @@ class PresenceCheck:
         self.i = 0  # frames since the reset or re-arm (the onset is reported in these)
         self.onset: int | None = None
         self.after_episode = after_episode
+        self.cue: str | None = None  # why bleeding was raised (CUE_PRESENT or CUE_FRESH)
+        self.where: tuple[int, int, int, int] | None = None  # box (x0, y0, x1, y1) of that blood
         self._window(start=0, stride=1)
 
     def _window(self, start: int, stride: int) -> None:
@@ -63,11 +76,18 @@ class PresenceCheck:
         self.first: int | None = None  # first checked frame above the threshold
         self.count = 0
         self.leftover: LeftoverBlood | None = None
+        self.spread = False  # this window's blood spread beyond its first frame (stream start)
+        self.box: tuple[int, int, int, int] | None = None  # box of the blood last counted (AREA_SIZE px)
+
+    @property
+    def opening(self) -> bool:
+        """The first window after stream start, where blood already in view may count."""
+        return not self.after_episode and self.start == 0 and self.stride == 1
 
     @property
     def watching(self) -> bool:
-        """After an episode the check goes on in further windows until bleeding is raised."""
-        return self.after_episode and self.watch_stride > 0 and self.onset is None
+        """After the first window the check goes on in further windows until bleeding is raised."""
+        return self.watch_stride > 0 and self.onset is None
 
     def step(self, frame: np.ndarray) -> tuple[float, int | None]:
         """(score, onset frame on the step bleeding is found present, else None). Frames after
@@ -90,10 +110,12 @@ class PresenceCheck:
         if self._cover(frame) > self.threshold:
             self.first = i if self.first is None else self.first
             self.count += 1
-        score = min(1.0, self.count / self.persist)
-        if self.count >= self.persist:
+        score = min(1.0, self.count / self.persist) * (1.0 if self.spread or not self.opening else 0.5)
+        if self.count >= self.persist and (self.spread or not self.opening):
             self.onset = self.first
-            return score, self.onset
+            self.cue = CUE_PRESENT if self.opening else CUE_FRESH
+            self.where = None if self.box is None else _scaled_box(self.box, frame.shape, self._small_shape)
+            return 1.0, self.onset
         return score, None
 
     def leftover_blood(self) -> np.ndarray | None:
@@ -104,13 +126,42 @@ class PresenceCheck:
         return self.leftover.carried()
 
     def _cover(self, frame: np.ndarray) -> float:
-        """Share of the lit view covered by blood that counts: all of it after a reset; after
-        `rearm`, fresh blood only (0 on the first armed frame, the leftover baseline)."""
+        """Share of the lit view covered by blood that counts. In the opening window: all of it
+        (whether it spread is recorded apart); in later windows and after `rearm`: fresh blood
+        only (0 on a window's first checked frame, its baseline)."""
         small = area_copy(frame)
+        self._small_shape = small.shape
         blood, view = blood_cover(small, self.dark)
-        if not self.after_episode:
-            return view_share(blood, view)
+        opening = self.opening
         if self.leftover is None:
             self.leftover = LeftoverBlood(small, blood, view)
-            return 0.0
-        return self.leftover.fresh(small, blood, view)
+            fresh = 0.0
+        else:
+            fresh = self.leftover.fresh(small, blood, view)
+        if opening:
+            self.spread |= fresh > self.threshold or not self.live
+            share = view_share(blood, view)
+            if share > self.threshold:
+                self.box = largest_box(blood & view)
+            return share
+        if fresh > self.threshold:
+            self.box = largest_box(self.leftover.last_fresh)
+        return fresh
+
+
+def largest_box(mask: np.ndarray) -> tuple[int, int, int, int] | None:
+    """Bounding box (x0, y0, x1, y1) of the largest connected region of `mask`."""
+    count, _, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    if count <= 1:
+        return None
+    k = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+    x, y, w, h = (int(v) for v in stats[k, :4])
+    return x, y, x + w, y + h
+
+
+def _scaled_box(box: tuple[int, int, int, int], frame_shape: tuple[int, ...],
+                small_shape: tuple[int, ...]) -> tuple[int, int, int, int]:
+    """A box on the AREA_SIZE copy in pixels of the frame it was made from."""
+    sx, sy = frame_shape[1] / small_shape[1], frame_shape[0] / small_shape[0]
+    x0, y0, x1, y1 = box
+    return int(x0 * sx), int(y0 * sy), int(np.ceil(x1 * sx)), int(np.ceil(y1 * sy))

@@ -1,22 +1,27 @@
 """BleedOrigin-Detect, source stage (paper section 4.1.2): where does the bleeding start?
 
-Registry names: `source_small` (shipped weights), `source_evidence` (`source_small` fused with
-evidence that transfers to real video: models.source.fusion), `source_paper` (PE-Spatial-style
-ViT at 512x384, encoder weights from a local file, or a trained checkpoint folder),
-`source_evidence_history` (the same, also using where blood kept appearing over earlier
-frames), `source_test` (tiny random network) and `source_centre` (reference: the image centre).
+Registry names: `source_evidence` (the default: the vessel-stump cue, small dark spots in or at
+the edge of blood, models.source.cues), `source_evidence_history` (the same, also weighing where
+blood is red again while little blood is in view over earlier frames), `source_evidence_red`
+(`source_small` fused with the Red-Mask, dark blood and a centre prior: models.source.fusion),
+`source_small` (shipped weights), `source_paper` (PE-Spatial-style ViT at 512x384, encoder
+weights from a local file, or a trained checkpoint folder), `source_test` (tiny random network)
+and `source_centre` (reference: the image centre).
 """
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from bleedorigin.models.registry import register_model
 from bleedorigin.models.source import centre  # noqa: F401  (registers source_centre)
 from bleedorigin.models.source.fusion import EvidenceSourceLocator, from_options
 from bleedorigin.models.source.model import SourceConfig, SourceNet
-from bleedorigin.models.source.predictor import SourceLocator, evaluate_source
+from bleedorigin.models.source.predictor import SourceLocator
 
-__all__ = ["SourceConfig", "SourceNet", "SourceLocator", "evaluate_source", "PAPER_MODEL", "TEST_MODEL"]
+log = logging.getLogger(__name__)
+
+__all__ = ["SourceConfig", "SourceNet", "SourceLocator", "PAPER_MODEL", "TEST_MODEL"]
 
 # The paper's localizer: PE-Spatial encoder on 512x384 frames (H/8 = 48x64 features).
 PAPER_MODEL: dict[str, Any] = dict(encoder="vit_pe_spatial_small", input_size=(512, 384), dim=32, heads=4,
@@ -30,17 +35,29 @@ def source_small(device: str = "auto", weights: str | None = None) -> SourceLoca
     return SourceLocator.from_pretrained(weights or "small", device=device)
 
 
+# The default: the vessel-stump cue alone (chosen by the rule of docs/source.md, "Cues"; the
+# candidates' temperature calibrated there). The network is not run.
+STUMP: dict[str, Any] = dict(w_net=0.0, w_red=0.0, w_dark=0.0, w_support=0.0, prior_sigma=0.0, w_stump=1.0,
+                             cand_temperature=0.2)
+
+
 @register_model("source_evidence")
 def source_evidence(device: str = "auto", weights: str | None = None, **options: Any) -> EvidenceSourceLocator:
-    """The network of `weights` (default source_small) fused with the transferable evidence;
-    `options` are FusionConfig / EvidenceConfig fields."""
-    return from_options(SourceLocator.from_pretrained(weights or "small", device=device), **options)
+    """The vessel-stump cue; `options` are FusionConfig / EvidenceConfig / CueConfig fields."""
+    return from_options(SourceLocator.from_pretrained(weights or "small", device=device), **{**STUMP, **options})
 
 
 @register_model("source_evidence_history")
 def source_evidence_history(device: str = "auto", weights: str | None = None, **options: Any) -> EvidenceSourceLocator:
-    """`source_evidence` that also weighs where blood kept appearing over the history frames."""
-    return source_evidence(device, weights, **{"w_growth": 1.0, **options})
+    """`source_evidence` that also weighs the refill cue over the history frames."""
+    return source_evidence(device, weights, **{"w_refill": 1.0, **options})
+
+
+@register_model("source_evidence_red")
+def source_evidence_red(device: str = "auto", weights: str | None = None, **options: Any) -> EvidenceSourceLocator:
+    """The network of `weights` (default source_small) fused with the Red-Mask, dark blood, the
+    support, rim and centre priors (FusionConfig's defaults); `options` as for source_evidence."""
+    return from_options(SourceLocator.from_pretrained(weights or "small", device=device), **options)
 
 
 @register_model("source_paper")
@@ -54,6 +71,9 @@ def source_paper(device: str = "auto", weights: str | None = None, pretrained: s
         from bleedorigin.models.paper_weights import find_local  # `bleedorigin weights --download`
         pretrained = str(find_local("source_paper", "pe_spatial_small") or "")
     cfg = SourceConfig(**{**PAPER_MODEL, "pretrained": pretrained, **overrides})
+    # only the encoder is released: the head must be trained (configs/paper/source_paper.yaml)
+    log.warning("source_paper: no trained head given (weights=FOLDER); its points are random until "
+                "trained with `bleedorigin train source --config configs/paper/source_paper.yaml`")
     return SourceLocator.from_config(cfg, device=device, model_id="source:paper-untrained")
 
 

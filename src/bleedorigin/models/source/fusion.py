@@ -34,6 +34,7 @@ import torch
 
 from bleedorigin.errors import ConfigError
 from bleedorigin.models.base import SourceLocatorBase, allowed
+from bleedorigin.models.source.cues import CueConfig, outflow_map, refill_map, streak_map, stump_map
 from bleedorigin.models.source.evidence import (EvidenceConfig, centre_prior, flow_map, growth_map, rim_prior,
                                                 support_map)
 from bleedorigin.models.source.model import refined_peak
@@ -42,14 +43,15 @@ from bleedorigin.types import Point
 from bleedorigin.vision.color import dark_blood_mask, field_of_view, red_mask
 
 EPS = 1e-3
+FALLBACK_PRIOR = 1.5  # centre prior (equivalent radii) that decides when no weighed map has a peak
 ESTIMATES = ("peak", "mean", "shrink")
 
 
 @dataclass(frozen=True)
 class FusionConfig:
-    # w_net, w_red, w_dark, prior_sigma and the rim fraction: chosen by scripts/source_prior_fit.py
+    # w_net, w_red, w_dark, prior_sigma and the rim fraction: chosen by experiments/source_prior_fit.py
     # under the rule of docs/source.md ("How the default is chosen"); w_growth by
-    # scripts/source_fusion_select.py.
+    # experiments/source_fusion_select.py.
     w_net: float = 0.1        # weight of the network's log-heat
     w_red: float = 1.0        # weight of the smoothed Red-Mask
     red_sigma: float = 3.0    # px at the working resolution: a blood region, not single red pixels
@@ -59,11 +61,18 @@ class FusionConfig:
     w_flow: float = 0.0       # weight of the (normalised) flow-divergence map when history is given
     flow_min: float = 1e-3    # flow-map peak below which no blood flowed out: the map is left out
     prior_sigma: float = 1.5  # centre prior's std as a share of the view's equivalent radius (0: none)
+    w_support: float = 1.0    # weight of log support + log rim prior (0: the cues alone decide)
+    w_stump: float = 0.0      # weight of the (normalised) vessel-stump map (models.source.cues)
+    w_refill: float = 0.0     # weight of the (normalised) refill map, when history is given
+    w_streak: float = 0.0     # weight of the (normalised) streak-convergence map
+    w_outflow: float = 0.0    # weight of the (normalised) blood-outflow map, when history is given
     temperature: float = 1.0  # posterior = softmax(score / temperature)
     estimate: str = "peak"    # "peak" | "mean" | "shrink" (module docstring)
     shrink_full: float = 0.5  # "shrink": confidence at and above which the arg-max is kept as is
     conf_radius: float = 0.08  # share of the working width: places beyond twice this compete with the point
+    cand_temperature: float = 1.0  # `locate_candidates`: posterior temperature of the candidates' probabilities
     evidence: EvidenceConfig = field(default_factory=EvidenceConfig)
+    cues: CueConfig = field(default_factory=CueConfig)
 
     def __post_init__(self) -> None:
         if self.estimate not in ESTIMATES:
@@ -86,13 +95,19 @@ class EvidenceMaps:
     centre: np.ndarray         # log of the centre prior (zeros when there is none)
     centre_xy: tuple[float, float]
     posterior: np.ndarray
+    cues: dict[str, np.ndarray] = field(default_factory=dict)  # the weighted cue maps that had something to say
 
 
-def fuse(heat: np.ndarray, red: np.ndarray, support: np.ndarray, prior: np.ndarray,
+def fuse(heat: np.ndarray | None, red: np.ndarray, support: np.ndarray, prior: np.ndarray,
          growth: np.ndarray | None, cfg: FusionConfig, flow: np.ndarray | None = None,
-         centre: np.ndarray | None = None, dark: np.ndarray | None = None) -> np.ndarray:
-    """The fused log-score (h, w) of the rule in the module docstring."""
-    score = cfg.w_net * np.log(heat + EPS) + cfg.w_red * red + np.log(support + EPS) + np.log(prior + EPS)
+         centre: np.ndarray | None = None, dark: np.ndarray | None = None,
+         cues: dict[str, np.ndarray] | None = None) -> np.ndarray:
+    """The fused log-score (h, w) of the rule in the module docstring (`heat` None: w_net = 0)."""
+    score = cfg.w_red * red + cfg.w_support * (np.log(support + EPS) + np.log(prior + EPS))
+    if heat is not None and cfg.w_net > 0:
+        score = score + cfg.w_net * np.log(heat + EPS)
+    for name, m in (cues or {}).items():
+        score = score + cue_weight(cfg, name) * m / float(m.max())
     if centre is not None:
         score = score + centre
     if dark is not None and cfg.w_dark > 0:
@@ -100,6 +115,34 @@ def fuse(heat: np.ndarray, red: np.ndarray, support: np.ndarray, prior: np.ndarr
     for wt, m in counted(cfg, growth, flow):
         score = score + wt * m / float(m.max())
     return score.astype(np.float32)
+
+
+CUE_NAMES = ("stump", "refill", "streak", "outflow")
+HISTORY_CUES = ("refill", "outflow")
+
+
+def cue_weight(cfg: FusionConfig, name: str) -> float:
+    return float(getattr(cfg, f"w_{name}"))
+
+
+def cue_maps(small: np.ndarray, past: list[np.ndarray] | None, fov: np.ndarray,
+             cfg: FusionConfig) -> dict[str, np.ndarray]:
+    """The weighted cues of `cfg` that have something to say on this frame (and history)."""
+    out: dict[str, np.ndarray] = {}
+    for name in CUE_NAMES:
+        if cue_weight(cfg, name) <= 0 or (name in HISTORY_CUES and not past):
+            continue
+        if name == "stump":
+            m = stump_map(small, fov, cfg.cues)
+        elif name == "streak":
+            m = streak_map(small, fov, cfg.cues)
+        elif name == "refill":
+            m = refill_map(small, past or [], fov, cfg.cues)
+        else:
+            m = outflow_map(small, past or [], fov, cfg.cues)
+        if m is not None and float(m.max()) > 0:
+            out[name] = m
+    return out
 
 
 def counted(cfg: FusionConfig, growth: np.ndarray | None,
@@ -154,6 +197,25 @@ def point_estimate(m: EvidenceMaps, cfg: FusionConfig, radius: int) -> tuple[tup
     return top, conf
 
 
+def candidates(score: np.ndarray, k: int, radius: float, temperature: float) -> list[tuple[float, float, float]]:
+    """Up to `k` peaks (x, y, probability) of a fused score map, most probable first: peaks taken
+    by score, each farther than 2 * `radius` from every higher one; probability = the mass of
+    softmax(score / temperature) within `radius` of the peak (the chance that the source is
+    there, once the temperature is calibrated; they sum to at most 1). A sharp peak can score
+    highest and hold less mass than a broad one."""
+    h, w = score.shape
+    post = posterior(score, temperature).astype(np.float64)
+    ys, xs = np.mgrid[0:h, 0:w]
+    free = np.ones((h, w), bool)
+    out: list[tuple[float, float, float]] = []
+    while len(out) < k and free.any():
+        y, x = np.unravel_index(int(np.argmax(np.where(free, score, -np.inf))), score.shape)
+        d2 = (xs - x) ** 2 + (ys - y) ** 2
+        out.append((float(x), float(y), float(post[d2 <= radius ** 2].sum())))
+        free &= d2 > (2 * radius) ** 2
+    return sorted(out, key=lambda c: -c[2])
+
+
 class EvidenceSourceLocator(SourceLocatorBase):
     """The network (`base`, a `SourceLocator`) plus transferable evidence; `last_maps` keeps
     the maps of the latest call."""
@@ -174,7 +236,9 @@ class EvidenceSourceLocator(SourceLocatorBase):
         w, h = self.base.cfg.input_size
         small = cv2.resize(frame, (w, h), interpolation=cv2.INTER_AREA)
         fov = field_of_view(small)
-        heat = torch.sigmoid(self.base.heatmap(small)[0, 0]).cpu().numpy() * fov
+        heat = None  # the network runs only when it counts
+        if self.cfg.w_net > 0:
+            heat = torch.sigmoid(self.base.heatmap(small)[0, 0]).cpu().numpy() * fov
         red = cv2.GaussianBlur(red_mask(small), (0, 0), self.cfg.red_sigma) * fov
         dark = None
         if self.cfg.w_dark > 0:
@@ -183,19 +247,24 @@ class EvidenceSourceLocator(SourceLocatorBase):
         support = support_map(small, self.cfg.evidence, fov)
         prior = rim_prior(fov, self.cfg.evidence.rim_fraction)
         growth = flow = None
-        if history and (self.cfg.w_growth > 0 or self.cfg.w_flow > 0):  # costs; only when it counts
+        past = None
+        wants = self.cfg.w_growth > 0 or self.cfg.w_flow > 0 or any(cue_weight(self.cfg, c) > 0 for c in HISTORY_CUES)
+        if history and wants:  # costs; only when it counts
             past = [cv2.resize(check_frame(f), (w, h), interpolation=cv2.INTER_AREA) for f in history]
             if self.cfg.w_growth > 0:
                 growth = growth_map(small, past, self.cfg.evidence, fov)
             if self.cfg.w_flow > 0:
                 flow = flow_map(small, past, self.cfg.evidence, fov)
+        cues = cue_maps(small, past, fov, self.cfg)
         centre, centre_xy = centre_prior(fov, self.cfg.prior_sigma)
-        score = fuse(heat, red, support, prior, growth, self.cfg, flow, centre, dark)
+        score = fuse(heat, red, support, prior, growth, self.cfg, flow, centre, dark, cues)
+        if float(score.max() - score.min()) <= 1e-6:  # nothing weighed said anything: the middle of the view
+            score = centre_prior(fov, FALLBACK_PRIOR)[0]
         keep = allowed(exclude, (w, h))
         if keep is not None and keep.any():  # old blood (`locate`'s exclude) scores as the least likely place
             score = np.where(keep, score, score.min())
-        return EvidenceMaps(heat, red, dark, support, prior, growth, flow, centre, centre_xy,
-                            posterior(score, self.cfg.temperature))
+        return EvidenceMaps(np.ones((h, w), np.float32) if heat is None else heat, red, dark, support, prior,
+                            growth, flow, centre, centre_xy, posterior(score, self.cfg.temperature), cues)
 
     def locate(self, frame: np.ndarray, history: list[np.ndarray] | None = None,
                exclude: np.ndarray | None = None) -> Point:
@@ -209,8 +278,26 @@ class EvidenceSourceLocator(SourceLocatorBase):
         self.timings_ms = {"source": (time.perf_counter() - t0) * 1e3}
         return Point(float(np.clip(x, 0, in_size[0] - 1)), float(np.clip(y, 0, in_size[1] - 1)), conf)
 
+    def locate_candidates(self, frame: np.ndarray, history: list[np.ndarray] | None = None, k: int = 3,
+                          exclude: np.ndarray | None = None) -> list[Point]:
+        """Up to `k` separated peaks of the fused score, most probable first (one of them is
+        `locate`'s arg-max before sub-pixel refinement), each with the probability that the
+        source lies within `conf_radius` of it (`cand_temperature`, calibrated in docs/source.md)."""
+        m = self.maps(frame, history, exclude)
+        self.last_maps = m
+        score = self.cfg.temperature * np.log(m.posterior.astype(np.float64) + 1e-300)
+        w, h = self.base.cfg.input_size
+        in_size = (frame.shape[1], frame.shape[0])
+        out = []
+        for px, py, p in candidates(score, k, self.cfg.conf_radius * w, self.cfg.cand_temperature):
+            x, y = to_input(np.array([px, py]), in_size, (w, h))
+            out.append(Point(float(np.clip(x, 0, in_size[0] - 1)), float(np.clip(y, 0, in_size[1] - 1)),
+                             float(np.clip(p, 0.0, 1.0))))
+        return out
+
 
 def from_options(net: SourceLocator, **options: Any) -> EvidenceSourceLocator:
     """An `EvidenceSourceLocator` with FusionConfig / EvidenceConfig fields given by name."""
     ev = {k: options.pop(k) for k in list(options) if k in EvidenceConfig.__dataclass_fields__}
-    return EvidenceSourceLocator(net, FusionConfig(**options, evidence=EvidenceConfig(**ev)))
+    cues = {k: options.pop(k) for k in list(options) if k in CueConfig.__dataclass_fields__}
+    return EvidenceSourceLocator(net, FusionConfig(**options, evidence=EvidenceConfig(**ev), cues=CueConfig(**cues)))

@@ -16,13 +16,13 @@ import torch
 
 from bleedorigin.config import from_dict
 from bleedorigin.errors import ConfigError, InputError
-from bleedorigin.eval.metrics import point_errors
+from bleedorigin.io.video import FrameMapper
 from bleedorigin.models.base import SourceLocatorBase, allowed
 from bleedorigin.models.source.model import SourceConfig, SourceNet, refined_peak
 from bleedorigin.models.weights import find_weights, resolve_device
 from bleedorigin.types import Point
 from bleedorigin.vision.color import field_of_view, red_mask
-from bleedorigin.io.checkpoint import load_checkpoint
+from bleedorigin.io.checkpoint import build_model, load_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -55,14 +55,12 @@ def prepare(frame: np.ndarray, cfg: SourceConfig) -> tuple[np.ndarray, np.ndarra
 
 
 def to_model(xy: np.ndarray, in_size: tuple[int, int], model_size: tuple[int, int]) -> np.ndarray:
-    """Input pixels -> network pixels (pixel centres at integers: the half-pixel convention)."""
-    s = np.array(model_size, np.float64) / np.array(in_size, np.float64)
-    return (np.asarray(xy, np.float64) + 0.5) * s - 0.5
+    """Input pixels -> network pixels (the half-pixel convention of io.video.FrameMapper)."""
+    return FrameMapper(in_size, model_size).to_model(xy)
 
 
 def to_input(xy: np.ndarray, in_size: tuple[int, int], model_size: tuple[int, int]) -> np.ndarray:
-    s = np.array(in_size, np.float64) / np.array(model_size, np.float64)
-    return (np.asarray(xy, np.float64) + 0.5) * s - 0.5
+    return FrameMapper(in_size, model_size).to_input(xy)
 
 
 class SourceLocator(SourceLocatorBase):
@@ -88,12 +86,8 @@ class SourceLocator(SourceLocatorBase):
         config, state = load_checkpoint(folder, stage="source")
         cfg = from_dict(SourceConfig, {**config.get("model", {}), "pretrained": ""},
                         f"{folder}/config.json model")  # the trained weights already include the encoder
-        net = SourceNet(cfg)
-        try:
-            net.load_state_dict(state)
-        except RuntimeError as e:
-            raise InputError(f"{folder}: weights do not match the config ({str(e).splitlines()[0]})") from None
-        return cls(net, device, model_id=f"source:{folder.name}@{str(config.get('checksum', ''))[:12]}")
+        net = build_model(folder, lambda: SourceNet(cfg), state)
+        return cls(net, device, model_id=f"source:{folder.name}@{config['checksum'][:12]}")
 
     @classmethod
     def from_config(cls, cfg: SourceConfig, device: str = "cpu", seed: int = 0,
@@ -128,52 +122,3 @@ class SourceLocator(SourceLocatorBase):
         x, y = to_input(xy[0].cpu().numpy(), in_size, tuple(self.cfg.input_size))
         self.timings_ms = {"source": (time.perf_counter() - t0) * 1e3}
         return Point(float(np.clip(x, 0, in_size[0] - 1)), float(np.clip(y, 0, in_size[1] - 1)), float(conf[0]))
-
-
-# ----------------------------------------------------------------------------- evaluation
-
-THRESHOLDS_PX = (10, 25, 50, 75, 100)
-
-
-def _scaled_errors(pred: np.ndarray, gt: np.ndarray, sizes: np.ndarray) -> np.ndarray:
-    """Euclidean errors after scaling x by 512/W and y by 384/H (paper protocol)."""
-    return np.array([point_errors(p, g, tuple(s))[0] for p, g, s in zip(pred, gt, sizes)])
-
-
-def evaluate_source(locator: SourceLocatorBase, items: Any) -> dict[str, Any]:
-    """Score a source locator on labelled frames.
-
-    `items`: iterable of `(frame, (x, y))` or dicts with "frame", "xy" (input pixels) and
-    optional "id", "scenario", "history" (earlier frames, oldest first, handed to the locator).
-    Returns Err_avg / median (px at 512x384), Acc below {10, 25, 50, 75, 100} px as fractions,
-    per-item predictions, confidences, errors and timings, and per-scenario Err_avg when
-    scenarios are given.
-    """
-    preds, confs, gts, sizes, ids, scen, ms = [], [], [], [], [], [], []
-    for i, item in enumerate(items):
-        history = None
-        if isinstance(item, dict):
-            frame, xy, history = item["frame"], item["xy"], item.get("history")
-        else:
-            frame, xy = item
-        frame = check_frame(frame)
-        t0 = time.perf_counter()
-        p = locator.locate(frame, history=history or None)
-        ms.append((time.perf_counter() - t0) * 1e3)
-        preds.append((p.x, p.y))
-        confs.append(float(p.confidence))
-        gts.append(tuple(float(v) for v in np.asarray(xy).reshape(-1)[:2]))
-        sizes.append((frame.shape[1], frame.shape[0]))
-        ids.append(str(item.get("id", i)) if isinstance(item, dict) else str(i))
-        scen.append(str(item.get("scenario", "")) if isinstance(item, dict) else "")
-    if not preds:
-        raise InputError("evaluate_source: no items to evaluate")
-    err = _scaled_errors(np.array(preds, np.float64), np.array(gts, np.float64), np.array(sizes, np.float64))
-    out: dict[str, Any] = {"n": len(err), "err_avg": float(err.mean()), "err_median": float(np.median(err))}
-    out.update({f"acc_{t}": float((err < t).mean()) for t in THRESHOLDS_PX})
-    out["items"] = [{"id": k, "pred": list(p), "confidence": c, "gt": list(g), "error_px": float(e), "scenario": s}
-                    for k, p, c, g, e, s in zip(ids, preds, confs, gts, err, scen)]
-    if any(scen):
-        out["per_scenario"] = {s: float(err[[x == s for x in scen]].mean()) for s in sorted(set(scen))}
-    out["p50_ms"], out["p95_ms"] = float(np.percentile(ms, 50)), float(np.percentile(ms, 95))
-    return out

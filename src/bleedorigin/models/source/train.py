@@ -36,6 +36,7 @@ from torch import nn
 from bleedorigin import MODEL_SIZE
 from bleedorigin.config import from_dict, to_dict
 from bleedorigin.errors import InputError
+from bleedorigin.io.importers import read_sparse_labels
 from bleedorigin.models.source.model import SourceConfig, SourceNet, refined_peak, soft_argmax
 from bleedorigin.models.source.predictor import compute_red_mask, to_model
 from bleedorigin.models.source.pseudo_labels import gaussian_heatmaps, propagate_point
@@ -78,6 +79,7 @@ class SourceDataConfig:
                                       # (resolution drop to ~112 px and back, blur, JPEG, white balance)
     bench_dirs: tuple[str, ...] = ()  # your own annotated clips (benchmark folders or clip folders)
     bench_fraction: float = 0.5       # share of training samples drawn from bench_dirs when given
+    bench_stride: int = 5             # with a clip's dense labels (labels_dense.json): every this many frames
 
 
 def _sim_clip(kind: str, seed: int, frames: int | None, vary_blood: bool = False,
@@ -109,27 +111,48 @@ def source_labels(clip: Any) -> dict[int, tuple[float, float]]:
             if t >= start and len(p) == 1 and p[0] is not None}
 
 
+def bench_labels(clip: Any, stride: int) -> tuple[dict[int, tuple[float, float]], dict[int, tuple[float, float]]]:
+    """(training labels, every known label) of one of your clips: its source labels, and when it has
+    dense labels (labels_dense.json, a single-point clip) every `stride`-th frame of them too; the
+    dense labels also give the predecessors' labels, so no flow is needed for those."""
+    labels = source_labels(clip)
+    if not labels:
+        return {}, {}
+    dense = getattr(clip, "dense_labels", None)
+    if clip.kind != "sparse" or dense is None or not Path(dense).is_file():
+        return labels, labels
+    known = {t: (float(p[0][0]), float(p[0][1])) for t, p in read_sparse_labels(Path(dense)).items()
+             if len(p) == 1 and p[0] is not None}
+    picked = {t: xy for t, xy in known.items() if t % max(1, stride) == 0}
+    return {**picked, **labels}, {**known, **labels}
+
+
 def bench_source_items(roots: tuple[str, ...], size: tuple[int, int], d: SourceDataConfig) -> list[dict[str, np.ndarray]]:
     """Your own labelled frames as training items shaped like `SourceTask.train_clip`: the
-    labelled frame last, its `pseudo_n` predecessors before it, labels carried back with flow."""
+    labelled frame last, its `pseudo_n` predecessors before it, their labels from the dense labels
+    where the clip has them, else the label carried back with flow."""
     from bleedorigin.io.bench import discover_clips
     from bleedorigin.io.video import read_frames
     from bleedorigin.utils.progress import track
 
     clips = [c for root in roots for c in discover_clips(root) if c.split in (None, "train")]
-    wanted = [(c, source_labels(c)) for c in clips]
-    wanted = [(c, labels) for c, labels in wanted if labels]
+    wanted = [(c, *bench_labels(c, d.bench_stride)) for c in clips]
+    wanted = [w for w in wanted if w[1]]
     if not wanted:
         raise InputError(f"data.bench_dirs {list(roots)}: no training clips with bleeding-source labels")
     items = []
-    for clip, labels in track(wanted, description="reading your labelled clips"):
+    for clip, labels, known in track(wanted, description="reading your labelled clips"):
         video = read_frames(clip.video)
         in_size = (video.shape[2], video.shape[1])
         for t, xy in sorted(labels.items()):
             if t >= len(video):
                 continue
             frames = video[max(0, t - d.pseudo_n):t + 1]
-            chain = propagate_point(frames, len(frames) - 1, xy, d.pseudo_n, -1, d.flow_preset)
+            before = [known.get(t - k) for k in range(1, d.pseudo_n + 1)]
+            if all(p is not None for p in before[:len(frames) - 1]):
+                chain = np.array([p if p is not None else (np.nan, np.nan) for p in before], np.float64)
+            else:
+                chain = propagate_point(frames, len(frames) - 1, xy, d.pseudo_n, -1, d.flow_preset)
             gt = np.full((len(frames), 2), np.nan, np.float32)
             gt[-1] = to_model(np.array(xy), in_size, size)
             pseudo = np.full((len(frames), d.pseudo_n, 2), np.nan, np.float32)

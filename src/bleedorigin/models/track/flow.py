@@ -47,7 +47,7 @@ from bleedorigin.models.registry import register_model
 from bleedorigin.vision.motion import scene_motion
 from bleedorigin.types import TrackPoint
 from bleedorigin.vision.color import BLOOD_THRESHOLD, field_of_view, red_mask
-from bleedorigin.vision.flow import dis_flow, sample_flow_points, to_gray
+from bleedorigin.vision.flow import dis_flow, lk_refine, sample_flow_points, to_gray
 
 DELTAS = (1, 2, 4, 8, 16, 32)
 WINDOW = 8     # half-width (tracker px) of the window whose blood share hides the point
@@ -58,6 +58,12 @@ FIT_PX = 1.0   # "visible": RANSAC inlier distance of a sample (tracker px)
 EDGE = 3       # "visible": margin (tracker px) around blood whose flow is not used
 PATCH = 4      # half-width of the patches compared for the photometric cost
 FLAT = 2.0     # gray levels of contrast below which a patch counts as flat
+REFINE_WIN = 21  # LK window (input px) of the refinement at the input resolution
+REFINE_REACH = 2.0  # tracker px a refinement of another reference's coarse candidate may move it
+REFINE_LEVELS = 2  # pyramid levels above the input's of that LK (one more above 3x the tracker size)
+APPEAR = 8  # half-width (tracker px) of the patches that keep a point's appearance
+APPEAR_MEMORY = 4  # appearances kept per point: the first and the latest three
+APPEAR_EVERY = 8  # frames between the appearances kept
 OCCLUDED_MOTIONS = ("surround", "scene", "visible")
 
 
@@ -69,12 +75,18 @@ class MultiFlowTracker(PointTrackerBase):
     def __init__(self, size: tuple[int, int] = (256, 192), deltas: Sequence[int] = DELTAS, preset: str = "fast",
                  step_var: float = 0.25, photo_scale: float = 0.2, fb_occluded: float = 1.0,
                  occluded_var: float = 4.0, blood_hidden: float = 0.5, sigma_conf: float = 4.0,
-                 occluded_motion: str = "visible", name: str = "track_mft_visible"):
+                 occluded_motion: str = "visible", refine: bool = False, refine_fb: float = 1.0,
+                 photo_hidden: float = 0.5, appear_hidden: float | None = None, name: str = "track_mft_visible"):
         """Sizes and variances in pixels of the tracker resolution `size`; `fb_occluded`: forward-
         backward error (px) above which a small step is occluded; `blood_hidden`: blood share of
         the window around the point above which it is hidden; `occluded_motion`: what carries an
         occluded point, "surround" (median flow around it), "scene" (the view's similarity) or
-        "visible" (a similarity fitted to the visible tissue around it)."""
+        "visible" (a similarity fitted to the visible tissue around it); `refine`: also move each
+        point by its own motion at the input resolution (LK in a window), a candidate kept when
+        its forward-backward error is within `refine_fb` input px (plus 2 % of the motion) and
+        its patch mismatch below `photo_hidden`; `appear_hidden`: a step is occluded where the
+        patch at the point matches none of its earlier appearances (1 - NCC above it; None: no
+        such test)."""
         if occluded_motion not in OCCLUDED_MOTIONS:
             raise InputError(f"occluded_motion {occluded_motion!r}: expected one of {', '.join(OCCLUDED_MOTIONS)}")
         if not deltas or any(int(d) < 1 for d in deltas):
@@ -84,6 +96,10 @@ class MultiFlowTracker(PointTrackerBase):
         self.step_var, self.photo_scale, self.fb_occluded = step_var, photo_scale, fb_occluded
         self.occluded_var, self.occluded_motion = occluded_var, occluded_motion
         self.blood_hidden, self.sigma_conf = blood_hidden, sigma_conf
+        self.refine, self.refine_fb, self.photo_hidden = refine, refine_fb, photo_hidden
+        self.appear_hidden = appear_hidden
+        # with refinement, callers give frames at the video's own resolution, not resized
+        self.native_frames = refine
         self.name = self.model_id = name
         self.mapper: FrameMapper | None = None
 
@@ -95,32 +111,74 @@ class MultiFlowTracker(PointTrackerBase):
         return self.step_many(frame)[0]
 
     def start_many(self, frame: np.ndarray, points: Sequence[tuple[float, float]], frame_index: int = 0) -> None:
-        self.mapper = FrameMapper(frame.shape[1::-1], self.size)
+        """Start on `frame` (index `frame_index`) with `points` (x, y in its pixels); forgets
+        any earlier points."""
         pts = np.asarray(points, np.float64).reshape(-1, 2)
         if len(pts) == 0:
             raise InputError("start_many: no points given")
+        self.mapper = FrameMapper(frame.shape[1::-1], self.size)
         self.t, self.first = 0, int(frame_index)
-        small = self._resize(frame)
-        self.gray, self.tissue = {0: to_gray(small)}, {0: self._tissue(small, red_mask(small) > BLOOD_THRESHOLD)}
-        self.xy = {0: self.mapper.to_model(pts)}
-        self.var = {0: np.zeros(len(pts))}
-        self.occluded = {0: np.zeros(len(pts), bool)}
+        self.gray, self.tissue, self.fine = {}, {}, {}
+        self.xy, self.var, self.occluded = {0: np.zeros((0, 2))}, {0: np.zeros(0)}, {0: np.zeros(0, bool)}
+        self.anchor = np.zeros(0, int)  # frame each point was given on: a reference while it is tracked
+        side = 2 * APPEAR + 1  # appearances of each point: the patch it was given with, then later ones
+        self.templates = np.zeros((0, APPEAR_MEMORY, side, side), np.float32)
+        self._store_frame(0, frame)
+        self.add_points(pts)
+
+    def add_points(self, points: Sequence[tuple[float, float]]) -> list[int]:
+        """Add points (x, y in pixels of the frame last given to `start_many` / `step_many`) on
+        that frame; they are tracked from the next `step_many` on, after the points already
+        there. Returns their indices in `step_many`'s list."""
+        if self.mapper is None:
+            raise InputError("add_points() called before start_many()")
+        pts = np.asarray(points, np.float64).reshape(-1, 2)
+        w, h = self.mapper.in_size
+        if len(pts) and not ((pts >= -0.5).all() and (pts[:, 0] <= w - 0.5).all() and (pts[:, 1] <= h - 0.5).all()):
+            raise InputError(f"add_points: a point lies outside the {w}x{h} frame")
+        t, n = self.t, len(self.anchor)
+        for r in self.xy:  # on earlier frames the new points have no position: never a usable reference
+            here = r == t
+            self.xy[r] = np.concatenate([self.xy[r], self.mapper.to_model(pts)])
+            self.var[r] = np.concatenate([self.var[r], np.zeros(len(pts)) if here else np.full(len(pts), np.inf)])
+            self.occluded[r] = np.concatenate([self.occluded[r], np.full(len(pts), not here)])
+        self.anchor = np.concatenate([self.anchor, np.full(len(pts), t)])
+        first = _patches(self.gray[t], self.mapper.to_model(pts), APPEAR)[:, None]
+        empty = np.full((len(pts), APPEAR_MEMORY - 1, *first.shape[2:]), np.nan, np.float32)
+        self.templates = np.concatenate([self.templates, np.concatenate([first, empty], 1)])
+        return list(range(n, n + len(pts)))
+
+    def drop_points(self, indices: Sequence[int]) -> None:
+        """Stop tracking the points at `indices` of `step_many`'s list; the later ones move up."""
+        drop = np.zeros(len(self.anchor), bool)
+        for i in indices:
+            if not 0 <= int(i) < len(drop):
+                raise InputError(f"drop_points: no point {i} (tracking {len(drop)})")
+            drop[int(i)] = True
+        for state in (self.xy, self.var, self.occluded):
+            for r in state:
+                state[r] = state[r][~drop]
+        self.anchor, self.templates = self.anchor[~drop], self.templates[~drop]
 
     def step_many(self, frame: np.ndarray) -> list[TrackPoint]:
+        """Track every point into `frame`, the next frame of the stream; one TrackPoint each."""
         if self.mapper is None:
             raise InputError("step() called before start()")
         self.t += 1
-        t, small = self.t, self._resize(frame)
-        gray, blood = to_gray(small), red_mask(small) > BLOOD_THRESHOLD
-        refs = sorted({max(0, t - d) for d in self.deltas} | {0})
-        tissue = self._tissue(small, blood)
-        cand = np.stack([self._candidate(r, gray, blood, tissue) for r in refs])  # (R, K, 4): x, y, var, occluded
+        t = self.t
+        gray, blood, tissue = self._store_frame(t, frame)
+        refs = sorted(({max(0, t - d) for d in self.deltas} | set(self.anchor.tolist())) & set(self.xy))
+        coarse = [self._candidate(r, gray, blood, tissue) for r in refs]  # each (K, 4): x, y, var, occluded
+        cand = np.stack([c for c, _ in coarse])
+        for src, refined in self._refined(refs, coarse, blood):  # a kept refinement replaces its coarse candidate
+            good = np.flatnonzero(np.isfinite(refined[:, 2]))
+            cand[[refs.index(r) for r in src[good]], good] = refined[good]
         var, occluded = cand[..., 2], cand[..., 3] > 0
         # the unoccluded candidate of lowest variance; when all are occluded, the lowest variance one
         best = np.where((~occluded).any(0), np.argmin(np.where(occluded, np.inf, var), axis=0), np.argmin(var, axis=0))
         chosen = cand[best, np.arange(cand.shape[1])]  # (K, 4)
-        self.gray[t], self.tissue[t] = gray, tissue
         self.xy[t], self.var[t], self.occluded[t] = chosen[:, :2], chosen[:, 2], chosen[:, 3] > 0
+        self._remember(t, ~self.occluded[t])
         self._forget(t)
         w, h = self.size
         out = self.mapper.to_input(np.clip(chosen[:, :2], [0, 0], [w - 1, h - 1]))
@@ -128,14 +186,21 @@ class MultiFlowTracker(PointTrackerBase):
         return [TrackPoint(self.first + t, float(p[0]), float(p[1]), float(c), not bool(o))
                 for p, c, o in zip(out, confidence, self.occluded[t])]
 
-    # ------------------------------------------------------------------ internals
-    def _resize(self, frame: np.ndarray) -> np.ndarray:
+    def _store_frame(self, t: int, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """Keep what later steps need of frame t: its gray image at the tracker size and at the
+        input size, and its visible tissue; return (gray, blood, tissue) at the tracker size."""
         if not isinstance(frame, np.ndarray) or frame.ndim != 3 or frame.shape[2] != 3:
             raise InputError(f"expected an RGB frame (H, W, 3), got {getattr(frame, 'shape', None)}")
         assert self.mapper is not None
         if frame.shape[1::-1] != self.mapper.in_size:
             raise InputError(f"frame size changed from {self.mapper.in_size} to {frame.shape[1::-1]} while tracking")
-        return self.mapper.resize(frame)
+        small = self.mapper.resize(frame)
+        gray, blood = to_gray(small), red_mask(small) > BLOOD_THRESHOLD
+        tissue = self._tissue(small, blood)
+        self.gray[t], self.tissue[t] = gray, tissue
+        if self.refine:
+            self.fine[t] = to_gray(frame)
+        return gray, blood, tissue
 
     def _tissue(self, small: np.ndarray, blood: np.ndarray) -> np.ndarray | None:
         """Pixels of visible tissue (in the lit view, not blood), for the "visible" motion only."""
@@ -145,22 +210,25 @@ class MultiFlowTracker(PointTrackerBase):
         near_blood = cv2.dilate(blood.astype(np.uint8), np.ones((2 * EDGE + 1, 2 * EDGE + 1), np.uint8)) > 0
         return field_of_view(small) & ~near_blood
 
-    def _candidate(self, r: int, gray: np.ndarray, blood: np.ndarray, tissue: np.ndarray | None) -> np.ndarray:
+    def _candidate(self, r: int, gray: np.ndarray, blood: np.ndarray,
+                   tissue: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
         """(K, 4): each point moved from reference r into the new frame, its variance, and
-        whether the step (or the reference) is occluded."""
+        whether the step (or the reference) is occluded; and (K, 2) where the point's own flow
+        takes it, whatever the occlusion test says."""
         fwd = self.dis.calc(self.gray[r], gray, None)
         bwd = self.dis.calc(gray, self.gray[r], None)
         p = self.xy[r]
         f = sample_flow_points(fwd, p)
         b = sample_flow_points(bwd, p + f)
         q, m = p + f, _surround_motion(fwd, p)  # m: how the tissue around the point moved
+        own = q.copy()
         fb2 = ((f + b) ** 2).sum(1)
         photo = _patch_mismatch(self.gray[r], p, gray, q)
         w, h = self.size
         # a point whose surroundings leave the view leaves too (its own flow cannot point outside)
         outside = ~(_in_view(q, w, h) & _in_view(p + m, w, h))
         inconsistent = fb2 > 0.01 * ((f ** 2).sum(1) + (b ** 2).sum(1)) + self.fb_occluded ** 2
-        step_occluded = outside | inconsistent | (_window_mean(blood, q) > self.blood_hidden)
+        step_occluded = outside | inconsistent | (_window_mean(blood, q) > self.blood_hidden) | self._unlike(gray, q)
         step = self.step_var + fb2 + (photo / self.photo_scale) ** 2
         if step_occluded.any():  # no trustworthy flow at the point: move it with the tissue around it
             m, back = self._carry(r, fwd, bwd, tissue, p, m)
@@ -168,7 +236,82 @@ class MultiFlowTracker(PointTrackerBase):
             q = np.where(step_occluded[:, None], p + m, q)
             step = np.where(step_occluded, self.step_var + self.occluded_var + fb_m2, step)
         occluded = self.occluded[r] | step_occluded
-        return np.column_stack([q, self.var[r] + step, occluded])
+        return np.column_stack([q, self.var[r] + step, occluded]), own
+
+    def _unlike(self, gray: np.ndarray, xy: np.ndarray, idx: np.ndarray | None = None) -> np.ndarray:
+        """(K,) the patch at `xy` matches none of the earlier appearances of the points (`idx`:
+        of those points only): an occluder that moves on consistently, which flow alone follows."""
+        if self.appear_hidden is None:
+            return np.zeros(len(xy), bool)
+        templates = self.templates if idx is None else self.templates[idx]
+        return _appearance_mismatch(templates, _patches(gray, xy, APPEAR)) > self.appear_hidden
+
+    def _remember(self, t: int, visible: np.ndarray) -> None:
+        """Every `APPEAR_EVERY` frames, add the patch of each visible point that still looks like
+        one of its appearances to them (the oldest one but the first given way to it), so slow
+        changes of lighting and shape are followed and an occluder is not learnt."""
+        if self.appear_hidden is None or t % APPEAR_EVERY:
+            return
+        patch = _patches(self.gray[t], self.xy[t], APPEAR)
+        fresh = visible & (_appearance_mismatch(self.templates, patch) < self.appear_hidden / 2)
+        slot = 1 + (t // APPEAR_EVERY) % (APPEAR_MEMORY - 1)
+        self.templates[fresh, slot] = patch[fresh]
+
+    def _refined(self, refs: list[int], coarse: list[tuple[np.ndarray, np.ndarray]],
+                 blood: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Refined candidates, each (source frame (K,), (K, 4)), from each point's own motion at the input resolution
+        (pyramidal LK in a window, started where the coarse flow puts it): from the previous
+        frame (whatever the coarse occlusion test says there), and from the unoccluded coarse
+        candidate of lowest variance of another reference. Where the coarse flow hides every
+        candidate of another reference, no LK guess is made from there: started from a wrong
+        place, LK can settle on a look-alike."""
+        if not self.refine:
+            return []
+        t, k = self.t, len(self.anchor)
+        prev = refs.index(t - 1) if t - 1 in refs else None
+        other = [i for i in range(len(refs)) if i != prev]
+        src_best, guess_best = np.full(k, -1), np.zeros((k, 2))
+        if other:
+            c = np.stack([coarse[i][0] for i in other])  # (R', K, 4)
+            score = np.where(c[..., 3] > 0, np.inf, c[..., 2])
+            best = np.argmin(score, 0)
+            found = np.isfinite(score[best, np.arange(k)])
+            src_best[found] = np.array(refs)[np.array(other)[best[found]]]
+            guess_best[found] = c[best[found], np.flatnonzero(found), :2]
+        out = [(src_best, self._own_motion(src_best, guess_best, blood, reach=REFINE_REACH))]
+        if prev is not None:
+            src_prev = np.full(k, t - 1)
+            out.append((src_prev, self._own_motion(src_prev, coarse[prev][1], blood)))
+        return out
+
+    def _own_motion(self, src: np.ndarray, guess: np.ndarray, blood: np.ndarray,
+                    reach: float = np.inf) -> np.ndarray:
+        """(K, 4) candidates: point j moved by LK at the input resolution from its position on
+        frame src[j] (-1: none), starting from `guess` (tracker px); a candidate whose LK does
+        not come back (forward-backward), lands on blood or out of view, more than `reach`
+        tracker px from `guess`, or whose patch no longer matches is left out (infinite
+        variance)."""
+        assert self.mapper is not None
+        t, w, h = self.t, *self.size
+        out = np.column_stack([np.zeros((len(src), 2)), np.full(len(src), np.inf), np.ones(len(src))])
+        to_tracker = float(np.mean(self.mapper.scale))  # input px -> tracker px
+        levels = REFINE_LEVELS + (1 if to_tracker < 1 / 3 else 0)  # more reach where the coarse flow is coarser
+        for r in np.unique(src[src >= 0]):
+            idx = np.flatnonzero(src == r)
+            p = self.xy[r][idx]
+            start = self.mapper.to_input(p)
+            moved, fb, ok = lk_refine(self.fine[r], self.fine[t], start, self.mapper.to_input(guess[idx]),
+                                      REFINE_WIN, levels)
+            q = self.mapper.to_model(moved)
+            motion2 = ((moved - start) ** 2).sum(1)
+            consistent = ok & (fb ** 2 <= 0.02 * motion2 + self.refine_fb ** 2)
+            photo = _patch_mismatch(self.gray[r], p, self.gray[t], q)
+            near = np.hypot(*(q - guess[idx]).T) <= reach
+            good = (consistent & near & ~self.occluded[r][idx] & _in_view(q, w, h) & (photo < self.photo_hidden)
+                    & (_window_mean(blood, q) <= self.blood_hidden) & ~self._unlike(self.gray[t], q, idx))
+            var = self.var[r][idx] + self.step_var + (fb * to_tracker) ** 2 + (photo / self.photo_scale) ** 2
+            out[idx] = np.column_stack([q, np.where(good, var, np.inf), ~good])
+        return out
 
     def _carry(self, r: int, fwd: np.ndarray, bwd: np.ndarray, tissue: np.ndarray | None,
                xy: np.ndarray, surround: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -185,9 +328,10 @@ class MultiFlowTracker(PointTrackerBase):
 
     def _forget(self, t: int) -> None:
         """Keep the start frame and the frames a later step can still reach."""
-        oldest = t + 1 - max(self.deltas)
-        for r in [r for r in self.gray if 0 < r < oldest]:
+        oldest, anchors = t + 1 - max(self.deltas), set(self.anchor.tolist())
+        for r in [r for r in self.gray if r < oldest and r not in anchors]:
             del self.gray[r], self.tissue[r], self.xy[r], self.var[r], self.occluded[r]
+            self.fine.pop(r, None)
 
 
 def _in_view(xy: np.ndarray, w: int, h: int) -> np.ndarray:
@@ -291,6 +435,28 @@ def _patch_mismatch(gray_a: np.ndarray, xy_a: np.ndarray, gray_b: np.ndarray, xy
     return np.array(out)
 
 
+def _patches(gray: np.ndarray, xy: np.ndarray, half: int) -> np.ndarray:
+    """(K, 2 half + 1, 2 half + 1) float32 patches of `gray` centred on sub-pixel points."""
+    offsets = np.arange(-half, half + 1, dtype=np.float32)
+    side = len(offsets)
+    xy = np.asarray(xy, np.float32).reshape(-1, 2)
+    mx = np.broadcast_to(xy[:, 0, None, None] + offsets[None, None, :], (len(xy), side, side))
+    my = np.broadcast_to(xy[:, 1, None, None] + offsets[None, :, None], (len(xy), side, side))
+    out = cv2.remap(gray.astype(np.float32), np.ascontiguousarray(mx.reshape(len(xy), -1)),
+                    np.ascontiguousarray(my.reshape(len(xy), -1)), cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return out.reshape(len(xy), side, side)
+
+
+def _appearance_mismatch(templates: np.ndarray, patches: np.ndarray) -> np.ndarray:
+    """(K,) 1 - the best normalised cross-correlation of each patch (K, S, S) with the point's
+    kept appearances (K, M, S, S; NaN where none is kept yet); flat patches compare by their
+    small contrast, as in `_patch_mismatch`."""
+    a = templates - templates.mean(axis=(2, 3), keepdims=True)  # NaN where no appearance is kept
+    b = (patches - patches.mean(axis=(1, 2), keepdims=True))[:, None]
+    ncc = (a * b).mean(axis=(2, 3)) / np.sqrt(((a ** 2).mean(axis=(2, 3)) + FLAT ** 2) * ((b ** 2).mean(axis=(2, 3)) + FLAT ** 2))
+    return 1.0 - np.nanmax(np.where(np.isnan(ncc), -np.inf, ncc), axis=1) if len(ncc) else np.zeros(0)
+
+
 # Configurations compared in docs/tracking.md; track_mft_visible is the default tracker.
 # Presets by registry name; the class defaults are the shipped one (track_mft_visible).
 CONFIGS = {
@@ -298,6 +464,7 @@ CONFIGS = {
     "track_mft": {"occluded_motion": "surround"},
     "track_mft512": {"occluded_motion": "surround", "size": (512, 384)},
     "track_mft_scene": {"occluded_motion": "scene"},
+    "track_mft_own": {"refine": True, "appear_hidden": 0.3},
 }
 
 

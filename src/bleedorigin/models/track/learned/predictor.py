@@ -17,8 +17,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from bleedorigin import MODEL_SIZE
 from bleedorigin.config import from_dict
 from bleedorigin.errors import InputError
+from bleedorigin.io.video import FrameMapper
 from bleedorigin.models.base import PointTrackerBase
 from bleedorigin.models.backbones.cnn import SepBlock, fallback_red_mask, red_mask
 from bleedorigin.models.track.learned.memory import TrackState
@@ -26,11 +28,10 @@ from bleedorigin.models.track.learned.model import TrackerConfig, TrackOnSmall
 from bleedorigin.vision.motion import MotionHint, check_hint_mode
 from bleedorigin.types import TrackPoint
 from bleedorigin.models.weights import find_weights, resolve_device
-from bleedorigin.io.checkpoint import load_checkpoint
+from bleedorigin.io.checkpoint import build_model, load_checkpoint
 
 log = logging.getLogger(__name__)
 
-MODEL_SIZE = (512, 384)
 WEIGHTS_FOLDER = "track_small"
 BLOOD_WINDOW = 16  # half-width (model px) of the window whose blood share `blood_fallback` reads
 BLOOD_PIXEL = 0.5  # Red-Mask value above which a pixel counts as blood
@@ -65,8 +66,7 @@ def load_tracker_net(name_or_path: str | Path = "small") -> tuple[TrackOnSmall, 
     folder = find_weights(name_or_path, WEIGHTS_FOLDER)
     config, state = load_checkpoint(folder, stage="track")
     cfg = from_dict(TrackerConfig, config.get("model", {}), f"{folder}/config.json model")
-    net = TrackOnSmall(cfg)
-    net.load_state_dict(state)
+    net = build_model(folder, lambda: TrackOnSmall(cfg), state)
     return net, config, folder
 
 
@@ -120,7 +120,7 @@ class PointTracker(PointTrackerBase):
         `label` names the configuration in the model id (`label:folder@checksum`)."""
         net, config, folder = load_tracker_net(name_or_path)
         settings = {**config.get("runtime", {}), **overrides}
-        return cls(net, device, model_id=f"{label}:{folder.name}@{str(config.get('checksum', ''))[:12]}", **settings)
+        return cls(net, device, model_id=f"{label}:{folder.name}@{config['checksum'][:12]}", **settings)
 
     @classmethod
     def tiny(cls, device: str = "cpu", seed: int = 0, **overrides: Any) -> PointTracker:
@@ -145,13 +145,11 @@ class PointTracker(PointTrackerBase):
 
     def _to_model(self, xy: np.ndarray) -> np.ndarray:
         assert self.in_size is not None
-        s = np.array(MODEL_SIZE, np.float64) / np.array(self.in_size, np.float64)
-        return (xy + 0.5) * s - 0.5
+        return FrameMapper(self.in_size).to_model(xy)
 
     def _to_input(self, xy: np.ndarray) -> np.ndarray:
         assert self.in_size is not None
-        s = np.array(self.in_size, np.float64) / np.array(MODEL_SIZE, np.float64)
-        return (xy + 0.5) * s - 0.5
+        return FrameMapper(self.in_size).to_input(xy)
 
     # ------------------------------------------------------------------ API
     def reset(self) -> None:

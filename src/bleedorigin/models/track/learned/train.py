@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from bleedorigin.config import from_dict, to_dict
+from bleedorigin.io.video import FrameMapper
 from bleedorigin.models.backbones.cnn import fallback_red_mask, red_mask
 from bleedorigin.models.track.learned.model import TrackerConfig, TrackOnSmall
 from bleedorigin.vision.motion import MotionHint
@@ -317,9 +318,8 @@ def prepare_sparse_clip(frames: np.ndarray, labels: dict[int, list[Any]], mask_s
     from bleedorigin.models.track.learned.pseudo_labels import pseudo_label_clip
     h, w = frames.shape[1:3]
     small = np.stack([cv2.resize(f, size, interpolation=cv2.INTER_AREA) for f in frames])
-    scale = np.array(size, np.float64) / np.array([w, h], np.float64)
-    lab = {k: [None if p is None else tuple((np.asarray(p, float) + 0.5) * scale - 0.5) for p in v]
-           for k, v in labels.items()}
+    mapper = FrameMapper((w, h), size)
+    lab = {k: [None if p is None else tuple(mapper.to_model(p)) for p in v] for k, v in labels.items()}
     gt, gm, ps, pm = pseudo_label_clip(small, lab, **pseudo_kw)
     return SparseTargets(frames_to_tensor(small, mask_source), torch.from_numpy(gt), torch.from_numpy(gm),
                          torch.from_numpy(ps), torch.from_numpy(pm))

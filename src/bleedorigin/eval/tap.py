@@ -1,0 +1,68 @@
+"""The point-tracking field's metrics, beside the paper's Acc@px and Err_avg (eval.metrics).
+
+Every (point, frame) pair scored counts as in TAP-Vid (Doersch et al. 2022) and STIR 2026:
+- delta^x: share of the frames where the truth is visible whose prediction is closer than x px
+  (strictly), whatever the predicted visibility; delta_avg (TAP-Vid) = ATA (STIR) = its mean over
+  the thresholds;
+- Jaccard_x = TP / (visible truth + FP), TP: predicted visible, truly visible and within x;
+  FP: predicted visible where the truth is hidden or the prediction is x or more away (a visible
+  truth predicted far away is both a miss and a false positive); AJ = the mean over thresholds;
+- OA: share of frames whose predicted visibility equals the truth's.
+
+Scales (each block is measured where its field measures it, so its numbers compare with that
+field's tables):
+- TAP-Vid: distances after scaling the frame to 256x256 (x*256/W, y*256/H), thresholds
+  TAPVID_THRESHOLDS; the paper's metrics stay at 512x384 (eval.metrics);
+- STIR 2026: pixels of the input video, thresholds STIR_THRESHOLDS (eval.stir).
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+TAPVID_SIZE = (256, 256)  # (W, H) TAP-Vid scores at
+TAPVID_THRESHOLDS = (1, 2, 4, 8, 16)  # px at TAPVID_SIZE
+STIR_THRESHOLDS = (2, 4, 8, 16, 32)  # px of the input video
+
+
+def jaccard_metrics(dist, pred_visible, gt_visible, thresholds: Sequence[float]) -> dict[str, Any]:
+    """AJ, delta_avg and OA of (N,) scored pairs: `dist` prediction-to-truth distances (any value
+    where the truth is hidden; inf for a missing prediction), visibilities as booleans.
+    Values with nothing to count (no visible truth, no pair) are None."""
+    dist = np.asarray(dist, np.float64).reshape(-1)
+    pred_vis = np.asarray(pred_visible, bool).reshape(-1)
+    gt_vis = np.asarray(gt_visible, bool).reshape(-1)
+    if not (len(dist) == len(pred_vis) == len(gt_vis)):
+        raise ValueError(f"{len(dist)} distances, {len(pred_vis)} predicted and {len(gt_vis)} true visibilities")
+    n_vis = int(gt_vis.sum())
+    dist = np.where(np.isnan(dist), np.inf, dist)
+    jaccard: dict[float, float | None] = {}
+    delta: dict[float, float | None] = {}
+    for th in thresholds:
+        within = dist < th
+        correct = within & gt_vis
+        delta[th] = float(correct.sum() / n_vis) if n_vis else None
+        tp = int((correct & pred_vis).sum())
+        fp = int((pred_vis & ~(within & gt_vis)).sum())
+        jaccard[th] = float(tp / (n_vis + fp)) if n_vis + fp else None
+    return {"aj": _mean(jaccard.values()), "delta_avg": _mean(delta.values()),
+            "oa": float((pred_vis == gt_vis).mean()) if len(dist) else None,
+            "jaccard": {str(k): v for k, v in jaccard.items()}, "delta": {str(k): v for k, v in delta.items()},
+            "n": len(dist), "visible": n_vis}
+
+
+def _mean(values) -> float | None:
+    vals = list(values)
+    return None if not vals or any(v is None for v in vals) else float(np.mean(vals))
+
+
+def average_over_clips(blocks: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """TAP-Vid averages its metrics per video, then over videos: the mean of each of AJ,
+    delta_avg and OA over the clips that have it, with n = number of clips averaged."""
+    out: dict[str, Any] = {"clips": len(blocks)}
+    for key in ("aj", "delta_avg", "oa"):
+        vals = [b[key] for b in blocks if b.get(key) is not None]
+        out[key] = float(np.mean(vals)) if vals else None
+    return out
