@@ -273,6 +273,23 @@ def _track_one(tracker: Any, frames: ClipFrames, start: int, xy: XY) -> dict[int
     return out
 
 
+def _track_all(tracker: Any, frames: ClipFrames, start: int, points: list[XY]) -> list[dict[int, list[float]]]:
+    """`_track_one` for all points at once (`start_many` / `step_many`)."""
+    out: list[dict[int, list[float]]] = [{} for _ in points]
+    for index, small in frames:
+        if index < start:
+            continue
+        if index == start:
+            tracker.start_many(small, [frames.to_model(xy) for xy in points], frame_index=start)
+            for o, xy in zip(out, points):
+                o[index] = [xy[0], xy[1], 1.0, 1.0]
+            continue
+        for o, tp in zip(out, tracker.step_many(small)):
+            x, y = frames.to_input((tp.x, tp.y))
+            o[index] = [round(x, 3), round(y, 3), round(float(tp.confidence), 5), float(bool(tp.visible))]
+    return out
+
+
 def eval_track(tracker: Any, clip: Any) -> dict[str, Any]:
     """Track every non-null start point to the end; score labelled frames (and dense truth)."""
     query = track_queries(clip)
@@ -285,9 +302,11 @@ def eval_track(tracker: Any, clip: Any) -> dict[str, Any]:
     dense_vis = dense_visible(clip) if dense_gt is not None else None
     # trackers that refine at the input resolution (`native_frames`) get the clip's own frames
     frames = ClipFrames(clip, native=getattr(tracker, "native_frames", False))
+    # a tracker whose points do not interact (`add_points`) tracks them all in one pass, each as alone
+    together = _track_all(tracker, frames, start, [xy for _, xy in points]) if hasattr(tracker, "add_points") else None
     tracks = []
-    for k, xy in points:
-        pred = _track_one(tracker, frames, start, xy)
+    for j, (k, xy) in enumerate(points):
+        pred = together[j] if together is not None else _track_one(tracker, frames, start, xy)
         rows, hidden = [], []
         for f in sorted(clip.labels):
             gt = _label_point(clip, f, k)
