@@ -116,6 +116,30 @@ def bench_stage(stage: str, name: str | None, frames: list[np.ndarray], device: 
             "gflops": None if flops is None else round(flops, 3), "peak_mb": round(_peak_mb(), 1)}
 
 
+POINT_COUNTS = (1, 16, 64, 256)  # points tracked at once in the tracker's many-point timing
+
+
+def bench_points(name: str | None, frames: list[np.ndarray], device: str) -> dict[str, dict]:
+    """Tracker speed with 1, 16, 64 and 256 points on a grid (`start_many` / `step_many`, one
+    flow per frame pair for all): frames/s, points/s and ms per frame; {} for trackers that take
+    one point at a time."""
+    model = load_stage("track", name, device)
+    if not hasattr(model, "start_many"):
+        return {}
+    h, w = frames[0].shape[:2]
+    n, out = len(frames), {}
+    for count in POINT_COUNTS:
+        side = int(np.ceil(np.sqrt(count)))
+        gx, gy = np.meshgrid(np.linspace(0.1, 0.9, side) * w, np.linspace(0.1, 0.9, side) * h)
+        points = list(zip(gx.ravel()[:count], gy.ravel()[:count]))
+        model.start_many(frames[0], points, frame_index=0)
+        timing = _time_calls(lambda i: model.step_many(frames[1 + i % (n - 1)]), max(10, n // max(1, count // 16)))
+        summary = timing.summary()
+        out[str(count)] = {"fps": summary["fps"], "points_per_s": round(summary["fps"] * count, 1),
+                           "p50_ms": summary["p50_ms"], "p95_ms": summary["p95_ms"]}
+    return out
+
+
 def bench_end_to_end(models: dict[str, str | None], frames: list[np.ndarray], device: str,
                      config: str | None = None) -> dict:
     from bleedorigin.pipeline import Pipeline
@@ -267,6 +291,10 @@ def run_bench(models: dict[str, str | None], frames: int = 300, device: str = "a
     for stage in stages:
         log.info("bench %s", stage)
         result["stages"][stage] = bench_stage(stage, models.get(stage), clip, device)
+        if stage == "track":
+            points = bench_points(models.get("track"), clip, device)
+            if points:
+                result["stages"]["track"]["points"] = points
     if baselines:
         from bleedorigin.models.loading import BASELINES
         for stage, names in BASELINES.items():
@@ -310,6 +338,10 @@ def format_bench(result: dict) -> str:
     lines = ["\n".join(rows)]
     if extra:
         lines.append(f"end to end by phase (frames/s): {extra}")
+    points = result["stages"].get("track", {}).get("points", {})
+    if points:
+        lines.append("tracker with many points (frames/s, points/s): " + ", ".join(
+            f"{k}: {r['fps']:.1f}, {r['points_per_s']:.0f}" for k, r in points.items()))
     for stage, r in result.get("onnxruntime", {}).items():
         lines.append(f"onnxruntime {stage} ({', '.join(r['graphs'])}): {r['fps']:.1f} frames/s, "
                      f"p50 {r['p50_ms']:.1f} ms, p95 {r['p95_ms']:.1f} ms (networks only)")

@@ -222,6 +222,12 @@ def bench(json_out: Optional[Path] = typer.Option(None, "--json", help="Also wri
           contention: bool = typer.Option(False, help="Also time end to end beside a second copy of the "
                                           "pipeline (another process, same --threads) on the same cores."),
           threads: Optional[int] = THREADS,
+          batch: bool = typer.Option(False, "--batch", help="Instead: archive throughput of `batch` "
+                                     "(videos/hour, real-time factor) with each of --batch-workers."),
+          batch_videos: int = typer.Option(6, help="--batch: copies of the sample clip in the archive."),
+          batch_workers: list[int] = typer.Option([1, 2], help="--batch: worker counts (repeat the option)."),
+          batch_clip: Optional[Path] = typer.Option(None, help="--batch: the clip copied into the archive "
+                                                    "(default: the shipped sample, 10 s, 2/3 of it bleeding)."),
           config: Optional[Path] = CONFIG, device: str = DEVICE) -> None:
     """Speed, latency, parameters, GFLOPs and peak memory per stage and end to end (512x384)."""
     from bleedorigin.bench import format_bench, run_bench
@@ -232,6 +238,15 @@ def bench(json_out: Optional[Path] = typer.Option(None, "--json", help="Also wri
     if json_out is not None:
         _writable(json_out, folder=False)
     _budget(threads)
+    if batch:
+        from bleedorigin.batch.bench import bench_batch, format_batch_bench
+        from bleedorigin.commands import SAMPLE_CLIP
+        result = bench_batch(batch_videos, tuple(batch_workers), batch_clip or SAMPLE_CLIP,
+                             "cpu" if device == "auto" else device)
+        typer.echo(format_batch_bench(result))
+        if json_out is not None:
+            write_json_atomic(json_out, result)
+        return
     result = run_bench({"onset": onset_model, "source": source_model, "track": track_model},
                        frames, device, baselines=baselines, onnx=onnx, memory_minutes=memory_minutes,
                        config=None if config is None else str(config), contention=contention)

@@ -286,8 +286,10 @@ def evaluate_stir_models(data_path: str | Path, out_dir: str | Path, start_file:
     from bleedorigin.eval.report import write_report
     from bleedorigin.models.loading import load_stage
 
-    # the zero-motion control is scored from the start points themselves (stir.still_predictions)
-    names = [n for n in model_lists(models, ("track",), baselines)["track"] if n != "track_still"]
+    # the zero-motion control is scored from the start points themselves (stir.still_predictions):
+    # the track_still baseline is run only when asked for by name
+    asked = model_lists(models, ("track",), baselines=False)["track"]
+    names = [n for n in model_lists(models, ("track",), baselines)["track"] if n != "track_still" or n in asked]
     out = Path(out_dir)
     trackers = {model_key(n): load_stage("track", n, device) for n in names}
     result = stir.evaluate_stir(data_path, start_file, end_file, trackers, out / "stir")
