@@ -5,6 +5,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Optional
 
@@ -591,7 +592,7 @@ def data_contact_sheet(out: Path = typer.Option(Path("docs/bleedsim_contact_shee
 
 # Signals that stop a command the way Ctrl-C does: what was computed is kept (`"complete": false`)
 # and the exit code is 128 + the signal number (SIGINT 130, SIGTERM 143, SIGHUP 129).
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
 
 
 def _stop(signum: int, frame: object) -> None:
@@ -631,7 +632,9 @@ def main(argv: list[str] | None = None) -> None:
 
 def _main(args: list[str]) -> None:
     debug = "--debug" in args
-    previous = {sig: signal.signal(sig, _stop) for sig in STOP_SIGNALS}
+    # handlers can be set only from the main thread (main() called from another keeps Python's)
+    in_main = threading.current_thread() is threading.main_thread()
+    previous = {sig: signal.signal(sig, _stop) for sig in STOP_SIGNALS} if in_main else {}
     _state["interrupted"] = None
     try:
         # Without standalone mode click returns typer.Exit codes (and command results) instead.
