@@ -122,6 +122,11 @@ def test_killed_worker_is_retried_without_duplicate_rows(batch: Path) -> None:
     assert [json.loads(line)["frame"] for line in lines] == list(range(70))  # cleared, not appended
 
 
+def _raised_in_jsonl(run_dir: Path) -> list[int]:
+    lines = (run_dir / "results.jsonl").read_text().splitlines()
+    return [r["frame"] for r in map(json.loads, lines) if r["onset"] is not None]
+
+
 def test_events_table_matches_the_result_files(batch: Path) -> None:
     pq = pytest.importorskip("pyarrow.parquet")
     rows = _csv(batch / "events.csv")
@@ -140,7 +145,8 @@ def test_events_table_matches_the_result_files(batch: Path) -> None:
         assert float(row["source_y"]) == pytest.approx(event["source"]["y"], abs=0.01)
         assert int(row["episode_end_frame"]) == event["track"][-1]["frame"]
         assert int(row["onset_frame"]) <= int(row["raised_at_frame"]) <= int(row["episode_end_frame"])
-        assert json.loads(row["source_revisions"]) == event.get("source_revisions", [])
+        assert json.loads(row["source_revisions"]) == event["source_revisions"]
+        assert int(row["raised_at_frame"]) == _raised_in_jsonl(batch / row["video"])[int(row["episode"]) - 1]
         assert row["onset_model"] == result["models"]["onset"]
     bleeds = [r for r in rows if r["video"] == "bleeds"]
     assert len(bleeds) == 1 and 20 <= int(bleeds[0]["onset_frame"]) <= 50  # true onset: frame 37
