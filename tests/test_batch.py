@@ -196,6 +196,13 @@ def test_ctrl_c_keeps_every_finished_video(clips: Path, tmp_path: Path) -> None:
     assert [r["video"] for r in _csv(out / "events.csv")] == ["quiet"]
 
 
+def test_quiet_rerun_prints_nothing(batch: Path, clips: Path) -> None:
+    cmd = [sys.executable, "-m", "bleedorigin", "batch", str(clips), "--out", str(batch), "-q"]
+    res = subprocess.run(cmd, capture_output=True, text=True, env=ENV, timeout=300)
+    assert res.returncode == 0 and res.stdout == "" and res.stderr == ""
+    assert [f["video"] for f in _csv(batch / "failures.csv")] == ["corrupt"]
+
+
 def test_cli_bad_input_is_one_line(tmp_path: Path) -> None:
     env = ENV
     cmd = [sys.executable, "-m", "bleedorigin", "batch", str(tmp_path / "nothing"), "--out", str(tmp_path / "o")]
