@@ -270,9 +270,13 @@ def batch(inputs: list[str] = typer.Argument(..., help="Video files, folders (se
           overlay: bool = typer.Option(False, help="Also write overlay.mp4 per video."),
           retries: int = typer.Option(2, help="Extra attempts for a video whose worker died or hit an "
                                       "unexpected error (bad input is not retried)."),
+          quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar, no line per video."),
           config: Optional[Path] = CONFIG, device: str = DEVICE) -> None:
     """Screen an archive: `run` on every video, resumable; a failing video never stops it."""
     from bleedorigin.batch import make_engine, run_batch
+    if quiet:  # as `bleedorigin -q batch ...`
+        _state["quiet"] = True
+        logging.getLogger().setLevel(logging.WARNING)
     _writable(out, folder=True)
     _check_config(config)
     summary = run_batch(inputs, out, make_engine(engine, workers, address, cpus_per_task, gpus_per_task),
