@@ -30,8 +30,19 @@ lowest variance (when every candidate is occluded, the lowest variance one, repo
 visible) and stores position, variance and occlusion for frame t: a point hidden for a while
 (blood, an instrument, glare) comes back through a reference from before it was hidden.
 
+With `refine` (`track_mft_own`), each point's own motion is also measured at the input's
+resolution: pyramidal LK in a window around the point, from the previous frame (started from its
+own coarse flow, whatever the coarse occlusion test says) and from the best unoccluded coarse
+candidate of another reference. A refined candidate whose LK comes back (forward-backward), lands
+in view and off blood and still matches its reference's patch replaces the coarse candidate of
+the same reference, so a point on an instrument moving against the tissue follows the instrument;
+only a point without such a candidate is carried by its surroundings. With `appear_hidden`
+(`track_mft_own_appear`), a step whose patch matches none of the point's kept appearances is
+occluded as well.
+
 Confidence: exp(-sigma / `sigma_conf`), sigma the square root of the variance (docs/tracking.md
-reports its calibration). Flows are computed once per (r, t) pair and shared by all points.
+reports its calibration). Flows are computed once per (r, t) pair and shared by all points;
+`add_points` / `drop_points` change the points mid-stream.
 """
 from __future__ import annotations
 
