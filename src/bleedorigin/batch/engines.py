@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import multiprocessing as mp
 import os
+import signal
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -32,6 +33,20 @@ def available_cores() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
         return os.cpu_count() or 1
+
+
+def _init_worker(threads: int) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # an idle worker leaves Ctrl-C to the batch
+    budget_threads(threads)
+
+
+def _interruptible(job_fn: JobFn, job: Job) -> Outcome:
+    """Ctrl-C stops the video being worked on (its folder says "complete": false)."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        return job_fn(job)
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _lost(job: Job, error: str, attempts: int) -> Outcome:
@@ -58,7 +73,7 @@ class LocalEngine:
 
     def _round(self, pending: deque[Job], attempts: dict[str, int], retries: int) -> Iterator[Outcome]:
         pool = ProcessPoolExecutor(self.workers, mp_context=mp.get_context("spawn"),
-                                   initializer=budget_threads, initargs=(self.threads,))
+                                   initializer=_init_worker, initargs=(self.threads,))
         running: dict[Future, Job] = {}
         broken = False
         try:
@@ -67,7 +82,7 @@ class LocalEngine:
                 while pending and not broken and len(running) < self.workers:
                     job = pending.popleft()
                     attempts[job.name] += 1
-                    running[pool.submit(self.job_fn, job)] = job
+                    running[pool.submit(_interruptible, self.job_fn, job)] = job
                 done, _ = wait(running, return_when=FIRST_COMPLETED)
                 for future in done:
                     job = running.pop(future)

@@ -17,7 +17,7 @@ from typing import Any
 
 from bleedorigin.batch.thumbs import FOLDER as THUMB_FOLDER, write_thumbnails
 from bleedorigin.commands import run_pipeline
-from bleedorigin.errors import BleedOriginError
+from bleedorigin.errors import BleedOriginError, InputError
 from bleedorigin.utils.jsonio import read_json
 
 log = logging.getLogger(__name__)
@@ -74,7 +74,8 @@ def clear_run(run_dir: Path) -> None:
     for leftover in run_dir.glob(".*"):  # temp files of atomic writes and the partial overlay
         if leftover.is_file() and (leftover.suffix == ".tmp" or ".partial" in leftover.name):
             leftover.unlink()
-    shutil.rmtree(run_dir / THUMB_FOLDER, ignore_errors=True)
+    for folder in (THUMB_FOLDER, "previous"):  # "previous": what `run` set aside before it stopped
+        shutil.rmtree(run_dir / folder, ignore_errors=True)
 
 
 def budget_threads(threads: int) -> None:
@@ -95,8 +96,11 @@ def run_job(job: Job) -> Outcome:
     t0, c0 = time.perf_counter(), time.process_time()
     try:
         path = run_pipeline(job.video, run_dir, None, None, None, job.device, job.overlay, False,
-                            config=job.config)
+                            config=job.config, overwrite=True)
         result = read_json(path)
+        if result.get("complete") is not True:  # the stream ended before the frames it announced
+            raise InputError(f"{job.video}: the stream ended early, after {result.get('frames')} frames "
+                             "(partial results kept, \"complete\": false)")
         write_thumbnails(result, job.video, run_dir)
     except BleedOriginError as e:
         if run_dir.is_dir() and not any(run_dir.iterdir()):

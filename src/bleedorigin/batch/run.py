@@ -87,7 +87,7 @@ class _Bar:
             log.info("done %s: %d frames, %d episode(s), %.1f frames/s", outcome.name, outcome.frames,
                      outcome.episodes, rate)
         else:
-            log.warning("failed %s: %s", outcome.name, outcome.error)
+            log.info("failed %s: %s", outcome.name, outcome.error)
 
 
 def make_engine(engine: str, workers: int, address: str | None, cpus_per_task: float,
