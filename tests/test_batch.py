@@ -122,6 +122,11 @@ def test_killed_worker_is_retried_without_duplicate_rows(batch: Path) -> None:
     assert [json.loads(line)["frame"] for line in lines] == list(range(70))  # cleared, not appended
 
 
+def _raised_in_jsonl(run_dir: Path) -> list[int]:
+    lines = (run_dir / "results.jsonl").read_text().splitlines()
+    return [r["frame"] for r in map(json.loads, lines) if r["onset"] is not None]
+
+
 def test_events_table_matches_the_result_files(batch: Path) -> None:
     pq = pytest.importorskip("pyarrow.parquet")
     rows = _csv(batch / "events.csv")
@@ -140,7 +145,8 @@ def test_events_table_matches_the_result_files(batch: Path) -> None:
         assert float(row["source_y"]) == pytest.approx(event["source"]["y"], abs=0.01)
         assert int(row["episode_end_frame"]) == event["track"][-1]["frame"]
         assert int(row["onset_frame"]) <= int(row["raised_at_frame"]) <= int(row["episode_end_frame"])
-        assert json.loads(row["source_revisions"]) == event.get("source_revisions", [])
+        assert json.loads(row["source_revisions"]) == event["source_revisions"]
+        assert int(row["raised_at_frame"]) == _raised_in_jsonl(batch / row["video"])[int(row["episode"]) - 1]
         assert row["onset_model"] == result["models"]["onset"]
     bleeds = [r for r in rows if r["video"] == "bleeds"]
     assert len(bleeds) == 1 and 20 <= int(bleeds[0]["onset_frame"]) <= 50  # true onset: frame 37
@@ -188,6 +194,13 @@ def test_ctrl_c_keeps_every_finished_video(clips: Path, tmp_path: Path) -> None:
     cut = out / "bleeds" / "result.json"
     assert not cut.exists() or json.loads(cut.read_text())["complete"] is False
     assert [r["video"] for r in _csv(out / "events.csv")] == ["quiet"]
+
+
+def test_quiet_rerun_prints_nothing(batch: Path, clips: Path) -> None:
+    cmd = [sys.executable, "-m", "bleedorigin", "batch", str(clips), "--out", str(batch), "-q"]
+    res = subprocess.run(cmd, capture_output=True, text=True, env=ENV, timeout=300)
+    assert res.returncode == 0 and res.stdout == "" and res.stderr == ""
+    assert [f["video"] for f in _csv(batch / "failures.csv")] == ["corrupt"]
 
 
 def test_cli_bad_input_is_one_line(tmp_path: Path) -> None:

@@ -97,3 +97,19 @@ def test_sim_keeps_the_finished_clips_usable(tmp_path):
     assert str(out / "manifest.json") in line
     clips = json.loads((out / "manifest.json").read_text())["clips"]
     assert 1 <= len(clips) < 50 and all((out / c["video"]).is_file() for c in clips)
+
+
+def test_cli_called_from_another_thread_still_answers(tmp_path, capsys):
+    from bleedorigin.cli import main
+    codes = []
+
+    def call() -> None:
+        try:
+            main(["data", "check", str(tmp_path / "missing")])
+        except SystemExit as e:
+            codes.append(e.code)
+
+    worker = threading.Thread(target=call)
+    worker.start()
+    worker.join(60)
+    assert codes == [2] and "error: not a folder" in capsys.readouterr().err

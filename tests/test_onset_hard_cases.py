@@ -13,10 +13,13 @@ def _bed(size=(128, 96)) -> np.ndarray:
     (the colour reference then sits on the white and the mucosa passes the colour masks)."""
     w, h = size
     rng = np.random.default_rng(3)
-    img = np.clip(np.array((196, 52, 50), np.float32) + rng.normal(0, 6, (h, w, 3)), 0, 255)
-    cv2.ellipse(img, (40, 48), (34, 40), 0, 0, 360, (232, 200, 196), -1)
-    for x, y in ((20, 20), (100, 70), (60, 15), (90, 30)):
-        cv2.circle(img, (x, y), 2, (250, 246, 244), -1)
+    img = np.clip(np.array((196, 52, 50), np.float32) + rng.normal(0, 3, (h, w, 3)), 0, 255)
+    cv2.ellipse(img, (round(0.31 * w), h // 2), (round(0.27 * w), round(0.42 * h)), 0, 0, 360, (232, 200, 196), -1)
+    for x, y in rng.uniform((5, 5), (w - 5, h - 5), (w * h // 3000, 2)).astype(int):
+        cv2.circle(img, (int(x), int(y)), 2, (250, 246, 244), -1)
+    # mid-frequency texture (mottling, fibres) the camera's motion can be read from
+    tex = cv2.GaussianBlur(rng.normal(0, 1, (h, w)).astype(np.float32), (0, 0), 2.0)
+    img *= (1 + 0.08 * tex / tex.std())[..., None]
     return img.astype(np.uint8)
 
 
@@ -31,10 +34,16 @@ def _shift(img: np.ndarray, dx: float, dy: float) -> np.ndarray:
 def test_static_crimson_bed_beside_white_submucosa_raises_nothing():
     """The colour masks take most of the crimson mucosa for blood (a static colour test would
     raise at frame 0); it neither spreads nor changes, so the check raises nothing, however long
-    it watches (still camera; a drifting synthetic bed is raised: docs/onset.md, limits)."""
+    it watches, with the camera still or drifting over it (inside an octagonal field stop)."""
+    from test_onset_present import _camera
+
     bed = _bed()
     assert _onsets(PresenceCheck(live=False), [bed] * 12) == [0]
     assert _onsets(PresenceCheck(), [bed] * 200) == []
+    world = _bed(size=(220, 170))
+    drift = [_camera(world, 30 + 0.4 * t, 20 + 0.2 * t) for t in range(150)]
+    assert _onsets(PresenceCheck(live=False), drift[:12]) == [0]
+    assert _onsets(PresenceCheck(), drift) == []
 
 
 def test_growing_point_bleed_on_the_bed_is_raised_within_30_frames():

@@ -4,6 +4,7 @@ the committed results files, or check that they agree.
     python tools/tables.py                 # rewrite every table
     python tools/tables.py --check         # exit 1 naming each table that differs from its results
     python tools/tables.py collect NAME [RUN_JSON]   # results/NAME.json from a run of its command
+    python tools/tables.py collect         # every results file whose run output is there
     python tools/tables.py list            # results files, their commands, tables and where shown
 """
 from __future__ import annotations
@@ -21,13 +22,19 @@ ROOT = Path(__file__).resolve().parents[1]
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("action", nargs="?", default="write", choices=("write", "collect", "list"))
-    parser.add_argument("name", nargs="?", help="collect: the results source (see `list`)")
+    parser.add_argument("name", nargs="?", help="collect: the results source (see `list`; default: all)")
     parser.add_argument("run_json", nargs="?", type=Path, help="collect: the JSON the run wrote "
                         "(default: the output its command names)")
     parser.add_argument("--check", action="store_true", help="write nothing; exit 1 if a table differs")
     args = parser.parse_args(argv)
     try:
-        if args.action == "collect":
+        if args.action == "collect" and args.name is None:
+            for source in results.SOURCES.values():
+                if (ROOT / source.output).is_file():
+                    print(f"wrote {results.collect(source, ROOT / source.output, ROOT).relative_to(ROOT)}")
+                else:
+                    print(f"skipped results/{source.name}.json: no {source.output} (run `{source.command}`)")
+        elif args.action == "collect":
             if args.name not in results.SOURCES:
                 raise InputError(f"unknown results source {args.name!r} (known: {', '.join(results.SOURCES)})")
             source = results.SOURCES[args.name]

@@ -5,6 +5,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Optional
 
@@ -269,9 +270,13 @@ def batch(inputs: list[str] = typer.Argument(..., help="Video files, folders (se
           overlay: bool = typer.Option(False, help="Also write overlay.mp4 per video."),
           retries: int = typer.Option(2, help="Extra attempts for a video whose worker died or hit an "
                                       "unexpected error (bad input is not retried)."),
+          quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar, no line per video."),
           config: Optional[Path] = CONFIG, device: str = DEVICE) -> None:
     """Screen an archive: `run` on every video, resumable; a failing video never stops it."""
     from bleedorigin.batch import make_engine, run_batch
+    if quiet:  # as `bleedorigin -q batch ...`
+        _state["quiet"] = True
+        logging.getLogger().setLevel(logging.WARNING)
     _writable(out, folder=True)
     _check_config(config)
     summary = run_batch(inputs, out, make_engine(engine, workers, address, cpus_per_task, gpus_per_task),
@@ -591,7 +596,7 @@ def data_contact_sheet(out: Path = typer.Option(Path("docs/bleedsim_contact_shee
 
 # Signals that stop a command the way Ctrl-C does: what was computed is kept (`"complete": false`)
 # and the exit code is 128 + the signal number (SIGINT 130, SIGTERM 143, SIGHUP 129).
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
 
 
 def _stop(signum: int, frame: object) -> None:
@@ -631,7 +636,9 @@ def main(argv: list[str] | None = None) -> None:
 
 def _main(args: list[str]) -> None:
     debug = "--debug" in args
-    previous = {sig: signal.signal(sig, _stop) for sig in STOP_SIGNALS}
+    # handlers can be set only from the main thread (main() called from another keeps Python's)
+    in_main = threading.current_thread() is threading.main_thread()
+    previous = {sig: signal.signal(sig, _stop) for sig in STOP_SIGNALS} if in_main else {}
     _state["interrupted"] = None
     try:
         # Without standalone mode click returns typer.Exit codes (and command results) instead.

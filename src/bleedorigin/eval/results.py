@@ -55,14 +55,14 @@ _MACHINE = {"data", "out"}  # absolute paths of the machine that ran it; the com
 
 
 def slim(result: Any) -> Any:
-    """The run's JSON without per-clip bulk, floats rounded to 4 decimals."""
+    """The run's JSON without per-clip bulk, floats rounded to 6 decimals."""
     if isinstance(result, dict):
         return {k: slim(v) for k, v in result.items()
                 if k not in _BULK and not (k == "clips" and isinstance(v, list))}
     if isinstance(result, list):
         return [slim(v) for v in result]
     if isinstance(result, float):
-        return round(result, 4)
+        return round(result, 6)
     return result
 
 

@@ -25,7 +25,6 @@ PAPER_TRACK = {"acc": {"10": 41.17, "25": 61.28, "50": 82.39, "75": 92.75, "100"
 
 ONSET_TOLERANCES = ("0", "1", "2", "4", "8", "16")
 PX = ("10", "25", "50", "75", "100")
-TRACK_BASELINES = ("track_lk", "track_dis", "track_scene")
 BASELINES_E2E = "onset_hsv+source_redmask+track_lk"
 DEFAULT_E2E = "onset_small+source_evidence+track_mft_visible"
 
@@ -201,11 +200,19 @@ def source_esd_full(esd: Results) -> str:
 
 
 TRACK_MODELS = (("track_mft_visible", "`track_mft_visible` (default)"),)
-TRACK_ALL = TRACK_MODELS + tuple((b, f"`{b}` (baseline)") for b in TRACK_BASELINES)
+
+
+def _track_baselines(r: Results) -> list[str]:
+    """The baseline trackers the run scored (evaluate adds them), in its order."""
+    return [m["key"] for m in r.get("models.track") if m["baseline"]]
+
+
+def _track_all(r: Results) -> tuple[tuple[str, str], ...]:
+    return TRACK_MODELS + tuple((b, f"`{b}` (baseline)") for b in _track_baselines(r))
 
 
 def _best_baseline(r: Results, block: str) -> str:
-    scores = {b: r.get(f"track.{b}.{block}") for b in TRACK_BASELINES}
+    scores = {b: r.get(f"track.{b}.{block}") for b in _track_baselines(r)}
     best = min(scores, key=lambda b: scores[b]["err_avg"])
     return f"{err_acc(scores[best])} `{best}`"
 
@@ -224,7 +231,7 @@ def track_headline(sim: Results, esd: Results, vl: Results) -> str:
 
 
 def _track_full(r: Results, block: str) -> str:
-    return _accuracy_table(r, "track", TRACK_ALL, block)
+    return _accuracy_table(r, "track", _track_all(r), block)
 
 
 for _name, _source, _block in (("track_sim_all", "sim_track", "labelled.overall"),
@@ -236,10 +243,11 @@ for _name, _source, _block in (("track_sim_all", "sim_track", "labelled.overall"
     table(_name, _source)(lambda r, block=_block: _track_full(r, block))
 
 
-def _by_group(r: Results, stage: str, models: Iterable[tuple[str, str]], block: str, first: str,
+def _by_group(r: Results, stage: str, models: Iterable[tuple[str, str]] | None, block: str, first: str,
               names: dict[str, str] | None = None) -> str:
-    """One row per group (scenario, clip kind) of `stage.MODEL.block`: Err_avg px (Acc<25 %), n."""
-    models = tuple(models)
+    """One row per group (scenario, clip kind) of `stage.MODEL.block`: Err_avg px (Acc<25 %), n
+    (`models` None: the default tracker and the run's baselines)."""
+    models = tuple(models) if models is not None else _track_all(r)
     groups = {m: r.get(f"{stage}.{m}.{block}") for m, _ in models}
     keys = sorted(groups[models[0][0]])
     rows = [[(names or {}).get(k, k)] + [err_acc(groups[m][k]) for m, _ in models] + [str(groups[models[0][0]][k]["n"])]
@@ -252,9 +260,9 @@ VL_KINDS = {"0_instrument_key_points": "instrument key points", "deformation": "
 
 for _name, _source, _stage, _models, _block, _first, _names in (
         ("source_sim_scenario", "sim_source", "source", SOURCE_TABLE_MODELS, "by_scenario", "scenario", None),
-        ("track_sim_scenario", "sim_track", "track", TRACK_ALL, "labelled.by_scenario", "scenario", None),
-        ("track_esd_scenario", "esd", "track", TRACK_ALL, "dense.by_scenario", "scenario (one clip each)", None),
-        ("track_vlsurgpt_kind", "vlsurgpt", "track", TRACK_ALL, "labelled.by_scenario", "point kind", VL_KINDS)):
+        ("track_sim_scenario", "sim_track", "track", None, "labelled.by_scenario", "scenario", None),
+        ("track_esd_scenario", "esd", "track", None, "dense.by_scenario", "scenario (one clip each)", None),
+        ("track_vlsurgpt_kind", "vlsurgpt", "track", None, "labelled.by_scenario", "point kind", VL_KINDS)):
     table(_name, _source)(lambda r, a=(_stage, _models, _block, _first, _names): _by_group(r, *a))
 
 
