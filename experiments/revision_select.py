@@ -2,7 +2,7 @@
 chosen"): margin x patience settings and the pipeline without revision, run end to end on
 BleedSim validation full videos and the shared real clips, scored by eval.e2e.
 
-    python experiments/revision_select.py --sim SIM_DIR --real REAL_DIR --out OUT [--only NAME ...]
+    python experiments/revision_select.py --sim SIM_DIR --real REAL_DIR --out OUT [--config FILE] [--only NAME ...]
 
 One record per (setting, clip) in OUT/records/ (a rerun only computes what is missing); prints
 the table and the choice (overall and leaving each real clip out).
@@ -20,15 +20,15 @@ from bleedorigin.eval import e2e, protocol
 from bleedorigin.io.bench import discover_clips
 from bleedorigin.models.loading import load_stage
 from bleedorigin.pipeline import Pipeline
-from bleedorigin.pipeline_config import STAGES, RevisionConfig, shipped_config
+from bleedorigin.pipeline_config import STAGES, RevisionConfig, load_pipeline_config
 
 SETTINGS = {"none": RevisionConfig(candidates=1),
             **{f"m{m:g}_p2": RevisionConfig(margin=m, patience=2) for m in (0.25, 0.5, 1.0)}}
 TIE_PX = 2.0
 
 
-def run(settings: list[str], sets: dict[str, Path], out: Path) -> None:
-    shipped = shipped_config()
+def run(settings: list[str], sets: dict[str, Path], out: Path, config: Path | None = None) -> None:
+    shipped = load_pipeline_config(config)
     stages = [load_stage(s, shipped.stage(s).model, "cpu", shipped.stage(s).options) for s in STAGES]
     for name in settings:
         for kind, root in sets.items():
@@ -100,11 +100,13 @@ def main() -> None:
     ap.add_argument("--real", type=Path, required=True)
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--only", nargs="*", default=list(SETTINGS))
+    ap.add_argument("--config", type=Path, help="pipeline configuration (default: the shipped one)")
     ap.add_argument("--sets", nargs="*", default=["real", "sim"], help="which sets to run now")
     ap.add_argument("--table", action="store_true", help="only print the table of the records made")
     args = ap.parse_args()
     if not args.table:
-        run(args.only, {k: v for k, v in (("real", args.real), ("sim", args.sim)) if k in args.sets}, args.out)
+        run(args.only, {k: v for k, v in (("real", args.real), ("sim", args.sim)) if k in args.sets}, args.out,
+            args.config)
     table(args.out)
 
 

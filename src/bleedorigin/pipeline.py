@@ -44,6 +44,10 @@ class _Episode:
     reviser: SourceReviser
     exclude: np.ndarray | None  # old blood the source is not placed on (locate's exclude)
     evaluated_at: int  # frame of the latest weighing of the evidence
+    # candidates that joined after the onset, carried with the source by a fixed offset (input
+    # px) until the source moves to one of them: restarting the tracker for every newcomer
+    # would cost the source its long-range references
+    carried: dict[int, tuple[float, float]] = field(default_factory=dict)
     quiet_run: int = 0  # consecutive frames with low confidence or no blood near the point
 
 
@@ -168,9 +172,14 @@ class Pipeline:
         assert self._episode is not None
         episode = self._episode
         t0 = time.perf_counter()
-        points = [self._to_input_track(tp, index) for tp in self._step(small, len(episode.paths))]
-        for path, tp in zip(episode.paths, points):
-            path.append(tp)
+        # the tracker follows one point per candidate, in their order (a carried one's is unused)
+        for cid, tp in enumerate(self._step(small, len(episode.paths))):
+            if cid not in episode.carried:
+                episode.paths[cid].append(self._to_input_track(tp, index))
+        source = episode.paths[episode.reviser.current][-1]
+        for cid, (dx, dy) in episode.carried.items():
+            episode.paths[cid].append(TrackPoint(index, source.x + dx, source.y + dy, source.confidence, source.visible))
+        points = [path[-1] for path in episode.paths]
         timings["track"] = (time.perf_counter() - t0) * 1e3
         revision = None
         if len(points) > 1 and index - episode.evaluated_at >= self.config.revision.every:
@@ -200,7 +209,9 @@ class Pipeline:
         where = self._mapper.to_model(np.array([[p.x, p.y] for p in points]))
         decision = episode.reviser.weigh(where, evidence)
         if decision.admitted is not None:
-            self._admit(episode, decision.admitted, small, where, points)
+            self._admit(episode, decision.admitted)
+        if decision.current in episode.carried:
+            self._track_all(episode, small)
         event = episode.event
         event.track = episode.paths[decision.current]
         first = event.track[0]
@@ -213,21 +224,24 @@ class Pipeline:
         log.info("source %s at frame %d (confidence %.2f)", decision.why, index, decision.confidence)
         return revision
 
-    def _admit(self, episode: _Episode, admitted: tuple[int, tuple[float, float]], small: np.ndarray,
-               where: np.ndarray, points: list[TrackPoint]) -> None:
-        """A new place replaces candidate `slot`: the tracker restarts on the new set at this frame,
-        and the newcomer's path before it is the source's, moved by the offset between them now."""
+    def _admit(self, episode: _Episode, admitted: tuple[int, tuple[float, float]]) -> None:
+        """A new place replaces candidate `slot`: carried with the source by the offset between
+        them now, its path before now too (the tracker keeps following what it follows)."""
         slot, xy = admitted
-        where = where.copy()
-        where[slot] = xy
-        self._start(small, [(float(x), float(y)) for x, y in where], points[0].frame)
         assert self._mapper is not None
         nx, ny = self._mapper.to_input(np.array([xy]))[0]
         source = episode.paths[episode.reviser.current]
-        dx, dy = nx - source[-1].x, ny - source[-1].y
-        path = [TrackPoint(p.frame, p.x + dx, p.y + dy, p.confidence, p.visible) for p in source[:-1]]
-        path.append(TrackPoint(points[0].frame, float(nx), float(ny), points[slot].confidence, True))
-        episode.paths[slot] = path
+        dx, dy = float(nx - source[-1].x), float(ny - source[-1].y)
+        episode.paths[slot] = [TrackPoint(p.frame, p.x + dx, p.y + dy, p.confidence, p.visible) for p in source]
+        episode.carried[slot] = (dx, dy)
+
+    def _track_all(self, episode: _Episode, small: np.ndarray) -> None:
+        """The tracker restarted on every candidate where it is now (the source moved to a
+        carried one, which from now on is tracked itself)."""
+        assert self._mapper is not None
+        where = self._mapper.to_model(np.array([[p[-1].x, p[-1].y] for p in episode.paths]))
+        self._start(small, [(float(x), float(y)) for x, y in where], episode.paths[0][-1].frame)
+        episode.carried = {}
 
     def _blood_near(self, small: np.ndarray, tp: TrackPoint) -> float:
         """Share of blood pixels in a patch around the tracked point: by `red_mask` (model

@@ -14,13 +14,16 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from bleedorigin.pipeline_config import RevisionConfig
 from bleedorigin.types import FrameResult
 
 RED = (230, 30, 30)
 GREEN = (40, 220, 60)
 WHITE = (255, 255, 255)
 YELLOW = (250, 220, 40)
-SOURCE_UNSURE = 0.5  # source confidence below which the box is dashed: the evidence named no clear place
+# source confidence below which the box is dashed: the evidence named no clear place (the same
+# threshold at which the pipeline records a source as confirmed)
+SOURCE_UNSURE = RevisionConfig.clear
 
 
 def _scale(frame: np.ndarray) -> float:

@@ -17,8 +17,8 @@ weight exceeds the current source's by more than `margin` on `patience` evaluati
 A place can start to bleed after the onset (a vessel opened later, a source hidden under blood
 at the onset): when an evaluation's best place is farther than `radius` from every candidate, it
 replaces the candidate of lowest weight other than the source (its weight counts from then on);
-the caller restarts the tracker on the new set and carries the newcomer's earlier path with the
-source's (the offset between them held).
+the caller carries the newcomer with the source (the offset between them held, for its earlier
+path too) and tracks it itself only once the source moves to it.
 
 Confidence of the current source: 1 - exp(-lead), lead = its weight minus the best other
 candidate's (the localizer's own confidence rule, over time): 0 while another place is as

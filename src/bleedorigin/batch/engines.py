@@ -13,25 +13,33 @@ from __future__ import annotations
 
 import logging
 import multiprocessing as mp
-import os
+import signal
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 
-from bleedorigin.batch.job import Job, Outcome, budget_threads, run_job
+from bleedorigin.batch.job import Job, Outcome, run_job
 from bleedorigin.errors import InputError
+from bleedorigin.utils.threads import available_cores, set_threads
 
 log = logging.getLogger(__name__)
 
 JobFn = Callable[[Job], Outcome]
 
 
-def available_cores() -> int:
+def _init_worker(threads: int) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # an idle worker leaves Ctrl-C to the batch
+    set_threads(threads)
+
+
+def _interruptible(job_fn: JobFn, job: Job) -> Outcome:
+    """Ctrl-C stops the video being worked on (its folder says "complete": false)."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
+        return job_fn(job)
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _lost(job: Job, error: str, attempts: int) -> Outcome:
@@ -40,8 +48,8 @@ def _lost(job: Job, error: str, attempts: int) -> Outcome:
 
 
 class LocalEngine:
-    """`workers` processes on this machine, each with `threads` compute threads (default: the
-    cores shared out evenly)."""
+    """`workers` processes on this machine, each with `threads` compute threads for torch, OpenCV
+    and decoding (default: the cores shared out evenly)."""
 
     def __init__(self, workers: int = 1, threads: int | None = None, job_fn: JobFn = run_job):
         if workers < 1:
@@ -58,7 +66,7 @@ class LocalEngine:
 
     def _round(self, pending: deque[Job], attempts: dict[str, int], retries: int) -> Iterator[Outcome]:
         pool = ProcessPoolExecutor(self.workers, mp_context=mp.get_context("spawn"),
-                                   initializer=budget_threads, initargs=(self.threads,))
+                                   initializer=_init_worker, initargs=(self.threads,))
         running: dict[Future, Job] = {}
         broken = False
         try:
@@ -67,7 +75,7 @@ class LocalEngine:
                 while pending and not broken and len(running) < self.workers:
                     job = pending.popleft()
                     attempts[job.name] += 1
-                    running[pool.submit(self.job_fn, job)] = job
+                    running[pool.submit(_interruptible, self.job_fn, job)] = job
                 done, _ = wait(running, return_when=FIRST_COMPLETED)
                 for future in done:
                     job = running.pop(future)
@@ -93,7 +101,7 @@ class LocalEngine:
 
 
 def _ray_task(job_fn: JobFn, job: Job, threads: int) -> Outcome:
-    budget_threads(threads)
+    set_threads(threads)
     return job_fn(job)
 
 

@@ -300,7 +300,14 @@ def episode_lines(metrics: dict[str, Any], models: Sequence[dict[str, Any]]) -> 
            "reference; a frame without a point counts as a miss. `live`: the point drawn on each frame as "
            "the stream went; `result`: the first event's track in result.json (the source it ended with). "
            "Settled: the point is within d px from that frame to the end.", ""]
-    return out + _table(header, rows)
+    out += _table(header, rows)
+    out += ["The source at the onset frame: as the localizer first placed it (on the frame the onset was "
+            "raised) and as kept at the end of the episode (after its revisions).", ""]
+    out += _table(["Pipeline", "located Err_avg (px)", "kept Err_avg (px)", "clips", "revisions"],
+                  [[_label(m), _num(ep["located"].get("err_avg")), _num(ep["source"].get("err_avg")),
+                    str(ep["source"].get("n", 0)), str(ep["revisions"])]
+                   for m in models for ep in [metrics["e2e"][m["key"]]["episode"]]])
+    return out
 
 
 def to_markdown(metrics: dict[str, Any], plots: Sequence[str | Path] = ()) -> str:

@@ -15,7 +15,7 @@ from typing import Any
 
 from bleedorigin.models.registry import register_model
 from bleedorigin.models.source import centre  # noqa: F401  (registers source_centre)
-from bleedorigin.models.source.fusion import EvidenceSourceLocator, from_options
+from bleedorigin.models.source.fusion import RED, EvidenceSourceLocator, from_options
 from bleedorigin.models.source.model import SourceConfig, SourceNet
 from bleedorigin.models.source.predictor import SourceLocator
 
@@ -35,16 +35,11 @@ def source_small(device: str = "auto", weights: str | None = None) -> SourceLoca
     return SourceLocator.from_pretrained(weights or "small", device=device)
 
 
-# The default: the vessel-stump cue alone (chosen by the rule of docs/source.md, "Cues"; the
-# candidates' temperature calibrated there). The network is not run.
-STUMP: dict[str, Any] = dict(w_net=0.0, w_red=0.0, w_dark=0.0, w_support=0.0, prior_sigma=0.0, w_stump=1.0,
-                             cand_temperature=0.2)
-
-
 @register_model("source_evidence")
 def source_evidence(device: str = "auto", weights: str | None = None, **options: Any) -> EvidenceSourceLocator:
-    """The vessel-stump cue; `options` are FusionConfig / EvidenceConfig / CueConfig fields."""
-    return from_options(SourceLocator.from_pretrained(weights or "small", device=device), **{**STUMP, **options})
+    """The vessel-stump cue (FusionConfig's defaults; the network is loaded and runs only when
+    `w_net` > 0); `options` are FusionConfig / EvidenceConfig / CueConfig fields."""
+    return from_options(SourceLocator.from_pretrained(weights or "small", device=device), **options)
 
 
 @register_model("source_evidence_history")
@@ -56,8 +51,8 @@ def source_evidence_history(device: str = "auto", weights: str | None = None, **
 @register_model("source_evidence_red")
 def source_evidence_red(device: str = "auto", weights: str | None = None, **options: Any) -> EvidenceSourceLocator:
     """The network of `weights` (default source_small) fused with the Red-Mask, dark blood, the
-    support, rim and centre priors (FusionConfig's defaults); `options` as for source_evidence."""
-    return from_options(SourceLocator.from_pretrained(weights or "small", device=device), **options)
+    support, rim and centre priors (fusion.RED); `options` as for source_evidence."""
+    return from_options(SourceLocator.from_pretrained(weights or "small", device=device), **{**RED, **options})
 
 
 @register_model("source_paper")
