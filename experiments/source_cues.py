@@ -20,9 +20,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from bleedorigin import MODEL_SIZE
 from bleedorigin.eval.protocol import dense_source
 from bleedorigin.io.bench import discover_clips
-from bleedorigin.io.video import read_frames
+from bleedorigin.io.video import FrameMapper, read_frames
 from bleedorigin.models.registry import create
 from bleedorigin.models.source.cues import outflow_map, refill_map, stump_map, streak_map
 from bleedorigin.models.source.evidence import flow_map, growth_map
@@ -35,6 +36,10 @@ CUES = ("centre", "net", "red", "dark", "red_fusion", "streak", "stump", "outflo
 
 
 def small(frame: np.ndarray) -> np.ndarray:
+    """The frame as the localizer sees it in `evaluate` and the pipeline: first at the model size
+    (512x384, FrameMapper: linear when enlarging), then at the working size (INTER_AREA)."""
+    if frame.shape[1::-1] != MODEL_SIZE:
+        frame = FrameMapper(frame.shape[1::-1], MODEL_SIZE).resize(frame)
     return cv2.resize(frame, SIZE, interpolation=cv2.INTER_AREA)
 
 

@@ -13,31 +13,24 @@ from __future__ import annotations
 
 import logging
 import multiprocessing as mp
-import os
 import signal
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 
-from bleedorigin.batch.job import Job, Outcome, budget_threads, run_job
+from bleedorigin.batch.job import Job, Outcome, run_job
 from bleedorigin.errors import InputError
+from bleedorigin.utils.threads import available_cores, set_threads
 
 log = logging.getLogger(__name__)
 
 JobFn = Callable[[Job], Outcome]
 
 
-def available_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
 def _init_worker(threads: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # an idle worker leaves Ctrl-C to the batch
-    budget_threads(threads)
+    set_threads(threads)
 
 
 def _interruptible(job_fn: JobFn, job: Job) -> Outcome:
@@ -55,8 +48,8 @@ def _lost(job: Job, error: str, attempts: int) -> Outcome:
 
 
 class LocalEngine:
-    """`workers` processes on this machine, each with `threads` compute threads (default: the
-    cores shared out evenly)."""
+    """`workers` processes on this machine, each with `threads` compute threads for torch, OpenCV
+    and decoding (default: the cores shared out evenly)."""
 
     def __init__(self, workers: int = 1, threads: int | None = None, job_fn: JobFn = run_job):
         if workers < 1:
@@ -108,7 +101,7 @@ class LocalEngine:
 
 
 def _ray_task(job_fn: JobFn, job: Job, threads: int) -> Outcome:
-    budget_threads(threads)
+    set_threads(threads)
     return job_fn(job)
 
 

@@ -220,7 +220,7 @@ def _best_baseline(r: Results, block: str) -> str:
 @table("track", "sim_track", "esd", "vlsurgpt")
 def track_headline(sim: Results, esd: Results, vl: Results) -> str:
     rows = []
-    for label, r, block, paper in (("BleedSim test, long clips", sim, "labelled.by_kind.track_long", True),
+    for label, r, block, paper in (("BleedSim test, long clips", sim, "labelled.overall", True),
                                    ("real ESD, dense", esd, "dense.overall", False),
                                    ("VL-SurgPT", vl, "labelled.overall", False)):
         n = r.get(f"track.track_mft_visible.{block}.n")
@@ -234,9 +234,8 @@ def _track_full(r: Results, block: str) -> str:
     return _accuracy_table(r, "track", _track_all(r), block)
 
 
-for _name, _source, _block in (("track_sim_all", "sim_track", "labelled.overall"),
-                               ("track_sim_long", "sim_track", "labelled.by_kind.track_long"),
-                               ("track_sim_full_dense", "sim_track", "dense.by_kind.full"),
+for _name, _source, _block in (("track_sim_long", "sim_track", "labelled.overall"),
+                               ("track_sim_long_dense", "sim_track", "dense.overall"),
                                ("track_esd_dense", "esd", "dense.overall"),
                                ("track_esd", "esd", "labelled.overall"),
                                ("track_vlsurgpt", "vlsurgpt", "labelled.overall")):

@@ -245,11 +245,11 @@ class MultiFlowTracker(PointTrackerBase):
         inconsistent = fb2 > 0.01 * ((f ** 2).sum(1) + (b ** 2).sum(1)) + self.fb_occluded ** 2
         step_occluded = outside | inconsistent | (_window_mean(blood, q) > self.blood_hidden) | self._unlike(gray, q)
         step = self.step_var + fb2 + (photo / self.photo_scale) ** 2
-        if step_occluded.any():  # no trustworthy flow at the point: move it with the tissue around it
-            m, back = self._carry(r, fwd, bwd, tissue, p, m)
-            fb_m2 = ((m + back) ** 2).sum(1)
-            q = np.where(step_occluded[:, None], p + m, q)
-            step = np.where(step_occluded, self.step_var + self.occluded_var + fb_m2, step)
+        hid = np.flatnonzero(step_occluded)
+        if len(hid):  # no trustworthy flow at these points: move them with the tissue around them
+            m, back = self._carry(r, fwd, bwd, tissue, p[hid], m[hid])
+            q[hid] = p[hid] + m
+            step[hid] = self.step_var + self.occluded_var + ((m + back) ** 2).sum(1)
         occluded = self.occluded[r] | step_occluded
         return np.column_stack([q, self.var[r] + step, occluded]), own
 
