@@ -1,8 +1,8 @@
 """Where the videos of a batch run: thin adapters over existing engines, one job function.
 
-- local: a `concurrent.futures.ProcessPoolExecutor` (spawned processes, each with its share of the
-  cores). A worker that dies breaks the pool: the videos it was running with are counted one
-  attempt each, and a fresh pool takes them up again while attempts remain.
+- local: one single-process `concurrent.futures.ProcessPoolExecutor` per worker (spawned, each with
+  its share of the cores). A worker that dies breaks only its own executor: its video is counted
+  one attempt and a fresh executor takes it up again while attempts remain.
 - ray: one Ray task per video with its CPU/GPU resources; Ray retries tasks whose worker died
   (`max_retries`) and unexpected errors (`retry_exceptions`). Results go to the batch folder, which
   must be on a file system every node sees.
@@ -58,31 +58,34 @@ class LocalEngine:
         self.threads = threads or max(1, available_cores() // workers)
         self.job_fn = job_fn
 
+    def _pool(self) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(1, mp_context=mp.get_context("spawn"), initializer=_init_worker,
+                                   initargs=(self.threads,))
+
     def run(self, jobs: list[Job], retries: int) -> Iterator[Outcome]:
         pending = deque(jobs)
         attempts = {job.name: 0 for job in jobs}
-        while pending:  # one pool per round: a dead worker leaves the pool unusable
-            yield from self._round(pending, attempts, retries)
-
-    def _round(self, pending: deque[Job], attempts: dict[str, int], retries: int) -> Iterator[Outcome]:
-        pool = ProcessPoolExecutor(self.workers, mp_context=mp.get_context("spawn"),
-                                   initializer=_init_worker, initargs=(self.threads,))
-        running: dict[Future, Job] = {}
-        broken = False
+        # one single-process pool per worker: a worker that dies breaks only its own pool, so
+        # the video it was running is the only one charged an attempt
+        slots = [self._pool() for _ in range(min(self.workers, len(jobs)))]
+        running: dict[Future, tuple[int, Job]] = {}
         try:
-            while (pending and not broken) or running:
-                # no more in flight than workers, so every submitted video is one being worked on
-                while pending and not broken and len(running) < self.workers:
-                    job = pending.popleft()
-                    attempts[job.name] += 1
-                    running[pool.submit(_interruptible, self.job_fn, job)] = job
+            while pending or running:
+                busy = {slot for slot, _ in running.values()}
+                for slot in range(len(slots)):
+                    if pending and slot not in busy:
+                        job = pending.popleft()
+                        attempts[job.name] += 1
+                        running[slots[slot].submit(_interruptible, self.job_fn, job)] = (slot, job)
                 done, _ = wait(running, return_when=FIRST_COMPLETED)
                 for future in done:
-                    job = running.pop(future)
+                    slot, job = running.pop(future)
                     try:
                         outcome = future.result()
                     except BrokenProcessPool:
-                        broken, error = True, "worker process died"
+                        error = "worker process died"
+                        slots[slot].shutdown(wait=False)
+                        slots[slot] = self._pool()
                     except Exception as e:  # noqa: BLE001 - unexpected in the job: may pass on a retry
                         error = f"{type(e).__name__}: {e}"
                     else:
@@ -95,9 +98,11 @@ class LocalEngine:
                     else:
                         yield _lost(job, error, attempts[job.name])
         except BaseException:
-            pool.shutdown(wait=True, cancel_futures=True)  # Ctrl-C: workers end their video or stop
+            for pool in slots:  # Ctrl-C: the workers end their video or stop
+                pool.shutdown(wait=True, cancel_futures=True)
             raise
-        pool.shutdown(wait=True)
+        for pool in slots:
+            pool.shutdown(wait=True)
 
 
 def _ray_task(job_fn: JobFn, job: Job, threads: int) -> Outcome:
