@@ -95,3 +95,14 @@ def test_speed_table_from_bench_json(tmp_path):
     assert "| onset | `onset_small` | 128.6 | 7.7 | 10.4 | 0.74 M | 0.07 |" in text
     assert "| track | `track_mft_visible` | 128.6 | 7.7 | 10.4 | – (no network) | – |" in text
     assert "| end to end | the three above | 73.4 | 13.6 | 22.6 |" in text
+
+
+def test_results_made_with_another_configuration_are_named(tmp_path):
+    root = _fake_root(tmp_path, 12.27)
+    assert results.stale(root) == []  # no configuration hash recorded: nothing to compare
+    kept = json.loads((root / "results" / "sim_e2e.json").read_text())
+    kept["config"]["pipeline_hash"] = "000000000000"
+    (root / "results" / "sim_e2e.json").write_text(json.dumps(kept))
+    [warning] = results.stale(root)
+    assert "results/sim_e2e.json was made with pipeline configuration 000000000000" in warning
+    assert results.SOURCES["sim_e2e"].command in warning

@@ -47,6 +47,8 @@ def main(argv: list[str] | None = None) -> int:
             for name, t in tables.TABLES.items():
                 print(f"table {name} <- {', '.join(t.sources)}: {', '.join(shown.get(name, ['(not shown)']))}")
         else:
+            for warning in results.stale(ROOT):
+                print(f"warning: {warning}", file=sys.stderr)
             stale = tables.update(ROOT, write=not args.check)
             for doc, name in stale:
                 print(f"{doc}: table {name} {'differs from its results file' if args.check else 'rewritten'}")

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bleedorigin.pipeline_config import shipped_config
 from bleedorigin.utils.jsonio import read_json, write_json_atomic
 
 # Real samples: the shared clips next to the repository; BleedSim test folder: docs/results.md "Data";
@@ -81,3 +82,19 @@ def load(name: str, root: Path) -> dict[str, Any]:
     source = SOURCES[name]
     return read_json(source.file(root), missing=f"results/{name}.json missing: run `{source.command}`, "
                      f"then `python tools/tables.py collect {name}`")
+
+
+def stale(root: Path) -> list[str]:
+    """Results files made with another pipeline configuration than the shipped one (its hash in
+    metrics.json differs): their figures may no longer be the shipped pipeline's. Code changes
+    that leave the configuration alone are not seen here."""
+    shipped = shipped_config().hash
+    out = []
+    for source in SOURCES.values():
+        path = source.file(root)
+        if path.is_file():
+            made = (read_json(path).get("config") or {}).get("pipeline_hash")
+            if made is not None and made != shipped:
+                out.append(f"results/{source.name}.json was made with pipeline configuration {made}, "
+                           f"the shipped one is {shipped}: rerun `{source.command}`")
+    return out
