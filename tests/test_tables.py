@@ -10,6 +10,8 @@ import pytest
 from bleedorigin.eval import results, tables
 
 ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_E2E = "onset_small+source_evidence_red+track_mft_visible"
+BASELINES_E2E = "onset_hsv+source_redmask+track_lk"
 
 
 def test_every_generated_table_matches_its_results_file():
@@ -39,9 +41,11 @@ def _e2e(err: float, coverage: float = 1.0) -> dict:
 
 def _fake_root(tmp_path: Path, err: float) -> Path:
     (tmp_path / "results").mkdir(parents=True)
-    run = {"config": {"data": "/machine/simtest", "out": "/machine/out", "stages": ["e2e"]},
-           "e2e": {tables.DEFAULT_E2E: dict(_e2e(err), per_clip=[{"clip": "a", "timeline": "plots/a.png"}]),
-                   tables.BASELINES_E2E: _e2e(17.1, 0.999)},
+    run = {"config": {"data": "/machine/simtest", "out": "/machine/out", "stages": ["e2e"],
+                      "e2e_pipelines": [DEFAULT_E2E.split("+"), BASELINES_E2E.split("+")]},
+           "models": {"e2e": [{"key": DEFAULT_E2E, "baseline": False}, {"key": BASELINES_E2E, "baseline": True}]},
+           "e2e": {DEFAULT_E2E: dict(_e2e(err), per_clip=[{"clip": "a", "timeline": "plots/a.png"}]),
+                   BASELINES_E2E: _e2e(17.1, 0.999)},
            "onset": {"onset_small": {"real_present": {"clips": [{"clip": "a"}], "flagged": 6}}}}
     (tmp_path / "run.json").write_text(json.dumps(run))
     results.collect(results.SOURCES["sim_e2e"], tmp_path / "run.json", tmp_path)
@@ -55,7 +59,7 @@ def test_collect_keeps_aggregates_and_the_command_not_per_clip_bulk(tmp_path):
     assert "data" not in kept["config"] and "out" not in kept["config"]  # machine paths
     assert "clips" not in kept["onset"]["onset_small"]["real_present"]
     assert kept["onset"]["onset_small"]["real_present"]["flagged"] == 6
-    assert "timeline" not in kept["e2e"][tables.DEFAULT_E2E]["per_clip"][0]
+    assert "timeline" not in kept["e2e"][DEFAULT_E2E]["per_clip"][0]
 
 
 def test_a_moved_figure_is_found_and_rewritten(tmp_path):
@@ -75,7 +79,9 @@ def test_missing_metric_names_table_and_path(tmp_path):
     root = _fake_root(tmp_path, 12.27)
     with pytest.raises(tables.TableError, match="table e2e_per_video: a block of sim_e2e has no 'gt'"):
         tables.rewrite("<!-- table:e2e_per_video -->\n<!-- /table -->", root)  # its per-clip rows lack 'gt'
-    (root / "results" / "sim_e2e.json").write_text(json.dumps({"e2e": {tables.DEFAULT_E2E: _e2e(12.27)}}))
+    kept = json.loads((root / "results" / "sim_e2e.json").read_text())
+    del kept["e2e"][BASELINES_E2E]
+    (root / "results" / "sim_e2e.json").write_text(json.dumps(kept))
     with pytest.raises(tables.TableError, match=r"table e2e: results/sim_e2e.json has no 'e2e\.onset_hsv\+source_redmask\+track_lk'"):
         tables.rewrite("<!-- table:e2e -->\n<!-- /table -->", root)
     with pytest.raises(tables.TableError, match="unknown table 'nope'"):

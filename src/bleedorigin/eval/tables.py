@@ -26,8 +26,6 @@ PAPER_TRACK_CELL = f"{PAPER_TRACK['err_avg']:.2f} ({PAPER_TRACK['acc']['25']:.2f
 
 ONSET_TOLERANCES = ("0", "1", "2", "4", "8", "16")
 PX = ("10", "25", "50", "75", "100")
-BASELINES_E2E = "onset_hsv+source_redmask+track_lk"
-DEFAULT_E2E = "onset_small+source_evidence+track_mft_visible"
 
 
 class TableError(InputError):
@@ -161,8 +159,19 @@ def onset_real(esd: Results, vl: Results, extra: Results) -> str:
                      f"extra ESD flagged within ±{x0['within']} (n={x0['bleeding']})"], rows)
 
 
-SOURCE_MODELS = (("source_evidence", "`source_evidence` (default)"), ("source_small", "`source_small` (network alone)"),
-                 ("source_redmask", "`source_redmask`"), ("source_centre", "image centre"))
+SOURCE_NOTES = {"source_small": "network alone", "source_centre": "image centre"}
+
+
+def _source_models(r: Results, short: bool = False) -> list[tuple[str, str]]:
+    """The localizers the run scored, in its order, the shipped one marked (its pipeline configuration)."""
+    default = r.get("config.pipeline.source.model")
+    out = []
+    for m in r.get("models.source"):
+        name = m["key"]
+        notes = ["default"] * (name == default) + ["baseline"] * m["baseline"] + [SOURCE_NOTES.get(name, "")]
+        notes = [n for n in notes if n]
+        out.append((name, f"`{name}`" + (f" ({', '.join(notes)})" if notes and not short else "")))
+    return out
 
 
 @table("source", "sim_source", "esd")
@@ -171,11 +180,12 @@ def source_headline(sim: Results, esd: Results) -> str:
         b = r.get(f"source.{m}.overall")
         return f"{px(b['err_avg'])} ({pct(b['acc']['100'])})"
 
-    n_sim, n_esd = sim.get("source.source_evidence.overall.n"), esd.get("source.source_evidence.overall.n")
+    models = _source_models(sim)
+    n_sim, n_esd = (r.get(f"source.{models[0][0]}.overall.n") for r in (sim, esd))
     paper = f"{PAPER_SOURCE['err_avg']:.2f} ({PAPER_SOURCE['acc']['100']:.2f})"
-    return markdown(["data"] + [label for _, label in SOURCE_MODELS] + ["paper"],
-                    [[f"BleedSim test (n={n_sim})"] + [cell(sim, m) for m, _ in SOURCE_MODELS] + [paper],
-                     [f"real ESD, frame 0 (n={n_esd})"] + [cell(esd, m) for m, _ in SOURCE_MODELS] + [""]])
+    return markdown(["data"] + [label for _, label in models] + ["paper"],
+                    [[f"BleedSim test (n={n_sim})"] + [cell(sim, m) for m, _ in models] + [paper],
+                     [f"real ESD, frame 0 (n={n_esd})"] + [cell(esd, m) for m, _ in models] + [""]])
 
 
 def _accuracy_table(r: Results, stage: str, models: Iterable[tuple[str, str]], block: str,
@@ -191,13 +201,13 @@ def _accuracy_table(r: Results, stage: str, models: Iterable[tuple[str, str]], b
 
 @table("source_sim_full", "sim_source")
 def source_sim_full(sim: Results) -> str:
-    return _accuracy_table(sim, "source", SOURCE_MODELS, "overall",
+    return _accuracy_table(sim, "source", _source_models(sim), "overall",
                            ("paper, BleedOrigin-Detect-Pixel (its real data)", PAPER_SOURCE))
 
 
 @table("source_esd_full", "esd")
 def source_esd_full(esd: Results) -> str:
-    return _accuracy_table(esd, "source", SOURCE_MODELS, "overall")
+    return _accuracy_table(esd, "source", _source_models(esd), "overall")
 
 
 TRACK_MODELS = (("track_mft_visible", "`track_mft_visible` (default)"),)
@@ -243,11 +253,12 @@ for _name, _source, _block in (("track_sim_long", "sim_track", "labelled.overall
     table(_name, _source)(lambda r, block=_block: _track_full(r, block))
 
 
-def _by_group(r: Results, stage: str, models: Iterable[tuple[str, str]] | None, block: str, first: str,
+def _by_group(r: Results, stage: str, models: Iterable[tuple[str, str]] | str | None, block: str, first: str,
               names: dict[str, str] | None = None) -> str:
     """One row per group (scenario, clip kind) of `stage.MODEL.block`: Err_avg px (Acc<25 %), n
-    (`models` None: the default tracker and the run's baselines)."""
-    models = tuple(models) if models is not None else _track_all(r)
+    (`models` None: the default tracker and the run's baselines; "source": the run's localizers)."""
+    models = (_source_models(r, short=True) if models == "source"
+              else tuple(models) if models is not None else _track_all(r))
     groups = {m: r.get(f"{stage}.{m}.{block}") for m, _ in models}
     keys = sorted(groups[models[0][0]])
     rows = [[(names or {}).get(k, k)] + [err_acc(groups[m][k]) for m, _ in models] + [str(groups[models[0][0]][k]["n"])]
@@ -255,11 +266,10 @@ def _by_group(r: Results, stage: str, models: Iterable[tuple[str, str]] | None, 
     return markdown([first] + [label for _, label in models] + ["n"], rows)
 
 
-SOURCE_TABLE_MODELS = tuple((m, label.split(" (")[0]) for m, label in SOURCE_MODELS)
 VL_KINDS = {"0_instrument_key_points": "instrument key points", "deformation": "deforming tissue"}
 
 for _name, _source, _stage, _models, _block, _first, _names in (
-        ("source_sim_scenario", "sim_source", "source", SOURCE_TABLE_MODELS, "by_scenario", "scenario", None),
+        ("source_sim_scenario", "sim_source", "source", "source", "by_scenario", "scenario", None),
         ("track_sim_scenario", "sim_track", "track", None, "labelled.by_scenario", "scenario", None),
         ("track_esd_scenario", "esd", "track", None, "dense.by_scenario", "scenario (one clip each)", None),
         ("track_vlsurgpt_kind", "vlsurgpt", "track", None, "labelled.by_scenario", "point kind", VL_KINDS)):
@@ -271,19 +281,23 @@ def _e2e_row(label: str, b: dict[str, Any]) -> list[str]:
             f"{100 * b['coverage']:.1f} %"]
 
 
-E2E_ROWS = ((DEFAULT_E2E, "onset_small → source_evidence → track_mft_visible (default)"),
-            (BASELINES_E2E, "onset_hsv → source_redmask → track_lk (baselines)"))
+def _e2e_keys(r: Results) -> tuple[str, str]:
+    """The run's default pipeline (evaluate runs the first choice of each stage first) and its
+    all-baseline pipeline."""
+    default = "+".join(r.get("config.e2e_pipelines")[0])
+    baselines = next(m["key"] for m in r.get("models.e2e") if m["baseline"])
+    return default, baselines
+
+
+def _pipeline_label(r: Results, key: str) -> str:
+    default, baselines = _e2e_keys(r)
+    return " → ".join(key.split("+")) + {default: " (default)", baselines: " (baselines)"}.get(key, "")
 
 
 @table("e2e", "sim_e2e")
 def e2e_headline(sim: Results) -> str:
     return markdown(["pipeline", "onset Acc±8", "track Err_avg (px)", "track Acc<25", "coverage"],
-                    [_e2e_row(label, sim.get(f"e2e.{key}")) for key, label in E2E_ROWS])
-
-
-def _pipeline_label(key: str) -> str:
-    tag = {DEFAULT_E2E: " (default)", BASELINES_E2E: " (baselines)"}.get(key, "")
-    return " → ".join(key.split("+")) + tag
+                    [_e2e_row(_pipeline_label(sim, key), sim.get(f"e2e.{key}")) for key in _e2e_keys(sim)])
 
 
 @table("e2e_full", "sim_e2e")
@@ -297,7 +311,7 @@ def e2e_full(sim: Results) -> str:
 
     return markdown(["pipeline", "onset ±0", "±8", "Err_avg (frames)", "track <10 px", "<25 px", "<100 px",
                      "Err_avg (px)", "coverage"],
-                    [row(_pipeline_label(key), b) for key, b in sim.get("e2e").items()])
+                    [row(_pipeline_label(sim, key), b) for key, b in sim.get("e2e").items()])
 
 
 @table("e2e_per_video", "sim_e2e")
@@ -308,7 +322,7 @@ def e2e_per_video(sim: Results) -> str:
                 for c in sim.get(f"e2e.{key}.per_clip")]
 
     return markdown(["clip", "pipeline", "true onset", "detected", "track Err_avg (px)", "coverage"],
-                    rows(DEFAULT_E2E, "default") + rows(BASELINES_E2E, "baselines"))
+                    rows(_e2e_keys(sim)[0], "default") + rows(_e2e_keys(sim)[1], "baselines"))
 
 
 @table("results_files")
