@@ -39,11 +39,11 @@ def _evaluate(name: str, data: str, *options: str) -> Source:
 SOURCES: dict[str, Source] = {s.name: s for s in (
     # The BleedSim test folder, one run per stage (each can be rerun alone when its stage changes).
     _evaluate("sim_onset", SIMTEST, "--stages onset"),
-    _evaluate("sim_source", SIMTEST, "--stages source --models source_evidence --models source_small"),
+    _evaluate("sim_source", SIMTEST, "--stages source --models source_evidence_red --models source_evidence --models source_small"),
     _evaluate("sim_track", f"{SIMTEST}/track_long", "--stages track"),  # the full videos: sim_e2e
     _evaluate("sim_e2e", f"{SIMTEST}/full", "--stages e2e"),
     _evaluate("esd", f"{SHARED}/esd_clips", "--stages onset --stages source --stages track",
-              "--models source_evidence --models source_small"),
+              "--models source_evidence_red --models source_evidence --models source_small"),
     _evaluate("vlsurgpt", f"{SHARED}/vlsurgpt", "--stages onset --stages track"),
     _evaluate("extra_real", EXTRA_REAL, "--stages onset"),
     Source("bench", "bleedorigin bench --no-onnx --no-baselines --frames 200 --json runs/results/bench.json",
