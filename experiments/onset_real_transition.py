@@ -1,6 +1,6 @@
 """Score the onset detector on real videos with a stated onset or none, frame by frame.
 
-    python scripts/onset_real_transition.py --model onset_small VIDEO_FOLDER...
+    python experiments/onset_real_transition.py --model onset_small VIDEO_FOLDER...
 
 Each folder holds `video.mp4` and either a `meta.json` with `bleeding` / `bleeding_from_frame`
 (docs/data-extra.md) or sample labels (the shared ESD clips bleed from frame 0; VL-SurgPT has

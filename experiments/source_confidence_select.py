@@ -139,7 +139,7 @@ def main() -> None:
     args = ap.parse_args()
     select = importlib.import_module("source_fusion_select")  # a sibling script: experiments/ is on sys.path when run
     try:
-        locator = load_stage("source", "source_evidence", "cpu")
+        locator = load_stage("source", "source_evidence_red", "cpu")
         val = select.sim_items(args.sim, args.after, locator)
         sets = {"BleedSim val": [it for it in val if it["set"] == "onset"],
                 "real": select.real_items(args.real, 0, locator)}

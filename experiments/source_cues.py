@@ -8,9 +8,9 @@ Protocols (errors in px of a 512x384 frame):
   with the 18 frames before it.
 
 `--cache FILE` keeps every map of every item (npz) so fusions can be fitted without recomputing
-(`scripts/source_fuse_fit.py`).
+(`experiments/source_fuse_fit.py`).
 
-    python scripts/source_cues.py --real ../shared/data/esd_clips --sim val_detect --cache cues.npz
+    python experiments/source_cues.py --real ../shared/data/esd_clips --sim val_detect --cache cues.npz
 """
 from __future__ import annotations
 
@@ -20,9 +20,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from bleedorigin import MODEL_SIZE
 from bleedorigin.eval.protocol import dense_source
 from bleedorigin.io.bench import discover_clips
-from bleedorigin.io.video import read_frames
+from bleedorigin.io.video import FrameMapper, read_frames
 from bleedorigin.models.registry import create
 from bleedorigin.models.source.cues import outflow_map, refill_map, stump_map, streak_map
 from bleedorigin.models.source.evidence import flow_map, growth_map
@@ -31,10 +32,14 @@ from bleedorigin.vision.color import field_of_view
 
 SIZE = (192, 144)
 SCALE = 512 / SIZE[0]  # working px -> px of a 512x384 frame (same in y: 384 / 144)
-CUES = ("centre", "net", "red", "dark", "default", "streak", "stump", "outflow", "refill", "growth", "flowdiv")
+CUES = ("centre", "net", "red", "dark", "red_fusion", "streak", "stump", "outflow", "refill", "growth", "flowdiv")
 
 
 def small(frame: np.ndarray) -> np.ndarray:
+    """The frame as the localizer sees it in `evaluate` and the pipeline: first at the model size
+    (512x384, FrameMapper: linear when enlarging), then at the working size (INTER_AREA)."""
+    if frame.shape[1::-1] != MODEL_SIZE:
+        frame = FrameMapper(frame.shape[1::-1], MODEL_SIZE).resize(frame)
     return cv2.resize(frame, SIZE, interpolation=cv2.INTER_AREA)
 
 
@@ -80,7 +85,7 @@ def cue_maps(loc, item: dict) -> dict[str, np.ndarray | None]:
     centre = np.zeros((h, w), np.float32)
     centre[(h - 1) // 2, (w - 1) // 2] = 1  # the image centre, as `source_centre`
     return {"fov": fov.astype(np.float32), "centre": centre, "net": m.heat, "red": m.red, "dark": m.dark,
-            "default": m.posterior, "support": m.support, "rim": m.prior, "centre_log": m.centre,
+            "red_fusion": m.posterior, "support": m.support, "rim": m.prior, "centre_log": m.centre,
             "streak": streak_map(frame, fov), "stump": stump_map(frame, fov),
             "outflow": outflow_map(frame, hist, fov) if hist else None,
             "refill": refill_map(frame, hist, fov) if hist else None,
@@ -104,7 +109,7 @@ def main() -> None:
     a = ap.parse_args()
     items = [it for r in a.real for it in real_items(r, a.stride)]
     items += [it for s in a.sim for it in sim_items(s, Path(s).name)]
-    loc = create("source_evidence", device="cpu")
+    loc = create("source_evidence_red", device="cpu")  # its maps (network heat, Red-Mask, dark blood, priors)
     rows, store = [], {}
     for i, it in enumerate(items):
         maps = cue_maps(loc, it)

@@ -1,7 +1,7 @@
 """Fit fusion families leave one real clip out, and calibrate the candidates' probabilities
 (docs/source.md, "Cues" and "Candidates").
 
-Reads the map caches of `scripts/source_cues.py`. A family is the fused score
+Reads the map caches of `experiments/source_cues.py`. A family is the fused score
 sum_c w_c * map_c + log support + log rim + centre prior, every weight and the prior's width on a
 grid (FAMILIES). The weights are chosen minimising the mean error over the `all` items of five
 real clips and scored on the sixth (`f0`, `f60`, `all`); those fitted on all six clips are
@@ -10,7 +10,7 @@ Then the candidates' temperature: the one whose top-3 probabilities best match h
 source lies within `conf_radius` of each candidate (Brier score), chosen on five clips plus
 BleedSim validation, scored on the sixth.
 
-    python scripts/source_fuse_fit.py --real cues_real.npz --sim cues_sim.npz
+    python experiments/source_fuse_fit.py --real cues_real.npz --sim cues_sim.npz
 """
 from __future__ import annotations
 
@@ -22,15 +22,17 @@ import numpy as np
 from bleedorigin.models.source.fusion import FusionConfig, candidates
 
 SCALE = 512 / 192
-TEMPS = (0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0)
+TEMPS = (0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 1.0)
 PRIORS = (0.8, 1.5, 2.0, 0.0)  # centre prior's width in equivalent radii (0: none)
 # Each family: the grid of every weight; `shipped` is the form of `source_evidence` (its settings:
 # w_net 0.1, w_red 1, w_dark 1, prior 1.5), `cues` the same form with the new cues in place of
 # the dark-blood mask (whose constants were read off the shared clips).
+# `support` weighs log support + log rim prior; `prior` overrides PRIORS.
 FAMILIES = {
-    "shipped": {"net": (0.1, 0.25, 0.5, 1.0), "red": (0.0, 1.0, 3.0), "dark": (0.0, 0.5, 1.0, 2.0)},
+    "red": {"net": (0.1, 0.25, 0.5, 1.0), "red": (0.0, 1.0, 3.0), "dark": (0.0, 0.5, 1.0, 2.0), "support": (1.0,)},
     "cues": {"net": (0.1, 0.25, 0.5, 1.0), "red": (0.0, 1.0, 3.0), "stump": (0.0, 1.0, 2.0, 4.0),
-             "refill": (0.0, 0.5, 1.0, 2.0)},
+             "refill": (0.0, 0.5, 1.0, 2.0), "support": (1.0,)},
+    "stump": {"stump": (1.0,), "support": (0.0,), "prior": (0.0,)},  # the default: nothing fitted
 }
 
 
@@ -47,10 +49,14 @@ def load(path: str) -> list[dict]:
 
 
 def components(it: dict, names: list[str]) -> np.ndarray:
-    """(len(names) + 1, pixels) of one item: each weighted map (log-heat for `net`, a cue map
-    divided by its peak), then the fixed part (log support + log rim)."""
+    """(len(names), pixels) of one item: each weighted map (log-heat for `net`, a cue map divided
+    by its peak, log support + log rim for `support`)."""
     rows = []
     for n in names:
+        if n == "support":
+            rows.append((np.log(it["support"].astype(np.float32) + 1e-3)
+                         + np.log(it["rim"].astype(np.float32) + 1e-3)).ravel())
+            continue
         m = it.get(n)
         m = np.zeros(it["fov"].shape, np.float32) if m is None else m.astype(np.float32)
         if n == "net":
@@ -58,33 +64,36 @@ def components(it: dict, names: list[str]) -> np.ndarray:
         elif n not in ("red", "dark") and float(m.max()) > 0:
             m = m / float(m.max())
         rows.append(m.ravel())
-    fixed = np.log(it["support"].astype(np.float32) + 1e-3) + np.log(it["rim"].astype(np.float32) + 1e-3)
-    rows.append(fixed.ravel())
     return np.stack(rows)
 
 
+def weights(family: dict) -> dict:
+    return {k: v for k, v in family.items() if k != "prior"}
+
+
 def combos(family: dict) -> list[tuple]:
-    return [c for c in itertools.product(*family.values(), PRIORS)]
+    return [c for c in itertools.product(*weights(family).values(), family.get("prior", PRIORS))]
 
 
 def score_of(it: dict, comp: np.ndarray, combo: tuple) -> np.ndarray:
     w, prior = np.array(combo[:-1], np.float32), combo[-1]
-    s = w @ comp[:-1] + comp[-1]
-    if prior > 0:  # the cached centre prior is at width 1.5; a Gaussian's log scales with 1 / width^2
-        s = s + it["centre_log"].astype(np.float32).ravel() * (1.5 / prior) ** 2
+    s = w @ comp
+    # the cached centre prior is at width 1.5; a Gaussian's log scales with 1 / width^2
+    s = s + it["centre_log"].astype(np.float32).ravel() * ((1.5 / prior) ** 2 if prior > 0 else 1e-4)
     return s.reshape(it["fov"].shape)
 
 
 def errors(items: list[dict], family: dict) -> np.ndarray:
     """(combos, items) errors in px at 512x384 of the arg-max inside the view."""
-    names, cs = list(family), combos(family)
+    names, cs = list(weights(family)), combos(family)
     out = np.zeros((len(cs), len(items)))
     for j, it in enumerate(items):
         comp = components(it, names)
         W = np.array([c[:-1] for c in cs], np.float32)
-        S = W @ comp[:-1] + comp[-1][None]
+        S = W @ comp
         pri = np.array([(1.5 / c[-1]) ** 2 if c[-1] > 0 else 0.0 for c in cs], np.float32)
-        S = S + pri[:, None] * it["centre_log"].astype(np.float32).ravel()[None]
+        # a tiny centre prior breaks ties: a flat score falls back to the view's middle, as the localizer does
+        S = S + (pri[:, None] + 1e-4) * it["centre_log"].astype(np.float32).ravel()[None]
         S[:, it["fov"].ravel() <= 0] = -np.inf
         y, x = np.divmod(np.argmax(S, 1), it["fov"].shape[1])
         out[:, j] = SCALE * np.hypot(x - it["xy"][0], y - it["xy"][1])
@@ -96,7 +105,7 @@ def brier(items: list[dict], family: dict, combo: tuple, temp: float, k: int = 3
     r = FusionConfig().conf_radius * 192
     probs, hits = [], []
     for it in items:
-        s = score_of(it, components(it, list(family)), combo)
+        s = score_of(it, components(it, list(weights(family))), combo)
         s = np.where(it["fov"] > 0, s, s.min())
         for x, y, p in candidates(s, k, r, temp):
             probs.append(p)
@@ -110,7 +119,7 @@ def main() -> None:
     ap.add_argument("--real", required=True)
     ap.add_argument("--sim", action="append", default=[])
     ap.add_argument("--families", nargs="+", default=list(FAMILIES))
-    ap.add_argument("--calibrate", default="cues", help="family whose candidates are calibrated")
+    ap.add_argument("--calibrate", default="stump", help="family whose candidates are calibrated")
     a = ap.parse_args()
     real = load(a.real)
     sim = [it for s in a.sim for it in load(s)]
@@ -131,7 +140,7 @@ def main() -> None:
                 if it["clip"] == c:
                     loco[it["proto"]].append(E[best, i])
         full = cs[int(np.argmin(E[:, fit_on].mean(1)))]
-        print(f"## {name}: weights {list(fam)} + prior; fitted on all six clips {full}")
+        print(f"## {name}: weights {list(weights(fam))} + prior; fitted on all six clips {full}")
         print("   per held-out clip:", dict(zip(clips, chosen[name])))
         for p, e in loco.items():
             e = np.array(e)

@@ -29,7 +29,7 @@ from bleedorigin.errors import BleedOriginError
 from bleedorigin.eval import metrics
 from bleedorigin.eval.protocol import HISTORY_FRAMES, ClipFrames, dense_source
 from bleedorigin.io.bench import discover_clips
-from bleedorigin.models.loading import load_stage
+from bleedorigin.models import registry
 from bleedorigin.models.source.evidence import rim_prior
 from bleedorigin.models.source.fusion import FusionConfig, fuse, peak, posterior
 from bleedorigin.models.source.predictor import to_input
@@ -133,10 +133,10 @@ def main() -> None:
     ap.add_argument("--real", required=True, help="real clips whose one label is the bleeding source")
     ap.add_argument("--after", type=int, default=8, help="frames after the onset for the hand-off set")
     ap.add_argument("--history", type=int, default=30, help="frames before each real labelled frame")
-    ap.add_argument("--model", default="source_evidence_history", help="a model that computes every map")
+    ap.add_argument("--model", default="source_evidence_red", help="a model that computes every map (growth, flow on)")
     args = ap.parse_args()
     try:
-        locator = load_stage("source", args.model, "cpu")
+        locator = registry.create(args.model, device="cpu", w_growth=1.0, w_flow=1.0)
         if not hasattr(locator, "maps"):
             ap.error(f"{args.model} keeps no evidence maps")
         items = sim_items(args.sim, args.after, locator) + real_items(args.real, args.history, locator)

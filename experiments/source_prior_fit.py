@@ -117,7 +117,7 @@ def main() -> None:
     FUSION["w_net"] = tuple(args.w_net)
     select = importlib.import_module("source_fusion_select")  # a sibling script: experiments/ is on sys.path when run
     try:
-        locator = registry.create("source_evidence", device="cpu", weights=args.weights)
+        locator = registry.create("source_evidence_red", device="cpu", weights=args.weights)
         locator.cfg = replace(locator.cfg, w_flow=1.0, w_dark=1.0)  # compute every map (the fit re-weights them)
         items = select.sim_items(args.sim, args.after, locator)
         items += select.real_items(args.real, args.history, locator)

@@ -27,6 +27,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip_real)
 
 
+# The CLI's thread budget (--threads) defaults to this: one thread per test process, and per
+# subprocess a test starts, for the reason below.
+os.environ.setdefault("BLEEDORIGIN_THREADS", "1")
+
+
 @pytest.fixture(autouse=True)
 def _one_torch_thread():
     # tiny models on a busy 2-core machine: extra intra-op threads only spin (500 ms vs 8 ms/step)

@@ -189,6 +189,8 @@ def test_data_check_on_a_folder_without_clips_says_so(tmp_path, capsys):
     ("run", "{clip}", "--out", "{bad}"),  # an existing file where a folder is wanted
     ("demo", "--out", "{bad}/demo"),
     ("evaluate", "{dir}", "--out", "{bad}/eval"),
+    ("evaluate", "{dir}", "--out", "{bad}/stir", "--stir-start", "{dir}/start.json"),
+    ("data", "stage-extra", "--repos", "{dir}", "--out", "{bad}/extra"),
     ("sim", "--out", "{bad}/sim", "--n", "1"),
     ("train", "onset", "--out", "{bad}/train"),
     ("finetune", "track", "{dir}", "--out", "{bad}/ft"),

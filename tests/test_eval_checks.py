@@ -1,6 +1,8 @@
 """evaluate's checks: onset threshold replay, confidence calibration tables, leave-one-out input."""
 from __future__ import annotations
 
+import json
+
 import pytest
 from test_cli import cli
 
@@ -21,6 +23,12 @@ def test_onset_threshold_replay_matches_the_streaming_detector(tmp_path):
     trace = onset_threshold.clip_trace(det, clip)
     assert onset_threshold.decide(trace, 0.5, REFINE_RADIUS, det.cfg.window) == expected
     assert onset_threshold.decide(trace, 1.0, REFINE_RADIUS, det.cfg.window) is None  # no window is that sure
+    out = tmp_path / "eval"
+    assert cli("-q", "evaluate", tmp_path, "--out", out, "--stages", "onset", "--no-baselines", "--onset-thresholds") == 0
+    table = json.loads((out / "onset_thresholds.json").read_text())
+    assert table["model"] == "onset_small" and (table["onsets"], table["negatives"]) == (1, 0)
+    row = next(r for r in table["rows"] if (r["radius"], r["threshold"]) == (REFINE_RADIUS, 0.5))
+    assert row["missed"] == 0 and row["err_avg"] == abs(expected - clip.onset_frame)
 
 
 def test_source_calibration_ranks_confidence_against_error():

@@ -82,3 +82,34 @@ def test_detect_and_track_keep_what_was_computed(long_clip, tmp_path, command, s
     res = json.loads(out.read_text())
     assert res["complete"] is False
     assert len(res["scores" if command == "detect" else "points"]) < 1500
+
+
+def test_sim_keeps_the_finished_clips_usable(tmp_path):
+    out = tmp_path / "sim"
+
+    def one_clip_done(_lines) -> bool:
+        return len(list(out.glob("clips/*/video.mp4"))) >= 2  # the first is complete once the second starts
+
+    got, lines = interrupt(["sim", "--out", out, "--n", 50, "--kind", "track_short", "--width", 64,
+                            "--height", 48], signal.SIGTERM, one_clip_done)
+    assert got == 143
+    (line,) = error_lines(lines)
+    assert str(out / "manifest.json") in line
+    clips = json.loads((out / "manifest.json").read_text())["clips"]
+    assert 1 <= len(clips) < 50 and all((out / c["video"]).is_file() for c in clips)
+
+
+def test_cli_called_from_another_thread_still_answers(tmp_path, capsys):
+    from bleedorigin.cli import main
+    codes = []
+
+    def call() -> None:
+        try:
+            main(["data", "check", str(tmp_path / "missing")])
+        except SystemExit as e:
+            codes.append(e.code)
+
+    worker = threading.Thread(target=call)
+    worker.start()
+    worker.join(60)
+    assert codes == [2] and "error: not a folder" in capsys.readouterr().err

@@ -211,9 +211,8 @@ def test_no_blood_cover_on_a_real_dark_red_liver():
 def test_blood_mask_against_hand_marked_real_frames():
     """Hand-marked blood on real ESD frames (tests/fixtures/blood_polygons.json): the calibrated
     mask keeps its precision under every white balance and marks nothing on blood-free frames."""
-    from test_scripts import load_script
+    from bleedorigin.eval import blood_masks as script
 
-    script = load_script("blood_mask_scores")
     frames = script.marked_frames(SHARED, Path(__file__).parent / "fixtures" / "blood_polygons.json")
     assert sum(t.any() for _, _, t in frames) >= 9
     dark_pools = [f for f in frames if f[0].startswith("esd_clips/camera_010:")]
@@ -289,21 +288,6 @@ def test_rearmed_check_ignores_a_pool_coming_into_view():
     check = PresenceCheck()
     check.rearm()
     assert _onsets(check, [_camera(world, 30 + 1.5 * t, 30) for t in range(45)]) == []
-
-
-def test_rearm_windows_script_counts_armings_that_raise():
-    """experiments/onset_rearm_windows.py: a pool standing in view raises no arming, as at stream
-    start or as after an episode; a pool that keeps spreading raises every arming as at stream
-    start."""
-    from test_scripts import load_script
-
-    script = load_script("onset_rearm_windows")
-    pool = _world([LEFTOVER])
-    frames = [_camera(pool, 40 + 0.5 * t, 30) for t in range(60)]
-    assert script.armings(frames, 10, after_episode=False) == (0, 3, [])
-    assert script.armings(frames, 10, after_episode=True) == (0, 3, [])
-    spreading = [_camera(_world([(LEFTOVER[0], 8 + 0.4 * t)]), 40 + 0.5 * t, 30) for t in range(60)]
-    assert script.armings(spreading, 10, after_episode=False) == (3, 3, [0, 10, 20])
 
 
 def test_fresh_blood_must_have_changed_colour_since_the_rearm():

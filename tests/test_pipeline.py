@@ -128,7 +128,7 @@ def test_new_bleed_after_an_episode_is_raised_near_its_start():
 
 
 def test_episode_goes_on_while_dark_blood_covers_the_source():
-    """A stream starts mid-bleed with crimson blood over the source; from frame 20 the blood there
+    """A stream starts mid-bleed with crimson blood spreading over the source; from frame 20 the blood there
     is a near-black maroon pool (real ESD blood often is), which `red_mask` misses but the
     bleeding-present check's dark-pool mask sees: the episode must not end. Washed clean
     instead, it ends."""
@@ -137,12 +137,17 @@ def test_episode_goes_on_while_dark_blood_covers_the_source():
     from bleedorigin.vision.color import BLOOD_THRESHOLD, red_mask
 
     tissue = _lit_scene()
-    crimson, dark = _disk(tissue, (150, 28, 34)), _disk(tissue, DARK_POOL)
+    dark = _disk(tissue, DARK_POOL)
     assert (red_mask(dark[36:68, 48:80]) > BLOOD_THRESHOLD).mean() < 0.02  # red_mask alone would end it
     for later, ends in ((dark, False), (tissue, True)):
         pipe = _mid_bleed_pipeline()
-        phases = [pipe.step(crimson if t < 20 else later).phase for t in range(80)]
+        spreading = [_disk(tissue, (150, 28, 34), radius=10 + t // 3) for t in range(20)]
+        phases = [pipe.step(spreading[t] if t < 20 else later).phase for t in range(80)]
         assert [e.onset.frame for e in pipe.events] == [0]
+        assert pipe.events[0].onset.cue == "bleeding_present"  # why it was raised, and where
+        x0, y0, x1, y1 = pipe.events[0].onset.where
+        assert x0 <= 64 <= x1 and y0 <= 52 <= y1
+        assert pipe.events[0].to_dict()["onset"]["cue"] == "bleeding_present"
         assert np.hypot(pipe.events[0].source.x - 64, pipe.events[0].source.y - 52) < 10
         assert ("waiting" in phases[40:]) == ends
 

@@ -213,3 +213,26 @@ def test_appearance_v2_features_are_switchable_and_keep_truth():
     assert np.median(px[:, 2] - px[:, 1]) >= 0 and np.median(px[:, 0] - px[:, 1]) > 80
     with pytest.raises(ValueError):
         Appearance.parse("cap_ring,fog")
+
+
+def test_onset_hard_cases_render_as_described():
+    """BleedSim's onset hard cases (`--scenario`): a point bleed's blood covers under 1 % of the
+    view 5 frames after its onset; a white mound lies under the source of `white_mound`; a
+    `crimson_bed` negative holds no blood, and its mucosa is crimson (G/R under 0.4) where the
+    random scenario's is not darker than that; hard cases are never drawn at random."""
+    from bleedorigin.sim.scenarios import HARD_CASES, NEGATIVE_SCENARIOS, SCENARIOS
+
+    assert not set(HARD_CASES) & set(SCENARIOS + NEGATIVE_SCENARIOS)
+    size = (128, 96)
+    point = generate_clip("detect", 2, size=size, scenario="point_bleed", num_tracks=0, num_frames=130)
+    assert point.blood_mask[point.onset_frame + 5].mean() < 0.01
+    mound = generate_clip("detect", 2, size=size, scenario="white_mound", num_tracks=0, num_frames=125)
+    x, y = np.round(mound.source_xy[0]).astype(int)
+    r, g, b = mound.frames[0][y, x].astype(float)
+    assert g / r > 0.7 and b / r > 0.7  # white under the source before it bleeds
+    bed = generate_clip("negative", 3, size=size, scenario="crimson_bed", num_tracks=0, num_frames=2)
+    assert not bed.blood_mask.any()
+    f = bed.frames[0].astype(float) + 1
+    assert np.percentile(f[..., 1] / f[..., 0], 20) < 0.4
+    with pytest.raises(InputError):
+        generate_clip("negative", 3, size=size, scenario="point_bleed", num_tracks=0, num_frames=2)

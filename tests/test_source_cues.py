@@ -115,3 +115,15 @@ def test_locate_candidates_starts_at_locate_and_keeps_confidences_in_range():
     assert min(np.hypot(c.x - best.x, c.y - best.y) for c in cands) <= 2  # locate's point is one of them
     assert all(0.0 <= c.confidence <= 1.0 for c in cands)
     assert [c.confidence for c in cands] == sorted((c.confidence for c in cands), reverse=True)
+
+
+def test_default_localizer_takes_the_stump_at_the_pool_edge_not_the_pool_middle():
+    """The shipped `source_evidence` on a 512x384 frame: a large fresh pool with a vessel stump at
+    its edge; the point is the stump (the red fusion would take the pool's middle)."""
+    from bleedorigin.models.loading import load_stage
+    img = cv2.resize(mucosa(7), (512, 384))
+    cv2.circle(img, (250, 190), 70, (170, 25, 30), -1)
+    stump = (305, 150)
+    cv2.circle(img, stump, 7, (55, 12, 12), -1)
+    p = load_stage("source", "source_evidence", "cpu").locate(img)
+    assert np.hypot(p.x - stump[0], p.y - stump[1]) < 12

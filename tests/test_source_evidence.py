@@ -13,7 +13,7 @@ from bleedorigin.models.loading import load_stage
 from bleedorigin.errors import ConfigError
 from bleedorigin.models.source.evidence import (EvidenceConfig, centre_prior, flow_map, growth_map, rim_prior,
                                                 support_map)
-from bleedorigin.models.source.fusion import (EvidenceMaps, FusionConfig, confidence, fuse, point_estimate,
+from bleedorigin.models.source.fusion import (RED, EvidenceMaps, FusionConfig, confidence, fuse, point_estimate,
                                               posterior)
 from bleedorigin.pipeline import Pipeline
 from bleedorigin.pipeline_config import shipped_config
@@ -188,34 +188,6 @@ def test_locate_history_option(tmp_path, tiny_clip):
     assert cli("locate", tiny_clip.path, "--history", -1, "--out", out, "--model", "source_redmask") == 2
 
 
-def test_labelled_frames_report_scores_with_and_without_history(tmp_path, tiny_clip):
-    """The real-label report: reference rows always present, frame 0 apart, history counted, one
-    picture per clip, calibration computed."""
-    import importlib.util
-    import shutil
-    from pathlib import Path
-    clip = tmp_path / "clips" / "bleed_001"
-    clip.mkdir(parents=True)
-    shutil.copy(tiny_clip.path, clip / "video.mp4")
-    labelled = (0, 10, 16, 22)
-    (clip / "labels.json").write_text(json.dumps({str(t): [list(tiny_clip.path_xy[t])] for t in labelled}))
-    path = Path(__file__).resolve().parents[1] / "scripts" / "source_labelled_frames.py"
-    spec = importlib.util.spec_from_file_location("source_labelled_frames", path)
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
-    items = script.labelled_items(str(tmp_path / "clips"), history=4)
-    assert [len(it["history"]) for it in items] == [0, 4, 4, 4]
-    results = script.run(str(tmp_path / "clips"), ["source_evidence_history"], 4, 1.0, "cpu", tmp_path / "rep")
-    assert list(results) == ["source_evidence_history", "source_centre", "source_redmask"]
-    r = results["source_evidence_history"]
-    assert r["frame0"]["n"] == 1 and r["later_history"]["n"] == 3 and r["all_history"]["n"] == 4
-    assert results["source_redmask"]["all_alone"]["err_avg"] < 25  # the red disc is the source
-    assert (tmp_path / "rep" / "bleed_001.png").is_file()
-    assert "source_centre" in (tmp_path / "rep" / "report.md").read_text()
-    cal = script.calibration(np.array([0.9, 0.8, 0.2, 0.1]), np.array([5.0, 10.0, 80.0, 90.0]))
-    assert cal["spearman"] == pytest.approx(-1.0) and cal["err_low_conf"] == 85.0
-
-
 def _maps(heat: np.ndarray, red: np.ndarray, cfg: FusionConfig) -> EvidenceMaps:
     """The maps of a full-frame view with the given heat and red and nothing else."""
     fov = np.ones((H, W), bool)
@@ -235,7 +207,7 @@ def test_centre_prior_moves_an_ambiguous_answer_toward_the_centre_and_keeps_a_cl
     """Weak, split evidence (two faint red spots, the farther one marginally redder, a flat
     network): the prior picks the spot nearer the centre and the confidence is low. One clear
     source (strong red and network agreeing) off-centre is found within a pixel."""
-    cfg, flat = FusionConfig(), FusionConfig(prior_sigma=0.0)
+    cfg, flat = FusionConfig(**RED), FusionConfig(**{**RED, "prior_sigma": 0.0})
     assert cfg.prior_sigma > 0
     centre = np.array([(W - 1) / 2, (H - 1) / 2])
     far, near = np.array([25.0, 30.0]), np.array([110.0, 85.0])
@@ -256,10 +228,10 @@ def test_point_estimates_mean_and_shrink_hedge_toward_the_centre():
     heat = np.full((H, W), 0.01, np.float32)
     spot = np.array([30.0, 28.0])
     red = _bump(*spot, 0.3)
-    peak_cfg = FusionConfig(prior_sigma=0.0)
+    peak_cfg = FusionConfig(**{**RED, "prior_sigma": 0.0})
     top, conf = point_estimate(_maps(heat, red, peak_cfg), peak_cfg, 3)
-    for cfg in (FusionConfig(prior_sigma=0.0, estimate="mean"),
-                FusionConfig(prior_sigma=0.0, estimate="shrink", shrink_full=2 * conf)):
+    for cfg in (FusionConfig(**{**RED, "prior_sigma": 0.0, "estimate": "mean"}),
+                FusionConfig(**{**RED, "prior_sigma": 0.0, "estimate": "shrink", "shrink_full": 2 * conf})):
         xy, _ = point_estimate(_maps(heat, red, cfg), cfg, 3)
         centre = np.array([(W - 1) / 2, (H - 1) / 2])
         assert np.hypot(*(np.array(xy) - centre)) < np.hypot(*(np.array(top) - centre)) - 5

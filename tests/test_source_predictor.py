@@ -158,3 +158,25 @@ def test_own_labelled_clips_become_training_items(tmp_path, tiny_clip):
     (tmp_path / "empty").mkdir()
     with pytest.raises(InputError, match="bleeding-source labels"):
         bench_source_items((str(tmp_path / "empty"),), (64, 48), data)
+
+
+def test_own_clip_with_dense_labels_trains_on_every_stride_th_frame(tmp_path, tiny_clip):
+    """A clip folder like the shared ESD ones (labels.json sparse + labels_dense.json every frame):
+    every `bench_stride`-th labelled frame becomes a training item, and its predecessors' labels
+    are the dense labels themselves, not flow."""
+    import json
+    import shutil
+    from bleedorigin.models.source.train import SourceDataConfig, bench_source_items
+    clip = tmp_path / "own" / "clip_a"
+    clip.mkdir(parents=True)
+    shutil.copy(tiny_clip.path, clip / "video.mp4")
+    n = len(tiny_clip.frames)
+    (clip / "labels.json").write_text(json.dumps({"0": [list(tiny_clip.path_xy[0])], "20": [list(tiny_clip.path_xy[20])]}))
+    moved = {str(t): [[float(tiny_clip.path_xy[t][0]) + 3.0, float(tiny_clip.path_xy[t][1])]] for t in range(n)}
+    (clip / "labels_dense.json").write_text(json.dumps(moved))  # dense labels 3 px right of the sparse ones
+    items = bench_source_items((str(tmp_path / "own"),), (64, 48), SourceDataConfig(pseudo_n=3, bench_stride=10))
+    wanted = sorted({*range(0, n, 10), 0, 20})
+    assert len(items) == len(wanted)
+    last = items[wanted.index(20)]
+    assert np.allclose(last["gt"][-1], tiny_clip.path_xy[20], atol=1e-6)  # the sparse label wins on its frame
+    assert np.allclose(last["pseudo"][-1][:, 0], tiny_clip.path_xy[19:16:-1, 0] + 3.0, atol=1e-5)  # dense, not flow

@@ -69,6 +69,9 @@ def test_bad_point_files_are_one_line_errors(sequences: Path, tmp_path: Path) ->
         stir.read_points(write(tmp_path / "a.json", {"seqA": [[1.0, 2.0, 3.0]]}))
     with pytest.raises(InputError, match="no video"):
         stir.find_sequence(sequences, "seqC")
+    (sequences / "seqC").mkdir()  # an image folder is a sequence too
+    assert stir.find_sequence(sequences, "seqC") == sequences / "seqC"
+    assert stir.find_sequence(sequences, "seqB") == sequences / "seqB" / "video.mp4"
     out = tmp_path / "cli"
     assert cli("-q", "evaluate", sequences, "--out", out, "--stir-start", tmp_path / "missing.json") == 2
     start = write(tmp_path / "start.json", {"seqA": [[30.0, 24.0]]})

@@ -104,3 +104,13 @@ def test_killed_rerun_leaves_the_earlier_run_aside_not_mixed(tmp_path):
     assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
     assert {p.name for p in out.iterdir()} <= {".overlay.partial.mp4", "previous", "results.jsonl"}
     assert (out / "previous" / "result.json").read_text() == "old"
+
+
+def test_track_points_reports_a_truncated_file(truncated_clip, tmp_path, capsys, caplog):
+    queries = tmp_path / "points.csv"
+    queries.write_text("frame,x,y\n0,30,20\n")
+    out = tmp_path / "tracks.json"
+    code, _ = cli(capsys, "-q", "track", truncated_clip, "--points", queries, "--out", out, "--model", "track_lk")
+    res = json.loads(out.read_text())
+    assert code == 0 and res["complete"] is False and 0 < len(res["tracks"][0]["points"]) < 60
+    assert "truncated" in caplog.text

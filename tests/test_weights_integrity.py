@@ -89,3 +89,10 @@ def test_config_that_cannot_describe_the_weights_is_one_line(tmp_path, change, m
 def test_missing_model_path_says_no_such_folder(tmp_path):
     with pytest.raises(BleedOriginError, match="no such checkpoint folder"):
         load_stage("onset", str(tmp_path / "nope"), "cpu")
+
+
+def test_evaluation_cache_key_of_a_registered_name_ignores_a_folder_in_the_working_directory(tmp_path, monkeypatch):
+    from bleedorigin.eval.cache import model_key
+    monkeypatch.chdir(tmp_path)
+    _decoy(tmp_path / "onset_small")
+    assert model_key("onset_small") == "onset_small"

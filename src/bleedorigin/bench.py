@@ -17,6 +17,7 @@ import numpy as np
 from bleedorigin import MODEL_SIZE
 from bleedorigin.errors import InputError
 from bleedorigin.models.loading import load_stage, model_id
+from bleedorigin.utils.threads import ort_options, set_threads, threads
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +116,30 @@ def bench_stage(stage: str, name: str | None, frames: list[np.ndarray], device: 
             "gflops": None if flops is None else round(flops, 3), "peak_mb": round(_peak_mb(), 1)}
 
 
+POINT_COUNTS = (1, 16, 64, 256)  # points tracked at once in the tracker's many-point timing
+
+
+def bench_points(name: str | None, frames: list[np.ndarray], device: str) -> dict[str, dict]:
+    """Tracker speed with 1, 16, 64 and 256 points on a grid (`start_many` / `step_many`, one
+    flow per frame pair for all): frames/s, points/s and ms per frame; {} for trackers that take
+    one point at a time."""
+    model = load_stage("track", name, device)
+    if not hasattr(model, "start_many"):
+        return {}
+    h, w = frames[0].shape[:2]
+    n, out = len(frames), {}
+    for count in POINT_COUNTS:
+        side = int(np.ceil(np.sqrt(count)))
+        gx, gy = np.meshgrid(np.linspace(0.1, 0.9, side) * w, np.linspace(0.1, 0.9, side) * h)
+        points = list(zip(gx.ravel()[:count], gy.ravel()[:count]))
+        model.start_many(frames[0], points, frame_index=0)
+        timing = _time_calls(lambda i: model.step_many(frames[1 + i % (n - 1)]), max(10, n // max(1, count // 16)))
+        summary = timing.summary()
+        out[str(count)] = {"fps": summary["fps"], "points_per_s": round(summary["fps"] * count, 1),
+                           "p50_ms": summary["p50_ms"], "p95_ms": summary["p95_ms"]}
+    return out
+
+
 def bench_end_to_end(models: dict[str, str | None], frames: list[np.ndarray], device: str,
                      config: str | None = None) -> dict:
     from bleedorigin.pipeline import Pipeline
@@ -138,6 +163,58 @@ def bench_end_to_end(models: dict[str, str | None], frames: list[np.ndarray], de
     out["onset_frame"] = pipe.events[0].onset.frame if pipe.events else None
     out["peak_mb"] = round(_peak_mb(), 1)
     return out
+
+
+def _second_pipeline(models: dict[str, str | None], n_frames: int, device: str, config: str | None,
+                     budget: int, ready: Any, stop: Any, results: Any) -> None:
+    """The other job of `bench --contention` (own process): the same pipeline with the same
+    thread budget, looping the clip until `stop`; puts its frames/s and p95 on `results`."""
+    from bleedorigin.pipeline import Pipeline
+    set_threads(budget)
+    pipe = Pipeline.from_pretrained(config, device, models.get("onset"), models.get("source"), models.get("track"))
+    frames = bench_frames(n_frames)
+    for f in frames[:3]:
+        pipe.step(f)
+    ready.set()
+    ms: list[float] = []
+    while not stop.is_set():
+        pipe.reset()
+        for f in frames:
+            t0 = time.perf_counter()
+            pipe.step(f)
+            ms.append((time.perf_counter() - t0) * 1e3)
+            if stop.is_set():
+                break
+    results.put(Timing(np.array(ms)).summary())
+
+
+def bench_contention(models: dict[str, str | None], frames: list[np.ndarray], device: str,
+                     config: str | None = None, alone: dict | None = None) -> dict:
+    """End to end alone, then beside a second copy of the pipeline (another process with the
+    same thread budget) on the same cores: frames/s and p95 of both."""
+    import multiprocessing as mp
+
+    alone = alone or bench_end_to_end(models, frames, device, config)
+    ctx = mp.get_context("spawn")
+    ready, stop, results = ctx.Event(), ctx.Event(), ctx.Queue()
+    other = ctx.Process(target=_second_pipeline, daemon=True,
+                        args=(models, len(frames), device, config, threads(), ready, stop, results))
+    other.start()
+    try:
+        while not ready.wait(1.0):
+            if not other.is_alive():
+                raise InputError(f"bench --contention: the second pipeline failed (exit code {other.exitcode})")
+        beside = bench_end_to_end(models, frames, device, config)
+        stop.set()
+        second = results.get(timeout=900)  # it stops within a frame of `stop`
+    finally:
+        stop.set()
+        other.join(60)
+        if other.is_alive():
+            other.terminate()
+    keys = ("fps", "p50_ms", "p95_ms")
+    return {"threads": threads(), "alone": {k: alone[k] for k in keys},
+            "beside": {k: beside[k] for k in keys}, "second": {k: second[k] for k in keys}}
 
 
 def _current_rss_mb() -> float:
@@ -190,12 +267,12 @@ def bench_onnx(frames: list[np.ndarray], models: dict[str, str | None]) -> dict:
             for name, r in report.items():
                 if name == "onset_window":
                     continue  # runs once per frame too, but on embeddings: timed with the rest below
-                sess = ort.InferenceSession(r["path"], providers=["CPUExecutionProvider"])
+                sess = ort.InferenceSession(r["path"], sess_options=ort_options(), providers=["CPUExecutionProvider"])
                 sessions.append(sess)
                 feeds.append({i.name: np.random.default_rng(0).standard_normal(
                     [d if isinstance(d, int) else 1 for d in i.shape]).astype(np.float32) for i in sess.get_inputs()})
             if stage == "onset" and "onset_window" in report:
-                sess = ort.InferenceSession(report["onset_window"]["path"], providers=["CPUExecutionProvider"])
+                sess = ort.InferenceSession(report["onset_window"]["path"], sess_options=ort_options(), providers=["CPUExecutionProvider"])
                 sessions.append(sess)
                 feeds.append({i.name: np.zeros([d if isinstance(d, int) else 1 for d in i.shape], np.float32)
                               for i in sess.get_inputs()})
@@ -207,13 +284,17 @@ def bench_onnx(frames: list[np.ndarray], models: dict[str, str | None]) -> dict:
 def run_bench(models: dict[str, str | None], frames: int = 300, device: str = "auto",
               stages: tuple[str, ...] = ("onset", "source", "track"),
               baselines: bool = True, onnx: bool = True, memory_minutes: float = 0.0,
-              config: str | None = None) -> dict:
+              config: str | None = None, contention: bool = False) -> dict:
     clip = bench_frames(frames)
     result: dict[str, Any] = {"resolution": list(MODEL_SIZE), "frames": frames, "stages": {},
                               "baselines": {}, "paper_table10": PAPER_TABLE10}
     for stage in stages:
         log.info("bench %s", stage)
         result["stages"][stage] = bench_stage(stage, models.get(stage), clip, device)
+        if stage == "track":
+            points = bench_points(models.get("track"), clip, device)
+            if points:
+                result["stages"]["track"]["points"] = points
     if baselines:
         from bleedorigin.models.loading import BASELINES
         for stage, names in BASELINES.items():
@@ -221,6 +302,9 @@ def run_bench(models: dict[str, str | None], frames: int = 300, device: str = "a
                 if name != result["stages"].get(stage, {}).get("model"):
                     result["baselines"][name] = bench_stage(stage, name, clip, device)
     result["end_to_end"] = bench_end_to_end(models, clip, device, config)
+    result["threads"] = threads()
+    if contention:
+        result["contention"] = bench_contention(models, clip, device, config, result["end_to_end"])
     if onnx:
         try:
             result["onnxruntime"] = bench_onnx(clip, models)
@@ -254,9 +338,19 @@ def format_bench(result: dict) -> str:
     lines = ["\n".join(rows)]
     if extra:
         lines.append(f"end to end by phase (frames/s): {extra}")
+    points = result["stages"].get("track", {}).get("points", {})
+    if points:
+        lines.append("tracker with many points (frames/s, points/s): " + ", ".join(
+            f"{k}: {r['fps']:.1f}, {r['points_per_s']:.0f}" for k, r in points.items()))
     for stage, r in result.get("onnxruntime", {}).items():
         lines.append(f"onnxruntime {stage} ({', '.join(r['graphs'])}): {r['fps']:.1f} frames/s, "
                      f"p50 {r['p50_ms']:.1f} ms, p95 {r['p95_ms']:.1f} ms (networks only)")
+    if "contention" in result:
+        c = result["contention"]
+        both = "; ".join(f"{label} {c[k]['fps']:.1f} frames/s, p95 {c[k]['p95_ms']:.1f} ms"
+                         for k, label in (("alone", "alone"), ("beside", "beside a second pipeline"),
+                                          ("second", "that second pipeline")))
+        lines.append(f"end to end with {c['threads']} thread(s): {both}")
     if "memory" in result:
         m = result["memory"]
         lines.append(f"memory over {m['minutes']:g} min ({m['frames']} frames, {m['events']} bleeding events): "

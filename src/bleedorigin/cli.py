@@ -5,6 +5,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Optional
 
@@ -29,6 +30,8 @@ VIDEO = typer.Argument(..., help="Video file, image folder, image, camera index 
 DEVICE = typer.Option("auto", "--device", help="auto | cpu | cuda")
 OVERWRITE = typer.Option(False, "--overwrite", help="Replace an earlier run in --out (it is moved to "
                          "OUT/previous/ first and deleted once this run has finished).")
+THREADS = typer.Option(None, "--threads", min=1, help="Threads for torch, OpenCV, onnxruntime and video "
+                       "decoding together (default: $BLEEDORIGIN_THREADS, else the cores this process may use).")
 CONFIG = typer.Option(None, "--config", help="Pipeline configuration YAML (default: the shipped configs/pipeline.yaml).")
 
 
@@ -58,6 +61,12 @@ def _stderr_console():  # noqa: ANN202
 
 def _progress() -> bool:
     return not _state.get("quiet", False)
+
+
+def _budget(threads: Optional[int]) -> None:
+    """One thread budget for every library (utils.threads)."""
+    from bleedorigin.utils.threads import set_threads
+    set_threads(threads)
 
 
 def _source(video: str) -> str | int:
@@ -120,10 +129,12 @@ TEXTURE_FROM = typer.Option(None, "--texture-from", help="Folder of real clips w
 @app.command()
 def detect(video: str = VIDEO, out: Path = typer.Option(..., help="Output JSON file."),
            model: Optional[str] = typer.Option(None, help="Onset model name or checkpoint folder."),
-           device: str = DEVICE) -> None:
-    """Onset only: first bleeding frame and per-frame scores."""
+           threads: Optional[int] = THREADS, device: str = DEVICE) -> None:
+    """Onset only: first bleeding frame and per-frame scores ("complete": false when the stream
+    ended before the frame count its header announces; exit code 0 then, with a warning)."""
     from bleedorigin.commands import detect_onset
     _writable(out, folder=False)
+    _budget(threads)
     detect_onset(_source(video), out, model, device, _progress())
 
 
@@ -134,10 +145,11 @@ def locate(video: str = typer.Argument(..., help="Video file or image."),
            model: Optional[str] = typer.Option(None, help="Source model name or checkpoint folder."),
            history: Optional[int] = typer.Option(
                None, help="Frames before F the localizer may use (default: what the pipeline holds, 90)."),
-           device: str = DEVICE) -> None:
+           threads: Optional[int] = THREADS, device: str = DEVICE) -> None:
     """Bleeding source on one frame."""
     from bleedorigin.commands import locate_source
     _writable(out, folder=False)
+    _budget(threads)
     locate_source(video, frame, out, model, device, history)
 
 
@@ -149,7 +161,7 @@ def track(video: str = VIDEO,
                                                 "JSON ([[frame, x, y], ...]) file; each is tracked from its frame."),
           out: Path = typer.Option(..., help="Output JSON file."),
           model: Optional[str] = typer.Option(None, help="Tracker name or checkpoint folder."),
-          device: str = DEVICE) -> None:
+          threads: Optional[int] = THREADS, device: str = DEVICE) -> None:
     """Track a point (or the points of a file) from a start frame to the end of the video."""
     from bleedorigin.commands import track_point, track_points
     from bleedorigin.io.points import read_points
@@ -157,6 +169,7 @@ def track(video: str = VIDEO,
         raise InputError("give either --point X Y (with --start) or --points FILE")
     queries = read_points(points) if points is not None else None
     _writable(out, folder=False)
+    _budget(threads)
     if queries is not None:
         track_points(_source(video), queries, out, model, device, _progress())
         return
@@ -173,14 +186,17 @@ def run(video: Optional[str] = typer.Argument(None, help="Video file, folder, im
         track_model: Optional[str] = typer.Option(None, help="Tracker name or folder."),
         no_overlay: bool = typer.Option(False, help="Skip overlay.mp4."),
         show: bool = typer.Option(False, help="Also show the overlay live in a window (needs a display)."),
-        overwrite: bool = OVERWRITE,
+        overwrite: bool = OVERWRITE, threads: Optional[int] = THREADS,
         config: Optional[Path] = CONFIG, device: str = DEVICE) -> None:
-    """Deployment mode end to end: onset -> source -> tracking."""
+    """Deployment mode end to end: onset -> source -> tracking. result.json says "complete":
+    false when the stream ended before the frame count its header announces (exit code 0, with
+    a warning) or was interrupted (exit code 128 + signal)."""
     from bleedorigin.commands import run_pipeline
     if (video is None) == (camera is None):
         raise InputError("give either VIDEO or --camera N")
     _check_config(config)
     _writable(out, folder=True)
+    _budget(threads)
     run_pipeline(camera if video is None else _source(video), out, onset_model, source_model,
                  track_model, device, not no_overlay, _progress(), show, config, overwrite)
 
@@ -204,7 +220,15 @@ def bench(json_out: Optional[Path] = typer.Option(None, "--json", help="Also wri
           onnx: bool = typer.Option(True, help="Also time the ONNX graphs in onnxruntime."),
           memory_minutes: float = typer.Option(0.0, help="Also stream this many minutes of video and "
                                                "report resident memory per minute (30 for the paper's check)."),
-          threads: Optional[int] = typer.Option(None, help="torch threads (default: torch's choice)."),
+          contention: bool = typer.Option(False, help="Also time end to end beside a second copy of the "
+                                          "pipeline (another process, same --threads) on the same cores."),
+          threads: Optional[int] = THREADS,
+          batch: bool = typer.Option(False, "--batch", help="Instead: archive throughput of `batch` "
+                                     "(videos/hour, real-time factor) with each of --batch-workers."),
+          batch_videos: int = typer.Option(6, help="--batch: copies of the sample clip in the archive."),
+          batch_workers: list[int] = typer.Option([1, 2], help="--batch: worker counts (repeat the option)."),
+          batch_clip: Optional[Path] = typer.Option(None, help="--batch: the clip copied into the archive "
+                                                    "(default: the shipped sample, 10 s, 2/3 of it bleeding)."),
           config: Optional[Path] = CONFIG, device: str = DEVICE) -> None:
     """Speed, latency, parameters, GFLOPs and peak memory per stage and end to end (512x384)."""
     from bleedorigin.bench import format_bench, run_bench
@@ -214,12 +238,19 @@ def bench(json_out: Optional[Path] = typer.Option(None, "--json", help="Also wri
     _check_config(config)
     if json_out is not None:
         _writable(json_out, folder=False)
-    if threads is not None:
-        import torch
-        torch.set_num_threads(threads)
+    _budget(threads)
+    if batch:
+        from bleedorigin.batch.bench import bench_batch, format_batch_bench
+        from bleedorigin.commands import SAMPLE_CLIP
+        result = bench_batch(batch_videos, tuple(batch_workers), batch_clip or SAMPLE_CLIP,
+                             "cpu" if device == "auto" else device)
+        typer.echo(format_batch_bench(result))
+        if json_out is not None:
+            write_json_atomic(json_out, result)
+        return
     result = run_bench({"onset": onset_model, "source": source_model, "track": track_model},
                        frames, device, baselines=baselines, onnx=onnx, memory_minutes=memory_minutes,
-                       config=None if config is None else str(config))
+                       config=None if config is None else str(config), contention=contention)
     typer.echo(format_bench(result))
     if json_out is not None:
         write_json_atomic(json_out, result)
@@ -239,12 +270,18 @@ def batch(inputs: list[str] = typer.Argument(..., help="Video files, folders (se
           overlay: bool = typer.Option(False, help="Also write overlay.mp4 per video."),
           retries: int = typer.Option(2, help="Extra attempts for a video whose worker died or hit an "
                                       "unexpected error (bad input is not retried)."),
+          quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar, no line per video."),
+          threads: Optional[int] = typer.Option(None, "--threads", min=1, help="Local: compute threads per "
+                                                "worker (default: the cores shared out among the workers)."),
           config: Optional[Path] = CONFIG, device: str = DEVICE) -> None:
     """Screen an archive: `run` on every video, resumable; a failing video never stops it."""
     from bleedorigin.batch import make_engine, run_batch
+    if quiet:  # as `bleedorigin -q batch ...`
+        _state["quiet"] = True
+        logging.getLogger().setLevel(logging.WARNING)
     _writable(out, folder=True)
     _check_config(config)
-    summary = run_batch(inputs, out, make_engine(engine, workers, address, cpus_per_task, gpus_per_task),
+    summary = run_batch(inputs, out, make_engine(engine, workers, address, cpus_per_task, gpus_per_task, threads),
                         overlay, retries, _progress(), device, config)
     if _progress():
         typer.echo(f"{len(summary.done)} done, {summary.skipped} finished earlier, {len(summary.failed)} failed; "
@@ -260,6 +297,7 @@ def evaluate(data: Path = typer.Argument(..., help="Benchmark folder, BleedSim o
                                               "(repeat; default: all that apply)."),
              workers: int = typer.Option(1, help="Worker processes."),
              baselines: bool = typer.Option(True, help="Include the baseline reference rows."),
+             threads: Optional[int] = THREADS,
              stir_start: Optional[Path] = typer.Option(None, "--stir-start", help="STIR-style start points "
                                                        "{seq: [[x, y], ...]}: track DATA's sequences from them and "
                                                        "write a STIR 2026 preds.json per tracker."),
@@ -280,7 +318,8 @@ def evaluate(data: Path = typer.Argument(..., help="Benchmark folder, BleedSim o
                                                 "override key=value; track: lr=, rank=, kind=, window=, seed="),
              config: Optional[Path] = CONFIG, device: str = DEVICE) -> None:
     """Evaluation mode of Algorithm 1 on every applicable clip, with the paper's metrics and
-    TAP-Vid's (AJ, delta_avg, OA); or, with --stir-start, the STIR protocol and submission file."""
+    TAP-Vid's (AJ, delta_avg, OA); or, with --stir-start, the STIR protocol and submission file
+    (--threads is shared out among the --workers)."""
     from bleedorigin.eval.runner import DEFAULT_STAGES, evaluate as run_evaluation, evaluate_stir_models
     if not data.exists():
         raise InputError(f"{data}: not found")
@@ -288,6 +327,7 @@ def evaluate(data: Path = typer.Argument(..., help="Benchmark folder, BleedSim o
         raise InputError("--stir-end needs --stir-start")
     _check_config(config)
     _writable(out, folder=True)
+    _budget(threads)
     if leave_one_out is not None:
         from bleedorigin.eval import leave_one_out as loo
         summary = loo.leave_one_out(leave_one_out, data, out, steps, base, settings, device)
@@ -558,7 +598,7 @@ def data_contact_sheet(out: Path = typer.Option(Path("docs/bleedsim_contact_shee
 
 # Signals that stop a command the way Ctrl-C does: what was computed is kept (`"complete": false`)
 # and the exit code is 128 + the signal number (SIGINT 130, SIGTERM 143, SIGHUP 129).
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
 
 
 def _stop(signum: int, frame: object) -> None:
@@ -577,7 +617,7 @@ def _report_interrupt(error: BaseException | None) -> None:
 
 def _kept_note(error: BaseException | None) -> str:
     where = kept(error) if error is not None else None
-    return f"; what was computed is kept in {where} (\"complete\": false)" if where else ""
+    return f"; what was computed is kept in {where}" if where else ""
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -585,6 +625,8 @@ def main(argv: list[str] | None = None) -> None:
     SIGTERM and SIGHUP one line and exit code 128 + signal. A failed command leaves no empty
     output folder behind."""
     from bleedorigin.utils.files import remove_empty_folders
+    from bleedorigin.utils.threads import passive_waiting
+    passive_waiting()  # before torch is imported: OpenMP reads it once, when it loads
     _state["new_folders"] = []
     try:
         _main(sys.argv[1:] if argv is None else argv)
@@ -596,7 +638,9 @@ def main(argv: list[str] | None = None) -> None:
 
 def _main(args: list[str]) -> None:
     debug = "--debug" in args
-    previous = {sig: signal.signal(sig, _stop) for sig in STOP_SIGNALS}
+    # handlers can be set only from the main thread (main() called from another keeps Python's)
+    in_main = threading.current_thread() is threading.main_thread()
+    previous = {sig: signal.signal(sig, _stop) for sig in STOP_SIGNALS} if in_main else {}
     _state["interrupted"] = None
     try:
         # Without standalone mode click returns typer.Exit codes (and command results) instead.

@@ -204,13 +204,14 @@ def track_points(source: Any, queries: list[tuple[int, float, float]], out: Path
                         tracks[i]["points"].append([float(queries[i][1]), float(queries[i][2]), 1.0])
                         tracks[i]["visible"].append(True)
                     order.extend(new if shared else [])
-        except InputError as e:
+        except STREAM_BREAKS as e:
             _write_partial(out, {"tracks": tracks}, e)
             raise
+        complete = _completeness(reader)
     late = [f for f in by_frame if f > last]
     if late:
         raise InputError(f"--points: frame {min(late)} is past the end of the video ({last + 1} frames)")
-    payload = {"tracks": tracks}
+    payload = {"tracks": tracks, "complete": complete}
     write_json_atomic(out, payload)
     return payload
 

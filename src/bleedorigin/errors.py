@@ -35,3 +35,9 @@ def note_kept(error: BaseException, path: Path) -> None:
 
 def kept(error: BaseException) -> Path | None:
     return getattr(error, "kept", None)
+
+
+def first_line(error: BaseException) -> str:
+    """The first line of a library's error message (torch and ffmpeg write whole pages)."""
+    text = str(error).strip().splitlines()
+    return text[0] if text else type(error).__name__

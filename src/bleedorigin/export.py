@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from bleedorigin.errors import ConfigError, InputError
+from bleedorigin.utils.threads import ort_options
 
 log = logging.getLogger(__name__)
 OPSET = 17
@@ -139,7 +140,7 @@ def _parity(path: Path, inputs: tuple[torch.Tensor, ...], expected: tuple[torch.
     except ImportError:
         log.warning("onnxruntime not installed: parity not checked (pip install 'bleedorigin[onnx]')")
         return None
-    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    sess = ort.InferenceSession(str(path), sess_options=ort_options(), providers=["CPUExecutionProvider"])
     # ONNX drops inputs a graph does not use, so feed by name ("in<k>"), not by position
     feeds = {i.name: inputs[int(i.name[2:])].detach().cpu().numpy() for i in sess.get_inputs()}
     got = sess.run(None, feeds)

@@ -4,6 +4,7 @@ Each video gets a result folder name inside the batch folder that stays the same
 from __future__ import annotations
 
 import hashlib
+import os
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,11 +67,14 @@ def _expand(item: Path, skip: Path | None, from_list: bool) -> list[Path]:
 
 
 def _names(paths: list[Path]) -> list[str]:
-    """The file or folder stem; stems shared by several inputs get a short hash of the path."""
-    stems = [p.stem if p.is_file() else p.name for p in paths]
-    count = Counter(stems)
-    return [s if count[s] == 1 else f"{s}-{hashlib.sha1(str(p).encode()).hexdigest()[:8]}"
-            for s, p in zip(stems, paths)]
+    """The file or folder stem; a stem shared by several inputs gets its folder's name in front
+    (`clip_007_video`), then, if still shared, a short hash of the path."""
+    names = [p.stem if p.is_file() else p.name for p in paths]
+    for widen in (lambda n, p: f"{p.parent.name}_{n}",
+                  lambda n, p: f"{n}-{hashlib.sha1(str(p).encode()).hexdigest()[:8]}"):
+        count = Counter(names)
+        names = [widen(n, p) if count[n] > 1 else n for n, p in zip(names, paths)]
+    return names
 
 
 def discover(inputs: list[str | Path], out: str | Path | None = None) -> list[Video]:
@@ -81,7 +85,7 @@ def discover(inputs: list[str | Path], out: str | Path | None = None) -> list[Vi
     seen: set[Path] = set()
     for item in inputs:
         for p in _expand(Path(item), skip, False):
-            p = p.resolve()
+            p = Path(os.path.abspath(p))  # symlinks kept: each link is a video of the archive
             if p not in seen:
                 seen.add(p)
                 paths.append(p)

@@ -8,7 +8,6 @@ engines retry only what may succeed on a second try (a dead worker, an unexpecte
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 import time
 from dataclasses import asdict, dataclass
@@ -17,13 +16,12 @@ from typing import Any
 
 from bleedorigin.batch.thumbs import FOLDER as THUMB_FOLDER, write_thumbnails
 from bleedorigin.commands import run_pipeline
-from bleedorigin.errors import BleedOriginError
+from bleedorigin.errors import BleedOriginError, InputError
 from bleedorigin.utils.jsonio import read_json
 
 log = logging.getLogger(__name__)
 
 RUN_FILES = ("result.json", "results.jsonl", "timeline.png", "overlay.mp4")
-THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 
 
 @dataclass(frozen=True)
@@ -74,18 +72,8 @@ def clear_run(run_dir: Path) -> None:
     for leftover in run_dir.glob(".*"):  # temp files of atomic writes and the partial overlay
         if leftover.is_file() and (leftover.suffix == ".tmp" or ".partial" in leftover.name):
             leftover.unlink()
-    shutil.rmtree(run_dir / THUMB_FOLDER, ignore_errors=True)
-
-
-def budget_threads(threads: int) -> None:
-    """Give this process `threads` compute threads (torch, OpenCV, OpenMP/BLAS), so workers
-    sharing the cores do not each take all of them."""
-    import cv2
-    import torch
-    for var in THREAD_ENV:
-        os.environ[var] = str(threads)
-    torch.set_num_threads(threads)
-    cv2.setNumThreads(threads)
+    for folder in (THUMB_FOLDER, "previous"):  # "previous": what `run` set aside before it stopped
+        shutil.rmtree(run_dir / folder, ignore_errors=True)
 
 
 def run_job(job: Job) -> Outcome:
@@ -95,8 +83,11 @@ def run_job(job: Job) -> Outcome:
     t0, c0 = time.perf_counter(), time.process_time()
     try:
         path = run_pipeline(job.video, run_dir, None, None, None, job.device, job.overlay, False,
-                            config=job.config)
+                            config=job.config, overwrite=True)
         result = read_json(path)
+        if result.get("complete") is not True:  # the stream ended before the frames it announced
+            raise InputError(f"{job.video}: the stream ended early, after {result.get('frames')} frames "
+                             "(partial results kept, \"complete\": false)")
         write_thumbnails(result, job.video, run_dir)
     except BleedOriginError as e:
         if run_dir.is_dir() and not any(run_dir.iterdir()):

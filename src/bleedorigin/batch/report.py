@@ -28,15 +28,19 @@ def _href(*parts: str) -> str:
     return "/".join(quote(p) for p in parts)
 
 
-def _pooled(scores: list[float]) -> list[float]:
+def _pooled(scores: list[float | None]) -> list[float | None]:
+    """At most MAX_POINTS values, each the max of its bin (None where the detector did not run)."""
     if len(scores) <= MAX_POINTS:
         return scores
     step = len(scores) / MAX_POINTS
-    return [max(scores[int(i * step):max(int(i * step) + 1, int((i + 1) * step))]) for i in range(MAX_POINTS)]
+    bins = [[v for v in scores[int(i * step):max(int(i * step) + 1, int((i + 1) * step))] if v is not None]
+            for i in range(MAX_POINTS)]
+    return [max(b) if b else None for b in bins]
 
 
-def timeline_svg(scores: list[float], episodes: list[tuple[int, int]], threshold: float | None = None) -> str:
-    """Onset score over the video (0..1), bleeding episodes shaded, onsets as orange lines."""
+def timeline_svg(scores: list[float], episodes: list[tuple[int, int, int]]) -> str:
+    """Onset score over the video (0..1), bleeding episodes (onset, raised-at, end) shaded, onsets
+    as orange lines; no score line while the point is tracked (the detector does not run)."""
     n = max(len(scores), 1)
 
     def x(frame: float) -> float:
@@ -45,19 +49,26 @@ def timeline_svg(scores: list[float], episodes: list[tuple[int, int]], threshold
     def y(score: float) -> float:
         return round((1.0 - min(max(score, 0.0), 1.0)) * (SVG_H - 4) + 2, 1)
 
+    shown: list[float | None] = list(scores)
+    for _, raised, end in episodes:
+        shown[raised + 1:end + 1] = [None] * len(shown[raised + 1:end + 1])
     parts = [f'<svg width="{SVG_W}" height="{SVG_H}" viewBox="0 0 {SVG_W} {SVG_H}" '
              'xmlns="http://www.w3.org/2000/svg" role="img"><title>onset score over time</title>']
-    for onset, end in episodes:
+    for onset, _, end in episodes:
         parts.append(f'<rect x="{x(onset)}" y="0" width="{max(x(end) - x(onset), 1)}" height="{SVG_H}" '
                      'fill="#d33" fill-opacity="0.12"/>')
-    if threshold is not None:
-        parts.append(f'<line x1="0" x2="{SVG_W}" y1="{y(threshold)}" y2="{y(threshold)}" '
-                     'stroke="#999" stroke-dasharray="3 3"/>')
-    pooled = _pooled(scores)
-    scale = len(scores) / max(len(pooled), 1)
-    points = " ".join(f"{x(i * scale)},{y(s)}" for i, s in enumerate(pooled))
-    parts.append(f'<polyline points="{points}" fill="none" stroke="#c22" stroke-width="1.2"/>')
-    for onset, _ in episodes:
+    pooled = _pooled(shown)
+    scale = len(shown) / max(len(pooled), 1)
+    runs: list[list[str]] = [[]]
+    for i, v in enumerate(pooled):
+        if v is None:
+            runs.append([])
+        else:
+            runs[-1].append(f"{x(i * scale)},{y(v)}")
+    for run in runs:
+        if run:
+            parts.append(f'<polyline points="{" ".join(run)}" fill="none" stroke="#c22" stroke-width="1.2"/>')
+    for onset, _, _ in episodes:
         parts.append(f'<line x1="{x(onset)}" x2="{x(onset)}" y1="0" y2="{SVG_H}" stroke="#e80" stroke-width="1.5"/>')
     parts.append("</svg>")
     return "".join(parts)
@@ -80,7 +91,8 @@ def _episodes_cell(name: str, rows: list[dict[str, Any]], run_dir: Path) -> str:
 
 def _row(name: str, result: dict[str, Any], rows: list[dict[str, Any]], run_dir: Path) -> str:
     frames, fps = int(result.get("frames") or 0), float(result.get("fps") or 30.0)
-    episodes = [(r["onset_frame"], r["episode_end_frame"]) for r in rows if r["episode"] is not None]
+    episodes = [(r["onset_frame"], r["raised_at_frame"] if r["raised_at_frame"] is not None else r["onset_frame"],
+                 r["episode_end_frame"]) for r in rows if r["episode"] is not None]
     timeline = timeline_svg([float(s) for s in result.get("scores") or []], episodes)
     links = [f'<a href="{_href(name)}/">folder</a>', f'<a href="{_href(name, "result.json")}">result.json</a>']
     for extra in ("timeline.png", "overlay.mp4"):
@@ -101,7 +113,7 @@ def write_report(path: Path, videos: list[tuple[str, dict[str, Any], list[dict[s
             '. Table: <a href="events.csv">events.csv</a>'
             + (' · <a href="failures.csv">failures.csv</a>' if failures else "") + "</p>"]
     body.append("<table><tr><th>video</th><th>episodes</th><th>onsets (source drawn)</th>"
-                "<th>onset score (episodes shaded)</th></tr>")
+                "<th>onset score (episodes shaded, orange: onset)</th></tr>")
     body += [_row(name, result, rows, out / name) for name, result, rows in videos]
     body.append("</table>")
     if failures:

@@ -87,13 +87,13 @@ class _Bar:
             log.info("done %s: %d frames, %d episode(s), %.1f frames/s", outcome.name, outcome.frames,
                      outcome.episodes, rate)
         else:
-            log.warning("failed %s: %s", outcome.name, outcome.error)
+            log.info("failed %s: %s", outcome.name, outcome.error)
 
 
 def make_engine(engine: str, workers: int, address: str | None, cpus_per_task: float,
-                gpus_per_task: float) -> LocalEngine | RayEngine:
+                gpus_per_task: float, threads: int | None = None) -> LocalEngine | RayEngine:
     if engine == "local":
-        return LocalEngine(workers)
+        return LocalEngine(workers, threads)
     if engine == "ray":
         return RayEngine(address, cpus_per_task, gpus_per_task)
     raise InputError(f"--engine must be one of {', '.join(ENGINES)}, got {engine!r}")

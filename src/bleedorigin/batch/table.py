@@ -82,19 +82,23 @@ def video_rows(name: str, result: dict[str, Any], run_dir: Path) -> list[dict[st
             "path": result.get("video")}
     if not events:
         return [{**{c: None for c in COLUMNS}, **base}]
-    raised = raised_frames(run_dir)
+    revisions = [event.get("source_revisions") or [] for event in events]
+    # the localizer's decision ("located", the first revision) is made where the alert is raised;
+    # results without revisions are read frame by frame for it
+    raised = ([int(r[0]["frame"]) for r in revisions] if all(r and r[0].get("why") == "located" for r in revisions)
+              else raised_frames(run_dir))
     rows = []
     for k, event in enumerate(events, 1):
         onset, source = event["onset"], event["source"]
         track = event.get("track") or []
         end = int(track[-1]["frame"]) if track else int(onset["frame"])
-        at = event.get("raised_at", raised[k - 1] if k <= len(raised) else None)
+        at = raised[k - 1] if k <= len(raised) else None
         rows.append({**base, "episode": k, "onset_frame": int(onset["frame"]),
                      "onset_time_s": round(float(onset["time_s"]), 3),
                      "onset_confidence": round(float(onset["confidence"]), 4), "raised_at_frame": at,
                      "source_x": round(float(source["x"]), 2), "source_y": round(float(source["y"]), 2),
                      "source_confidence": round(float(source.get("confidence", 1.0)), 4),
-                     "source_revisions": json.dumps(event.get("source_revisions") or []),
+                     "source_revisions": json.dumps(revisions[k - 1]),
                      "episode_end_frame": end, "episode_end_time_s": round(end / fps, 3),
                      "duration_s": round((end - int(onset["frame"])) / fps, 3), "ended": end < frames - 1})
     return [{c: row.get(c) for c in COLUMNS} for row in rows]

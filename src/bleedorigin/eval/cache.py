@@ -17,6 +17,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from bleedorigin.models import registry
 from bleedorigin.utils.jsonio import write_json_atomic
 
 log = logging.getLogger(__name__)
@@ -39,7 +40,8 @@ def model_key(name_or_path: str) -> str:
     """A file-system-safe key for a model: its registry name, or for a checkpoint folder
     `<folder>-<hash of config.json and weights>` so two checkpoints never share a cache."""
     path = Path(name_or_path)
-    if not path.is_dir():
+    # a registered name means the preset, never a folder of that name in the working directory
+    if name_or_path in registry.list_models() or not path.is_dir():
         return _SAFE.sub("_", name_or_path)
     files = sorted(p for p in path.iterdir()
                    if p.is_file() and (p.name == "config.json" or p.suffix in (".safetensors", ".pt", ".pth")))
@@ -51,8 +53,6 @@ def model_key(name_or_path: str) -> str:
 def code_fingerprint(key: str) -> str:
     """For a registry model, a hash of the module that defines it, so that editing a baseline
     invalidates its cached records ('' for checkpoint folders: their key hashes the weights)."""
-    from bleedorigin.models import registry
-
     if key not in registry.list_models():
         return ""
     source = inspect.getsourcefile(registry._REGISTRY[key])

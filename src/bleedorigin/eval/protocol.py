@@ -86,8 +86,8 @@ def dense_visible(clip: Any) -> np.ndarray | None:
     when the clip does not say (imported dense labels mark a point wherever it was seen)."""
     if clip.gt is None or not Path(clip.gt).is_file():
         return None
-    with np.load(Path(clip.gt), allow_pickle=False) as z:
-        return np.asarray(z["source_visible"], bool) if "source_visible" in z.files else None
+    visible = read_arrays(clip.gt, "source_visible").get("source_visible")
+    return None if visible is None else np.asarray(visible, bool)
 
 
 def _label_point(clip: Any, frame: int, k: int = 0) -> XY | None:
@@ -273,6 +273,23 @@ def _track_one(tracker: Any, frames: ClipFrames, start: int, xy: XY) -> dict[int
     return out
 
 
+def _track_all(tracker: Any, frames: ClipFrames, start: int, points: list[XY]) -> list[dict[int, list[float]]]:
+    """`_track_one` for all points at once (`start_many` / `step_many`)."""
+    out: list[dict[int, list[float]]] = [{} for _ in points]
+    for index, small in frames:
+        if index < start:
+            continue
+        if index == start:
+            tracker.start_many(small, [frames.to_model(xy) for xy in points], frame_index=start)
+            for o, xy in zip(out, points):
+                o[index] = [xy[0], xy[1], 1.0, 1.0]
+            continue
+        for o, tp in zip(out, tracker.step_many(small)):
+            x, y = frames.to_input((tp.x, tp.y))
+            o[index] = [round(x, 3), round(y, 3), round(float(tp.confidence), 5), float(bool(tp.visible))]
+    return out
+
+
 def eval_track(tracker: Any, clip: Any) -> dict[str, Any]:
     """Track every non-null start point to the end; score labelled frames (and dense truth)."""
     query = track_queries(clip)
@@ -285,9 +302,11 @@ def eval_track(tracker: Any, clip: Any) -> dict[str, Any]:
     dense_vis = dense_visible(clip) if dense_gt is not None else None
     # trackers that refine at the input resolution (`native_frames`) get the clip's own frames
     frames = ClipFrames(clip, native=getattr(tracker, "native_frames", False))
+    # a tracker whose points do not interact (`add_points`) tracks them all in one pass, each as alone
+    together = _track_all(tracker, frames, start, [xy for _, xy in points]) if hasattr(tracker, "add_points") else None
     tracks = []
-    for k, xy in points:
-        pred = _track_one(tracker, frames, start, xy)
+    for j, (k, xy) in enumerate(points):
+        pred = together[j] if together is not None else _track_one(tracker, frames, start, xy)
         rows, hidden = [], []
         for f in sorted(clip.labels):
             gt = _label_point(clip, f, k)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import multiprocessing as mp
-import os
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +24,7 @@ from bleedorigin.eval import metrics, protocol, stir, tap
 from bleedorigin.eval.cache import PROTOCOL_VERSION, ResultCache, model_key
 from bleedorigin.pipeline_config import PipelineConfig, load_pipeline_config, shipped_config
 from bleedorigin.utils.files import atomic_open
+from bleedorigin.utils.threads import threads as thread_budget
 from bleedorigin.utils.jsonio import write_json_atomic
 from bleedorigin.utils.progress import track as progress_track
 
@@ -184,7 +184,7 @@ def _execute(tasks: list[Task], cache_root: Path, workers: int, device: str,
             yield _run_indexed(job)
         _LOADED.clear()
         return
-    threads = max(1, (os.cpu_count() or 1) // workers)
+    threads = max(1, thread_budget() // workers)
     ctx = mp.get_context("spawn")
     with ctx.Pool(workers, initializer=_init_worker, initargs=(device, threads, _PIPELINE)) as pool:
         results = pool.imap_unordered(_run_indexed, jobs, chunksize=1)
@@ -286,8 +286,10 @@ def evaluate_stir_models(data_path: str | Path, out_dir: str | Path, start_file:
     from bleedorigin.eval.report import write_report
     from bleedorigin.models.loading import load_stage
 
-    # the zero-motion control is scored from the start points themselves (stir.still_predictions)
-    names = [n for n in model_lists(models, ("track",), baselines)["track"] if n != "track_still"]
+    # the zero-motion control is scored from the start points themselves (stir.still_predictions):
+    # the track_still baseline is run only when asked for by name
+    asked = model_lists(models, ("track",), baselines=False)["track"]
+    names = [n for n in model_lists(models, ("track",), baselines)["track"] if n != "track_still" or n in asked]
     out = Path(out_dir)
     trackers = {model_key(n): load_stage("track", n, device) for n in names}
     result = stir.evaluate_stir(data_path, start_file, end_file, trackers, out / "stir")

@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from bleedorigin import MODEL_SIZE
 from bleedorigin.errors import InputError
 from bleedorigin.eval import tap
 from bleedorigin.io.video import FrameMapper, open_video
@@ -90,8 +91,9 @@ def find_sequence(data: str | Path, seq: str) -> Path:
 def track_sequence(tracker: PointTrackerBase, video: str | Path, start_frame: int,
                    points: np.ndarray) -> dict[str, dict[str, Any]]:
     """Track every start point from `start_frame` to the end: {frame: {coords, visibilities,
-    latency_ms}} in input pixels. The tracker sees model-resolution frames (as in the Pipeline);
-    one copy of it per point unless it tracks many at once (`start_many`/`step_many`)."""
+    latency_ms}} in input pixels. The tracker sees model-resolution frames (as in the Pipeline), or
+    the video's own frames when it refines at the input resolution (`native_frames`, as in
+    eval.protocol); one copy of it per point unless it tracks many at once (`start_many`/`step_many`)."""
     many = hasattr(tracker, "start_many") and hasattr(tracker, "step_many")
     trackers = [tracker] if many else [copy.deepcopy(tracker) for _ in points]
     out: dict[str, dict[str, Any]] = {}
@@ -102,7 +104,8 @@ def track_sequence(tracker: PointTrackerBase, video: str | Path, start_frame: in
                 continue
             t0 = time.perf_counter()
             if mapper is None:
-                mapper = FrameMapper(item.image.shape[1::-1])
+                size = item.image.shape[1::-1]
+                mapper = FrameMapper(size, size if getattr(tracker, "native_frames", False) else MODEL_SIZE)
             small = mapper.resize(item.image)
             if item.index == start_frame:
                 model_xy = [tuple(p) for p in mapper.to_model(points)]

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from safetensors.torch import load, save_file
 
-from bleedorigin.errors import ConfigError, InputError
+from bleedorigin.errors import ConfigError, InputError, first_line
 from bleedorigin.utils.jsonio import read_json
 
 CONFIG, WEIGHTS, CARD, STATE = "config.json", "model.safetensors", "MODEL_CARD.md", "trainer_state.pt"
@@ -89,7 +89,7 @@ def load_checkpoint(folder: str | Path, stage: str | None = None) -> tuple[dict[
     try:
         state = load(data)
     except Exception as e:  # safetensors raises its own error types
-        raise InputError(f"{weights}: unreadable weights ({_first_line(e)})") from None
+        raise InputError(f"{weights}: unreadable weights ({first_line(e)})") from None
     return config, state
 
 
@@ -100,7 +100,7 @@ def build_model(folder: str | Path, build: Callable[[], torch.nn.Module],
     try:
         net = build()
     except (ValueError, RuntimeError, AssertionError, TypeError, ZeroDivisionError) as e:
-        raise InputError(f"{Path(folder) / CONFIG}: cannot build the model ({_first_line(e)})") from None
+        raise InputError(f"{Path(folder) / CONFIG}: cannot build the model ({first_line(e)})") from None
     try:
         net.load_state_dict(state)
     except RuntimeError as e:
@@ -114,11 +114,6 @@ def _mismatch(e: RuntimeError) -> str:
     detail = next((ln for ln in lines[1:] if "size mismatch" in ln or "Missing key" in ln
                    or "Unexpected key" in ln), lines[0] if lines else type(e).__name__)
     return detail if len(detail) < 200 else detail[:197] + "..."
-
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip().splitlines()
-    return text[0] if text else type(e).__name__
 
 
 def load_trainer_state(folder: str | Path) -> dict[str, Any]:

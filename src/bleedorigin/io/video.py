@@ -18,8 +18,9 @@ import cv2
 import numpy as np
 
 from bleedorigin import MODEL_SIZE
-from bleedorigin.errors import InputError
+from bleedorigin.errors import InputError, first_line
 from bleedorigin.utils.files import refuse_non_regular
+from bleedorigin.utils.threads import threads
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +106,7 @@ class VideoReader:
             raise InputError(f"no video stream in {name}")
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
+        stream.thread_count = threads()  # the decoder shares the budget of the models
         rate = stream.average_rate or stream.guessed_rate or 30
         fps = float(rate) if rate else 30.0
         frames = int(stream.frames) or None
@@ -119,7 +121,7 @@ class VideoReader:
         index = 0
         base = None
         try:
-            for frame in container.decode(stream):
+            for frame in _frames_to_the_end(container, stream):
                 t = float(frame.time) if frame.time is not None else index / self.info.fps
                 base = t if base is None else base
                 yield FrameItem(index, t - base, frame.to_ndarray(format="rgb24"))
@@ -216,16 +218,30 @@ class VideoReader:
         self.close()
 
 
+def _frames_to_the_end(container, stream) -> Iterator:
+    """Decoded frames of `stream`. A packet that fails to decode at the very end of the file is
+    where a cut-off file stops (the decoder reports it or not depending on its threads), so the
+    frames simply end there (VideoReader.ended_early tells); anywhere else it is an error."""
+    packets = container.demux(stream)
+    packet = next(packets, None)
+    while packet is not None:
+        following = next(packets, None)
+        try:
+            frames = packet.decode()
+        except av.error.FFmpegError:
+            if packet.size == 0 or following is None or following.size == 0:
+                log.debug("last packet of %s does not decode: the file ends there", container.name)
+                return
+            raise
+        yield from frames
+        packet = following
+
+
 def _reason(e: BaseException) -> str:
     """Why PyAV gave up, in words: its time-out reads "Immediate exit requested"."""
     if isinstance(e, av.error.ExitError):
         return f"no data for {STREAM_TIMEOUT_S:g} s (timed out)"
-    return _short(e)
-
-
-def _short(e: BaseException) -> str:
-    text = str(e).strip().splitlines()
-    return text[0] if text else type(e).__name__
+    return first_line(e)
 
 
 def max_pixels() -> int:
@@ -284,7 +300,7 @@ def _read_image(path: Path) -> np.ndarray:
     try:
         bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
     except cv2.error as e:
-        raise InputError(f"cannot read image {path}: {_short(e)}") from None
+        raise InputError(f"cannot read image {path}: {first_line(e)}") from None
     if bgr is None:
         raise InputError(f"cannot read image {path}: damaged or unsupported image data")
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)

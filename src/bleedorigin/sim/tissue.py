@@ -115,7 +115,8 @@ def _speculars(rng: np.random.Generator, size: tuple[int, int], count: int) -> n
     return cv2.GaussianBlur(canvas, (0, 0), 1.0)
 
 
-CRIMSON_MUCOSA = (200, 62, 56)  # `crimson_bed`: mucosa nearly as red as thin blood (G/R about 0.3)
+CRIMSON_MUCOSA = (200, 60, 55)  # `crimson_bed`: mucosa nearly as red as thin blood (G/R 0.23-0.3)
+CRIMSON_MAX_SAT = 1.1           # its per-clip saturation capped here (above, the bed is the colour of blood)
 CRIMSON_SUBMUCOSA_FRAC = 0.5    # beside this much white submucosa
 
 
@@ -132,6 +133,8 @@ def render_tissue(rng: np.random.Generator, site: str, size: tuple[int, int], cr
     mucosa, submucosa, dye = jitter(p.mucosa), jitter(p.submucosa), jitter(p.dye)
     # per-clip saturation: some scopes/sites render the mucosa deep red, others pale pink
     sat = rng.uniform(0.8, 1.4)
+    if crimson:
+        sat = min(sat, CRIMSON_MAX_SAT)
     mucosa = np.clip(mucosa.max() - (mucosa.max() - mucosa) * sat, 0, 255)
 
     relief = fractal_noise(rng, size, 3, 4)

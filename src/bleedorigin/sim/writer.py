@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from bleedorigin.errors import InputError
+from bleedorigin.errors import InputError, note_kept
 from bleedorigin.sim.appearance import Appearance
 from bleedorigin.sim.generator import SimClip, generate_clip
 from bleedorigin.sim.scenarios import KINDS
@@ -86,13 +86,28 @@ def write_bench(out_dir: str | Path, n: int, seed: int, kind: str, size: tuple[i
     instead of one drawn at random;
     `appearance` (sim.appearance.Appearance) adds BleedSim v2 appearance features;
     `local_motion` adds local tissue deformation and instrument pulls (sim/local_motion.py)."""
-    from bleedorigin.io.bench import Clip, write_bench_clip, write_manifest
+    from bleedorigin.io.bench import write_manifest
 
     if n < 1:
         raise InputError(f"--n must be at least 1, got {n}")
     root = Path(out_dir)
     root.mkdir(parents=True, exist_ok=True)
-    clips = []
+    clips: list = []
+    try:
+        _write_clips(root, n, seed, kind, size, scenario, appearance, local_motion, progress, clips)
+    except KeyboardInterrupt as e:  # SIGINT, SIGTERM, SIGHUP: the finished clips stay usable
+        if clips:
+            note_kept(e, write_manifest(root, clips))
+        raise
+    write_manifest(root, clips)
+    return clips
+
+
+def _write_clips(root: Path, n: int, seed: int, kind: str, size: tuple[int, int], scenario: Any,
+                 appearance: Any, local_motion: bool, progress: bool, clips: list) -> None:
+    """Render and store clip after clip, appending each to `clips` once it is complete."""
+    from bleedorigin.io.bench import Clip, write_bench_clip
+
     for i in progress_track(range(n), total=n, description="BleedSim", enabled=progress, unit="clip"):
         k = clip_kind(kind, i)
         clip_seed = int(seed) * SEED_STRIDE + i
@@ -108,5 +123,3 @@ def write_bench(out_dir: str | Path, n: int, seed: int, kind: str, size: tuple[i
                     split=None)
         clips.append(write_bench_clip(root, meta, sim.frames) or meta)
         log.debug("wrote %s (%d frames, %s, %s)", cid, sim.num_frames, sim.scenario, sim.site)
-    write_manifest(root, clips)
-    return clips

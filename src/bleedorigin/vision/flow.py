@@ -9,6 +9,7 @@ import numpy as np
 
 from bleedorigin.errors import InputError
 
+WHOLE_FRAME_PX = 640 * 480  # `lk_refine`: frames up to this size are refined whole, larger ones in windows
 DIS_PRESETS = {"ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST, "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
                "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM}
 
@@ -91,14 +92,14 @@ def lk_refine(prev_gray: np.ndarray, next_gray: np.ndarray, xy: np.ndarray, gues
               win: int = 21, levels: int = 2) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Pyramidal Lucas-Kanade from `xy` (K, 2) in prev to next, starting from `guess` (K, 2),
     then back from where it lands. Returns (new xy (K, 2), forward-backward error in pixels (K,),
-    ok (K,): both directions converged). Works on a window around each point (the pyramid
-    reaches `(win // 2 + 2) * 2**levels` px), or on the whole frame when the windows of all the
-    points together would cover more than the frame."""
+    ok (K,): both directions converged). Above `WHOLE_FRAME_PX` pixels it works on a window
+    around each point (the pyramid reaches `(win // 2 + 2) * 2**levels` px); on smaller frames
+    the whole frame's pyramid costs less. Each point's result does not depend on the others."""
     xy = np.asarray(xy, np.float32).reshape(-1, 2)
     guess = np.asarray(guess, np.float32).reshape(-1, 2)
     half = (win // 2 + 2) * 2 ** levels
     h, w = prev_gray.shape[:2]
-    if len(xy) * (2 * half + 1) ** 2 >= w * h:
+    if w * h <= WHOLE_FRAME_PX:
         return _lk_there_and_back(prev_gray, next_gray, xy, guess, win, levels)
     size = (2 * half + 1, 2 * half + 1)
     q, fb, ok = np.empty((len(xy), 2)), np.empty(len(xy)), np.empty(len(xy), bool)

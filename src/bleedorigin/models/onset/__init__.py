@@ -3,6 +3,7 @@
 Registers `onset_small` (shipped weights, with the bleeding-present check at stream start),
 `onset_small_transition` (the same without that check: onsets only from a bleeding-free start),
 `onset_small_bright` (the check counting bright blood only, not near-black pools),
+`onset_small_static` (the check counting any blood at stream start, static red too),
 `onset_small_raw` (without the check and the onset refinement) and `onset_test` (tiny, random,
 seeded) models.
 """
@@ -44,6 +45,13 @@ def onset_small_bright(device: str = "auto", weights: str = "small") -> OnsetDet
     """The bleeding-present check without the dark-pool cue (for ablations and scenes with dark
     instrument shafts, which that cue can take for pools)."""
     return OnsetDetector.from_pretrained(weights, device=device, dark=False)
+
+
+@register_model("onset_small_static")
+def onset_small_static(device: str = "auto", weights: str = "small") -> OnsetDetector:
+    """The bleeding-present check counting any blood over the threshold at stream start, whether
+    it spreads or not (a static colour test; for ablations)."""
+    return OnsetDetector.from_pretrained(weights, device=device, live=False)
 
 
 @register_model("onset_test")

@@ -233,13 +233,13 @@ class OnsetDetector(OnsetDetectorBase):
     @classmethod
     def from_pretrained(cls, name_or_path: str = "small", device: str = "auto",
                         refine_radius: int = REFINE_RADIUS, presence: bool = True,
-                        dark: bool = True) -> OnsetDetector:
+                        dark: bool = True, live: bool = True) -> OnsetDetector:
         folder = find_weights(name_or_path, "onset_small")
         config, state = load_checkpoint(folder, stage="onset")
         cfg = from_dict(OnsetConfig, config.get("model", {}), f"{folder}/config.json model")
         net = build_model(folder, lambda: OnsetNet(cfg), state)
         return cls(net, device, model_id=f"onset:{folder.name}@{config['checksum'][:12]}",
-                   refine_radius=refine_radius, presence=PresenceCheck(dark=dark) if presence else None)
+                   refine_radius=refine_radius, presence=PresenceCheck(dark=dark, live=live) if presence else None)
 
     def reset(self) -> None:
         self.t = 0

@@ -24,7 +24,7 @@ from bleedorigin.models.onset.model import OnsetNet, decode_onset
 from bleedorigin.models.onset.predictor import FramePrep, embed_clip, prepare_clip, window_logits
 from bleedorigin.errors import InputError
 from bleedorigin.sim.appearance import Appearance
-from bleedorigin.sim.scenarios import NEGATIVE_SCENARIOS, SCENARIOS
+from bleedorigin.sim.scenarios import HARD_CASES, NEGATIVE_HARD_CASES, NEGATIVE_SCENARIOS, SCENARIOS
 from bleedorigin.training.augment import ClipAugment
 from bleedorigin.training.task import StageTask
 
@@ -56,7 +56,8 @@ class OnsetDataConfig:
     appearance_features: str = "all"   # which v2 features those clips get (Appearance.parse)
     bench_dirs: tuple[str, ...] = ()   # your own benchmark folders (clips with onset labels or none)
     bench_fraction: float = 0.5        # share of training clips drawn from bench_dirs when given
-    focus_scenario: str = ""           # a BleedSim scenario to draw more often (e.g. water_flushing)
+    focus_scenario: str = ""           # BleedSim scenarios to draw more often, comma-separated (e.g.
+                                       # water_flushing, or the hard cases point_bleed,white_mound,crimson_bed)
     focus_share: float = 0.0           # share of simulated training clips forced to focus_scenario
 
 
@@ -189,9 +190,10 @@ class OnsetTask(StageTask):
             self.cache.appearance()
         except ValueError as e:
             raise InputError(f"data.appearance_features: {e}") from None
-        if self.data.focus_share > 0 and self.data.focus_scenario not in SCENARIOS:
-            raise InputError(f"data.focus_scenario {self.data.focus_scenario!r}: expected one of "
-                             f"{', '.join(SCENARIOS)}")
+        self.focus = tuple(s for s in self.data.focus_scenario.split(",") if s)
+        if self.data.focus_share > 0 and (not self.focus or set(self.focus) - set(SCENARIOS + HARD_CASES)):
+            raise InputError(f"data.focus_scenario {self.data.focus_scenario!r}: expected a comma list of "
+                             f"{', '.join(SCENARIOS + HARD_CASES)}")
 
     def build_model(self) -> nn.Module:
         return OnsetNet(self.cfg)
@@ -205,10 +207,13 @@ class OnsetTask(StageTask):
             kind = self.data.kinds[int(rng.choice(len(w), p=w / w.sum()))]
             seed = TRAIN_SEED0 + int(rng.integers(self.data.train_pool))
             focus = self.data.focus_share > 0 and rng.random() < self.data.focus_share
-            if kind == "negative" and self.data.focus_scenario not in NEGATIVE_SCENARIOS:
-                focus = False  # e.g. obscured_view needs blood
+            names = self.focus if kind != "negative" else \
+                tuple(s for s in self.focus if s in NEGATIVE_SCENARIOS + NEGATIVE_HARD_CASES)
+            focus = focus and bool(names)  # e.g. obscured_view needs blood
+            # one focus scenario draws nothing more from `rng` (older recipes keep their clips)
+            scenario = None if not focus else names[0] if len(names) == 1 else names[int(rng.integers(len(names)))]
             v2 = self.data.appearance > 0 and rng.random() < self.data.appearance
-            frames, onset = self.cache.get(kind, seed, self.data.focus_scenario if focus else None, v2)
+            frames, onset = self.cache.get(kind, seed, scenario, v2)
         if self.data.augment > 0:
             frames = ClipAugment.random(rng, self.data.augment).frames(frames)
         n = self.cfg.window

@@ -49,10 +49,11 @@ ESTIMATES = ("peak", "mean", "shrink")
 
 @dataclass(frozen=True)
 class FusionConfig:
-    # w_net, w_red, w_dark, prior_sigma and the rim fraction: chosen by experiments/source_prior_fit.py
-    # under the rule of docs/source.md ("How the default is chosen"); w_growth by
-    # experiments/source_fusion_select.py.
-    w_net: float = 0.1        # weight of the network's log-heat
+    # The defaults are the red fusion `source_evidence_red`, which the shipped pipeline runs
+    # (configs/pipeline.yaml; w_net, w_red, w_dark, prior_sigma and the rim fraction by
+    # experiments/source_prior_fit.py, w_growth by experiments/source_fusion_select.py). STUMP below
+    # is `source_evidence`, the vessel-stump cue alone (docs/source.md, "Cues").
+    w_net: float = 0.1        # weight of the network's log-heat (0: the network does not run)
     w_red: float = 1.0        # weight of the smoothed Red-Mask
     red_sigma: float = 3.0    # px at the working resolution: a blood region, not single red pixels
     w_dark: float = 1.0       # weight of the smoothed dark-blood mask
@@ -71,6 +72,7 @@ class FusionConfig:
     shrink_full: float = 0.5  # "shrink": confidence at and above which the arg-max is kept as is
     conf_radius: float = 0.08  # share of the working width: places beyond twice this compete with the point
     cand_temperature: float = 1.0  # `locate_candidates`: posterior temperature of the candidates' probabilities
+                                   # (calibrated for STUMP only, docs/source.md "Candidates")
     evidence: EvidenceConfig = field(default_factory=EvidenceConfig)
     cues: CueConfig = field(default_factory=CueConfig)
 
@@ -96,6 +98,16 @@ class EvidenceMaps:
     centre_xy: tuple[float, float]
     posterior: np.ndarray
     cues: dict[str, np.ndarray] = field(default_factory=dict)  # the weighted cue maps that had something to say
+
+
+# The red fusion `source_evidence_red` (FusionConfig's defaults): the network, Red-Mask, dark blood,
+# support, rim and centre priors.
+RED: dict[str, Any] = dict(w_net=0.1, w_red=1.0, w_dark=1.0, w_support=1.0, prior_sigma=1.5, w_stump=0.0,
+                           cand_temperature=1.0)
+# `source_evidence`: the vessel-stump cue alone (the network does not run); the candidates'
+# temperature calibrated leave one clip out (docs/source.md, "Candidates").
+STUMP: dict[str, Any] = dict(w_net=0.0, w_red=0.0, w_dark=0.0, w_support=0.0, prior_sigma=0.0, w_stump=1.0,
+                             cand_temperature=0.1)
 
 
 def fuse(heat: np.ndarray | None, red: np.ndarray, support: np.ndarray, prior: np.ndarray,

@@ -30,8 +30,19 @@ lowest variance (when every candidate is occluded, the lowest variance one, repo
 visible) and stores position, variance and occlusion for frame t: a point hidden for a while
 (blood, an instrument, glare) comes back through a reference from before it was hidden.
 
+With `refine` (`track_mft_own`), each point's own motion is also measured at the input's
+resolution: pyramidal LK in a window around the point, from the previous frame (started from its
+own coarse flow, whatever the coarse occlusion test says) and from the best unoccluded coarse
+candidate of another reference. A refined candidate whose LK comes back (forward-backward), lands
+in view and off blood and still matches its reference's patch replaces the coarse candidate of
+the same reference, so a point on an instrument moving against the tissue follows the instrument;
+only a point without such a candidate is carried by its surroundings. With `appear_hidden`
+(`track_mft_own_appear`), a step whose patch matches none of the point's kept appearances is
+occluded as well.
+
 Confidence: exp(-sigma / `sigma_conf`), sigma the square root of the variance (docs/tracking.md
-reports its calibration). Flows are computed once per (r, t) pair and shared by all points.
+reports its calibration). Flows are computed once per (r, t) pair and shared by all points;
+`add_points` / `drop_points` change the points mid-stream.
 """
 from __future__ import annotations
 
@@ -76,7 +87,8 @@ class MultiFlowTracker(PointTrackerBase):
                  step_var: float = 0.25, photo_scale: float = 0.2, fb_occluded: float = 1.0,
                  occluded_var: float = 4.0, blood_hidden: float = 0.5, sigma_conf: float = 4.0,
                  occluded_motion: str = "visible", refine: bool = False, refine_fb: float = 1.0,
-                 photo_hidden: float = 0.5, appear_hidden: float | None = None, name: str = "track_mft_visible"):
+                 photo_hidden: float = 0.5, appear_hidden: float | None = None, appear_half: int = APPEAR,
+                 name: str = "track_mft_visible"):
         """Sizes and variances in pixels of the tracker resolution `size`; `fb_occluded`: forward-
         backward error (px) above which a small step is occluded; `blood_hidden`: blood share of
         the window around the point above which it is hidden; `occluded_motion`: what carries an
@@ -97,7 +109,7 @@ class MultiFlowTracker(PointTrackerBase):
         self.occluded_var, self.occluded_motion = occluded_var, occluded_motion
         self.blood_hidden, self.sigma_conf = blood_hidden, sigma_conf
         self.refine, self.refine_fb, self.photo_hidden = refine, refine_fb, photo_hidden
-        self.appear_hidden = appear_hidden
+        self.appear_hidden, self.appear_half = appear_hidden, appear_half
         # with refinement, callers give frames at the video's own resolution, not resized
         self.native_frames = refine
         self.name = self.model_id = name
@@ -117,11 +129,14 @@ class MultiFlowTracker(PointTrackerBase):
         if len(pts) == 0:
             raise InputError("start_many: no points given")
         self.mapper = FrameMapper(frame.shape[1::-1], self.size)
+        # the refinement runs at the input's resolution, or at the tracker's where that is finer
+        fine = frame.shape[1::-1] if frame.shape[1] > self.size[0] else self.size
+        self.fine_mapper = FrameMapper(fine, self.size)
         self.t, self.first = 0, int(frame_index)
         self.gray, self.tissue, self.fine = {}, {}, {}
         self.xy, self.var, self.occluded = {0: np.zeros((0, 2))}, {0: np.zeros(0)}, {0: np.zeros(0, bool)}
         self.anchor = np.zeros(0, int)  # frame each point was given on: a reference while it is tracked
-        side = 2 * APPEAR + 1  # appearances of each point: the patch it was given with, then later ones
+        side = 2 * self.appear_half + 1  # appearances of each point: the patch it was given with, then later ones
         self.templates = np.zeros((0, APPEAR_MEMORY, side, side), np.float32)
         self._store_frame(0, frame)
         self.add_points(pts)
@@ -143,7 +158,7 @@ class MultiFlowTracker(PointTrackerBase):
             self.var[r] = np.concatenate([self.var[r], np.zeros(len(pts)) if here else np.full(len(pts), np.inf)])
             self.occluded[r] = np.concatenate([self.occluded[r], np.full(len(pts), not here)])
         self.anchor = np.concatenate([self.anchor, np.full(len(pts), t)])
-        first = _patches(self.gray[t], self.mapper.to_model(pts), APPEAR)[:, None]
+        first = _patches(self.gray[t], self.mapper.to_model(pts), self.appear_half)[:, None]
         empty = np.full((len(pts), APPEAR_MEMORY - 1, *first.shape[2:]), np.nan, np.float32)
         self.templates = np.concatenate([self.templates, np.concatenate([first, empty], 1)])
         return list(range(n, n + len(pts)))
@@ -199,7 +214,7 @@ class MultiFlowTracker(PointTrackerBase):
         tissue = self._tissue(small, blood)
         self.gray[t], self.tissue[t] = gray, tissue
         if self.refine:
-            self.fine[t] = to_gray(frame)
+            self.fine[t] = to_gray(frame) if self.fine_mapper.in_size != self.size else gray
         return gray, blood, tissue
 
     def _tissue(self, small: np.ndarray, blood: np.ndarray) -> np.ndarray | None:
@@ -220,21 +235,32 @@ class MultiFlowTracker(PointTrackerBase):
         p = self.xy[r]
         f = sample_flow_points(fwd, p)
         b = sample_flow_points(bwd, p + f)
-        q, m = p + f, _surround_motion(fwd, p)  # m: how the tissue around the point moved
-        own = q.copy()
+        q, own = p + f, p + f
         fb2 = ((f + b) ** 2).sum(1)
         photo = _patch_mismatch(self.gray[r], p, gray, q)
         w, h = self.size
-        # a point whose surroundings leave the view leaves too (its own flow cannot point outside)
-        outside = ~(_in_view(q, w, h) & _in_view(p + m, w, h))
+        # a point whose surroundings leave the view leaves too (its own flow cannot point outside).
+        # The surroundings' motion m (a median per window, costly) can only do that near the edge:
+        # where no flow of the frame would take the point out, it is not computed
+        lo, hi = fwd.reshape(-1, 2).min(0), fwd.reshape(-1, 2).max(0)
+        need = ~(_in_view(p + lo, w, h) & _in_view(p + hi, w, h))
+        m, surround_in_view = np.zeros_like(p), np.ones(len(p), bool)
+        if need.any():
+            m[need] = _surround_motion(fwd, p[need])
+            surround_in_view[need] = _in_view(p[need] + m[need], w, h)
+        outside = ~(_in_view(q, w, h) & surround_in_view)
         inconsistent = fb2 > 0.01 * ((f ** 2).sum(1) + (b ** 2).sum(1)) + self.fb_occluded ** 2
         step_occluded = outside | inconsistent | (_window_mean(blood, q) > self.blood_hidden) | self._unlike(gray, q)
         step = self.step_var + fb2 + (photo / self.photo_scale) ** 2
-        if step_occluded.any():  # no trustworthy flow at the point: move it with the tissue around it
-            m, back = self._carry(r, fwd, bwd, tissue, p, m)
-            fb_m2 = ((m + back) ** 2).sum(1)
-            q = np.where(step_occluded[:, None], p + m, q)
-            step = np.where(step_occluded, self.step_var + self.occluded_var + fb_m2, step)
+        hid = np.flatnonzero(step_occluded)
+        if len(hid) and self.occluded_motion == "surround":  # the surroundings' motion carries them
+            todo = hid[~need[hid]]
+            if len(todo):
+                m[todo] = _surround_motion(fwd, p[todo])
+        if len(hid):  # no trustworthy flow at these points: move them with the tissue around them
+            m, back = self._carry(r, fwd, bwd, tissue, p[hid], m[hid])
+            q[hid] = p[hid] + m
+            step[hid] = self.step_var + self.occluded_var + ((m + back) ** 2).sum(1)
         occluded = self.occluded[r] | step_occluded
         return np.column_stack([q, self.var[r] + step, occluded]), own
 
@@ -244,7 +270,7 @@ class MultiFlowTracker(PointTrackerBase):
         if self.appear_hidden is None:
             return np.zeros(len(xy), bool)
         templates = self.templates if idx is None else self.templates[idx]
-        return _appearance_mismatch(templates, _patches(gray, xy, APPEAR)) > self.appear_hidden
+        return _appearance_mismatch(templates, _patches(gray, xy, self.appear_half)) > self.appear_hidden
 
     def _remember(self, t: int, visible: np.ndarray) -> None:
         """Every `APPEAR_EVERY` frames, add the patch of each visible point that still looks like
@@ -252,7 +278,7 @@ class MultiFlowTracker(PointTrackerBase):
         changes of lighting and shape are followed and an occluder is not learnt."""
         if self.appear_hidden is None or t % APPEAR_EVERY:
             return
-        patch = _patches(self.gray[t], self.xy[t], APPEAR)
+        patch = _patches(self.gray[t], self.xy[t], self.appear_half)
         fresh = visible & (_appearance_mismatch(self.templates, patch) < self.appear_hidden / 2)
         slot = 1 + (t // APPEAR_EVERY) % (APPEAR_MEMORY - 1)
         self.templates[fresh, slot] = patch[fresh]
@@ -291,18 +317,18 @@ class MultiFlowTracker(PointTrackerBase):
         not come back (forward-backward), lands on blood or out of view, more than `reach`
         tracker px from `guess`, or whose patch no longer matches is left out (infinite
         variance)."""
-        assert self.mapper is not None
         t, w, h = self.t, *self.size
+        mapper = self.fine_mapper
         out = np.column_stack([np.zeros((len(src), 2)), np.full(len(src), np.inf), np.ones(len(src))])
-        to_tracker = float(np.mean(self.mapper.scale))  # input px -> tracker px
+        to_tracker = float(np.mean(mapper.scale))  # refinement px -> tracker px
         levels = REFINE_LEVELS + (1 if to_tracker < 1 / 3 else 0)  # more reach where the coarse flow is coarser
         for r in np.unique(src[src >= 0]):
             idx = np.flatnonzero(src == r)
             p = self.xy[r][idx]
-            start = self.mapper.to_input(p)
-            moved, fb, ok = lk_refine(self.fine[r], self.fine[t], start, self.mapper.to_input(guess[idx]),
+            start = mapper.to_input(p)
+            moved, fb, ok = lk_refine(self.fine[r], self.fine[t], start, mapper.to_input(guess[idx]),
                                       REFINE_WIN, levels)
-            q = self.mapper.to_model(moved)
+            q = mapper.to_model(moved)
             motion2 = ((moved - start) ** 2).sum(1)
             consistent = ok & (fb ** 2 <= 0.02 * motion2 + self.refine_fb ** 2)
             photo = _patch_mismatch(self.gray[r], p, self.gray[t], q)
@@ -345,9 +371,16 @@ def _windows(field: np.ndarray, xy: np.ndarray, half: int = WINDOW):
         yield field[max(0, y - half):y + half + 1, max(0, x - half):x + half + 1]
 
 
-def _window_mean(mask: np.ndarray, xy: np.ndarray) -> np.ndarray:
-    """Share of `mask` in the window around each point (K,)."""
-    return np.array([float(win.mean()) for win in _windows(mask, xy)])
+def _window_mean(mask: np.ndarray, xy: np.ndarray, half: int = WINDOW) -> np.ndarray:
+    """Share of `mask` in the window around each point (K,), the window of `_windows`, from the
+    mask's integral image."""
+    h, w = mask.shape[:2]
+    c = np.round(np.asarray(xy, np.float64).reshape(-1, 2)).astype(int)
+    x, y = np.clip(c[:, 0], 0, w - 1), np.clip(c[:, 1], 0, h - 1)
+    x0, x1, y0, y1 = np.maximum(0, x - half), np.minimum(w, x + half + 1), np.maximum(0, y - half), np.minimum(h, y + half + 1)
+    ii = cv2.integral(mask.astype(np.uint8))
+    count = ii[y1, x1] - ii[y0, x1] - ii[y1, x0] + ii[y0, x0]
+    return count / ((x1 - x0) * (y1 - y0))
 
 
 def _surround_motion(flow: np.ndarray, xy: np.ndarray) -> np.ndarray:
@@ -464,7 +497,8 @@ CONFIGS = {
     "track_mft": {"occluded_motion": "surround"},
     "track_mft512": {"occluded_motion": "surround", "size": (512, 384)},
     "track_mft_scene": {"occluded_motion": "scene"},
-    "track_mft_own": {"refine": True, "appear_hidden": 0.3},
+    "track_mft_own": {"refine": True},
+    "track_mft_own_appear": {"refine": True, "appear_hidden": 0.3},
 }
 
 

@@ -1,0 +1,72 @@
+"""One thread budget for every library that computes in parallel: torch, OpenCV, onnxruntime
+and the video decoder. Each of them otherwise takes every core, so a second job on the same
+cores (another pipeline, an evaluation) oversubscribes them and both slow down many times
+over instead of sharing."""
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from bleedorigin.errors import InputError
+
+_BUDGET: dict[str, int | None] = {"threads": None}
+
+
+def passive_waiting() -> None:
+    """Let OpenMP threads (torch's) sleep between parallel regions instead of spinning
+    ($OMP_WAIT_POLICY=PASSIVE unless set): spinning threads take the cores from every other job,
+    so two spinning jobs on the same cores slow each other down a hundred times over. Has an
+    effect only before torch is imported; worker processes inherit it."""
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
+def available_cores() -> int:
+    """Cores this process may run on (its CPU affinity: a container or `taskset` limit counts)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def default_threads() -> int:
+    """$BLEEDORIGIN_THREADS when set, else available_cores()."""
+    text = os.environ.get("BLEEDORIGIN_THREADS", "").strip()
+    if not text:
+        return available_cores()
+    if not text.isdigit() or int(text) < 1:
+        raise InputError(f"BLEEDORIGIN_THREADS must be a whole number >= 1, got {text!r}")
+    return int(text)
+
+
+def set_threads(n: int | None = None) -> int:
+    """Give torch, OpenCV, onnxruntime sessions (ort_options) and video decoding `n` threads
+    (default: default_threads()); the budget set."""
+    import cv2
+    import torch
+
+    n = default_threads() if n is None else n
+    if n < 1:
+        raise InputError(f"--threads must be >= 1, got {n}")
+    torch.set_num_threads(n)
+    try:  # allowed only before torch's first parallel work; later calls keep the first value
+        torch.set_num_interop_threads(n)
+    except RuntimeError:
+        pass
+    cv2.setNumThreads(n)
+    _BUDGET["threads"] = n
+    return n
+
+
+def threads() -> int:
+    """The budget set by set_threads, else default_threads()."""
+    return _BUDGET["threads"] or default_threads()
+
+
+def ort_options() -> Any:
+    """onnxruntime SessionOptions within the budget."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads()
+    options.inter_op_num_threads = 1
+    return options
