@@ -271,6 +271,8 @@ def batch(inputs: list[str] = typer.Argument(..., help="Video files, folders (se
           retries: int = typer.Option(2, help="Extra attempts for a video whose worker died or hit an "
                                       "unexpected error (bad input is not retried)."),
           quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar, no line per video."),
+          threads: Optional[int] = typer.Option(None, "--threads", min=1, help="Local: compute threads per "
+                                                "worker (default: the cores shared out among the workers)."),
           config: Optional[Path] = CONFIG, device: str = DEVICE) -> None:
     """Screen an archive: `run` on every video, resumable; a failing video never stops it."""
     from bleedorigin.batch import make_engine, run_batch
@@ -279,7 +281,7 @@ def batch(inputs: list[str] = typer.Argument(..., help="Video files, folders (se
         logging.getLogger().setLevel(logging.WARNING)
     _writable(out, folder=True)
     _check_config(config)
-    summary = run_batch(inputs, out, make_engine(engine, workers, address, cpus_per_task, gpus_per_task),
+    summary = run_batch(inputs, out, make_engine(engine, workers, address, cpus_per_task, gpus_per_task, threads),
                         overlay, retries, _progress(), device, config)
     if _progress():
         typer.echo(f"{len(summary.done)} done, {summary.skipped} finished earlier, {len(summary.failed)} failed; "

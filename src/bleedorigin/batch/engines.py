@@ -1,8 +1,8 @@
 """Where the videos of a batch run: thin adapters over existing engines, one job function.
 
-- local: a `concurrent.futures.ProcessPoolExecutor` (spawned processes, each with its share of the
-  cores). A worker that dies breaks the pool: the videos it was running with are counted one
-  attempt each, and a fresh pool takes them up again while attempts remain.
+- local: one single-process `concurrent.futures.ProcessPoolExecutor` per worker (spawned, each with
+  its share of the cores). A worker that dies breaks only its own executor: its video is counted
+  one attempt and a fresh executor takes it up again while attempts remain.
 - ray: one Ray task per video with its CPU/GPU resources; Ray retries tasks whose worker died
   (`max_retries`) and unexpected errors (`retry_exceptions`). Results go to the batch folder, which
   must be on a file system every node sees.
@@ -13,31 +13,24 @@ from __future__ import annotations
 
 import logging
 import multiprocessing as mp
-import os
 import signal
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 
-from bleedorigin.batch.job import Job, Outcome, budget_threads, run_job
+from bleedorigin.batch.job import Job, Outcome, run_job
 from bleedorigin.errors import InputError
+from bleedorigin.utils.threads import available_cores, set_threads
 
 log = logging.getLogger(__name__)
 
 JobFn = Callable[[Job], Outcome]
 
 
-def available_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
 def _init_worker(threads: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # an idle worker leaves Ctrl-C to the batch
-    budget_threads(threads)
+    set_threads(threads)
 
 
 def _interruptible(job_fn: JobFn, job: Job) -> Outcome:
@@ -55,8 +48,8 @@ def _lost(job: Job, error: str, attempts: int) -> Outcome:
 
 
 class LocalEngine:
-    """`workers` processes on this machine, each with `threads` compute threads (default: the
-    cores shared out evenly)."""
+    """`workers` processes on this machine, each with `threads` compute threads for torch, OpenCV
+    and decoding (default: the cores shared out evenly)."""
 
     def __init__(self, workers: int = 1, threads: int | None = None, job_fn: JobFn = run_job):
         if workers < 1:
@@ -65,31 +58,34 @@ class LocalEngine:
         self.threads = threads or max(1, available_cores() // workers)
         self.job_fn = job_fn
 
+    def _pool(self) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(1, mp_context=mp.get_context("spawn"), initializer=_init_worker,
+                                   initargs=(self.threads,))
+
     def run(self, jobs: list[Job], retries: int) -> Iterator[Outcome]:
         pending = deque(jobs)
         attempts = {job.name: 0 for job in jobs}
-        while pending:  # one pool per round: a dead worker leaves the pool unusable
-            yield from self._round(pending, attempts, retries)
-
-    def _round(self, pending: deque[Job], attempts: dict[str, int], retries: int) -> Iterator[Outcome]:
-        pool = ProcessPoolExecutor(self.workers, mp_context=mp.get_context("spawn"),
-                                   initializer=_init_worker, initargs=(self.threads,))
-        running: dict[Future, Job] = {}
-        broken = False
+        # one single-process pool per worker: a worker that dies breaks only its own pool, so
+        # the video it was running is the only one charged an attempt
+        slots = [self._pool() for _ in range(min(self.workers, len(jobs)))]
+        running: dict[Future, tuple[int, Job]] = {}
         try:
-            while (pending and not broken) or running:
-                # no more in flight than workers, so every submitted video is one being worked on
-                while pending and not broken and len(running) < self.workers:
-                    job = pending.popleft()
-                    attempts[job.name] += 1
-                    running[pool.submit(_interruptible, self.job_fn, job)] = job
+            while pending or running:
+                busy = {slot for slot, _ in running.values()}
+                for slot in range(len(slots)):
+                    if pending and slot not in busy:
+                        job = pending.popleft()
+                        attempts[job.name] += 1
+                        running[slots[slot].submit(_interruptible, self.job_fn, job)] = (slot, job)
                 done, _ = wait(running, return_when=FIRST_COMPLETED)
                 for future in done:
-                    job = running.pop(future)
+                    slot, job = running.pop(future)
                     try:
                         outcome = future.result()
                     except BrokenProcessPool:
-                        broken, error = True, "worker process died"
+                        error = "worker process died"
+                        slots[slot].shutdown(wait=False)
+                        slots[slot] = self._pool()
                     except Exception as e:  # noqa: BLE001 - unexpected in the job: may pass on a retry
                         error = f"{type(e).__name__}: {e}"
                     else:
@@ -102,13 +98,15 @@ class LocalEngine:
                     else:
                         yield _lost(job, error, attempts[job.name])
         except BaseException:
-            pool.shutdown(wait=True, cancel_futures=True)  # Ctrl-C: workers end their video or stop
+            for pool in slots:  # Ctrl-C: the workers end their video or stop
+                pool.shutdown(wait=True, cancel_futures=True)
             raise
-        pool.shutdown(wait=True)
+        for pool in slots:
+            pool.shutdown(wait=True)
 
 
 def _ray_task(job_fn: JobFn, job: Job, threads: int) -> Outcome:
-    budget_threads(threads)
+    set_threads(threads)
     return job_fn(job)
 
 

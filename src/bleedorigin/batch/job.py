@@ -8,7 +8,6 @@ engines retry only what may succeed on a second try (a dead worker, an unexpecte
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 import time
 from dataclasses import asdict, dataclass
@@ -23,7 +22,6 @@ from bleedorigin.utils.jsonio import read_json
 log = logging.getLogger(__name__)
 
 RUN_FILES = ("result.json", "results.jsonl", "timeline.png", "overlay.mp4")
-THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 
 
 @dataclass(frozen=True)
@@ -76,17 +74,6 @@ def clear_run(run_dir: Path) -> None:
             leftover.unlink()
     for folder in (THUMB_FOLDER, "previous"):  # "previous": what `run` set aside before it stopped
         shutil.rmtree(run_dir / folder, ignore_errors=True)
-
-
-def budget_threads(threads: int) -> None:
-    """Give this process `threads` compute threads (torch, OpenCV, OpenMP/BLAS), so workers
-    sharing the cores do not each take all of them."""
-    import cv2
-    import torch
-    for var in THREAD_ENV:
-        os.environ[var] = str(threads)
-    torch.set_num_threads(threads)
-    cv2.setNumThreads(threads)
 
 
 def run_job(job: Job) -> Outcome:

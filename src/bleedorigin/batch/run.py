@@ -91,9 +91,9 @@ class _Bar:
 
 
 def make_engine(engine: str, workers: int, address: str | None, cpus_per_task: float,
-                gpus_per_task: float) -> LocalEngine | RayEngine:
+                gpus_per_task: float, threads: int | None = None) -> LocalEngine | RayEngine:
     if engine == "local":
-        return LocalEngine(workers)
+        return LocalEngine(workers, threads)
     if engine == "ray":
         return RayEngine(address, cpus_per_task, gpus_per_task)
     raise InputError(f"--engine must be one of {', '.join(ENGINES)}, got {engine!r}")

@@ -39,7 +39,7 @@ SOURCES: dict[str, Source] = {s.name: s for s in (
     # The BleedSim test folder, one run per stage (each can be rerun alone when its stage changes).
     _evaluate("sim_onset", SIMTEST, "--stages onset"),
     _evaluate("sim_source", SIMTEST, "--stages source --models source_evidence --models source_small"),
-    _evaluate("sim_track", SIMTEST, "--stages track"),
+    _evaluate("sim_track", f"{SIMTEST}/track_long", "--stages track"),  # the full videos: sim_e2e
     _evaluate("sim_e2e", f"{SIMTEST}/full", "--stages e2e"),
     _evaluate("esd", f"{SHARED}/esd_clips", "--stages onset --stages source --stages track",
               "--models source_evidence --models source_small"),

@@ -95,16 +95,17 @@ def highlight_white(rgb: np.ndarray, view: np.ndarray) -> np.ndarray:
     """Per-channel gains (3,) that make the frame's unclipped highlights grey: wet tissue and
     blood reflect the light source, so the brightest unclipped 1 % of the view shows its
     colour (white-patch colour constancy). Gains of 1 when there is nothing to go by."""
-    x = rgb.reshape(-1, 3).astype(np.float32)
+    x = rgb.reshape(-1, 3)
     ok = view.reshape(-1) & (x.max(axis=1) < 250)
     if ok.sum() < 20:
         return np.ones(3, np.float32)
-    lum = x[ok].sum(axis=1)
-    light = x[ok][lum >= np.percentile(lum, 99)].mean(axis=0) + 1
+    lit = x[ok].astype(np.float32)
+    lum = lit.sum(axis=1)
+    light = lit[lum >= np.percentile(lum, 99)].mean(axis=0) + 1
     return (light.max() / light).astype(np.float32)
 
 
-def blood_mask(rgb: np.ndarray, view: np.ndarray | None = None) -> np.ndarray:
+def blood_mask(rgb: np.ndarray, view: np.ndarray | None = None, gains: np.ndarray | None = None) -> np.ndarray:
     """Bool (H, W) mask of blood pixels, calibrated on real ESD frames (not used by the
     networks; their input stays `red_mask`).
 
@@ -112,7 +113,8 @@ def blood_mask(rgb: np.ndarray, view: np.ndarray | None = None) -> np.ndarray:
     cancels: a pixel is blood when its G/R and B/R are both below BLOOD_REL times the view's
     tissue reference, and, after the highlight white balance, G/R <= BLOOD_MAX_GR and
     B/G >= BLOOD_MIN_BG; its red must reach BLOOD_MIN_REL_R of the view's tissue red. A 3x3
-    opening then drops thin structures (vessels, edges).
+    opening then drops thin structures (vessels, edges). `gains`: the frame's `highlight_white`,
+    when already computed.
     """
     view = field_of_view(rgb) if view is None else view
     x = rgb.astype(np.float32) + 2
@@ -121,7 +123,7 @@ def blood_mask(rgb: np.ndarray, view: np.ndarray | None = None) -> np.ndarray:
         return np.zeros(rgb.shape[:2], bool)
     lg, lb = np.log(x[..., 1] / x[..., 0]), np.log(x[..., 2] / x[..., 0])
     ref_g, ref_b = np.percentile(lg[lit], BLOOD_REF_PCT), np.percentile(lb[lit], BLOOD_REF_PCT)
-    y = x * highlight_white(rgb, view)
+    y = x * (highlight_white(rgb, view) if gains is None else gains)
     rel = np.log(BLOOD_REL)
     bright = x[..., 0] >= BLOOD_MIN_REL_R * np.percentile(x[..., 0][view], 75)
     mask = (lit & bright & (lg < ref_g + rel) & (lb < ref_b + rel)
@@ -148,7 +150,8 @@ DARK_BASIN = 1.15       # a pool is darker than the lit tissue around it: ring r
 DARK_RING = 0.03        # width of that ring around a region: share of the image width
 
 
-def dark_blood_mask(rgb: np.ndarray, view: np.ndarray | None = None) -> np.ndarray:
+def dark_blood_mask(rgb: np.ndarray, view: np.ndarray | None = None,
+                    gains: np.ndarray | None = None) -> np.ndarray:
     """Bool (H, W) mask of dark (near-black maroon) blood pools, the blood `blood_mask` misses.
 
     A pixel qualifies when, inside the lit view and at least DARK_EDGE of the width from its rim:
@@ -170,7 +173,7 @@ def dark_blood_mask(rgb: np.ndarray, view: np.ndarray | None = None) -> np.ndarr
     r = x[..., 0]
     ref_r = np.percentile(r[view], 75)
     lg = np.log(x[..., 1] / r)
-    y = x * highlight_white(rgb, view)
+    y = x * (highlight_white(rgb, view) if gains is None else gains)
     width = rgb.shape[1]
     rim = cv2.distanceTransform(view.astype(np.uint8), cv2.DIST_L2, 3) >= DARK_EDGE * width
     mask = (rim & (r <= DARK_MAX_R * ref_r) & (r >= DARK_MIN_R * ref_r)
@@ -195,9 +198,10 @@ def blood_cover(small: np.ndarray, dark: bool = True) -> tuple[np.ndarray, np.nd
     """(blood, lit view) bool masks of a frame already at AREA_SIZE: `blood_mask`, or with
     `dark` also `dark_blood_mask`."""
     view = field_of_view(small)
-    blood = blood_mask(small, view)
+    gains = highlight_white(small, view)  # shared by both masks
+    blood = blood_mask(small, view, gains)
     if dark:
-        blood |= dark_blood_mask(small, view)
+        blood |= dark_blood_mask(small, view, gains)
     return blood, view
 
 
