@@ -56,3 +56,26 @@ def test_an_unsure_source_keeps_its_box_until_a_revision_makes_it_clear():
     assert _box_drawn(box, clear)  # flashes once more, now solid
     after = [FrameResult(f, f / 25, "tracking", 1.0, track=track) for f in range(41, 60)]
     assert not any(_box_drawn(box, r) for r in after[6:])  # clear: the box goes away
+
+
+def test_an_alarm_shows_its_cue_and_where_it_was_seen():
+    """The onset's cue is named under the status label and its place boxed in yellow, for as long
+    as the onset box flashes; an onset without a cue draws nothing."""
+    from bleedorigin.render import OnsetCueAnnotator
+
+    def yellow(img: np.ndarray) -> np.ndarray:  # drawn antialiased: yellowish, not exactly YELLOW
+        r, g, b = (img[..., k].astype(int) for k in range(3))
+        return (r > 100) & (g > 90) & (b < 0.5 * g)
+
+    cue = OnsetCueAnnotator()
+    onset = Onset(3, 0.1, 0.9, "fresh_blood", (100.0, 120.0, 220.0, 260.0))
+    out = cue.annotate(np.zeros((384, 512, 3), np.uint8), FrameResult(10, 0.3, "bleeding", 0.9, onset))
+    assert yellow(out)[125:255, 99:102].any(axis=1).all()  # the box's left edge
+    assert yellow(out)[259:262, 105:215].any(axis=0).all()  # and its bottom edge
+    assert not yellow(out)[150:230, 130:190].any()  # not filled
+    assert yellow(out[40:70, :200]).any()  # the cue's name under the status label
+    later = cue.annotate(np.zeros((384, 512, 3), np.uint8), FrameResult(60, 2.0, "tracking", 1.0))
+    assert not later.any()  # gone after `duration` frames
+    plain = OnsetCueAnnotator().annotate(np.zeros((384, 512, 3), np.uint8),
+                                         FrameResult(10, 0.3, "bleeding", 0.9, Onset(3, 0.1, 0.9)))
+    assert not plain.any()

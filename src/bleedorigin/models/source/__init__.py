@@ -1,9 +1,10 @@
 """BleedOrigin-Detect, source stage (paper section 4.1.2): where does the bleeding start?
 
-Registry names: `source_evidence` (the default: the vessel-stump cue, small dark spots in or at
-the edge of blood, models.source.cues), `source_evidence_history` (the same, also weighing where
+Registry names: `source_evidence` (the vessel-stump cue, small dark spots in or at the edge of
+blood, models.source.cues), `source_evidence_history` (the same, also weighing where
 blood is red again while little blood is in view over earlier frames), `source_evidence_red`
-(`source_small` fused with the Red-Mask, dark blood and a centre prior: models.source.fusion),
+(the shipped pipeline's source: `source_small` fused with the Red-Mask, dark blood and a centre
+prior, models.source.fusion),
 `source_small` (shipped weights), `source_paper` (PE-Spatial-style ViT at 512x384, encoder
 weights from a local file, or a trained checkpoint folder), `source_test` (tiny random network)
 and `source_centre` (reference: the image centre).
@@ -15,7 +16,7 @@ from typing import Any
 
 from bleedorigin.models.registry import register_model
 from bleedorigin.models.source import centre  # noqa: F401  (registers source_centre)
-from bleedorigin.models.source.fusion import RED, EvidenceSourceLocator, from_options
+from bleedorigin.models.source.fusion import RED, STUMP, EvidenceSourceLocator, from_options
 from bleedorigin.models.source.model import SourceConfig, SourceNet
 from bleedorigin.models.source.predictor import SourceLocator
 
@@ -37,9 +38,9 @@ def source_small(device: str = "auto", weights: str | None = None) -> SourceLoca
 
 @register_model("source_evidence")
 def source_evidence(device: str = "auto", weights: str | None = None, **options: Any) -> EvidenceSourceLocator:
-    """The vessel-stump cue (FusionConfig's defaults; the network is loaded and runs only when
-    `w_net` > 0); `options` are FusionConfig / EvidenceConfig / CueConfig fields."""
-    return from_options(SourceLocator.from_pretrained(weights or "small", device=device), **options)
+    """The vessel-stump cue (fusion.STUMP; the network is loaded and runs only when `w_net` > 0);
+    `options` are FusionConfig / EvidenceConfig / CueConfig fields."""
+    return from_options(SourceLocator.from_pretrained(weights or "small", device=device), **{**STUMP, **options})
 
 
 @register_model("source_evidence_history")

@@ -49,21 +49,21 @@ ESTIMATES = ("peak", "mean", "shrink")
 
 @dataclass(frozen=True)
 class FusionConfig:
-    # The defaults are the shipped `source_evidence`: the vessel-stump cue alone (rule of
-    # docs/source.md, "Cues"; experiments/source_cues.py, experiments/source_fuse_fit.py). RED
-    # below is the red fusion `source_evidence_red` (w_net, w_red, w_dark, prior_sigma and the rim
-    # fraction by experiments/source_prior_fit.py; w_growth by experiments/source_fusion_select.py).
-    w_net: float = 0.0        # weight of the network's log-heat (0: the network does not run)
-    w_red: float = 0.0        # weight of the smoothed Red-Mask
+    # The defaults are the red fusion `source_evidence_red`, which the shipped pipeline runs
+    # (configs/pipeline.yaml; w_net, w_red, w_dark, prior_sigma and the rim fraction by
+    # experiments/source_prior_fit.py, w_growth by experiments/source_fusion_select.py). STUMP below
+    # is `source_evidence`, the vessel-stump cue alone (docs/source.md, "Cues").
+    w_net: float = 0.1        # weight of the network's log-heat (0: the network does not run)
+    w_red: float = 1.0        # weight of the smoothed Red-Mask
     red_sigma: float = 3.0    # px at the working resolution: a blood region, not single red pixels
-    w_dark: float = 0.0       # weight of the smoothed dark-blood mask
+    w_dark: float = 1.0       # weight of the smoothed dark-blood mask
     w_growth: float = 0.0     # weight of the (normalised) growth map when history is given
     growth_min: float = 0.02  # growth peak below which no blood appeared: the map is left out
     w_flow: float = 0.0       # weight of the (normalised) flow-divergence map when history is given
     flow_min: float = 1e-3    # flow-map peak below which no blood flowed out: the map is left out
-    prior_sigma: float = 0.0  # centre prior's std as a share of the view's equivalent radius (0: none)
-    w_support: float = 0.0    # weight of log support + log rim prior (0: the cues alone decide)
-    w_stump: float = 1.0      # weight of the (normalised) vessel-stump map (models.source.cues)
+    prior_sigma: float = 1.5  # centre prior's std as a share of the view's equivalent radius (0: none)
+    w_support: float = 1.0    # weight of log support + log rim prior (0: the cues alone decide)
+    w_stump: float = 0.0      # weight of the (normalised) vessel-stump map (models.source.cues)
     w_refill: float = 0.0     # weight of the (normalised) refill map, when history is given
     w_streak: float = 0.0     # weight of the (normalised) streak-convergence map
     w_outflow: float = 0.0    # weight of the (normalised) blood-outflow map, when history is given
@@ -71,8 +71,8 @@ class FusionConfig:
     estimate: str = "peak"    # "peak" | "mean" | "shrink" (module docstring)
     shrink_full: float = 0.5  # "shrink": confidence at and above which the arg-max is kept as is
     conf_radius: float = 0.08  # share of the working width: places beyond twice this compete with the point
-    cand_temperature: float = 0.1  # `locate_candidates`: posterior temperature of the candidates' probabilities
-                                   # (calibrated leave one clip out for the defaults, docs/source.md "Candidates")
+    cand_temperature: float = 1.0  # `locate_candidates`: posterior temperature of the candidates' probabilities
+                                   # (calibrated for STUMP only, docs/source.md "Candidates")
     evidence: EvidenceConfig = field(default_factory=EvidenceConfig)
     cues: CueConfig = field(default_factory=CueConfig)
 
@@ -100,9 +100,14 @@ class EvidenceMaps:
     cues: dict[str, np.ndarray] = field(default_factory=dict)  # the weighted cue maps that had something to say
 
 
-# The red fusion `source_evidence_red`: the network, Red-Mask, dark blood, support, rim and centre priors.
+# The red fusion `source_evidence_red` (FusionConfig's defaults): the network, Red-Mask, dark blood,
+# support, rim and centre priors.
 RED: dict[str, Any] = dict(w_net=0.1, w_red=1.0, w_dark=1.0, w_support=1.0, prior_sigma=1.5, w_stump=0.0,
                            cand_temperature=1.0)
+# `source_evidence`: the vessel-stump cue alone (the network does not run); the candidates'
+# temperature calibrated leave one clip out (docs/source.md, "Candidates").
+STUMP: dict[str, Any] = dict(w_net=0.0, w_red=0.0, w_dark=0.0, w_support=0.0, prior_sigma=0.0, w_stump=1.0,
+                             cand_temperature=0.1)
 
 
 def fuse(heat: np.ndarray | None, red: np.ndarray, support: np.ndarray, prior: np.ndarray,

@@ -235,17 +235,28 @@ class MultiFlowTracker(PointTrackerBase):
         p = self.xy[r]
         f = sample_flow_points(fwd, p)
         b = sample_flow_points(bwd, p + f)
-        q, m = p + f, _surround_motion(fwd, p)  # m: how the tissue around the point moved
-        own = q.copy()
+        q, own = p + f, p + f
         fb2 = ((f + b) ** 2).sum(1)
         photo = _patch_mismatch(self.gray[r], p, gray, q)
         w, h = self.size
-        # a point whose surroundings leave the view leaves too (its own flow cannot point outside)
-        outside = ~(_in_view(q, w, h) & _in_view(p + m, w, h))
+        # a point whose surroundings leave the view leaves too (its own flow cannot point outside).
+        # The surroundings' motion m (a median per window, costly) can only do that near the edge:
+        # where no flow of the frame would take the point out, it is not computed
+        lo, hi = fwd.reshape(-1, 2).min(0), fwd.reshape(-1, 2).max(0)
+        need = ~(_in_view(p + lo, w, h) & _in_view(p + hi, w, h))
+        m, surround_in_view = np.zeros_like(p), np.ones(len(p), bool)
+        if need.any():
+            m[need] = _surround_motion(fwd, p[need])
+            surround_in_view[need] = _in_view(p[need] + m[need], w, h)
+        outside = ~(_in_view(q, w, h) & surround_in_view)
         inconsistent = fb2 > 0.01 * ((f ** 2).sum(1) + (b ** 2).sum(1)) + self.fb_occluded ** 2
         step_occluded = outside | inconsistent | (_window_mean(blood, q) > self.blood_hidden) | self._unlike(gray, q)
         step = self.step_var + fb2 + (photo / self.photo_scale) ** 2
         hid = np.flatnonzero(step_occluded)
+        if len(hid) and self.occluded_motion == "surround":  # the surroundings' motion carries them
+            todo = hid[~need[hid]]
+            if len(todo):
+                m[todo] = _surround_motion(fwd, p[todo])
         if len(hid):  # no trustworthy flow at these points: move them with the tissue around them
             m, back = self._carry(r, fwd, bwd, tissue, p[hid], m[hid])
             q[hid] = p[hid] + m
@@ -360,9 +371,16 @@ def _windows(field: np.ndarray, xy: np.ndarray, half: int = WINDOW):
         yield field[max(0, y - half):y + half + 1, max(0, x - half):x + half + 1]
 
 
-def _window_mean(mask: np.ndarray, xy: np.ndarray) -> np.ndarray:
-    """Share of `mask` in the window around each point (K,)."""
-    return np.array([float(win.mean()) for win in _windows(mask, xy)])
+def _window_mean(mask: np.ndarray, xy: np.ndarray, half: int = WINDOW) -> np.ndarray:
+    """Share of `mask` in the window around each point (K,), the window of `_windows`, from the
+    mask's integral image."""
+    h, w = mask.shape[:2]
+    c = np.round(np.asarray(xy, np.float64).reshape(-1, 2)).astype(int)
+    x, y = np.clip(c[:, 0], 0, w - 1), np.clip(c[:, 1], 0, h - 1)
+    x0, x1, y0, y1 = np.maximum(0, x - half), np.minimum(w, x + half + 1), np.maximum(0, y - half), np.minimum(h, y + half + 1)
+    ii = cv2.integral(mask.astype(np.uint8))
+    count = ii[y1, x1] - ii[y0, x1] - ii[y1, x0] + ii[y0, x0]
+    return count / ((x1 - x0) * (y1 - y0))
 
 
 def _surround_motion(flow: np.ndarray, xy: np.ndarray) -> np.ndarray:
