@@ -76,7 +76,7 @@ def _clip(n: int, source_from: int, pool_radius: float) -> list[np.ndarray]:
     return frames
 
 
-def _run(frames, revision=RevisionConfig(every=10)) -> Pipeline:
+def _run(frames, revision=RevisionConfig(candidates=4, every=10, margin=0.5)) -> Pipeline:
     pipe = Pipeline(OnsetAtStart(), FreshBloodLocator(), MultiFlowTracker(),
                     dataclasses.replace(shipped_config().with_episode(end_patience=1000), revision=revision))
     for f in frames:

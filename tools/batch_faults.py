@@ -53,7 +53,7 @@ def main() -> int:
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd)
     killed = None
-    while proc.poll() is None and killed is None:  # kill the worker of the first half-done video
+    while proc.poll() is None and killed is None:  # kill a worker once a video is half done
         time.sleep(0.2)
         half = [p for p in out.glob("*/results.jsonl") if p.stat().st_size > 30_000
                 and not (p.parent / "result.json").exists()]
@@ -61,7 +61,8 @@ def main() -> int:
         if half and workers:
             killed = workers[0]
             os.kill(killed, signal.SIGKILL)
-            print(f"killed worker {killed} while {half[0].parent.name} was half done", flush=True)
+            print(f"killed worker {killed} while {', '.join(p.parent.name for p in half)} were in work "
+                  "(the batch log names the video it was running)", flush=True)
     proc.wait()
     first_s = time.perf_counter() - t0
     stamps = {p: p.stat().st_mtime_ns for p in out.glob("*/result.json")}

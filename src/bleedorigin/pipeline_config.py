@@ -39,10 +39,10 @@ class EpisodeConfig:
 class RevisionConfig:
     """The source weighed again while an episode goes on (bleedorigin.source_revision)."""
 
-    candidates: int = 4    # places tracked together from the onset (the located source among them); 1: never revised
+    candidates: int = 1    # places tracked together from the onset (the located source among them); 1: never revised
     every: int = 15        # frames between re-evaluations of the evidence
     history: int = 30      # frames before the re-evaluated frame handed to the localizer
-    margin: float = 0.5    # weight by which another candidate must beat the current source
+    margin: float = 1.0    # weight by which another candidate must beat the current source
     patience: int = 2      # consecutive re-evaluations it must win by `margin`
     radius: float = 0.08   # share of the frame width: ranked places within this of a candidate are its evidence
     floor: float = -3.0    # evidence of a candidate no ranked place is near
