@@ -242,7 +242,7 @@ class MultiFlowTracker(PointTrackerBase):
         # a point whose surroundings leave the view leaves too (its own flow cannot point outside).
         # The surroundings' motion m (a median per window, costly) can only do that near the edge:
         # where no flow of the frame would take the point out, it is not computed
-        lo, hi = fwd.reshape(-1, 2).min(0), fwd.reshape(-1, 2).max(0)
+        lo, hi = _flow_range(fwd)
         need = ~(_in_view(p + lo, w, h) & _in_view(p + hi, w, h))
         m, surround_in_view = np.zeros_like(p), np.ones(len(p), bool)
         if need.any():
@@ -358,6 +358,13 @@ class MultiFlowTracker(PointTrackerBase):
         for r in [r for r in self.gray if r < oldest and r not in anchors]:
             del self.gray[r], self.tissue[r], self.xy[r], self.var[r], self.occluded[r]
             self.fine.pop(r, None)
+
+
+def _flow_range(flow: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Smallest and largest (dx, dy) of a flow field; per contiguous channel, since numpy's
+    reduction over the interleaved (N, 2) layout costs ~40x more (ms per call on the hot path)."""
+    dx, dy = cv2.split(flow)
+    return np.array([dx.min(), dy.min()]), np.array([dx.max(), dy.max()])
 
 
 def _in_view(xy: np.ndarray, w: int, h: int) -> np.ndarray:
