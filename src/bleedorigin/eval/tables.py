@@ -325,6 +325,25 @@ def e2e_per_video(sim: Results) -> str:
                     rows(_e2e_keys(sim)[0], "default") + rows(_e2e_keys(sim)[1], "baselines"))
 
 
+@table("e2e_real", "esd_e2e")
+def e2e_real(esd: Results) -> str:
+    """The point a user sees on the real clips: the live view over every frame of the first
+    episode (a frame before the alarm has no point and counts as a miss), the source where it
+    was first located, and how many clips end within 25 px of the reference and stay there."""
+    def row(key: str) -> list[str]:
+        e = esd.get(f"e2e.{key}.episode")
+        live, located, settle = e["live"]["points"], e["located"], e["live"]["settle"]["25"]
+        return [_pipeline_label(esd, key), px(live["err_avg"]), pct(live["acc"]["25"]), pct(live["acc"]["50"]),
+                pct(live["acc"]["100"]), f"{live['missed']} of {live['n']}", px(located["err_avg"]),
+                f"{settle['settled']} of {settle['clips']}"]
+
+    keys = list(esd.get("e2e"))
+    default, baselines = _e2e_keys(esd)
+    order = [default] + [k for k in keys if k not in (default, baselines)] + [baselines]
+    return markdown(["pipeline", "Err_avg (px)", "Acc<25", "Acc<50", "Acc<100", "frames without a point",
+                     "source as located (px)", "clips settled within 25 px"], [row(k) for k in order])
+
+
 @table("results_files")
 def results_commands() -> str:
     """results/README.md: each results file with the command that regenerates it."""
