@@ -353,18 +353,30 @@ def results_commands() -> str:
 
 @table("speed", "bench")
 def speed(bench: Results) -> str:
+    """Each stage alone and the pipeline end to end, beside the paper's GPU figures (Table 10)."""
+    paper = bench.get("paper_table10")
+
     def size(r: dict[str, Any]) -> tuple[str, str]:
         return ("– (no network)" if r.get("params") is None else f"{r['params'] / 1e6:.2f} M",
                 "–" if r.get("gflops") is None else f"{r['gflops']:.2f}")
 
-    rows = [[stage, f"`{r['model']}`", f"{r['fps']:.1f}", f"{r['p50_ms']:.1f}", f"{r['p95_ms']:.1f}", *size(r),
-             ]
+    rows = [[stage, f"`{r.get('name', r['model'])}`", f"{r['fps']:.1f}", f"{r['p50_ms']:.1f}", f"{r['p95_ms']:.1f}", *size(r),
+             f"{paper[stage]['fps']:.2f}" if stage in paper else ""]
             for stage, r in bench.get("stages").items()]
     e = bench.get("end_to_end")
     rows.append(["end to end", "the three above", f"{e['fps']:.1f}", f"{e['p50_ms']:.1f}", f"{e['p95_ms']:.1f}",
-                 "", ""])
-    return markdown(["stage", "model", "frames/s", "p50 ms", "p95 ms", "params", "GFLOPs"],
-                    rows)
+                 "", "", ""])
+    return markdown(["stage", "model", "frames/s", "p50 ms", "p95 ms", "params", "GFLOPs",
+                     "paper frames/s (A6000 GPU)"], rows)
+
+
+@table("speed_points", "bench")
+def speed_points(bench: Results) -> str:
+    """The tracker with many points at once (one flow per frame pair serves them all)."""
+    points = bench.get("stages.track.points")
+    return markdown(["points", "frames/s", "points/s", "p50 ms", "p95 ms"],
+                    [[n, f"{r['fps']:.1f}", f"{r['points_per_s']:,.0f}", f"{r['p50_ms']:.1f}", f"{r['p95_ms']:.1f}"]
+                     for n, r in points.items()])
 
 
 # -- documents ------------------------------------------------------------------------------
