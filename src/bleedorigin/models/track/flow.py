@@ -36,13 +36,16 @@ own coarse flow, whatever the coarse occlusion test says) and from the best unoc
 candidate of another reference. A refined candidate whose LK comes back (forward-backward), lands
 in view and off blood and still matches its reference's patch replaces the coarse candidate of
 the same reference, so a point on an instrument moving against the tissue follows the instrument;
-only a point without such a candidate is carried by its surroundings. With `appear_hidden`
+only a point without such a candidate is carried by its surroundings. Own motion overrules the
+coarse flow's inconsistency, not blood: a point whose coarse landing is covered stays hidden. An
+input no wider than the tracker is not refined (the flow already sees each of its pixels). With `appear_hidden`
 (`track_mft_own_appear`), a step whose patch matches none of the point's kept appearances is
 occluded as well.
 
 Confidence: exp(-sigma / `sigma_conf`), sigma the square root of the variance (docs/tracking.md
-reports its calibration). Flows are computed once per (r, t) pair and shared by all points;
-`add_points` / `drop_points` change the points mid-stream.
+reports its calibration). Flows are computed once per (r, t) pair and shared by all points,
+the per-point work runs on arrays of all points, and a hidden step is carried only where the
+choice can fall on it; `add_points` / `drop_points` change the points mid-stream.
 """
 from __future__ import annotations
 
