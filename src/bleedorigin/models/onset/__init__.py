@@ -1,7 +1,9 @@
 """Onset detector (paper section 4.1.1): MDCFM + MDG + sliding-window transformer.
 
-Registers `onset_small` (shipped weights, with the bleeding-present check at stream start),
-`onset_small_transition` (the same without that check: onsets only from a bleeding-free start),
+Registers `onset_small` (shipped weights, with the bleeding-present check at stream start and
+each transition confirmed by new red), `onset_small_transition` (the network and its onset
+refinement alone, as in the paper: onsets only from a bleeding-free start, unconfirmed),
+`onset_small_unconfirmed` (the check, but transitions raised without new red),
 `onset_small_bright` (the check counting bright blood only, not near-black pools),
 `onset_small_static` (the check counting any blood at stream start, static red too),
 `onset_small_raw` (without the check and the onset refinement) and `onset_test` (tiny, random,
@@ -31,13 +33,20 @@ def onset_small(device: str = "auto", weights: str = "small", **options: object)
 @register_model("onset_small_raw")
 def onset_small_raw(device: str = "auto", weights: str = "small") -> OnsetDetector:
     """The shipped network's own onset, without the red-area refinement (for ablations)."""
-    return OnsetDetector.from_pretrained(weights, device=device, refine_radius=0, presence=False)
+    return OnsetDetector.from_pretrained(weights, device=device, refine_radius=0, presence=False, confirm=False)
 
 
 @register_model("onset_small_transition")
 def onset_small_transition(device: str = "auto", weights: str = "small") -> OnsetDetector:
-    """The shipped network and refinement without the bleeding-present check (for ablations)."""
-    return OnsetDetector.from_pretrained(weights, device=device, presence=False)
+    """The shipped network and refinement without the bleeding-present check or the confirmation
+    (for ablations)."""
+    return OnsetDetector.from_pretrained(weights, device=device, presence=False, confirm=False)
+
+
+@register_model("onset_small_unconfirmed")
+def onset_small_unconfirmed(device: str = "auto", weights: str = "small") -> OnsetDetector:
+    """Transitions raised as the network decides, without waiting for new red (for ablations)."""
+    return OnsetDetector.from_pretrained(weights, device=device, confirm=False)
 
 
 @register_model("onset_small_bright")

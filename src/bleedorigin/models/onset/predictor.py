@@ -19,9 +19,10 @@ from bleedorigin.config import OnsetConfig, from_dict
 from bleedorigin.errors import InputError
 from bleedorigin.models.base import OnsetDetectorBase, OnsetStep
 from bleedorigin.models.onset.model import OnsetNet
-from bleedorigin.models.onset.present import PresenceCheck, largest_box
+from bleedorigin.models.onset.confirm import TransitionConfirm
+from bleedorigin.models.onset.present import PresenceCheck, largest_box, scaled_box
 from bleedorigin.models.weights import find_weights, resolve_device
-from bleedorigin.vision.color import BLOOD_THRESHOLD, blood_area, quiet_level, red_mask
+from bleedorigin.vision.color import AREA_SIZE, BLOOD_THRESHOLD, area_copy, quiet_level, red_area_ratio, red_mask
 from bleedorigin.io.checkpoint import build_model, load_checkpoint
 
 log = logging.getLogger(__name__)
@@ -210,13 +211,15 @@ class OnsetDetector(OnsetDetectorBase):
     it is then snapped to the start of the red-area rise within that many frames
     (`refine_onset`; the network's low-resolution view cannot place it to the frame).
     With `presence` (a PresenceCheck), bleeding already under way at the start of the stream
-    is raised too: the check's onset, and `score` is the larger of the two.
+    is raised too: the check's onset, and `score` is the larger of the two. With `confirm`, a
+    transition the network raises stands only once new red has appeared since before its onset
+    (`TransitionConfirm`); it is raised on that frame, dated to the network's onset.
     """
 
     name = "onset"
 
     def __init__(self, net: OnsetNet, device: str | torch.device = "auto", model_id: str = "onset",
-                 refine_radius: int = 0, presence: PresenceCheck | None = None):
+                 refine_radius: int = 0, presence: PresenceCheck | None = None, confirm: bool = False):
         self.refine_radius = int(refine_radius)
         self.presence = presence
         self.device = resolve_device(device) if isinstance(device, str) else device
@@ -224,6 +227,9 @@ class OnsetDetector(OnsetDetectorBase):
         self.cfg: OnsetConfig = net.cfg
         self.prep = FramePrep(self.cfg.internal_size)
         self.model_id = model_id
+        # the network's onset lies up to a window (and the refinement) before its decision
+        self.confirm = TransitionConfirm(history=self.cfg.window + self.refine_radius, lead=self.refine_radius,
+                                         dark=presence.dark if presence is not None else True) if confirm else None
         self.reset()
 
     @property
@@ -233,13 +239,14 @@ class OnsetDetector(OnsetDetectorBase):
     @classmethod
     def from_pretrained(cls, name_or_path: str = "small", device: str = "auto",
                         refine_radius: int = REFINE_RADIUS, presence: bool = True,
-                        dark: bool = True, live: bool = True) -> OnsetDetector:
+                        dark: bool = True, live: bool = True, confirm: bool = True) -> OnsetDetector:
         folder = find_weights(name_or_path, "onset_small")
         config, state = load_checkpoint(folder, stage="onset")
         cfg = from_dict(OnsetConfig, config.get("model", {}), f"{folder}/config.json model")
         net = build_model(folder, lambda: OnsetNet(cfg), state)
         return cls(net, device, model_id=f"onset:{folder.name}@{config['checksum'][:12]}",
-                   refine_radius=refine_radius, presence=PresenceCheck(dark=dark, live=live) if presence else None)
+                   refine_radius=refine_radius, presence=PresenceCheck(dark=dark, live=live) if presence else None,
+                   confirm=confirm)
 
     def reset(self) -> None:
         self.t = 0
@@ -252,8 +259,12 @@ class OnsetDetector(OnsetDetectorBase):
         self.confidence = 0.0
         self.cue: str | None = None  # why the onset was raised, and where (box, input-frame px)
         self.where: tuple[int, int, int, int] | None = None
+        self.network_armed = True  # False after a dropped transition, until the score falls below threshold
+        self.proposed: tuple[int, float] | None = None  # (onset, confidence) waiting for confirmation
         if self.presence is not None:
             self.presence.reset()
+        if self.confirm is not None:
+            self.confirm.reset()
 
     def rearm(self) -> None:
         """After an episode: as `reset`, but the bleeding-present check counts fresh blood only."""
@@ -272,8 +283,12 @@ class OnsetDetector(OnsetDetectorBase):
         present_score, present_onset = 0.0, None
         if self.presence is not None and self.onset is None:
             present_score, present_onset = self.presence.step(frame)
-        if self.refine_radius and self.onset is None:
-            self.areas.append(blood_area(frame))
+        if self.onset is None and (self.refine_radius or self.confirm is not None):
+            small = area_copy(frame)
+            if self.refine_radius:
+                self.areas.append(red_area_ratio(small))
+            if self.confirm is not None:
+                self.confirm.push(small)
         if self.prev is None:
             prev, prev_gray = cur, gray
             flow_np = np.zeros((3,) + gray.shape, np.float32)
@@ -304,16 +319,17 @@ class OnsetDetector(OnsetDetectorBase):
         if len(self.embs) == n:
             d, c = self.net.window(torch.stack(list(self.embs))[None])
             score = float(torch.sigmoid(c[0]))
-            if self.onset is None and score > self.cfg.conf_threshold:
+            self.network_armed |= score <= self.cfg.conf_threshold
+            if self.onset is None and self.proposed is not None:
+                raised = self._confirmed(self.confirm.step(), frame)  # type: ignore[union-attr]
+            elif self.onset is None and self.network_armed and score > self.cfg.conf_threshold:
                 start = t - n + 1
-                self.onset = start + min(n - 1, int(np.floor(float(torch.sigmoid(d[0])) * n)))
+                onset = start + min(n - 1, int(np.floor(float(torch.sigmoid(d[0])) * n)))
                 if self.refine_radius:
                     first = t - len(self.areas) + 1
-                    self.onset = refine_onset(np.asarray(self.areas), first, self.onset, self.refine_radius)
-                self.confidence = score
-                raised = self.onset
-                # where red dominates on the decision frame: what the network saw bleed
-                self.cue, self.where = CUE_TRANSITION, largest_box(red_mask(frame) > BLOOD_THRESHOLD)
+                    onset = refine_onset(np.asarray(self.areas), first, onset, self.refine_radius)
+                self.proposed = (onset, score)
+                raised = self._confirmed(True if self.confirm is None else self.confirm.propose(onset), frame)
         score = max(score, present_score)
         if present_onset is not None and (raised is None or present_onset < raised):
             self.onset = raised = present_onset
@@ -323,6 +339,25 @@ class OnsetDetector(OnsetDetectorBase):
         if raised is None:
             return OnsetStep(score)
         return OnsetStep(score, raised, self.cue, self.where)
+
+    def _confirmed(self, verdict: bool | None, frame: np.ndarray) -> int | None:
+        """Act on the confirmation's verdict on the proposed transition: its onset when it
+        stands (True), None while pending (None) or when dropped (False)."""
+        assert self.proposed is not None
+        if verdict is None:
+            return None
+        onset, confidence = self.proposed
+        self.proposed = None
+        if not verdict:
+            self.network_armed = False
+            return None
+        self.onset, self.confidence, self.cue = onset, confidence, CUE_TRANSITION
+        if self.confirm is None:  # where red dominates on the decision frame: what the network saw bleed
+            self.where = largest_box(red_mask(frame) > BLOOD_THRESHOLD)
+        else:  # the new red that confirmed it
+            box = self.confirm.box
+            self.where = None if box is None else scaled_box(box, frame.shape, AREA_SIZE[::-1])
+        return onset
 
     def run(self, frames: Any) -> tuple[int | None, list[float]]:
         """Reset, stream all `frames`; returns (onset frame or None, per-frame scores)."""

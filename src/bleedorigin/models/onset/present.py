@@ -114,7 +114,7 @@ class PresenceCheck:
         if self.count >= self.persist and (self.spread or not self.opening):
             self.onset = self.first
             self.cue = CUE_PRESENT if self.opening else CUE_FRESH
-            self.where = None if self.box is None else _scaled_box(self.box, frame.shape, self._small_shape)
+            self.where = None if self.box is None else scaled_box(self.box, frame.shape, self._small_shape)
             return 1.0, self.onset
         return score, None
 
@@ -159,7 +159,7 @@ def largest_box(mask: np.ndarray) -> tuple[int, int, int, int] | None:
     return x, y, x + w, y + h
 
 
-def _scaled_box(box: tuple[int, int, int, int], frame_shape: tuple[int, ...],
+def scaled_box(box: tuple[int, int, int, int], frame_shape: tuple[int, ...],
                 small_shape: tuple[int, ...]) -> tuple[int, int, int, int]:
     """A box on the AREA_SIZE copy in pixels of the frame it was made from."""
     sx, sy = frame_shape[1] / small_shape[1], frame_shape[0] / small_shape[0]
