@@ -45,7 +45,7 @@ class TransitionConfirm:
         self.deadline = 0
         self.baseline: LeftoverBlood | None = None
         self.last_checked = -1
-        self.peak = 0.0  # largest share of the view found new for the pending proposal
+        self.peak = self.last_share = 0.0  # largest and latest share of the view found new
         self.box: tuple[int, int, int, int] | None = None  # where that new red lies (AREA_SIZE px)
 
     @property
@@ -88,7 +88,7 @@ class TransitionConfirm:
         assert self.baseline is not None
         self.last_checked = i
         blood, view = self._blood(small)
-        share = self.baseline.fresh(small, blood, view)
+        share = self.last_share = self.baseline.fresh(small, blood, view)
         if share > self.peak:
             self.peak, self.box = share, largest_box(self.baseline.last_fresh)
         return share > self.threshold
