@@ -4,7 +4,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from bleedorigin.models.source.cues import outflow_map, refill_map, streak_map, stump_map
+from bleedorigin.models.source.cues import (CueConfig, outflow_map, persistent_stump_map, refill_map, streak_map,
+                                            stump_map)
 
 W, H = 192, 144
 FOV = np.ones((H, W), bool)
@@ -77,6 +78,28 @@ def test_stump_is_the_dark_spot_at_the_edge_of_blood():
     m = stump_map(img, FOV)
     assert m is not None
     assert np.linalg.norm(peak(m) - np.array([118, 64])) < 5
+
+
+def test_persistent_stump_wins_over_a_speck_of_the_current_frame():
+    """A stump at the pool's edge stays on its tissue point while the camera pans; a darker speck
+    appears in the current frame only. The frame alone takes the speck, the aligned history the stump."""
+    rng = np.random.default_rng(8)
+    tex = cv2.GaussianBlur(rng.normal(0, 1, (H + 40, W + 40)).astype(np.float32), (0, 0), 3)
+    scene = np.clip(np.array([215, 160, 150], np.float32) + (12 * tex / tex.std())[..., None], 0, 255).astype(np.uint8)
+    cv2.circle(scene, (120, 90), 22, (170, 25, 30), -1)   # blood (scene pixels)
+    cv2.circle(scene, (138, 84), 3, (80, 20, 20), -1)     # the stump at its edge
+    frames = [scene[20 - 2 * t // 2:20 - 2 * t // 2 + H, 10 + 2 * t:10 + 2 * t + W].copy() for t in range(8)]
+    now = frames[-1]
+    ox, oy = 10 + 14, 20 - 7                              # the current frame's origin in the scene
+    speck = (100 - ox, 105 - oy)                          # at the pool's other edge, darker than the stump
+    cv2.circle(now, speck, 3, (40, 10, 10), -1)
+    stump = np.array([138 - ox, 84 - oy], float)
+    alone = stump_map(now, FOV)
+    assert alone is not None and np.linalg.norm(peak(alone) - np.array(speck)) < 5
+    m = persistent_stump_map(now, frames[:-1], FOV, CueConfig(stump_history=8))
+    assert m is not None and np.linalg.norm(peak(m) - stump) < 5
+    same = persistent_stump_map(now, [], FOV, CueConfig(stump_history=8))  # no history: the frame's map
+    assert same is not None and np.linalg.norm(peak(same) - np.array(speck)) < 5
 
 
 def test_cues_without_blood_or_history_say_nothing():

@@ -76,7 +76,7 @@ def _clip(n: int, source_from: int, pool_radius: float) -> list[np.ndarray]:
     return frames
 
 
-def _run(frames, revision=RevisionConfig(candidates=4, every=10, margin=0.5)) -> Pipeline:
+def _run(frames, revision=RevisionConfig(candidates=4, every=10, ratio=2.0)) -> Pipeline:
     pipe = Pipeline(OnsetAtStart(), FreshBloodLocator(), MultiFlowTracker(),
                     dataclasses.replace(shipped_config().with_episode(end_patience=1000), revision=revision))
     for f in frames:
@@ -125,19 +125,37 @@ def test_one_candidate_never_revises():
 
 
 @pytest.mark.parametrize("evidence, moved_at", [
-    # mean evidence (0 - 2 - 2 - 2) / 4 against (-2 + 0 + 0 + 0) / 4: the other place leads by more
-    # than 0.5 from the 2nd weighing on, and moves the source on the 3rd (patience 2)
-    ([[0.0, -2.0], [-2.0, 0.0], [-2.0, 0.0], [-2.0, 0.0]], 3),
-    ([[0.0, -2.0], [-2.0, 0.0], [0.0, -2.0], [-2.0, 0.0]], None),  # alternating: never twice in a row
+    # mean probabilities (0.4, 0.1, 0.1, 0.1) against (0.2, 0.6, 0.6, 0.6): the other place is more
+    # than twice as likely from the 3rd weighing on (0.47 against 0.2) and moves the source on the
+    # 4th (patience 2)
+    ([[0.4, 0.2], [0.1, 0.6], [0.1, 0.6], [0.1, 0.6]], 3),
+    ([[0.4, 0.2], [0.1, 0.6], [0.4, 0.2], [0.1, 0.6]], None),  # alternating: never twice in a row
+    ([[0.4, 0.2], [0.3, 0.5], [0.3, 0.5], [0.3, 0.5]], None),  # more likely, never twice as likely: held
 ])
 def test_hysteresis_rule(evidence, moved_at):
-    """Two candidates 100 px apart; `evidence` per weighing: the ranked places' scores at each."""
-    cfg = RevisionConfig(margin=0.5, patience=2, radius=0.1)
+    """Two candidates 100 px apart; `evidence` per weighing: the probability of the ranked place at each."""
+    cfg = RevisionConfig(ratio=2.0, patience=2, radius=0.1)
     pos = np.array([[100.0, 100.0], [200.0, 100.0]])
-    rev = SourceReviser(cfg, [(100.0, 100.0, 0.0), (200.0, 100.0, -2.0)], 512, 0.2)
+    a0, b0 = evidence[0]
+    rev = SourceReviser(cfg, [(100.0, 100.0, a0), (200.0, 100.0, b0)], 512, 0.2)
     moved = None
     for k, (a, b) in enumerate(evidence[1:], start=1):
         d = rev.weigh(pos, Evidence(Point(100.0, 100.0), [(100.0, 100.0, a), (200.0, 100.0, b)]))
         if d.why == "moved" and moved is None:
             moved = k
+        assert d.confidence == pytest.approx(rev.weights[d.current])  # the source's mean probability
     assert moved == moved_at
+
+
+def test_evidence_is_a_probability_whatever_the_score_units():
+    """The same frame scored in units ten times larger (and a temperature ten times larger) gives the
+    same places with the same probabilities: the rule's ratio means the same for every localizer."""
+    from bleedorigin.source_revision import weigh_frame
+    frame = _clip(1, source_from=-3, pool_radius=14)[0]
+    loc = FreshBloodLocator()
+    base = weigh_frame(loc, frame, None, 3)
+    loud = FreshBloodLocator()
+    loud.cfg = SimpleNamespace(temperature=10.0, conf_radius=0.08, cand_temperature=10.0)
+    same = weigh_frame(loud, frame, None, 3)
+    assert len(base.places) >= 2 and sum(p for _, _, p in base.places) <= 1 + 1e-6
+    assert np.allclose([p[2] for p in base.places], [p[2] for p in same.places], atol=1e-6)

@@ -92,15 +92,21 @@ def test_missing_metric_names_table_and_path(tmp_path):
 
 def test_speed_table_from_bench_json(tmp_path):
     (tmp_path / "results").mkdir()
-    stage = {"model": "onset_small", "fps": 128.64, "p50_ms": 7.71, "p95_ms": 10.4, "params": 740000, "gflops": 0.07}
-    track = dict(stage, model="track_mft_visible", params=None, gflops=None)
-    bench = {"stages": {"onset": stage, "track": track}, "end_to_end": {"fps": 73.4, "p50_ms": 13.6, "p95_ms": 22.6}}
+    stage = {"name": "onset_small", "model": "onset:onset_small@abc", "fps": 128.64, "p50_ms": 7.71, "p95_ms": 10.4,
+             "params": 740000, "gflops": 0.07}
+    points = {"1": {"fps": 60.2, "points_per_s": 60.2, "p50_ms": 15.0, "p95_ms": 17.0},
+              "64": {"fps": 40.0, "points_per_s": 2560.0, "p50_ms": 24.0, "p95_ms": 26.0}}
+    track = dict(stage, name="track_mft_visible", model="track_mft_visible", params=None, gflops=None, points=points)
+    bench = {"stages": {"onset": stage, "track": track}, "end_to_end": {"fps": 73.4, "p50_ms": 13.6, "p95_ms": 22.6},
+             "paper_table10": {"onset": {"fps": 9.73}, "track": {"fps": 11.82}}}
     (tmp_path / "bench.json").write_text(json.dumps(bench))
     results.collect(results.SOURCES["bench"], tmp_path / "bench.json", tmp_path)
     text = tables.TABLES["speed"].render(tmp_path)
-    assert "| onset | `onset_small` | 128.6 | 7.7 | 10.4 | 0.74 M | 0.07 |" in text
-    assert "| track | `track_mft_visible` | 128.6 | 7.7 | 10.4 | – (no network) | – |" in text
+    assert "| onset | `onset_small` | 128.6 | 7.7 | 10.4 | 0.74 M | 0.07 | 9.73 |" in text
+    assert "| track | `track_mft_visible` | 128.6 | 7.7 | 10.4 | – (no network) | – | 11.82 |" in text
     assert "| end to end | the three above | 73.4 | 13.6 | 22.6 |" in text
+    text = tables.TABLES["speed_points"].render(tmp_path)
+    assert "| 64 | 40.0 | 2,560 | 24.0 | 26.0 |" in text
 
 
 def test_results_made_with_another_configuration_are_named(tmp_path):

@@ -209,3 +209,28 @@ def test_unknown_occluded_motion_is_rejected():
     from bleedorigin.errors import InputError
     with pytest.raises(InputError):
         MultiFlowTracker(occluded_motion="pool")
+
+
+def test_flow_ranges_bound_every_window_median():
+    """The surroundings' median is skipped where the flow ranges of the window show it cannot
+    take the point out of view: those ranges must hold every flow of the window."""
+    from bleedorigin.models.track.flow import SURROUND, _window_flow_range
+
+    rng = np.random.default_rng(1)
+    flow = cv2.GaussianBlur(rng.normal(0, 3, (192, 256, 2)).astype(np.float32), (0, 0), 4) * 8
+    xy = rng.uniform(-3, 259, (300, 2))
+    lo, hi = _window_flow_range(flow, xy)
+    for (x, y), low, high in zip(np.clip(np.round(xy).astype(int), 0, [255, 191]), lo, hi):
+        window = flow[max(0, y - SURROUND):y + SURROUND + 1, max(0, x - SURROUND):x + SURROUND + 1].reshape(-1, 2)
+        assert (window.min(0) >= low).all() and (window.max(0) <= high).all()
+    assert (hi - lo).mean() < (flow.reshape(-1, 2).max(0) - flow.reshape(-1, 2).min(0)).mean()  # tighter than the frame's
+
+
+def test_flows_on_two_threads_are_those_of_one():
+    from bleedorigin.vision.flow import dis_flow, dis_flows
+
+    a, b = (cv2.cvtColor(f[::2, ::2].copy(), cv2.COLOR_RGB2GRAY) for f in _frames(4)[::3])
+    pairs = [(a, b), (b, a), (a, a), (b, b)]
+    alone = [dis_flow("fast").calc(x, y, None) for x, y in pairs]
+    for one, two in zip(alone, dis_flows(pairs, "fast", workers=2)):
+        np.testing.assert_array_equal(one, two)

@@ -16,7 +16,7 @@ import numpy as np
 
 from bleedorigin import MODEL_SIZE
 from bleedorigin.errors import InputError
-from bleedorigin.models.loading import load_stage, model_id
+from bleedorigin.models.loading import DEFAULT_MODELS, load_stage, model_id
 from bleedorigin.utils.threads import ort_options, set_threads, threads
 
 log = logging.getLogger(__name__)
@@ -112,7 +112,7 @@ def bench_stage(stage: str, name: str | None, frames: list[np.ndarray], device: 
         timing = _time_calls(call, n)
         flops = _gflops(lambda: model.step(frames[1]), model)
     params = _params(model)
-    return {"model": model_id(model), **timing.summary(), "params": params,
+    return {"name": name or DEFAULT_MODELS[stage], "model": model_id(model), **timing.summary(), "params": params,
             "gflops": None if flops is None else round(flops, 3), "peak_mb": round(_peak_mb(), 1)}
 
 

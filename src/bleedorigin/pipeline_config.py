@@ -42,17 +42,16 @@ class RevisionConfig:
     candidates: int = 1    # places tracked together from the onset (the located source among them); 1: never revised
     every: int = 15        # frames between re-evaluations of the evidence
     history: int = 30      # frames before the re-evaluated frame handed to the localizer
-    margin: float = 1.0    # weight by which another candidate must beat the current source
-    patience: int = 2      # consecutive re-evaluations it must win by `margin`
+    ratio: float = 2.0     # times the current source's weight (mean probability) another candidate must exceed
+    patience: int = 2      # consecutive re-evaluations it must win by `ratio`
     radius: float = 0.08   # share of the frame width: ranked places within this of a candidate are its evidence
-    floor: float = -3.0    # evidence of a candidate no ranked place is near
     clear: float = 0.5     # confidence from which a source counts as clear (a "confirmed" record)
 
     def __post_init__(self) -> None:
         if self.candidates < 1 or self.every < 1 or self.patience < 1 or self.history < 0:
             raise ConfigError("revision: candidates, every and patience must be >= 1, history >= 0")
-        if self.margin < 0 or self.radius <= 0 or self.floor > 0:
-            raise ConfigError("revision: margin must be >= 0, radius > 0 and floor <= 0")
+        if self.ratio < 1 or self.radius <= 0:
+            raise ConfigError("revision: ratio must be >= 1 and radius > 0")
 
 
 @dataclass(frozen=True)

@@ -4,15 +4,17 @@ bleeding comes from and moves the tracked point when another place clearly wins.
 At the onset the localizer's best few places (`weigh_frame`) become candidates, tracked
 together with the chosen one, so each candidate's path over the frames already seen is known
 when the source moves to it. Every `every` frames the localizer runs again on the latest frame
-with the frames before it as history (blood that re-appears after a flush, where blood flows
-out from: the localizer's history evidence, when it weighs them), and each candidate gets as
-evidence the localizer's fused score where the candidate is now, relative to the score at the
-localizer's own point (0 there, negative elsewhere). A localizer without a score map gives its
-ranked places only: a candidate then gets the score of the best ranked place within `radius`,
-else `floor`. A candidate's weight
-is the mean of its evidence so far. The source moves to another candidate when that candidate's
-weight exceeds the current source's by more than `margin` on `patience` evaluations in a row
-(hysteresis: one noisy evaluation does not move it, two close places do not flip-flop).
+with the frames before it as history (blood that re-appears after a flush, a stump that stays on
+its tissue point: the localizer's history evidence, when it weighs them), and each candidate gets
+as evidence the probability that the source lies within the localizer's confidence radius of
+where the candidate is now: the mass of softmax(score / `cand_temperature`) there, the
+probability `locate_candidates` gives its places (calibrated for the shipped localizer,
+docs/source.md "Candidates"). A localizer without a score map gives its ranked places only: a
+candidate then gets the probability of the best ranked place within `radius`, else 0. A
+candidate's weight is the mean of its probabilities so far. The source moves to another
+candidate when that candidate's weight exceeds `ratio` times the current source's on `patience`
+evaluations in a row (hysteresis: one noisy evaluation does not move it, two close places do not
+flip-flop). Probabilities mean the same whatever the localizer's score units, so the rule does too.
 
 A place can start to bleed after the onset (a vessel opened later, a source hidden under blood
 at the onset): when an evaluation's best place is farther than `radius` from every candidate, it
@@ -20,9 +22,8 @@ replaces the candidate of lowest weight other than the source (its weight counts
 the caller carries the newcomer with the source (the offset between them held, for its earlier
 path too) and tracks it itself only once the source moves to it.
 
-Confidence of the current source: 1 - exp(-lead), lead = its weight minus the best other
-candidate's (the localizer's own confidence rule, over time): 0 while another place is as
-likely, clear (render.SOURCE_UNSURE) once it leads by about 0.7 fused-score units.
+Confidence of the current source: its weight, the probability that the source is there; clear
+(render.SOURCE_UNSURE) from 0.5.
 """
 from __future__ import annotations
 
@@ -35,69 +36,73 @@ import numpy as np
 from bleedorigin.pipeline_config import RevisionConfig
 from bleedorigin.types import Point
 
-Place = tuple[float, float, float]  # x, y, score (0 for the localizer's point, lower for the others)
+Place = tuple[float, float, float]  # x, y, probability that the source is within the confidence radius
 TOLERANCE = 2  # score-map pixels around a candidate searched for its evidence (tracking jitter)
 
 
 @dataclass
 class Evidence:
-    """One run of the localizer: its point, its ranked places (the point first, score 0), and,
-    when it exposes its posterior, the fused score everywhere relative to the point's."""
+    """One run of the localizer: its point, its ranked places (the point first), and, when it
+    exposes its posterior, the probability mass within its confidence radius of every pixel."""
 
     point: Point
     places: list[Place]
-    score: np.ndarray | None = None  # (h, w) at the localizer's working resolution
+    mass: np.ndarray | None = None  # (h, w) at the localizer's working resolution
     scale: tuple[float, float] = (1.0, 1.0)  # frame pixels per score pixel (x, y)
 
-    def at(self, positions: np.ndarray, radius: float, floor: float) -> np.ndarray:
-        """Evidence for a candidate at each position (frame pixels): the best score within
-        TOLERANCE score pixels (tracking jitter), or without a score map the best ranked place
-        within `radius`, else below every ranked place (`floor` at most)."""
+    def at(self, positions: np.ndarray, radius: float) -> np.ndarray:
+        """Probability for a candidate at each position (frame pixels): the best mass within
+        TOLERANCE score pixels (tracking jitter), or without a mass map the best ranked place
+        within `radius`, else 0."""
         pos = np.asarray(positions, np.float64).reshape(-1, 2)
-        if self.score is None:
-            lowest = min(min(s for _, _, s in self.places), floor)
+        if self.mass is None:
             out = []
             for x, y in pos:
-                near = [s for px, py, s in self.places if (px - x) ** 2 + (py - y) ** 2 <= radius ** 2]
-                out.append(max(near) if near else lowest)
+                near = [p for px, py, p in self.places if (px - x) ** 2 + (py - y) ** 2 <= radius ** 2]
+                out.append(max(near) if near else 0.0)
             return np.array(out)
-        h, w = self.score.shape
+        h, w = self.mass.shape
         cols = np.clip(np.round((pos[:, 0] + 0.5) / self.scale[0] - 0.5).astype(int), 0, w - 1)
         rows = np.clip(np.round((pos[:, 1] + 0.5) / self.scale[1] - 0.5).astype(int), 0, h - 1)
         t = TOLERANCE
-        return np.array([self.score[max(0, r - t):r + t + 1, max(0, c - t):c + t + 1].max()
+        return np.array([self.mass[max(0, r - t):r + t + 1, max(0, c - t):c + t + 1].max()
                          for r, c in zip(rows, cols)])
 
 
 def weigh_frame(locator: Any, frame: np.ndarray, history: list[np.ndarray] | None, k: int,
                 exclude: np.ndarray | None = None) -> Evidence:
-    """The localizer on `frame`: its point and up to `k` places best first, in pixels of
-    `frame`: the point, then the other peaks of its posterior (when it exposes one) at least
-    twice its confidence radius from each other and from the point."""
+    """The localizer on `frame`: its point and up to `k` places, in pixels of `frame`, each with
+    its probability: the point, then the other peaks of its posterior (when it exposes one) at
+    least twice its confidence radius from each other and from the point, most probable first."""
     kw = {} if exclude is None else {"exclude": exclude}
     p = locator.locate(frame, history=history, **kw)
     maps = getattr(locator, "last_maps", None)
     if maps is None:
-        return Evidence(p, [(p.x, p.y, 0.0)])
-    post = maps.posterior
+        return Evidence(p, [(p.x, p.y, float(p.confidence))])
+    post = maps.posterior.astype(np.float64)
     h, w = post.shape
     cfg = getattr(locator, "cfg", None)
     sx, sy = frame.shape[1] / w, frame.shape[0] / h
     px, py = (p.x + 0.5) / sx - 0.5, (p.y + 0.5) / sy - 0.5
-    score = getattr(cfg, "temperature", 1.0) * np.log(post.astype(np.float64) + 1e-300)
-    score -= score[int(np.clip(round(py), 0, h - 1)), int(np.clip(round(px), 0, w - 1))]
     r = max(1, int(round(getattr(cfg, "conf_radius", 0.08) * w)))
-    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
-    ys, xs = np.nonzero(score >= cv2.dilate(score.astype(np.float32), kernel) - 1e-6)
-    places, taken = [(p.x, p.y, 0.0)], [(px, py)]
-    for j in np.argsort(-score[ys, xs], kind="stable"):
+    # the candidates' posterior: softmax(score / cand_temperature), score = temperature * log posterior
+    log_p = np.log(post + 1e-300) * getattr(cfg, "temperature", 1.0) / getattr(cfg, "cand_temperature", 1.0)
+    prob = np.exp(log_p - log_p.max())
+    prob /= prob.sum()
+    disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1)).astype(np.float32)
+    mass = cv2.filter2D(prob.astype(np.float32), -1, disk, borderType=cv2.BORDER_CONSTANT)
+    ys, xs = np.nonzero(mass >= cv2.dilate(mass, disk.astype(np.uint8)) - 1e-9)
+    ev = Evidence(p, [], mass, (sx, sy))
+    places, taken = [(p.x, p.y, float(ev.at(np.array([[p.x, p.y]]), 0)[0]))], [(px, py)]
+    for j in np.argsort(-mass[ys, xs], kind="stable"):
         if len(places) >= k:
             break
         x, y = float(xs[j]), float(ys[j])
         if all((x - a) ** 2 + (y - b) ** 2 > (2 * r) ** 2 for a, b in taken):
             taken.append((x, y))
-            places.append(((x + 0.5) * sx - 0.5, (y + 0.5) * sy - 0.5, float(score[ys[j], xs[j]])))
-    return Evidence(p, places, score.astype(np.float32), (sx, sy))
+            places.append(((x + 0.5) * sx - 0.5, (y + 0.5) * sy - 0.5, float(mass[ys[j], xs[j]])))
+    ev.places = places
+    return ev
 
 
 @dataclass
@@ -123,7 +128,7 @@ class SourceReviser:
         self.current = 0
         self.challenger: int | None = None
         self.wins = 0
-        self.confidence = float(confidence)
+        self.confidence = float(confidence)  # the localizer's, until the first weighing
 
     @property
     def weights(self) -> np.ndarray:
@@ -137,14 +142,14 @@ class SourceReviser:
         if admitted is not None:
             pos = pos.copy()
             pos[admitted[0]] = admitted[1]
-        for i, e in enumerate(evidence.at(pos, self.radius, self.cfg.floor)):
+        for i, e in enumerate(evidence.at(pos, self.radius)):
             self.evidence[i].append(float(e))
         weights = self.weights
         others = np.delete(np.arange(len(weights)), self.current)
         why = ""
         if len(others):
             best = int(others[np.argmax(weights[others])])
-            if weights[best] - weights[self.current] > self.cfg.margin:
+            if weights[best] > self.cfg.ratio * weights[self.current]:
                 self.wins = self.wins + 1 if best == self.challenger else 1
                 self.challenger = best
             else:
@@ -152,13 +157,14 @@ class SourceReviser:
             if self.wins >= self.cfg.patience:
                 self.current, self.challenger, self.wins, why = best, None, 0, "moved"
         was_clear = self.confidence >= self.cfg.clear
-        self.confidence = self.lead_confidence(weights)
+        if len(weights) > 1:  # one candidate: the localizer's own confidence stands
+            self.confidence = float(weights[self.current])
         if not why and not was_clear and self.confidence >= self.cfg.clear:
             why = "confirmed"
         return Decision(self.current, self.confidence, why, admitted)
 
     def _admit(self, pos: np.ndarray, places: list[Place]) -> tuple[int, tuple[float, float]] | None:
-        """The best place, when no candidate is near it, takes the slot of the weakest candidate
+        """The localizer's point, when no candidate is near it, takes the slot of the weakest candidate
         other than the source (a fresh evidence record)."""
         x, y, _ = places[0]
         if len(pos) < 2 or ((pos - (x, y)) ** 2).sum(1).min() <= self.radius ** 2:
@@ -170,9 +176,3 @@ class SourceReviser:
         if self.challenger == slot:
             self.challenger, self.wins = None, 0
         return slot, (float(x), float(y))
-
-    def lead_confidence(self, weights: np.ndarray) -> float:
-        others = np.delete(weights, self.current)
-        if not len(others):
-            return self.confidence  # one candidate: the localizer's own confidence stands
-        return float(1.0 - np.exp(-max(0.0, weights[self.current] - others.max())))

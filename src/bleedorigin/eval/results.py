@@ -44,6 +44,8 @@ SOURCES: dict[str, Source] = {s.name: s for s in (
     _evaluate("sim_e2e", f"{SIMTEST}/full", "--stages e2e"),
     _evaluate("esd", f"{SHARED}/esd_clips", "--stages onset --stages source --stages track",
               "--models source_evidence_red --models source_evidence --models source_small"),
+    # what a user sees on real video: the tracked point over the first episode (live view)
+    _evaluate("esd_e2e", f"{SHARED}/esd_clips", "--stages e2e"),
     _evaluate("vlsurgpt", f"{SHARED}/vlsurgpt", "--stages onset --stages track"),
     _evaluate("extra_real", EXTRA_REAL, "--stages onset"),
     Source("bench", "bleedorigin bench --no-onnx --no-baselines --frames 200 --json runs/results/bench.json",

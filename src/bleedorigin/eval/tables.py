@@ -325,6 +325,25 @@ def e2e_per_video(sim: Results) -> str:
                     rows(_e2e_keys(sim)[0], "default") + rows(_e2e_keys(sim)[1], "baselines"))
 
 
+@table("e2e_real", "esd_e2e")
+def e2e_real(esd: Results) -> str:
+    """The point a user sees on the real clips: the live view over every frame of the first
+    episode (a frame before the alarm has no point and counts as a miss), the source where it
+    was first located, and how many clips end within 25 px of the reference and stay there."""
+    def row(key: str) -> list[str]:
+        e = esd.get(f"e2e.{key}.episode")
+        live, located, settle = e["live"]["points"], e["located"], e["live"]["settle"]["25"]
+        return [_pipeline_label(esd, key), px(live["err_avg"]), pct(live["acc"]["25"]), pct(live["acc"]["50"]),
+                pct(live["acc"]["100"]), f"{live['missed']} of {live['n']}", px(located["err_avg"]),
+                f"{settle['settled']} of {settle['clips']}"]
+
+    keys = list(esd.get("e2e"))
+    default, baselines = _e2e_keys(esd)
+    order = [default] + [k for k in keys if k not in (default, baselines)] + [baselines]
+    return markdown(["pipeline", "Err_avg (px)", "Acc<25", "Acc<50", "Acc<100", "frames without a point",
+                     "source as located (px)", "clips settled within 25 px"], [row(k) for k in order])
+
+
 @table("results_files")
 def results_commands() -> str:
     """results/README.md: each results file with the command that regenerates it."""
@@ -334,18 +353,30 @@ def results_commands() -> str:
 
 @table("speed", "bench")
 def speed(bench: Results) -> str:
+    """Each stage alone and the pipeline end to end, beside the paper's GPU figures (Table 10)."""
+    paper = bench.get("paper_table10")
+
     def size(r: dict[str, Any]) -> tuple[str, str]:
         return ("– (no network)" if r.get("params") is None else f"{r['params'] / 1e6:.2f} M",
                 "–" if r.get("gflops") is None else f"{r['gflops']:.2f}")
 
-    rows = [[stage, f"`{r['model']}`", f"{r['fps']:.1f}", f"{r['p50_ms']:.1f}", f"{r['p95_ms']:.1f}", *size(r),
-             ]
+    rows = [[stage, f"`{r.get('name', r['model'])}`", f"{r['fps']:.1f}", f"{r['p50_ms']:.1f}", f"{r['p95_ms']:.1f}", *size(r),
+             f"{paper[stage]['fps']:.2f}" if stage in paper else ""]
             for stage, r in bench.get("stages").items()]
     e = bench.get("end_to_end")
     rows.append(["end to end", "the three above", f"{e['fps']:.1f}", f"{e['p50_ms']:.1f}", f"{e['p95_ms']:.1f}",
-                 "", ""])
-    return markdown(["stage", "model", "frames/s", "p50 ms", "p95 ms", "params", "GFLOPs"],
-                    rows)
+                 "", "", ""])
+    return markdown(["stage", "model", "frames/s", "p50 ms", "p95 ms", "params", "GFLOPs",
+                     "paper frames/s (A6000 GPU)"], rows)
+
+
+@table("speed_points", "bench")
+def speed_points(bench: Results) -> str:
+    """The tracker with many points at once (one flow per frame pair serves them all)."""
+    points = bench.get("stages.track.points")
+    return markdown(["points", "frames/s", "points/s", "p50 ms", "p95 ms"],
+                    [[n, f"{r['fps']:.1f}", f"{r['points_per_s']:,.0f}", f"{r['p50_ms']:.1f}", f"{r['p95_ms']:.1f}"]
+                     for n, r in points.items()])
 
 
 # -- documents ------------------------------------------------------------------------------

@@ -4,6 +4,9 @@ similarity fit to sampled motion, and one pyramidal Lucas-Kanade step with a for
 check."""
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
 import cv2
 import numpy as np
 
@@ -23,6 +26,32 @@ def dis_flow(preset: str = "medium") -> cv2.DISOpticalFlow:
     if preset not in DIS_PRESETS:
         raise InputError(f"unknown DIS preset {preset!r}; expected one of {sorted(DIS_PRESETS)}")
     return cv2.DISOpticalFlow_create(DIS_PRESETS[preset])
+
+
+_POOLS: dict[int, ThreadPoolExecutor] = {}  # one pool per worker count, shared by every caller
+_PER_THREAD = threading.local()  # DIS objects hold buffers: one per thread and preset
+
+
+def dis_flows(pairs: list[tuple[np.ndarray, np.ndarray]], preset: str = "medium", workers: int = 1) -> list[np.ndarray]:
+    """DIS flow (H, W, 2) of each (from, to) gray image pair, the same as `dis_flow(preset).calc`
+    one after the other. With `workers` > 1 the pairs are spread over that many threads: OpenCV
+    releases the GIL, and a flow at a few hundred pixels is too small for its own threading."""
+    if preset not in DIS_PRESETS:
+        raise InputError(f"unknown DIS preset {preset!r}; expected one of {sorted(DIS_PRESETS)}")
+
+    def calc(pair: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+        objects = getattr(_PER_THREAD, "dis", None)
+        if objects is None:
+            objects = _PER_THREAD.dis = {}
+        if preset not in objects:
+            objects[preset] = dis_flow(preset)
+        return objects[preset].calc(pair[0], pair[1], None)
+
+    if workers <= 1 or len(pairs) <= 1:
+        return [calc(pair) for pair in pairs]
+    if workers not in _POOLS:
+        _POOLS[workers] = ThreadPoolExecutor(workers, thread_name_prefix="dis")
+    return list(_POOLS[workers].map(calc, pairs))
 
 
 def fit_similarity(xy: np.ndarray, motion: np.ndarray, inlier_px: float, min_inliers: int = 0) -> np.ndarray | None:

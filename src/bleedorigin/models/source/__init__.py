@@ -1,8 +1,10 @@
 """BleedOrigin-Detect, source stage (paper section 4.1.2): where does the bleeding start?
 
 Registry names: `source_evidence` (the vessel-stump cue, small dark spots in or at the edge of
-blood, models.source.cues), `source_evidence_history` (the same, also weighing where
-blood is red again while little blood is in view over earlier frames), `source_evidence_red`
+blood, models.source.cues), `source_evidence_persist` (the same cue over the
+history frames aligned to the current one: a stump that stays on the same tissue point wins),
+`source_evidence_history` (the stump cue, also weighing where blood is red again while little
+blood is in view over earlier frames), `source_evidence_red`
 (the shipped pipeline's source: `source_small` fused with the Red-Mask, dark blood and a centre
 prior, models.source.fusion),
 `source_small` (shipped weights), `source_paper` (PE-Spatial-style ViT at 512x384, encoder
@@ -16,7 +18,7 @@ from typing import Any
 
 from bleedorigin.models.registry import register_model
 from bleedorigin.models.source import centre  # noqa: F401  (registers source_centre)
-from bleedorigin.models.source.fusion import RED, STUMP, EvidenceSourceLocator, from_options
+from bleedorigin.models.source.fusion import PERSIST, RED, STUMP, EvidenceSourceLocator, from_options
 from bleedorigin.models.source.model import SourceConfig, SourceNet
 from bleedorigin.models.source.predictor import SourceLocator
 
@@ -47,6 +49,12 @@ def source_evidence(device: str = "auto", weights: str | None = None, **options:
 def source_evidence_history(device: str = "auto", weights: str | None = None, **options: Any) -> EvidenceSourceLocator:
     """`source_evidence` that also weighs the refill cue over the history frames."""
     return source_evidence(device, weights, **{"w_refill": 1.0, **options})
+
+
+@register_model("source_evidence_persist")
+def source_evidence_persist(device: str = "auto", weights: str | None = None, **options: Any) -> EvidenceSourceLocator:
+    """`source_evidence` whose stump map is combined over aligned history frames (fusion.PERSIST)."""
+    return source_evidence(device, weights, **{**PERSIST, **options})
 
 
 @register_model("source_evidence_red")

@@ -13,7 +13,10 @@ no usable history). None of them uses a colour constant of its own: blood is the
 - `refill_map`: where blood is when little blood is in view: aligned history frames weighted by
   how little red they hold (after a flush, or as a bleed starts, only the source is red);
 - `stump_map`: small dark spots (vessel stumps) in or at the edge of blood: a scale-normalised
-  dark-blob response (Hessian) of the grey image, near the Red-Mask.
+  dark-blob response (Hessian) of the grey image, near the Red-Mask;
+- `persistent_stump_map`: the stump map of the current frame and of earlier ones aligned to it
+  (camera motion removed), combined so that only a spot present on the same tissue point in
+  every frame keeps its score (a stump stays; specks, glare and blood edges move or vanish).
 """
 from __future__ import annotations
 
@@ -38,6 +41,8 @@ class CueConfig:
     refill_samples: int = 12       # aligned history frames (evenly spaced) of the refill cue
     stump_sigma: float = 2.0       # px, scale of a vessel stump at the working resolution
     near_blood: float = 4.0        # px, how far from blood a stump may be (Red-Mask blurred this much)
+    stump_history: int = 0         # history frames (evenly spaced) whose aligned stump maps are combined; 0: none
+    stump_floor: float = 0.05      # share of a frame's peak a spot absent from that frame still keeps
     vote_sigma: float = 2.0        # px, smoothing of every vote accumulator
 
 
@@ -207,4 +212,38 @@ def stump_map(rgb: np.ndarray, fov: np.ndarray, cfg: CueConfig = CueConfig()) ->
         return None
     out = spot * np.clip(near / float(near.max()), 0, 1) * inner(fov, 2)
     out = cv2.GaussianBlur(out.astype(np.float32), (0, 0), 1.0)
+    return out if out.max() > 0 else None
+
+
+def persistent_stump_map(rgb: np.ndarray, history: list[np.ndarray], fov: np.ndarray,
+                         cfg: CueConfig = CueConfig()) -> np.ndarray | None:
+    """A vessel stump stays on the same tissue point while specks, glare and blood edges move or
+    vanish: the stump maps of up to `stump_history` history frames (evenly spaced) and of the
+    current frame, each aligned to the current frame (`align_to`, the similarity of the refill
+    and growth maps), divided by its own peak and grown by 1 px (alignment jitter), combined by
+    their geometric mean with a floor: exp(mean log(map + `stump_floor`)) - `stump_floor`. A
+    spot missing from one frame loses most of its score; without usable history it is the
+    current frame's map (divided by its peak). None when the current frame has no stump."""
+    now = stump_map(rgb, fov, cfg)
+    if now is None:
+        return None
+    maps = [now / float(now.max())]
+    if history and cfg.stump_history > 0:
+        h, w = fov.shape
+        idx = np.unique(np.linspace(0, len(history) - 1, min(cfg.stump_history, len(history))).round().astype(int))
+        gray, flow = to_gray(rgb), dis_flow("ultrafast")
+        static = fov & (red_mask(rgb) < 0.2)
+        grow = np.ones((3, 3), np.uint8)
+        for k in idx:
+            frame = history[k]
+            m = None if frame.shape != rgb.shape else stump_map(frame, fov, cfg)
+            a = None if m is None else align_to(frame, gray, flow, static)
+            if a is None:  # no stump in that frame (no blood) or no alignment: it does not vote
+                continue
+            warped = cv2.warpAffine(m / float(m.max()), a, (w, h), flags=cv2.INTER_LINEAR,
+                                    borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
+            maps.append(cv2.dilate(warped, grow))
+    f = cfg.stump_floor
+    out = np.exp(np.mean([np.log(np.clip(m, 0, None) + f) for m in maps], axis=0)) - f
+    out = np.clip(out, 0, None).astype(np.float32) * fov
     return out if out.max() > 0 else None

@@ -34,7 +34,8 @@ import torch
 
 from bleedorigin.errors import ConfigError
 from bleedorigin.models.base import SourceLocatorBase, allowed
-from bleedorigin.models.source.cues import CueConfig, outflow_map, refill_map, streak_map, stump_map
+from bleedorigin.models.source.cues import (CueConfig, outflow_map, persistent_stump_map, refill_map, streak_map,
+                                            stump_map)
 from bleedorigin.models.source.evidence import (EvidenceConfig, centre_prior, flow_map, growth_map, rim_prior,
                                                 support_map)
 from bleedorigin.models.source.model import refined_peak
@@ -108,6 +109,9 @@ RED: dict[str, Any] = dict(w_net=0.1, w_red=1.0, w_dark=1.0, w_support=1.0, prio
 # temperature calibrated leave one clip out (docs/source.md, "Candidates").
 STUMP: dict[str, Any] = dict(w_net=0.0, w_red=0.0, w_dark=0.0, w_support=0.0, prior_sigma=0.0, w_stump=1.0,
                              cand_temperature=0.1)
+# `source_evidence_persist`: STUMP with the stump map combined over 8 aligned history frames
+# (cues.persistent_stump_map; 8 as the growth map's samples, fixed before measuring).
+PERSIST: dict[str, Any] = dict(stump_history=8)
 
 
 def fuse(heat: np.ndarray | None, red: np.ndarray, support: np.ndarray, prior: np.ndarray,
@@ -144,7 +148,9 @@ def cue_maps(small: np.ndarray, past: list[np.ndarray] | None, fov: np.ndarray,
     for name in CUE_NAMES:
         if cue_weight(cfg, name) <= 0 or (name in HISTORY_CUES and not past):
             continue
-        if name == "stump":
+        if name == "stump" and past and cfg.cues.stump_history > 0:
+            m = persistent_stump_map(small, past, fov, cfg.cues)
+        elif name == "stump":
             m = stump_map(small, fov, cfg.cues)
         elif name == "streak":
             m = streak_map(small, fov, cfg.cues)
@@ -260,7 +266,8 @@ class EvidenceSourceLocator(SourceLocatorBase):
         prior = rim_prior(fov, self.cfg.evidence.rim_fraction)
         growth = flow = None
         past = None
-        wants = self.cfg.w_growth > 0 or self.cfg.w_flow > 0 or any(cue_weight(self.cfg, c) > 0 for c in HISTORY_CUES)
+        wants = (self.cfg.w_growth > 0 or self.cfg.w_flow > 0 or any(cue_weight(self.cfg, c) > 0 for c in HISTORY_CUES)
+                 or (self.cfg.w_stump > 0 and self.cfg.cues.stump_history > 0))
         if history and wants:  # costs; only when it counts
             past = [cv2.resize(check_frame(f), (w, h), interpolation=cv2.INTER_AREA) for f in history]
             if self.cfg.w_growth > 0:

@@ -47,6 +47,7 @@ reports its calibration). Flows are computed once per (r, t) pair and shared by 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -58,7 +59,8 @@ from bleedorigin.models.registry import register_model
 from bleedorigin.vision.motion import scene_motion
 from bleedorigin.types import TrackPoint
 from bleedorigin.vision.color import BLOOD_THRESHOLD, field_of_view, red_mask
-from bleedorigin.vision.flow import dis_flow, lk_refine, sample_flow_points, to_gray
+from bleedorigin.utils.threads import threads
+from bleedorigin.vision.flow import DIS_PRESETS, dis_flows, lk_refine, sample_flow_points, to_gray
 
 DELTAS = (1, 2, 4, 8, 16, 32)
 WINDOW = 8     # half-width (tracker px) of the window whose blood share hides the point
@@ -66,6 +68,7 @@ SURROUND = 48  # half-width of the window whose motion carries an occluded point
 SAMPLE_STEP = 3  # "visible": tracker px between the window samples a hidden point's motion is fitted to
 MIN_VISIBLE = 30  # "visible": fewest visible, consistent samples for a local fit (else the scene's)
 FIT_PX = 1.0   # "visible": RANSAC inlier distance of a sample (tracker px)
+RANGE_BLOCK = 8  # block (tracker px) of the flow ranges that bound a window's median
 EDGE = 3       # "visible": margin (tracker px) around blood whose flow is not used
 PATCH = 4      # half-width of the patches compared for the photometric cost
 FLAT = 2.0     # gray levels of contrast below which a patch counts as flat
@@ -76,6 +79,20 @@ APPEAR = 8  # half-width (tracker px) of the patches that keep a point's appeara
 APPEAR_MEMORY = 4  # appearances kept per point: the first and the latest three
 APPEAR_EVERY = 8  # frames between the appearances kept
 OCCLUDED_MOTIONS = ("surround", "scene", "visible")
+
+
+@dataclass
+class _FlowStep:
+    """One reference's coarse step for all points: the flow pair, where each point's own flow
+    takes it, the surroundings' median (NaN where not taken) and the candidates (K, 4)."""
+    ref: int
+    fwd: np.ndarray
+    bwd: np.ndarray
+    p: np.ndarray  # (K, 2) positions on the reference
+    own: np.ndarray  # (K, 2) moved by the point's own flow
+    surround: np.ndarray  # (K, 2)
+    candidate: np.ndarray  # (K, 4) x, y, var, occluded
+    hidden: np.ndarray  # (K,) the step is hidden: carried by the surroundings
 
 
 class MultiFlowTracker(PointTrackerBase):
@@ -104,7 +121,9 @@ class MultiFlowTracker(PointTrackerBase):
         if not deltas or any(int(d) < 1 for d in deltas):
             raise InputError(f"deltas must be positive frame offsets, got {list(deltas)}")
         self.size, self.deltas = (int(size[0]), int(size[1])), sorted({int(d) for d in deltas})
-        self.dis = dis_flow(preset)
+        if preset not in DIS_PRESETS:
+            raise InputError(f"unknown DIS preset {preset!r}; expected one of {sorted(DIS_PRESETS)}")
+        self.preset = preset
         self.step_var, self.photo_scale, self.fb_occluded = step_var, photo_scale, fb_occluded
         self.occluded_var, self.occluded_motion = occluded_var, occluded_motion
         self.blood_hidden, self.sigma_conf = blood_hidden, sigma_conf
@@ -182,12 +201,19 @@ class MultiFlowTracker(PointTrackerBase):
         self.t += 1
         t = self.t
         gray, blood, tissue = self._store_frame(t, frame)
+        blood_ii = cv2.integral(blood.astype(np.uint8))  # blood share of any window, for every point
         refs = sorted(({max(0, t - d) for d in self.deltas} | set(self.anchor.tolist())) & set(self.xy))
-        coarse = [self._candidate(r, gray, blood, tissue) for r in refs]  # each (K, 4): x, y, var, occluded
-        cand = np.stack([c for c, _ in coarse])
-        for src, refined in self._refined(refs, coarse, blood):  # a kept refinement replaces its coarse candidate
+        # one flow pair per reference, shared by all points, computed on the thread budget's cores
+        flows = dis_flows([pair for r in refs for pair in ((self.gray[r], gray), (gray, self.gray[r]))],
+                          self.preset, threads())
+        steps = [self._flow_step(r, flows[2 * i], flows[2 * i + 1], gray, blood_ii) for i, r in enumerate(refs)]
+        cand = np.stack([s.candidate for s in steps])  # (R, K, 4): x, y, var, occluded
+        carry = np.stack([s.hidden for s in steps])  # (R, K): still to be carried by the surroundings
+        for src, refined in self._refined(refs, steps, blood_ii):  # a kept refinement replaces its coarse candidate
             good = np.flatnonzero(np.isfinite(refined[:, 2]))
-            cand[[refs.index(r) for r in src[good]], good] = refined[good]
+            rows = [refs.index(r) for r in src[good]]
+            cand[rows, good], carry[rows, good] = refined[good], False
+        self._carry_hidden(refs, steps, cand, carry, tissue)
         var, occluded = cand[..., 2], cand[..., 3] > 0
         # the unoccluded candidate of lowest variance; when all are occluded, the lowest variance one
         best = np.where((~occluded).any(0), np.argmin(np.where(occluded, np.inf, var), axis=0), np.argmin(var, axis=0))
@@ -225,44 +251,63 @@ class MultiFlowTracker(PointTrackerBase):
         near_blood = cv2.dilate(blood.astype(np.uint8), np.ones((2 * EDGE + 1, 2 * EDGE + 1), np.uint8)) > 0
         return field_of_view(small) & ~near_blood
 
-    def _candidate(self, r: int, gray: np.ndarray, blood: np.ndarray,
-                   tissue: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-        """(K, 4): each point moved from reference r into the new frame, its variance, and
-        whether the step (or the reference) is occluded; and (K, 2) where the point's own flow
-        takes it, whatever the occlusion test says."""
-        fwd = self.dis.calc(self.gray[r], gray, None)
-        bwd = self.dis.calc(gray, self.gray[r], None)
+    def _flow_step(self, r: int, fwd: np.ndarray, bwd: np.ndarray, gray: np.ndarray,
+                   blood_ii: np.ndarray) -> "_FlowStep":
+        """Each point moved from reference r into the new frame by its own flow (`fwd`, checked
+        along `bwd`), the step's variance and whether it (or the reference) is occluded; a point
+        whose step is hidden only gets the lower bound of its variance here (`_carry_hidden`
+        moves it)."""
         p = self.xy[r]
         f = sample_flow_points(fwd, p)
         b = sample_flow_points(bwd, p + f)
-        q, own = p + f, p + f
+        q = p + f
         fb2 = ((f + b) ** 2).sum(1)
         photo = _patch_mismatch(self.gray[r], p, gray, q)
         w, h = self.size
         # a point whose surroundings leave the view leaves too (its own flow cannot point outside).
         # The surroundings' motion m (a median per window, costly) can only do that near the edge:
-        # where no flow of the frame would take the point out, it is not computed
-        lo, hi = _flow_range(fwd)
+        # where no flow of the window around the point would take it out, it is not computed
+        lo, hi = _window_flow_range(fwd, p)
         need = ~(_in_view(p + lo, w, h) & _in_view(p + hi, w, h))
-        m, surround_in_view = np.zeros_like(p), np.ones(len(p), bool)
+        m, surround_in_view = np.full_like(p, np.nan), np.ones(len(p), bool)
         if need.any():
             m[need] = _surround_motion(fwd, p[need])
             surround_in_view[need] = _in_view(p[need] + m[need], w, h)
         outside = ~(_in_view(q, w, h) & surround_in_view)
         inconsistent = fb2 > 0.01 * ((f ** 2).sum(1) + (b ** 2).sum(1)) + self.fb_occluded ** 2
-        step_occluded = outside | inconsistent | (_window_mean(blood, q) > self.blood_hidden) | self._unlike(gray, q)
-        step = self.step_var + fb2 + (photo / self.photo_scale) ** 2
-        hid = np.flatnonzero(step_occluded)
-        if len(hid) and self.occluded_motion == "surround":  # the surroundings' motion carries them
-            todo = hid[~need[hid]]
-            if len(todo):
-                m[todo] = _surround_motion(fwd, p[todo])
-        if len(hid):  # no trustworthy flow at these points: move them with the tissue around them
-            m, back = self._carry(r, fwd, bwd, tissue, p[hid], m[hid])
-            q[hid] = p[hid] + m
-            step[hid] = self.step_var + self.occluded_var + ((m + back) ** 2).sum(1)
-        occluded = self.occluded[r] | step_occluded
-        return np.column_stack([q, self.var[r] + step, occluded]), own
+        hidden = outside | inconsistent | (_window_share(blood_ii, q) > self.blood_hidden) | self._unlike(gray, q)
+        step = np.where(hidden, self.step_var + self.occluded_var, self.step_var + fb2 + (photo / self.photo_scale) ** 2)
+        candidate = np.column_stack([q, self.var[r] + step, self.occluded[r] | hidden])
+        return _FlowStep(r, fwd, bwd, p, q.copy(), m, candidate, hidden)
+
+    def _carry_hidden(self, refs: list[int], steps: list["_FlowStep"], cand: np.ndarray, carry: np.ndarray,
+                      tissue: np.ndarray | None) -> None:
+        """Move the hidden steps of `cand` (R, K, 4; rows `carry`) with what surrounds the point,
+        where the choice can fall on them: only points with no unoccluded candidate, and for
+        those only references whose variance bound (stored variance + the hidden step's
+        constant) does not exceed the best candidate found so far, lowest bound first. The
+        choice is the one all candidates would give; the others are left out (infinite variance)."""
+        var, occluded = cand[..., 2], cand[..., 3] > 0
+        todo_points = np.flatnonzero(~(~occluded).any(0))
+        bound = np.where(carry, var, np.inf)[:, todo_points]
+        best = np.where(carry, np.inf, var)[:, todo_points].min(0)
+        order = np.argsort(bound, axis=0, kind="stable")  # (R, K'): each point's references by bound
+        for rank in range(len(refs)):
+            rows = order[rank]
+            lower = bound[rows, np.arange(len(todo_points))]
+            go = np.isfinite(lower) & (lower <= best)
+            if not go.any():
+                break
+            for i in np.unique(rows[go]):
+                sel = go & (rows == i)
+                idx = todo_points[sel]
+                s = steps[i]
+                m, back = self._carry(s, tissue, idx)
+                cand[i, idx, :2] = s.p[idx] + m
+                cand[i, idx, 2] = self.var[s.ref][idx] + (self.step_var + self.occluded_var + ((m + back) ** 2).sum(1))
+                carry[i, idx] = False
+                best[sel] = np.minimum(best[sel], cand[i, idx, 2])
+        cand[..., 2][carry] = np.inf  # not carried: never the choice
 
     def _unlike(self, gray: np.ndarray, xy: np.ndarray, idx: np.ndarray | None = None) -> np.ndarray:
         """(K,) the patch at `xy` matches none of the earlier appearances of the points (`idx`:
@@ -283,8 +328,8 @@ class MultiFlowTracker(PointTrackerBase):
         slot = 1 + (t // APPEAR_EVERY) % (APPEAR_MEMORY - 1)
         self.templates[fresh, slot] = patch[fresh]
 
-    def _refined(self, refs: list[int], coarse: list[tuple[np.ndarray, np.ndarray]],
-                 blood: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+    def _refined(self, refs: list[int], steps: list["_FlowStep"],
+                 blood_ii: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
         """Refined candidates, each (source frame (K,), (K, 4)), from each point's own motion at the input resolution
         (pyramidal LK in a window, started where the coarse flow puts it): from the previous
         frame (whatever the coarse occlusion test says there), and from the unoccluded coarse
@@ -298,19 +343,19 @@ class MultiFlowTracker(PointTrackerBase):
         other = [i for i in range(len(refs)) if i != prev]
         src_best, guess_best = np.full(k, -1), np.zeros((k, 2))
         if other:
-            c = np.stack([coarse[i][0] for i in other])  # (R', K, 4)
+            c = np.stack([steps[i].candidate for i in other])  # (R', K, 4)
             score = np.where(c[..., 3] > 0, np.inf, c[..., 2])
             best = np.argmin(score, 0)
             found = np.isfinite(score[best, np.arange(k)])
             src_best[found] = np.array(refs)[np.array(other)[best[found]]]
             guess_best[found] = c[best[found], np.flatnonzero(found), :2]
-        out = [(src_best, self._own_motion(src_best, guess_best, blood, reach=REFINE_REACH))]
+        out = [(src_best, self._own_motion(src_best, guess_best, blood_ii, reach=REFINE_REACH))]
         if prev is not None:
             src_prev = np.full(k, t - 1)
-            out.append((src_prev, self._own_motion(src_prev, coarse[prev][1], blood)))
+            out.append((src_prev, self._own_motion(src_prev, steps[prev].own, blood_ii)))
         return out
 
-    def _own_motion(self, src: np.ndarray, guess: np.ndarray, blood: np.ndarray,
+    def _own_motion(self, src: np.ndarray, guess: np.ndarray, blood_ii: np.ndarray,
                     reach: float = np.inf) -> np.ndarray:
         """(K, 4) candidates: point j moved by LK at the input resolution from its position on
         frame src[j] (-1: none), starting from `guess` (tracker px); a candidate whose LK does
@@ -334,23 +379,26 @@ class MultiFlowTracker(PointTrackerBase):
             photo = _patch_mismatch(self.gray[r], p, self.gray[t], q)
             near = np.hypot(*(q - guess[idx]).T) <= reach
             good = (consistent & near & ~self.occluded[r][idx] & _in_view(q, w, h) & (photo < self.photo_hidden)
-                    & (_window_mean(blood, q) <= self.blood_hidden) & ~self._unlike(self.gray[t], q, idx))
+                    & (_window_share(blood_ii, q) <= self.blood_hidden) & ~self._unlike(self.gray[t], q, idx))
             var = self.var[r][idx] + self.step_var + (fb * to_tracker) ** 2 + (photo / self.photo_scale) ** 2
             out[idx] = np.column_stack([q, np.where(good, var, np.inf), ~good])
         return out
 
-    def _carry(self, r: int, fwd: np.ndarray, bwd: np.ndarray, tissue: np.ndarray | None,
-               xy: np.ndarray, surround: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Motion (K, 2) that carries occluded points at `xy` from r into the new frame, and the
-        same motion on the backward flow from where they land (its consistency); `surround`: the
-        median motion around the points, already computed."""
+    def _carry(self, s: "_FlowStep", tissue: np.ndarray | None, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Motion (K', 2) that carries the points `idx` from s.ref into the new frame, and the
+        same motion on the backward flow from where they land (its consistency)."""
+        xy = s.p[idx]
         if self.occluded_motion == "visible":
-            m = _visible_motion(fwd, bwd, self.tissue[r], tissue, xy)
-            return m, _visible_motion(bwd, fwd, tissue, self.tissue[r], xy + m)
+            m = _visible_motion(s.fwd, s.bwd, self.tissue[s.ref], tissue, xy)
+            return m, _visible_motion(s.bwd, s.fwd, tissue, self.tissue[s.ref], xy + m)
         if self.occluded_motion == "scene":
-            m = _scene_motion(fwd, xy)
-            return m, _scene_motion(bwd, xy + m)
-        return surround, _surround_motion(bwd, xy + surround)
+            m = _scene_motion(s.fwd, xy)
+            return m, _scene_motion(s.bwd, xy + m)
+        m = s.surround[idx]  # the median around the point, already taken near the view's edge
+        missing = np.isnan(m[:, 0])
+        if missing.any():
+            m[missing] = _surround_motion(s.fwd, xy[missing])
+        return m, _surround_motion(s.bwd, xy + m)
 
     def _forget(self, t: int) -> None:
         """Keep the start frame and the frames a later step can still reach."""
@@ -360,39 +408,65 @@ class MultiFlowTracker(PointTrackerBase):
             self.fine.pop(r, None)
 
 
-def _flow_range(flow: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Smallest and largest (dx, dy) of a flow field; per contiguous channel, since numpy's
-    reduction over the interleaved (N, 2) layout costs ~40x more (ms per call on the hot path)."""
-    dx, dy = cv2.split(flow)
-    return np.array([dx.min(), dy.min()]), np.array([dx.max(), dy.max()])
+def _window_flow_range(flow: np.ndarray, xy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Bounds (K, 2) and (K, 2) of the flow (dx, dy) in the `SURROUND` window around each point:
+    the least and largest flow over the blocks of `RANGE_BLOCK` px the window touches, so the
+    window's median lies between them. Per contiguous channel: numpy's reduction over the
+    interleaved (N, 2) layout costs ~40x more."""
+    h, w = flow.shape[:2]
+    reach = 2 * (SURROUND // RANGE_BLOCK) + 1  # blocks the window can touch, around the point's block
+    block, around = np.ones((RANGE_BLOCK, RANGE_BLOCK), np.uint8), np.ones((reach, reach), np.uint8)
+    c = np.round(np.asarray(xy, np.float64).reshape(-1, 2)).astype(int)
+    bx, by = np.clip(c[:, 0], 0, w - 1) // RANGE_BLOCK, np.clip(c[:, 1], 0, h - 1) // RANGE_BLOCK
+    lo, hi = np.empty((len(c), 2)), np.empty((len(c), 2))
+    for k, channel in enumerate(cv2.split(flow)):
+        # erode / dilate anchored at the block's corner: the least / largest of each block (outside: ignored)
+        least = cv2.erode(channel, block, anchor=(0, 0))[::RANGE_BLOCK, ::RANGE_BLOCK]
+        largest = cv2.dilate(channel, block, anchor=(0, 0))[::RANGE_BLOCK, ::RANGE_BLOCK]
+        lo[:, k] = cv2.erode(np.ascontiguousarray(least), around)[by, bx]
+        hi[:, k] = cv2.dilate(np.ascontiguousarray(largest), around)[by, bx]
+    return lo, hi
 
 
 def _in_view(xy: np.ndarray, w: int, h: int) -> np.ndarray:
     return (xy[:, 0] >= -0.5) & (xy[:, 0] <= w - 0.5) & (xy[:, 1] >= -0.5) & (xy[:, 1] <= h - 0.5)
 
 
-def _windows(field: np.ndarray, xy: np.ndarray, half: int = WINDOW):
-    h, w = field.shape[:2]
-    for x, y in np.round(xy).astype(int):
-        x, y = min(max(x, 0), w - 1), min(max(y, 0), h - 1)
-        yield field[max(0, y - half):y + half + 1, max(0, x - half):x + half + 1]
-
-
-def _window_mean(mask: np.ndarray, xy: np.ndarray, half: int = WINDOW) -> np.ndarray:
-    """Share of `mask` in the window around each point (K,), the window of `_windows`, from the
-    mask's integral image."""
-    h, w = mask.shape[:2]
+def _window_share(integral: np.ndarray, xy: np.ndarray, half: int = WINDOW) -> np.ndarray:
+    """Share of a mask in the (2 half + 1)² window around each point (K,), clipped to the frame,
+    from the mask's integral image (`cv2.integral`)."""
+    h, w = integral.shape[0] - 1, integral.shape[1] - 1
     c = np.round(np.asarray(xy, np.float64).reshape(-1, 2)).astype(int)
     x, y = np.clip(c[:, 0], 0, w - 1), np.clip(c[:, 1], 0, h - 1)
     x0, x1, y0, y1 = np.maximum(0, x - half), np.minimum(w, x + half + 1), np.maximum(0, y - half), np.minimum(h, y + half + 1)
-    ii = cv2.integral(mask.astype(np.uint8))
-    count = ii[y1, x1] - ii[y0, x1] - ii[y1, x0] + ii[y0, x0]
+    count = integral[y1, x1] - integral[y0, x1] - integral[y1, x0] + integral[y0, x0]
     return count / ((x1 - x0) * (y1 - y0))
+
+
+def _grid(xy: np.ndarray, w: int, h: int, half: int, step: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Sample positions (K, S) every `step` px of the window of half-width `half` around each
+    point (its centre rounded, the window clipped to the frame, rows outer), and which are real:
+    windows clipped at the border hold fewer samples."""
+    c = np.round(np.asarray(xy, np.float64).reshape(-1, 2)).astype(int)
+    cx, cy = np.clip(c[:, 0], 0, w - 1), np.clip(c[:, 1], 0, h - 1)
+    offsets = np.arange(0, 2 * half + 1, step)
+    gx = np.maximum(0, cx - half)[:, None] + offsets  # (K, n)
+    gy = np.maximum(0, cy - half)[:, None] + offsets
+    vx, vy = gx < np.minimum(w, cx + half + 1)[:, None], gy < np.minimum(h, cy + half + 1)[:, None]
+    n = len(offsets)
+    gx, gy = np.broadcast_to(gx[:, None, :], (len(c), n, n)), np.broadcast_to(gy[:, :, None], (len(c), n, n))
+    valid = vy[:, :, None] & vx[:, None, :]
+    return np.minimum(gx, w - 1).reshape(len(c), -1), np.minimum(gy, h - 1).reshape(len(c), -1), valid.reshape(len(c), -1)
 
 
 def _surround_motion(flow: np.ndarray, xy: np.ndarray) -> np.ndarray:
     """Median flow (K, 2) of the wide window around each point: the motion of what surrounds it."""
-    return np.array([np.median(win.reshape(-1, 2), 0) for win in _windows(flow, xy, SURROUND)], np.float64)
+    h, w = flow.shape[:2]
+    if len(xy) == 0:
+        return np.zeros((0, 2))
+    gx, gy, valid = _grid(xy, w, h, SURROUND, 1)
+    f = np.where(valid[..., None], flow[gy, gx], np.nan)
+    return np.nanmedian(f, axis=1).astype(np.float64)
 
 
 def _scene_motion(flow: np.ndarray, xy: np.ndarray) -> np.ndarray:
@@ -413,78 +487,91 @@ def _visible_motion(flow: np.ndarray, back: np.ndarray, tissue_a: np.ndarray, ti
     Where too few such samples remain, the similarity of all the view's visible tissue (once per
     flow), and where that fails too, the median flow around the point."""
     h, w = flow.shape[:2]
-    scene, scene_fitted = None, False  # the view's fit, made only if some point needs it
-    out = []
-    for x, y in xy:
-        cx, cy = min(max(int(round(x)), 0), w - 1), min(max(int(round(y)), 0), h - 1)
-        gy, gx = np.mgrid[max(0, cy - SURROUND):cy + SURROUND + 1:SAMPLE_STEP,
-                          max(0, cx - SURROUND):cx + SURROUND + 1:SAMPLE_STEP]
-        keep = (gx < w) & (gy < h)
-        gx, gy = gx[keep], gy[keep]
-        f = flow[gy, gx].astype(np.float64)
-        tx, ty = np.round(gx + f[:, 0]).astype(int), np.round(gy + f[:, 1]).astype(int)
-        lands = (tx >= 0) & (tx < w) & (ty >= 0) & (ty < h)
-        tx, ty = np.clip(tx, 0, w - 1), np.clip(ty, 0, h - 1)
-        fb = f + back[ty, tx]
-        consistent = (fb ** 2).sum(1) < 0.01 * ((f ** 2).sum(1) + (back[ty, tx] ** 2).sum(1)) + 1.0
-        ok = lands & consistent & tissue_a[gy, gx] & tissue_b[ty, tx]
-        rel = np.column_stack([gx - x, gy - y])[ok]
-        motion = _local_similarity(rel, f[ok]) if ok.sum() >= MIN_VISIBLE else None
-        if motion is None:
-            if not scene_fitted:
-                scene, scene_fitted = scene_motion(flow, tissue_a), True
-            if scene is None:
-                motion = _surround_motion(flow, np.array([[x, y]]))[0]
-            else:
-                motion = scene[:, :2] @ [x, y] + scene[:, 2] - [x, y]
-        out.append(motion)
-    return np.array(out, np.float64).reshape(-1, 2)
+    xy = np.asarray(xy, np.float64).reshape(-1, 2)
+    gx, gy, valid = _grid(xy, w, h, SURROUND, SAMPLE_STEP)  # (K, S)
+    f = flow[gy, gx].astype(np.float64)  # (K, S, 2)
+    tx, ty = np.round(gx + f[..., 0]).astype(int), np.round(gy + f[..., 1]).astype(int)
+    lands = (tx >= 0) & (tx < w) & (ty >= 0) & (ty < h)
+    tx, ty = np.clip(tx, 0, w - 1), np.clip(ty, 0, h - 1)
+    bk = back[ty, tx]
+    fb = f + bk
+    consistent = (fb ** 2).sum(-1) < 0.01 * ((f ** 2).sum(-1) + (bk ** 2).sum(-1)) + 1.0
+    ok = valid & lands & consistent & tissue_a[gy, gx] & tissue_b[ty, tx]
+    rel = np.stack([gx - xy[:, :1], gy - xy[:, 1:]], -1)  # (K, S, 2)
+    inlier = np.zeros_like(ok)
+    for j in np.flatnonzero(ok.sum(1) >= MIN_VISIBLE):  # RANSAC per point: its own window's outliers
+        kept = np.flatnonzero(ok[j])
+        fit = _similarity_inliers(rel[j, kept], f[j, kept])
+        if fit is not None:
+            inlier[j, kept[fit]] = True
+    out = np.full((len(xy), 2), np.nan)
+    fitted = inlier.any(1)
+    if fitted.any():
+        out[fitted] = _weighted_similarity(rel[fitted], f[fitted], inlier[fitted])
+    if not fitted.all():
+        rest = np.flatnonzero(~fitted)
+        scene = scene_motion(flow, tissue_a)
+        if scene is None:
+            out[rest] = _surround_motion(flow, xy[rest])
+        else:
+            out[rest] = xy[rest] @ scene[:, :2].T + scene[:, 2] - xy[rest]
+    return out
 
 
-def _local_similarity(rel: np.ndarray, f: np.ndarray) -> np.ndarray | None:
-    """Translation at the origin of the similarity that moves samples at `rel` (relative to the
-    point) by `f`: RANSAC inliers, refitted by least squares weighted by closeness."""
+def _similarity_inliers(rel: np.ndarray, f: np.ndarray) -> np.ndarray | None:
+    """Inliers (bool, N) of the similarity that moves samples at `rel` by `f` (RANSAC, `FIT_PX`);
+    None with fewer than `MIN_VISIBLE` // 2 of them."""
+    # refineIters=0: only the inlier set is used, and the model's refinement does not change it
     _, inliers = cv2.estimateAffinePartial2D(rel.astype(np.float32), (rel + f).astype(np.float32),
-                                             method=cv2.RANSAC, ransacReprojThreshold=FIT_PX)
+                                             method=cv2.RANSAC, ransacReprojThreshold=FIT_PX, refineIters=0)
     if inliers is None or inliers.sum() < MIN_VISIBLE // 2:
         return None
-    keep = inliers.ravel() > 0
-    rel, f = rel[keep], f[keep]
-    weight = np.exp(-(rel ** 2).sum(1) / (2 * (SURROUND / 2) ** 2))
+    return inliers.ravel() > 0
+
+
+def _weighted_similarity(rel: np.ndarray, f: np.ndarray, keep: np.ndarray) -> np.ndarray:
+    """Translation (K, 2) at the origin of the similarity fitted by least squares to the samples
+    `keep` (K, S) at `rel` (K, S, 2, relative to each point) moved by `f`, weighted by closeness."""
+    weight = np.where(keep, np.exp(-(rel ** 2).sum(-1) / (2 * (SURROUND / 2) ** 2)), 0.0)
     # (rel + f) = [[a, -b], [b, a]] rel + t in the unknowns (a, b, tx, ty): weighted normal equations
-    x, y = rel[:, 0], rel[:, 1]
-    u, v = x + f[:, 0], y + f[:, 1]
-    sw, sx, sy = weight.sum(), weight @ x, weight @ y
-    sxx = weight @ (x * x + y * y)
-    normal = np.array([[sxx, 0, sx, sy], [0, sxx, -sy, sx], [sx, -sy, sw, 0], [sy, sx, 0, sw]])
-    rhs = np.array([weight @ (x * u + y * v), weight @ (x * v - y * u), weight @ u, weight @ v])
-    return np.linalg.solve(normal, rhs)[2:]
+    x, y = rel[..., 0], rel[..., 1]
+    u, v = x + f[..., 0], y + f[..., 1]
+    sw, sx, sy = weight.sum(1), (weight * x).sum(1), (weight * y).sum(1)
+    sxx = (weight * (x * x + y * y)).sum(1)
+    zero = np.zeros_like(sw)
+    normal = np.stack([np.stack([sxx, zero, sx, sy], -1), np.stack([zero, sxx, -sy, sx], -1),
+                       np.stack([sx, -sy, sw, zero], -1), np.stack([sy, sx, zero, sw], -1)], 1)
+    rhs = np.stack([(weight * (x * u + y * v)).sum(1), (weight * (x * v - y * u)).sum(1),
+                    (weight * u).sum(1), (weight * v).sum(1)], -1)
+    return np.linalg.solve(normal, rhs[..., None])[:, 2:, 0]
 
 
 def _patch_mismatch(gray_a: np.ndarray, xy_a: np.ndarray, gray_b: np.ndarray, xy_b: np.ndarray) -> np.ndarray:
     """1 - normalised cross-correlation of the patches around matching points (K,), in [0, 2];
     flat patches (blood, glare) compare by their small contrast, not by noise."""
-    size = (2 * PATCH + 1, 2 * PATCH + 1)
-    out = []
-    for pa, pb in zip(xy_a, xy_b):
-        a = cv2.getRectSubPix(gray_a, size, (float(pa[0]), float(pa[1])), patchType=cv2.CV_32F)
-        b = cv2.getRectSubPix(gray_b, size, (float(pb[0]), float(pb[1])), patchType=cv2.CV_32F)
-        a, b = a - a.mean(), b - b.mean()
-        ncc = (a * b).mean() / np.sqrt(((a ** 2).mean() + FLAT ** 2) * ((b ** 2).mean() + FLAT ** 2))
-        out.append(1.0 - float(ncc))
-    return np.array(out)
+    a, b = _patches(gray_a, xy_a, PATCH), _patches(gray_b, xy_b, PATCH)
+    a = a - a.mean(axis=(1, 2), keepdims=True)
+    b = b - b.mean(axis=(1, 2), keepdims=True)
+    ncc = (a * b).mean(axis=(1, 2)) / np.sqrt(((a ** 2).mean(axis=(1, 2)) + FLAT ** 2)
+                                              * ((b ** 2).mean(axis=(1, 2)) + FLAT ** 2))
+    return 1.0 - ncc.astype(np.float64)
 
 
 def _patches(gray: np.ndarray, xy: np.ndarray, half: int) -> np.ndarray:
-    """(K, 2 half + 1, 2 half + 1) float32 patches of `gray` centred on sub-pixel points."""
-    offsets = np.arange(-half, half + 1, dtype=np.float32)
-    side = len(offsets)
-    xy = np.asarray(xy, np.float32).reshape(-1, 2)
-    mx = np.broadcast_to(xy[:, 0, None, None] + offsets[None, None, :], (len(xy), side, side))
-    my = np.broadcast_to(xy[:, 1, None, None] + offsets[None, :, None], (len(xy), side, side))
-    out = cv2.remap(gray.astype(np.float32), np.ascontiguousarray(mx.reshape(len(xy), -1)),
-                    np.ascontiguousarray(my.reshape(len(xy), -1)), cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    return out.reshape(len(xy), side, side)
+    """(K, 2 half + 1, 2 half + 1) float32 patches of `gray` centred on sub-pixel points
+    (bilinear, the border replicated outside the frame)."""
+    h, w = gray.shape[:2]
+    xy = np.asarray(xy, np.float64).reshape(-1, 2)
+    offsets = np.arange(-half, half + 1)
+    x, y = xy[:, :1] + offsets, xy[:, 1:] + offsets  # (K, S): the patch's columns and rows
+    x0, y0 = np.floor(x), np.floor(y)
+    ax, ay = (x - x0)[:, None, :], (y - y0)[:, :, None]
+    xa, xb = np.clip(x0, 0, w - 1).astype(int)[:, None, :], np.clip(x0 + 1, 0, w - 1).astype(int)[:, None, :]
+    ya, yb = np.clip(y0, 0, h - 1).astype(int)[:, :, None], np.clip(y0 + 1, 0, h - 1).astype(int)[:, :, None]
+    g = gray.astype(np.float32)
+    top = g[ya, xa] * (1 - ax) + g[ya, xb] * ax
+    bottom = g[yb, xa] * (1 - ax) + g[yb, xb] * ax
+    return (top * (1 - ay) + bottom * ay).astype(np.float32)
 
 
 def _appearance_mismatch(templates: np.ndarray, patches: np.ndarray) -> np.ndarray:
