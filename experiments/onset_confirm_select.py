@@ -5,7 +5,8 @@
 
 One pass per clip records what each variant would raise, so all are compared on the same
 frames: the network's transitions (`onset_small` without the bleeding-present check), each with
-its decision frame and whether new red confirmed it (`TransitionConfirm`), and the
+its decision frame, whether new red confirmed it (`TransitionConfirm` at 0.5 %, the largest
+candidate) and the new-red share of every check (so a smaller share is read from the record), and the
 bleeding-present check alone for each `--persist` (checked frames over the threshold before it
 decides). A variant's onset is the earlier decision of its two parts, as in `OnsetDetector`.
 Summary per folder (BleedSim: Acc±8, Err_avg, missed, false alarms on bleeding-free clips; real:
@@ -145,7 +146,7 @@ def main() -> None:
         rows = [json.loads(line) for p in args.summary for line in p.read_text().splitlines() if line]
         summary(rows, args.persist, args.confirm, args.group)
         return
-    detector = OnsetDetector.from_pretrained(args.weights, device="cpu", presence=False, confirm=True)
+    detector = OnsetDetector.from_pretrained(args.weights, device="cpu", presence=False, confirm=0.005)
     with open(args.out, "a") as f:
         for folder, clip, stated, frames in clip_sources(args.folders, args.real):
             rec = {"folder": folder, "clip": clip, "stated": stated, **record(detector, args.persist, frames())}
