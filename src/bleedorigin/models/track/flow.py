@@ -36,13 +36,16 @@ own coarse flow, whatever the coarse occlusion test says) and from the best unoc
 candidate of another reference. A refined candidate whose LK comes back (forward-backward), lands
 in view and off blood and still matches its reference's patch replaces the coarse candidate of
 the same reference, so a point on an instrument moving against the tissue follows the instrument;
-only a point without such a candidate is carried by its surroundings. With `appear_hidden`
+only a point without such a candidate is carried by its surroundings. Own motion overrules the
+coarse flow's inconsistency, not blood: a point whose coarse landing is covered stays hidden. An
+input no wider than the tracker is not refined (the flow already sees each of its pixels). With `appear_hidden`
 (`track_mft_own_appear`), a step whose patch matches none of the point's kept appearances is
 occluded as well.
 
 Confidence: exp(-sigma / `sigma_conf`), sigma the square root of the variance (docs/tracking.md
-reports its calibration). Flows are computed once per (r, t) pair and shared by all points;
-`add_points` / `drop_points` change the points mid-stream.
+reports its calibration). Flows are computed once per (r, t) pair and shared by all points,
+the per-point work runs on arrays of all points, and a hidden step is carried only where the
+choice can fall on it; `add_points` / `drop_points` change the points mid-stream.
 """
 from __future__ import annotations
 
@@ -93,6 +96,7 @@ class _FlowStep:
     surround: np.ndarray  # (K, 2)
     candidate: np.ndarray  # (K, 4) x, y, var, occluded
     hidden: np.ndarray  # (K,) the step is hidden: carried by the surroundings
+    covered: np.ndarray  # (K,) blood covers where the point's own flow takes it
 
 
 class MultiFlowTracker(PointTrackerBase):
@@ -148,9 +152,10 @@ class MultiFlowTracker(PointTrackerBase):
         if len(pts) == 0:
             raise InputError("start_many: no points given")
         self.mapper = FrameMapper(frame.shape[1::-1], self.size)
-        # the refinement runs at the input's resolution, or at the tracker's where that is finer
-        fine = frame.shape[1::-1] if frame.shape[1] > self.size[0] else self.size
-        self.fine_mapper = FrameMapper(fine, self.size)
+        # the refinement runs at the input's resolution, where that is finer than the flow's: on a
+        # smaller input the flow already sees every pixel, and LK on the upsampled frame only adds noise
+        self.refining = self.refine and frame.shape[1] > self.size[0]
+        self.fine_mapper = FrameMapper(frame.shape[1::-1], self.size)
         self.t, self.first = 0, int(frame_index)
         self.gray, self.tissue, self.fine = {}, {}, {}
         self.xy, self.var, self.occluded = {0: np.zeros((0, 2))}, {0: np.zeros(0)}, {0: np.zeros(0, bool)}
@@ -239,8 +244,8 @@ class MultiFlowTracker(PointTrackerBase):
         gray, blood = to_gray(small), red_mask(small) > BLOOD_THRESHOLD
         tissue = self._tissue(small, blood)
         self.gray[t], self.tissue[t] = gray, tissue
-        if self.refine:
-            self.fine[t] = to_gray(frame) if self.fine_mapper.in_size != self.size else gray
+        if self.refining:
+            self.fine[t] = to_gray(frame)
         return gray, blood, tissue
 
     def _tissue(self, small: np.ndarray, blood: np.ndarray) -> np.ndarray | None:
@@ -275,10 +280,11 @@ class MultiFlowTracker(PointTrackerBase):
             surround_in_view[need] = _in_view(p[need] + m[need], w, h)
         outside = ~(_in_view(q, w, h) & surround_in_view)
         inconsistent = fb2 > 0.01 * ((f ** 2).sum(1) + (b ** 2).sum(1)) + self.fb_occluded ** 2
-        hidden = outside | inconsistent | (_window_share(blood_ii, q) > self.blood_hidden) | self._unlike(gray, q)
+        covered = _window_share(blood_ii, q) > self.blood_hidden
+        hidden = outside | inconsistent | covered | self._unlike(gray, q)
         step = np.where(hidden, self.step_var + self.occluded_var, self.step_var + fb2 + (photo / self.photo_scale) ** 2)
         candidate = np.column_stack([q, self.var[r] + step, self.occluded[r] | hidden])
-        return _FlowStep(r, fwd, bwd, p, q.copy(), m, candidate, hidden)
+        return _FlowStep(r, fwd, bwd, p, q.copy(), m, candidate, hidden, covered)
 
     def _carry_hidden(self, refs: list[int], steps: list["_FlowStep"], cand: np.ndarray, carry: np.ndarray,
                       tissue: np.ndarray | None) -> None:
@@ -336,7 +342,7 @@ class MultiFlowTracker(PointTrackerBase):
         candidate of lowest variance of another reference. Where the coarse flow hides every
         candidate of another reference, no LK guess is made from there: started from a wrong
         place, LK can settle on a look-alike."""
-        if not self.refine:
+        if not self.refining:
             return []
         t, k = self.t, len(self.anchor)
         prev = refs.index(t - 1) if t - 1 in refs else None
@@ -352,7 +358,11 @@ class MultiFlowTracker(PointTrackerBase):
         out = [(src_best, self._own_motion(src_best, guess_best, blood_ii, reach=REFINE_REACH))]
         if prev is not None:
             src_prev = np.full(k, t - 1)
-            out.append((src_prev, self._own_motion(src_prev, steps[prev].own, blood_ii)))
+            own = self._own_motion(src_prev, steps[prev].own, blood_ii)
+            # own motion overrules the coarse flow's inconsistency, not blood: where blood covers the
+            # point's coarse landing it is hidden, and LK, free to slide, would carry it along the pool's edge
+            own[steps[prev].covered] = [0.0, 0.0, np.inf, 1.0]
+            out.append((src_prev, own))
         return out
 
     def _own_motion(self, src: np.ndarray, guess: np.ndarray, blood_ii: np.ndarray,
