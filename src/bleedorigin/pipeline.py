@@ -3,7 +3,8 @@ revising the source while the episode goes on.
 
 The onset detector may place the onset a few frames before the frame where it raises it. The
 source is located at that decision frame, with the frames from just before the onset up to it
-as history, then carried back to the onset by the tracker so the event's track starts there.
+as history, then carried back to the onset by the tracker so the event's track starts there
+(or, with `episode.locate_at: onset`, located on the onset frame and tracked forward).
 The localizer's next best places are tracked with it (when the tracker tracks several points at
 once); every few frames the evidence is weighed again and the source moves to another candidate
 when it clearly wins (bleedorigin.source_revision). The event's track is then that candidate's
