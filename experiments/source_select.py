@@ -64,7 +64,7 @@ def frame0(real: Path) -> dict[str, float]:
         for clip in clips:
             f = read_frames(clip.video)[0]
             p = source.locate(FrameMapper(f.shape[1::-1], MODEL_SIZE).resize(f))
-            xy = np.array([[p.x * f.shape[1] / MODEL_SIZE[0], p.y * f.shape[0] / MODEL_SIZE[1]]])
+            xy = FrameMapper(f.shape[1::-1], MODEL_SIZE).to_input(np.array([[p.x, p.y]]))
             errs.append(float(metrics.point_errors(xy, protocol.dense_source(clip)[:1], f.shape[1::-1])[0]))
         out[loc] = float(np.mean(errs))
     return out

@@ -43,6 +43,7 @@ class CueConfig:
     near_blood: float = 4.0        # px, how far from blood a stump may be (Red-Mask blurred this much)
     stump_history: int = 0         # history frames (evenly spaced) whose aligned stump maps are combined; 0: none
     stump_floor: float = 0.05      # share of a frame's peak a spot absent from that frame still keeps
+    stump_grow: int = 4            # px, the aligned history maps grown by this much (the alignment's residual)
     vote_sigma: float = 2.0        # px, smoothing of every vote accumulator
 
 
@@ -197,22 +198,35 @@ def refill_map(rgb: np.ndarray, history: list[np.ndarray], fov: np.ndarray,
     return acc.astype(np.float32) if acc.max() > 0 else None
 
 
+def near_blood(rgb: np.ndarray, fov: np.ndarray, cfg: CueConfig = CueConfig()) -> np.ndarray | None:
+    """How near blood each pixel is, 0 to 1: the Red-Mask blurred over `near_blood` px, divided by
+    its peak (None when there is no blood)."""
+    near = cv2.GaussianBlur(red_mask(rgb) * fov, (0, 0), cfg.near_blood)
+    if near.max() < 0.05:
+        return None
+    return np.clip(near / float(near.max()), 0, 1)
+
+
 def stump_map(rgb: np.ndarray, fov: np.ndarray, cfg: CueConfig = CueConfig()) -> np.ndarray | None:
     """Small dark spots in or at the edge of blood (a vessel stump is a dark dot a few px wide):
     the smaller scale-normalised Hessian eigenvalue of the grey image at `stump_sigma`, positive
     only at a spot darker than its surround in every direction (an edge or a dark line has one
     eigenvalue near 0), relative to the local brightness (a dim part of the view does not win),
-    times how near blood is (the Red-Mask blurred over `near_blood` px)."""
+    times how near blood is (`near_blood`)."""
+    near = near_blood(rgb, fov, cfg)
+    if near is None:
+        return None
     gray = to_gray(rgb).astype(np.float32) / 255
     l1, l2, _, _ = hessian(gray, cfg.stump_sigma)
     local = cv2.GaussianBlur(gray, (0, 0), 4 * cfg.stump_sigma) + 0.05
     spot = np.clip(l2, 0, None) / local
-    near = cv2.GaussianBlur(red_mask(rgb) * fov, (0, 0), cfg.near_blood)
-    if near.max() < 0.05:
-        return None
-    out = spot * np.clip(near / float(near.max()), 0, 1) * inner(fov, 2)
+    out = spot * near * inner(fov, 2)
     out = cv2.GaussianBlur(out.astype(np.float32), (0, 0), 1.0)
     return out if out.max() > 0 else None
+
+
+def _warp(img: np.ndarray, m: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    return cv2.warpAffine(img, m, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
 
 
 def persistent_stump_map(rgb: np.ndarray, history: list[np.ndarray], fov: np.ndarray,
@@ -220,30 +234,33 @@ def persistent_stump_map(rgb: np.ndarray, history: list[np.ndarray], fov: np.nda
     """A vessel stump stays on the same tissue point while specks, glare and blood edges move or
     vanish: the stump maps of up to `stump_history` history frames (evenly spaced) and of the
     current frame, each aligned to the current frame (`align_to`, the similarity of the refill
-    and growth maps), divided by its own peak and grown by 1 px (alignment jitter), combined by
-    their geometric mean with a floor: exp(mean log(map + `stump_floor`)) - `stump_floor`. A
-    spot missing from one frame loses most of its score; without usable history it is the
-    current frame's map (divided by its peak). None when the current frame has no stump."""
+    and growth maps), divided by its own peak and grown by `stump_grow` px (the alignment's
+    residual), combined by their geometric mean with a floor, each history frame weighted per
+    pixel by how near blood it was there (a frame from before blood reached a place says nothing
+    about it): exp(sum_k w_k log(map_k + floor) / sum_k w_k) - floor, the current frame's w = 1.
+    A spot missing from a frame that had blood there loses most of its score; without usable
+    history it is the current frame's map (divided by its peak). None when the current frame
+    has no stump."""
     now = stump_map(rgb, fov, cfg)
     if now is None:
         return None
-    maps = [now / float(now.max())]
+    f = cfg.stump_floor
+    total = np.log(now / float(now.max()) + f)
+    weight = np.ones_like(total)
     if history and cfg.stump_history > 0:
         h, w = fov.shape
         idx = np.unique(np.linspace(0, len(history) - 1, min(cfg.stump_history, len(history))).round().astype(int))
         gray, flow = to_gray(rgb), dis_flow("ultrafast")
         static = fov & (red_mask(rgb) < 0.2)
-        grow = np.ones((3, 3), np.uint8)
+        grow = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * cfg.stump_grow + 1,) * 2)
         for k in idx:
             frame = history[k]
             m = None if frame.shape != rgb.shape else stump_map(frame, fov, cfg)
             a = None if m is None else align_to(frame, gray, flow, static)
             if a is None:  # no stump in that frame (no blood) or no alignment: it does not vote
                 continue
-            warped = cv2.warpAffine(m / float(m.max()), a, (w, h), flags=cv2.INTER_LINEAR,
-                                    borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
-            maps.append(cv2.dilate(warped, grow))
-    f = cfg.stump_floor
-    out = np.exp(np.mean([np.log(np.clip(m, 0, None) + f) for m in maps], axis=0)) - f
-    out = np.clip(out, 0, None).astype(np.float32) * fov
+            near = cv2.dilate(_warp(near_blood(frame, fov, cfg), a, (w, h)), grow)
+            total += near * np.log(cv2.dilate(_warp(m / float(m.max()), a, (w, h)), grow) + f)
+            weight += near
+    out = np.clip(np.exp(total / weight) - f, 0, None).astype(np.float32) * fov
     return out if out.max() > 0 else None
