@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
+import pytest
 from test_onset_hard_cases import _bed
 from test_onset_present import _camera
 
@@ -93,3 +94,15 @@ def test_detector_raises_a_transition_over_a_static_bed_only_without_the_confirm
     assert t >= 40 and out.cue == "transition"
     x0, y0, x1, y1 = out.where
     assert x0 <= 40 <= x1 and y0 <= 50 <= y1
+
+
+@pytest.mark.slow
+def test_shipped_detector_raises_nothing_on_the_crimson_bed_the_network_takes_for_bleeding():
+    """A BleedSim bleeding-free `crimson_bed` clip (validation seed 33, clip 0) on which the
+    network raises a transition (onset 114 of 150): confirmed, nothing is raised."""
+    from bleedorigin.models.registry import create
+    from bleedorigin.sim import generate_clip
+
+    clip = generate_clip("negative", 3_300_000, size=(512, 384), scenario="crimson_bed", num_tracks=0)
+    assert create("onset_small_unconfirmed", device="cpu").run(clip.frames)[0] is not None
+    assert create("onset_small", device="cpu").run(clip.frames)[0] is None
