@@ -234,3 +234,20 @@ def test_flows_on_two_threads_are_those_of_one():
     alone = [dis_flow("fast").calc(x, y, None) for x, y in pairs]
     for one, two in zip(alone, dis_flows(pairs, "fast", workers=2)):
         np.testing.assert_array_equal(one, two)
+
+
+def test_point_hidden_longer_than_the_references_reach_is_found_again():
+    """A pool covers the point for 42 frames, longer than the 32-frame references reach: every
+    candidate then comes from a hidden frame (or from the start frame, 60 frames of pan and zoom
+    away), so without re-detection the point stays hidden, carried; with it, its kept appearances
+    find it again once the pool has gone."""
+    plane = np.array([SIZE[0] / 2 + 30.0, SIZE[1] / 2 - 20.0])
+    n, pool = 76, (20, 61)
+    frames, truth = _frames(n, pool=pool, pool_at=plane), _truth(plane, n)
+    out, _ = _track("track_mft_visible", frames, truth)
+    assert not any(p.visible for p in out[pool[1] + 2:]), "found again without re-detection: the test shows nothing"
+    out, err = _track("track_mft_redetect", frames, truth)
+    assert not any(p.visible for p in out if pool[0] + 2 <= p.frame <= pool[1]), "a point under the pool is reported visible"
+    after = [p for p in out if p.frame > pool[1] + 2]
+    assert all(p.visible for p in after), "not found again"
+    assert err[pool[1] + 2:].max() < 3.0, f"errors after the pool {err[pool[1]:].round(1)}"

@@ -134,3 +134,43 @@ def test_points_added_and_dropped_mid_stream():
         tracker.drop_points([5])
     with pytest.raises(InputError):
         tracker.add_points([(600.0, 10.0)])
+
+
+def test_refinement_cannot_slide_a_point_out_from_under_blood(monkeypatch):
+    """Blood covers where the point's own coarse flow takes it: the point is hidden, even when LK,
+    free to slide, comes back consistently from a place beside the pool (on a pool's edge it is
+    carried along the edge that way)."""
+    import bleedorigin.models.track.flow as flow
+
+    size = (512, 384)
+    tissue = np.tile(_texture((size[1], 50), 3), (1, 11, 1))[:, :size[0]]  # repeats every 50 px: the slid patch matches
+    frames = [_shifted(tissue, 2.0 * t, 0.0, size) for t in range(3)]
+    point = np.array([256.0, 192.0])
+    for t in (1, 2):  # a pool over the point from frame 1 on
+        cv2.circle(frames[t], (int(point[0] + 2 * t), int(point[1])), 40, (140, 10, 15), -1)
+
+    def slides_out(prev, nxt, xy, guess, win=21, levels=2):  # LK settles 50 px aside, consistently
+        moved = np.asarray(guess, np.float64) + [50.0, 0.0]
+        return moved, np.zeros(len(moved)), np.ones(len(moved), bool)
+
+    monkeypatch.setattr(flow, "lk_refine", slides_out)
+    tracker = MultiFlowTracker(refine=True)
+    tracker.start(frames[0], tuple(point))
+    steps = [tracker.step(f) for f in frames[1:]]
+    assert not any(s.visible for s in steps), "a blood-covered point was slid out and reported visible"
+    assert all(abs(s.x - (point[0] + 2 * s.frame)) < 5 for s in steps), [(s.x, s.y) for s in steps]
+
+
+def test_no_refinement_on_inputs_no_finer_than_the_flow():
+    """On an input no wider than the tracker's flow (the 112x112 ESD clips) LK would refine an
+    upsampled frame: the own-motion tracker gives the coarse tracker's positions."""
+    size = (160, 120)
+    tissue = _texture((size[1], size[0]), 4)
+    frames = [_shifted(tissue, 1.3 * t, 0.6 * t, size) for t in range(8)]
+    points = [(60.0, 50.0), (100.0, 70.0)]
+    out = {}
+    for name in ("track_mft_own", "track_mft_visible"):
+        tracker = load_stage("track", name, "cpu")
+        tracker.start_many(frames[0], points)
+        out[name] = [[(p.x, p.y) for p in tracker.step_many(f)] for f in frames[1:]]
+    np.testing.assert_allclose(out["track_mft_own"], out["track_mft_visible"], atol=1e-9)

@@ -1,12 +1,12 @@
 """Contact sheet of tracked points on a clip's frames: the truth and each model's point, from the
 per-clip records that `bleedorigin evaluate --stages track` cached.
 
-    python tools/track_overlay.py CLIP_DIR RUN_DIR MODEL [MODEL ...] --out sheet.png [--tiles 12]
+    python tools/track_overlay.py CLIP_DIR RUN_DIR MODEL [MODEL ...] --out sheet.png [--tiles 12] [--frames A B]
 
 CLIP_DIR: a clip folder (frames.npz or video.mp4, with gt.npz or labels_dense.json for the truth).
 RUN_DIR: the evaluate output folder. Truth is a white ring; models get the colours listed in the
 legend (a hollow marker where the model reports the point hidden). Each tile shows the frame
-number and each model's error in 512x384 pixels.
+number and each model's error in 512x384 pixels. `--frames A B`: tiles spread over frames A-B only.
 """
 from __future__ import annotations
 
@@ -42,7 +42,8 @@ def truth(clip: Path, n: int) -> np.ndarray:
 
 
 def record(run: Path, model: str, clip: str) -> dict:
-    for f in sorted((run / "cache" / "track" / model).glob("*.json")):
+    # evaluate caches by configuration: cache/<hash>/track/<model>/<clip>.json
+    for f in sorted([*(run / "cache" / "track" / model).glob("*.json"), *run.glob(f"cache/*/track/{model}/*.json")]):
         rec = json.loads(f.read_text())
         if rec["clip"] == clip:
             return rec
@@ -56,6 +57,7 @@ def main() -> None:
     parser.add_argument("models", nargs="+")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--tiles", type=int, default=12)
+    parser.add_argument("--frames", type=int, nargs=2, metavar=("FIRST", "LAST"))
     args = parser.parse_args()
     try:
         print(draw(args))
@@ -79,10 +81,14 @@ def draw(args: argparse.Namespace) -> Path:
     recs = [record(args.run, m, args.clip.name) for m in args.models]
     start = recs[0]["start"]
     preds = [np.array(r["points"][0]["pred"], np.float64) for r in recs]  # (T, 4): x, y, confidence, visible
-    last = start + min(len(p) for p in preds) - 1
+    first, last = start, start + min(len(p) for p in preds) - 1
+    if args.frames is not None:
+        if not first <= args.frames[0] <= args.frames[1] <= last:
+            raise InputError(f"--frames {args.frames[0]} {args.frames[1]}: expected {first} <= FIRST <= LAST <= {last}")
+        first, last = args.frames
     zoom = TILE_W / w
     tiles = []
-    for t in np.linspace(start, last, args.tiles).round().astype(int):
+    for t in np.linspace(first, last, args.tiles).round().astype(int):
         tile = cv2.resize(frames[t], (TILE_W, int(round(h * zoom))), interpolation=cv2.INTER_CUBIC)
         text = [f"f{t}"]
         if np.isfinite(gt[t]).all():

@@ -3,7 +3,8 @@ revising the source while the episode goes on.
 
 The onset detector may place the onset a few frames before the frame where it raises it. The
 source is located at that decision frame, with the frames from just before the onset up to it
-as history, then carried back to the onset by the tracker so the event's track starts there.
+as history, then carried back to the onset by the tracker so the event's track starts there
+(or, with `episode.locate_at: onset`, located on the onset frame and tracked forward).
 The localizer's next best places are tracked with it (when the tracker tracks several points at
 once); every few frames the evidence is weighed again and the source moves to another candidate
 when it clearly wins (bleedorigin.source_revision). The event's track is then that candidate's
@@ -113,19 +114,25 @@ class Pipeline:
         where = None if out.where is None else tuple(self._mapper.to_input(  # type: ignore[union-attr]
             np.array(out.where, float).reshape(2, 2)).reshape(-1))
         onset = Onset(onset_frame, onset_frame / fps, out.score, out.cue, where)
-        # decision time: the localizer sees the frame where the onset was raised, with the frames
-        # from `history_frames` before the (back-dated) onset up to it
-        history = [img for i, img in self._buffer if onset_frame - self.config.episode.history_frames <= i < index]
+        # the localizer sees the frame where the onset was raised ("decision") or the onset frame
+        # itself ("onset", as the paper), with the frames from `history_frames` before the onset up to it
+        at = onset_frame if self.config.episode.locate_at == "onset" else index
+        seen = dict(self._buffer)[at]
+        history = [img for i, img in self._buffer if onset_frame - self.config.episode.history_frames <= i < at]
         t0 = time.perf_counter()
         # after a re-arm, blood the last episode left in view is not where the new bleed starts;
         # passed only when known, so a plug-in locator without `exclude` still runs
         old = self.onset.leftover_blood()
         k = self.config.revision.candidates if self._tracks_many else 1
-        evidence = weigh_frame(self.source, small, history or None, k, old)
+        evidence = weigh_frame(self.source, seen, history or None, k, old)
         p, places = evidence.point, evidence.places
         timings["source"] = (time.perf_counter() - t0) * 1e3
         t0 = time.perf_counter()
-        paths = self._start_candidates(small, [(x, y) for x, y, _ in places], p.confidence, index, onset_frame)
+        points = [(x, y) for x, y, _ in places]
+        if at == index:
+            paths = self._start_candidates(small, points, p.confidence, index, onset_frame)
+        else:
+            paths = self._catch_up(points, p.confidence, onset_frame, index)
         timings["track"] = (time.perf_counter() - t0) * 1e3
         track = paths[0]
         first = track[0]  # the source where the bleeding started (the onset frame)
@@ -166,6 +173,20 @@ class Pipeline:
                     back.append(self._to_input_track(tp, i))
         self._start(small, points, index)
         return [back[::-1] + [h] for back, h in zip(backs, here)]
+
+    def _catch_up(self, points: list[tuple[float, float]], confidence: float, onset_frame: int,
+                  index: int) -> list[list[TrackPoint]]:
+        """The candidates (model pixels of the onset frame) tracked forward through the buffered
+        frames up to this one, the tracker left running on them; per candidate its track points
+        (input pixels) from the onset to this frame."""
+        frames = [(i, img) for i, img in self._buffer if onset_frame <= i <= index]
+        self._start(frames[0][1], points, onset_frame)
+        paths = [[self._to_input_track(TrackPoint(onset_frame, x, y, confidence, True), onset_frame)]
+                 for x, y in points]
+        for i, img in frames[1:]:
+            for path, tp in zip(paths, self._step(img, len(points))):
+                path.append(self._to_input_track(tp, i))
+        return paths
 
     def _track_step(self, index: int, t: float, small: np.ndarray,
                     timings: dict[str, float]) -> FrameResult:

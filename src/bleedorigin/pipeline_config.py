@@ -33,6 +33,11 @@ class EpisodeConfig:
     end_patch: int = 64
     buffer_frames: int = 90
     history_frames: int = 10
+    locate_at: str = "decision"  # the frame the localizer sees: "decision" (where the onset was raised) or "onset"
+
+    def __post_init__(self) -> None:
+        if self.locate_at not in ("decision", "onset"):
+            raise ConfigError(f"episode: locate_at must be 'decision' or 'onset', got {self.locate_at!r}")
 
 
 @dataclass(frozen=True)

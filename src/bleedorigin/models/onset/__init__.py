@@ -33,20 +33,20 @@ def onset_small(device: str = "auto", weights: str = "small", **options: object)
 @register_model("onset_small_raw")
 def onset_small_raw(device: str = "auto", weights: str = "small") -> OnsetDetector:
     """The shipped network's own onset, without the red-area refinement (for ablations)."""
-    return OnsetDetector.from_pretrained(weights, device=device, refine_radius=0, presence=False, confirm=False)
+    return OnsetDetector.from_pretrained(weights, device=device, refine_radius=0, presence=False, confirm=0.0)
 
 
 @register_model("onset_small_transition")
 def onset_small_transition(device: str = "auto", weights: str = "small") -> OnsetDetector:
     """The shipped network and refinement without the bleeding-present check or the confirmation
     (for ablations)."""
-    return OnsetDetector.from_pretrained(weights, device=device, presence=False, confirm=False)
+    return OnsetDetector.from_pretrained(weights, device=device, presence=False, confirm=0.0)
 
 
 @register_model("onset_small_unconfirmed")
 def onset_small_unconfirmed(device: str = "auto", weights: str = "small") -> OnsetDetector:
     """Transitions raised as the network decides, without waiting for new red (for ablations)."""
-    return OnsetDetector.from_pretrained(weights, device=device, confirm=False)
+    return OnsetDetector.from_pretrained(weights, device=device, confirm=0.0)
 
 
 @register_model("onset_small_bright")

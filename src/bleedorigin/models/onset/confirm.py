@@ -7,7 +7,7 @@ stands only once red area that was not there before the onset has appeared, came
 removed (`models.onset.leftover.LeftoverBlood`, the evidence the bleeding-present check
 watches for): the blood on the frame `lead` frames before the network's onset is the baseline,
 carried with the camera and widened; red that appears outside it, on tissue that frame saw, and
-whose colour changed, is new. Red is what the network sees (`red_mask`) or what the calibrated
+whose colour changed, is new once it covers `threshold` of the view. Red is what the network sees (`red_mask`) or what the calibrated
 masks mark (`blood_cover`), so the test reads the same on BleedSim's blood and on real blood;
 what makes it evidence is that it is new, not its colour.
 
@@ -23,15 +23,17 @@ from collections import deque
 import numpy as np
 
 from bleedorigin.models.onset.leftover import LeftoverBlood
-from bleedorigin.models.onset.present import ARM_FRAMES, PRESENT_THRESHOLD, WATCH_STRIDE, largest_box
+from bleedorigin.models.onset.present import ARM_FRAMES, WATCH_STRIDE, largest_box
 from bleedorigin.vision.color import BLOOD_THRESHOLD, blood_cover, red_mask
+
+CONFIRM_SHARE = 0.001  # share of the view new red must cover: the rule of docs/onset.md on BleedSim validation
 
 
 class TransitionConfirm:
     """Looks for new red since before a proposed onset. `push` every frame (AREA_SIZE copy);
     `propose` when the network raises; `step` on later frames while a proposal is pending."""
 
-    def __init__(self, history: int, lead: int, threshold: float = PRESENT_THRESHOLD,
+    def __init__(self, history: int, lead: int, threshold: float = CONFIRM_SHARE,
                  patience: int = ARM_FRAMES, stride: int = WATCH_STRIDE, dark: bool = True):
         self.lead, self.threshold, self.patience = int(lead), float(threshold), int(patience)
         self.stride, self.dark = max(1, int(stride)), dark
@@ -45,7 +47,7 @@ class TransitionConfirm:
         self.deadline = 0
         self.baseline: LeftoverBlood | None = None
         self.last_checked = -1
-        self.peak = 0.0  # largest share of the view found new for the pending proposal
+        self.peak = self.last_share = 0.0  # largest and latest share of the view found new
         self.box: tuple[int, int, int, int] | None = None  # where that new red lies (AREA_SIZE px)
 
     @property
@@ -88,7 +90,7 @@ class TransitionConfirm:
         assert self.baseline is not None
         self.last_checked = i
         blood, view = self._blood(small)
-        share = self.baseline.fresh(small, blood, view)
+        share = self.last_share = self.baseline.fresh(small, blood, view)
         if share > self.peak:
             self.peak, self.box = share, largest_box(self.baseline.last_fresh)
         return share > self.threshold

@@ -19,7 +19,7 @@ from bleedorigin.config import OnsetConfig, from_dict
 from bleedorigin.errors import InputError
 from bleedorigin.models.base import OnsetDetectorBase, OnsetStep
 from bleedorigin.models.onset.model import OnsetNet
-from bleedorigin.models.onset.confirm import TransitionConfirm
+from bleedorigin.models.onset.confirm import CONFIRM_SHARE, TransitionConfirm
 from bleedorigin.models.onset.present import PresenceCheck, largest_box, scaled_box
 from bleedorigin.models.weights import find_weights, resolve_device
 from bleedorigin.vision.color import AREA_SIZE, BLOOD_THRESHOLD, area_copy, quiet_level, red_area_ratio, red_mask
@@ -211,15 +211,16 @@ class OnsetDetector(OnsetDetectorBase):
     it is then snapped to the start of the red-area rise within that many frames
     (`refine_onset`; the network's low-resolution view cannot place it to the frame).
     With `presence` (a PresenceCheck), bleeding already under way at the start of the stream
-    is raised too: the check's onset, and `score` is the larger of the two. With `confirm`, a
-    transition the network raises stands only once new red has appeared since before its onset
-    (`TransitionConfirm`); it is raised on that frame, dated to the network's onset.
+    is raised too: the check's onset, and `score` is the larger of the two. With `confirm` > 0, a
+    transition the network raises stands only once new red covering that share of the view has
+    appeared since before its onset (`TransitionConfirm`); it is raised on that frame, dated to
+    the network's onset.
     """
 
     name = "onset"
 
     def __init__(self, net: OnsetNet, device: str | torch.device = "auto", model_id: str = "onset",
-                 refine_radius: int = 0, presence: PresenceCheck | None = None, confirm: bool = False):
+                 refine_radius: int = 0, presence: PresenceCheck | None = None, confirm: float = 0.0):
         self.refine_radius = int(refine_radius)
         self.presence = presence
         self.device = resolve_device(device) if isinstance(device, str) else device
@@ -229,7 +230,8 @@ class OnsetDetector(OnsetDetectorBase):
         self.model_id = model_id
         # the network's onset lies up to a window (and the refinement) before its decision
         self.confirm = TransitionConfirm(history=self.cfg.window + self.refine_radius, lead=self.refine_radius,
-                                         dark=presence.dark if presence is not None else True) if confirm else None
+                                         threshold=confirm, dark=presence.dark if presence is not None else True) \
+            if confirm > 0 else None
         self.reset()
 
     @property
@@ -239,7 +241,7 @@ class OnsetDetector(OnsetDetectorBase):
     @classmethod
     def from_pretrained(cls, name_or_path: str = "small", device: str = "auto",
                         refine_radius: int = REFINE_RADIUS, presence: bool = True,
-                        dark: bool = True, live: bool = True, confirm: bool = True) -> OnsetDetector:
+                        dark: bool = True, live: bool = True, confirm: float = CONFIRM_SHARE) -> OnsetDetector:
         folder = find_weights(name_or_path, "onset_small")
         config, state = load_checkpoint(folder, stage="onset")
         cfg = from_dict(OnsetConfig, config.get("model", {}), f"{folder}/config.json model")

@@ -36,13 +36,17 @@ own coarse flow, whatever the coarse occlusion test says) and from the best unoc
 candidate of another reference. A refined candidate whose LK comes back (forward-backward), lands
 in view and off blood and still matches its reference's patch replaces the coarse candidate of
 the same reference, so a point on an instrument moving against the tissue follows the instrument;
-only a point without such a candidate is carried by its surroundings. With `appear_hidden`
+only a point without such a candidate is carried by its surroundings. Own motion overrules the
+coarse flow's inconsistency, not blood: a point whose coarse landing is covered stays hidden. An
+input no wider than the tracker is not refined (the flow already sees each of its pixels). With `appear_hidden`
 (`track_mft_own_appear`), a step whose patch matches none of the point's kept appearances is
-occluded as well.
+occluded as well. With `redetect` (`track_mft_redetect`), a hidden point in view and off blood
+is searched for by those appearances around its carried position and taken where one matches.
 
 Confidence: exp(-sigma / `sigma_conf`), sigma the square root of the variance (docs/tracking.md
-reports its calibration). Flows are computed once per (r, t) pair and shared by all points;
-`add_points` / `drop_points` change the points mid-stream.
+reports its calibration). Flows are computed once per (r, t) pair and shared by all points,
+the per-point work runs on arrays of all points, and a hidden step is carried only where the
+choice can fall on it; `add_points` / `drop_points` change the points mid-stream.
 """
 from __future__ import annotations
 
@@ -78,6 +82,9 @@ REFINE_LEVELS = 2  # pyramid levels above the input's of that LK (one more above
 APPEAR = 8  # half-width (tracker px) of the patches that keep a point's appearance
 APPEAR_MEMORY = 4  # appearances kept per point: the first and the latest three
 APPEAR_EVERY = 8  # frames between the appearances kept
+APPEAR_FRESH = 0.15  # 1 - NCC below which a visible point's patch still looks like it: kept as an appearance
+SEARCH_MIN, SEARCH_MAX = 24, 96  # re-detection: half-width (tracker px) of the search, 3 sigma between these
+UNIQUE = 0.1  # re-detection: NCC by which the best match must beat every other place (no look-alike)
 OCCLUDED_MOTIONS = ("surround", "scene", "visible")
 
 
@@ -93,6 +100,7 @@ class _FlowStep:
     surround: np.ndarray  # (K, 2)
     candidate: np.ndarray  # (K, 4) x, y, var, occluded
     hidden: np.ndarray  # (K,) the step is hidden: carried by the surroundings
+    covered: np.ndarray  # (K,) blood covers where the point's own flow takes it
 
 
 class MultiFlowTracker(PointTrackerBase):
@@ -105,6 +113,7 @@ class MultiFlowTracker(PointTrackerBase):
                  occluded_var: float = 4.0, blood_hidden: float = 0.5, sigma_conf: float = 4.0,
                  occluded_motion: str = "visible", refine: bool = False, refine_fb: float = 1.0,
                  photo_hidden: float = 0.5, appear_hidden: float | None = None, appear_half: int = APPEAR,
+                 redetect: float | None = None,
                  name: str = "track_mft_visible"):
         """Sizes and variances in pixels of the tracker resolution `size`; `fb_occluded`: forward-
         backward error (px) above which a small step is occluded; `blood_hidden`: blood share of
@@ -115,7 +124,8 @@ class MultiFlowTracker(PointTrackerBase):
         its forward-backward error is within `refine_fb` input px (plus 2 % of the motion) and
         its patch mismatch below `photo_hidden`; `appear_hidden`: a step is occluded where the
         patch at the point matches none of its earlier appearances (1 - NCC above it; None: no
-        such test)."""
+        such test); `redetect`: a hidden point in view and off blood is searched for by its
+        kept appearances and taken where one matches with at least this NCC (None: no search)."""
         if occluded_motion not in OCCLUDED_MOTIONS:
             raise InputError(f"occluded_motion {occluded_motion!r}: expected one of {', '.join(OCCLUDED_MOTIONS)}")
         if not deltas or any(int(d) < 1 for d in deltas):
@@ -129,6 +139,7 @@ class MultiFlowTracker(PointTrackerBase):
         self.blood_hidden, self.sigma_conf = blood_hidden, sigma_conf
         self.refine, self.refine_fb, self.photo_hidden = refine, refine_fb, photo_hidden
         self.appear_hidden, self.appear_half = appear_hidden, appear_half
+        self.redetect = redetect
         # with refinement, callers give frames at the video's own resolution, not resized
         self.native_frames = refine
         self.name = self.model_id = name
@@ -148,9 +159,10 @@ class MultiFlowTracker(PointTrackerBase):
         if len(pts) == 0:
             raise InputError("start_many: no points given")
         self.mapper = FrameMapper(frame.shape[1::-1], self.size)
-        # the refinement runs at the input's resolution, or at the tracker's where that is finer
-        fine = frame.shape[1::-1] if frame.shape[1] > self.size[0] else self.size
-        self.fine_mapper = FrameMapper(fine, self.size)
+        # the refinement runs at the input's resolution, where that is finer than the flow's: on a
+        # smaller input the flow already sees every pixel, and LK on the upsampled frame only adds noise
+        self.refining = self.refine and frame.shape[1] > self.size[0]
+        self.fine_mapper = FrameMapper(frame.shape[1::-1], self.size)
         self.t, self.first = 0, int(frame_index)
         self.gray, self.tissue, self.fine = {}, {}, {}
         self.xy, self.var, self.occluded = {0: np.zeros((0, 2))}, {0: np.zeros(0)}, {0: np.zeros(0, bool)}
@@ -218,6 +230,8 @@ class MultiFlowTracker(PointTrackerBase):
         # the unoccluded candidate of lowest variance; when all are occluded, the lowest variance one
         best = np.where((~occluded).any(0), np.argmin(np.where(occluded, np.inf, var), axis=0), np.argmin(var, axis=0))
         chosen = cand[best, np.arange(cand.shape[1])]  # (K, 4)
+        if self.redetect is not None:
+            self._redetect(chosen, blood_ii)
         self.xy[t], self.var[t], self.occluded[t] = chosen[:, :2], chosen[:, 2], chosen[:, 3] > 0
         self._remember(t, ~self.occluded[t])
         self._forget(t)
@@ -239,8 +253,8 @@ class MultiFlowTracker(PointTrackerBase):
         gray, blood = to_gray(small), red_mask(small) > BLOOD_THRESHOLD
         tissue = self._tissue(small, blood)
         self.gray[t], self.tissue[t] = gray, tissue
-        if self.refine:
-            self.fine[t] = to_gray(frame) if self.fine_mapper.in_size != self.size else gray
+        if self.refining:
+            self.fine[t] = to_gray(frame)
         return gray, blood, tissue
 
     def _tissue(self, small: np.ndarray, blood: np.ndarray) -> np.ndarray | None:
@@ -275,10 +289,11 @@ class MultiFlowTracker(PointTrackerBase):
             surround_in_view[need] = _in_view(p[need] + m[need], w, h)
         outside = ~(_in_view(q, w, h) & surround_in_view)
         inconsistent = fb2 > 0.01 * ((f ** 2).sum(1) + (b ** 2).sum(1)) + self.fb_occluded ** 2
-        hidden = outside | inconsistent | (_window_share(blood_ii, q) > self.blood_hidden) | self._unlike(gray, q)
+        covered = _window_share(blood_ii, q) > self.blood_hidden
+        hidden = outside | inconsistent | covered | self._unlike(gray, q)
         step = np.where(hidden, self.step_var + self.occluded_var, self.step_var + fb2 + (photo / self.photo_scale) ** 2)
         candidate = np.column_stack([q, self.var[r] + step, self.occluded[r] | hidden])
-        return _FlowStep(r, fwd, bwd, p, q.copy(), m, candidate, hidden)
+        return _FlowStep(r, fwd, bwd, p, q.copy(), m, candidate, hidden, covered)
 
     def _carry_hidden(self, refs: list[int], steps: list["_FlowStep"], cand: np.ndarray, carry: np.ndarray,
                       tissue: np.ndarray | None) -> None:
@@ -321,12 +336,39 @@ class MultiFlowTracker(PointTrackerBase):
         """Every `APPEAR_EVERY` frames, add the patch of each visible point that still looks like
         one of its appearances to them (the oldest one but the first given way to it), so slow
         changes of lighting and shape are followed and an occluder is not learnt."""
-        if self.appear_hidden is None or t % APPEAR_EVERY:
+        if (self.appear_hidden is None and self.redetect is None) or t % APPEAR_EVERY:
             return
         patch = _patches(self.gray[t], self.xy[t], self.appear_half)
-        fresh = visible & (_appearance_mismatch(self.templates, patch) < self.appear_hidden / 2)
+        fresh = visible & (_appearance_mismatch(self.templates, patch) < APPEAR_FRESH)
         slot = 1 + (t // APPEAR_EVERY) % (APPEAR_MEMORY - 1)
         self.templates[fresh, slot] = patch[fresh]
+
+    def _redetect(self, chosen: np.ndarray, blood_ii: np.ndarray) -> None:
+        """Find again each hidden point whose carried position is in view and not under blood: its
+        kept appearances are searched for by normalised cross-correlation around that position
+        (3 sigma either way, at least `SEARCH_MIN` tracker px); a match of at least `redetect`
+        that beats every other place of the search by `UNIQUE` takes the point (`chosen` (K, 4)
+        is changed): visible, with the variance of one hidden step. Without it a point hidden for
+        longer than the references reach stays hidden: its candidates all come from hidden frames."""
+        gray = self.gray[self.t].astype(np.float32)
+        h, w = gray.shape
+        half = self.appear_half
+        search = (chosen[:, 3] > 0) & _in_view(chosen[:, :2], w, h) & (_window_share(blood_ii, chosen[:, :2]) <= self.blood_hidden)
+        for j in np.flatnonzero(search):
+            kept = [m for m in self.templates[j] if np.isfinite(m).all()]
+            reach = int(np.clip(3 * np.sqrt(chosen[j, 2]), SEARCH_MIN, SEARCH_MAX))
+            cx, cy = np.clip(np.round(chosen[j, :2]).astype(int), 0, [w - 1, h - 1])
+            x0, y0 = max(0, cx - reach - half), max(0, cy - reach - half)
+            region = gray[y0:min(h, cy + reach + half + 1), x0:min(w, cx + reach + half + 1)]
+            if not kept or min(region.shape) <= 2 * (2 * half + 1):
+                continue
+            score = np.max([cv2.matchTemplate(region, m, cv2.TM_CCOEFF_NORMED) for m in kept], axis=0)
+            by, bx = np.unravel_index(np.argmax(score), score.shape)
+            best = score[by, bx]
+            score[max(0, by - half):by + half + 1, max(0, bx - half):bx + half + 1] = -1  # the rest of the search
+            at = np.array([[x0 + bx + half, y0 + by + half]], np.float64)
+            if best >= self.redetect and best - score.max() >= UNIQUE and _window_share(blood_ii, at)[0] <= self.blood_hidden:
+                chosen[j] = [at[0, 0], at[0, 1], self.step_var + self.occluded_var, 0.0]
 
     def _refined(self, refs: list[int], steps: list["_FlowStep"],
                  blood_ii: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -336,7 +378,7 @@ class MultiFlowTracker(PointTrackerBase):
         candidate of lowest variance of another reference. Where the coarse flow hides every
         candidate of another reference, no LK guess is made from there: started from a wrong
         place, LK can settle on a look-alike."""
-        if not self.refine:
+        if not self.refining:
             return []
         t, k = self.t, len(self.anchor)
         prev = refs.index(t - 1) if t - 1 in refs else None
@@ -352,7 +394,11 @@ class MultiFlowTracker(PointTrackerBase):
         out = [(src_best, self._own_motion(src_best, guess_best, blood_ii, reach=REFINE_REACH))]
         if prev is not None:
             src_prev = np.full(k, t - 1)
-            out.append((src_prev, self._own_motion(src_prev, steps[prev].own, blood_ii)))
+            own = self._own_motion(src_prev, steps[prev].own, blood_ii)
+            # own motion overrules the coarse flow's inconsistency, not blood: where blood covers the
+            # point's coarse landing it is hidden, and LK, free to slide, would carry it along the pool's edge
+            own[steps[prev].covered] = [0.0, 0.0, np.inf, 1.0]
+            out.append((src_prev, own))
         return out
 
     def _own_motion(self, src: np.ndarray, guess: np.ndarray, blood_ii: np.ndarray,
@@ -593,6 +639,7 @@ CONFIGS = {
     "track_mft_scene": {"occluded_motion": "scene"},
     "track_mft_own": {"refine": True},
     "track_mft_own_appear": {"refine": True, "appear_hidden": 0.3},
+    "track_mft_redetect": {"redetect": 0.8},
 }
 
 
