@@ -626,11 +626,10 @@ def main(argv: list[str] | None = None) -> None:
     output folder behind."""
     from bleedorigin.utils.files import remove_empty_folders
     from bleedorigin.utils.threads import passive_waiting
-    args = sys.argv[1:] if argv is None else argv
-    passive_waiting(args)  # before torch is imported: OpenMP reads it once, when it loads
+    passive_waiting()  # before torch is imported: OpenMP reads it once, when it loads
     _state["new_folders"] = []
     try:
-        _main(args)
+        _main(sys.argv[1:] if argv is None else argv)
     except SystemExit as e:
         if e.code not in (0, None):
             remove_empty_folders(_state["new_folders"])

@@ -12,37 +12,12 @@ from bleedorigin.errors import InputError
 _BUDGET: dict[str, int | None] = {"threads": None}
 
 
-def shares_cores(args: list[str]) -> bool:
-    """Whether a command line runs beside other compute on this process's cores: a thread budget
-    below them (`--threads N`, $BLEEDORIGIN_THREADS) or several worker processes of its own
-    (`batch`, `evaluate --workers W` with W > 1, `bench --contention` or `--batch`). Read from the raw
-    arguments: the answer is needed before torch is imported."""
-    def value(flag: str) -> str | None:
-        for i, arg in enumerate(args):
-            if arg == flag and i + 1 < len(args):
-                return args[i + 1]
-            if arg.startswith(flag + "="):
-                return arg.split("=", 1)[1]
-        return None
-
-    budget = value("--threads") or os.environ.get("BLEEDORIGIN_THREADS", "").strip()
-    if budget.isdigit() and int(budget) < available_cores():
-        return True
-    command = next((a for a in args if not a.startswith("-")), None)
-    workers = value("--workers")
-    return (command == "batch" or "--contention" in args or "--batch" in args
-            or bool(workers and workers.isdigit() and int(workers) > 1))
-
-
-def passive_waiting(args: list[str]) -> None:
-    """Let OpenMP threads (torch's) sleep between parallel regions instead of spinning when the
-    command shares its cores (shares_cores; $OMP_WAIT_POLICY=PASSIVE unless set): two jobs whose
-    threads spin on the same cores slow each other down from about 90 to 10 frames/s, while a
-    job alone runs about a fifth faster when its threads spin briefly between the network's
-    operations (docs/robustness.md). Has an effect only before torch is imported; worker
-    processes inherit it."""
-    if shares_cores(args):
-        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+def passive_waiting() -> None:
+    """Let OpenMP threads (torch's) sleep between parallel regions instead of spinning
+    ($OMP_WAIT_POLICY=PASSIVE unless set): spinning threads take the cores from every other job,
+    so two spinning jobs on the same cores slow each other down a hundred times over. Has an
+    effect only before torch is imported; worker processes inherit it."""
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 def available_cores() -> int:
