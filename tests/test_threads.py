@@ -29,14 +29,23 @@ def test_default_budget_is_the_cores_this_process_may_use(monkeypatch):
         threads.default_threads()
 
 
-def test_set_threads_reaches_every_library():
+def test_set_threads_reaches_every_library(monkeypatch):
+    monkeypatch.delenv("BLEEDORIGIN_TORCH_THREADS", raising=False)
     try:
         threads.set_threads(2)
-        assert torch.get_num_threads() == 2 and cv2.getNumThreads() == 2 and threads.threads() == 2
+        # the small networks run on one torch thread; the flow and the decoder get the budget
+        assert torch.get_num_threads() == 1 and cv2.getNumThreads() == 2 and threads.threads() == 2
         ort = pytest.importorskip("onnxruntime")
         assert isinstance(threads.ort_options(), ort.SessionOptions)
         assert threads.ort_options().intra_op_num_threads == 2
+        monkeypatch.setenv("BLEEDORIGIN_TORCH_THREADS", "8")  # more for a larger model, within the budget
+        threads.set_threads(2)
+        assert torch.get_num_threads() == 2
+        monkeypatch.setenv("BLEEDORIGIN_TORCH_THREADS", "0")
+        with pytest.raises(InputError, match="BLEEDORIGIN_TORCH_THREADS"):
+            threads.set_threads(2)
     finally:
+        monkeypatch.delenv("BLEEDORIGIN_TORCH_THREADS", raising=False)
         threads.set_threads(1)
 
 

@@ -38,18 +38,33 @@ def default_threads() -> int:
     return int(text)
 
 
+def torch_threads(n: int) -> int:
+    """Threads torch gets within a budget of `n`: $BLEEDORIGIN_TORCH_THREADS when set, else 1.
+    The shipped networks take under 1 GFLOP a frame, too little to split: on 2 cores the onset
+    stage runs 114 frames/s on one torch thread against 70 on two (docs/robustness.md), while the
+    optical flow (OpenCV) gains from every core. A larger model on a CPU (the paper presets) may
+    want more."""
+    text = os.environ.get("BLEEDORIGIN_TORCH_THREADS", "").strip()
+    if not text:
+        return 1
+    if not text.isdigit() or int(text) < 1:
+        raise InputError(f"BLEEDORIGIN_TORCH_THREADS must be a whole number >= 1, got {text!r}")
+    return min(n, int(text))
+
+
 def set_threads(n: int | None = None) -> int:
-    """Give torch, OpenCV, onnxruntime sessions (ort_options) and video decoding `n` threads
-    (default: default_threads()); the budget set."""
+    """Give OpenCV, onnxruntime sessions (ort_options) and video decoding `n` threads and torch
+    torch_threads(n) of them (default: default_threads()); the budget set."""
     import cv2
     import torch
 
     n = default_threads() if n is None else n
     if n < 1:
         raise InputError(f"--threads must be >= 1, got {n}")
-    torch.set_num_threads(n)
+    t = torch_threads(n)
+    torch.set_num_threads(t)
     try:  # allowed only before torch's first parallel work; later calls keep the first value
-        torch.set_num_interop_threads(n)
+        torch.set_num_interop_threads(t)
     except RuntimeError:
         pass
     cv2.setNumThreads(n)
