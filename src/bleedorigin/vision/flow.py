@@ -21,11 +21,16 @@ def to_gray(frame: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY) if frame.ndim == 3 else frame
 
 
-def dis_flow(preset: str = "medium") -> cv2.DISOpticalFlow:
-    """A DIS optical-flow object; call `.calc(prev_gray, next_gray, None)` -> (H, W, 2) flow."""
+def check_preset(preset: str) -> str:
+    """`preset` when it names a DIS preset, else an InputError listing them."""
     if preset not in DIS_PRESETS:
         raise InputError(f"unknown DIS preset {preset!r}; expected one of {sorted(DIS_PRESETS)}")
-    return cv2.DISOpticalFlow_create(DIS_PRESETS[preset])
+    return preset
+
+
+def dis_flow(preset: str = "medium") -> cv2.DISOpticalFlow:
+    """A DIS optical-flow object; call `.calc(prev_gray, next_gray, None)` -> (H, W, 2) flow."""
+    return cv2.DISOpticalFlow_create(DIS_PRESETS[check_preset(preset)])
 
 
 _POOLS: dict[int, ThreadPoolExecutor] = {}  # one pool per worker count, shared by every caller
@@ -36,8 +41,7 @@ def dis_flows(pairs: list[tuple[np.ndarray, np.ndarray]], preset: str = "medium"
     """DIS flow (H, W, 2) of each (from, to) gray image pair, the same as `dis_flow(preset).calc`
     one after the other. With `workers` > 1 the pairs are spread over that many threads: OpenCV
     releases the GIL, and a flow at a few hundred pixels is too small for its own threading."""
-    if preset not in DIS_PRESETS:
-        raise InputError(f"unknown DIS preset {preset!r}; expected one of {sorted(DIS_PRESETS)}")
+    check_preset(preset)  # here, not inside a worker thread
 
     def calc(pair: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
         objects = getattr(_PER_THREAD, "dis", None)

@@ -64,7 +64,7 @@ from bleedorigin.vision.motion import scene_motion
 from bleedorigin.types import TrackPoint
 from bleedorigin.vision.color import BLOOD_THRESHOLD, field_of_view, red_mask
 from bleedorigin.utils.threads import threads
-from bleedorigin.vision.flow import DIS_PRESETS, dis_flows, lk_refine, sample_flow_points, to_gray
+from bleedorigin.vision.flow import check_preset, dis_flows, lk_refine, sample_flow_points, to_gray
 
 DELTAS = (1, 2, 4, 8, 16, 32)
 WINDOW = 8     # half-width (tracker px) of the window whose blood share hides the point
@@ -131,9 +131,7 @@ class MultiFlowTracker(PointTrackerBase):
         if not deltas or any(int(d) < 1 for d in deltas):
             raise InputError(f"deltas must be positive frame offsets, got {list(deltas)}")
         self.size, self.deltas = (int(size[0]), int(size[1])), sorted({int(d) for d in deltas})
-        if preset not in DIS_PRESETS:
-            raise InputError(f"unknown DIS preset {preset!r}; expected one of {sorted(DIS_PRESETS)}")
-        self.preset = preset
+        self.preset = check_preset(preset)
         self.step_var, self.photo_scale, self.fb_occluded = step_var, photo_scale, fb_occluded
         self.occluded_var, self.occluded_motion = occluded_var, occluded_motion
         self.blood_hidden, self.sigma_conf = blood_hidden, sigma_conf
