@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from bleedorigin.models.source.evidence import align_to, camera_motion
+from bleedorigin.models.source.evidence import align_to, camera_motion, warp_aligned
 from bleedorigin.vision.color import red_mask
 from bleedorigin.vision.flow import dis_flow, to_gray
 
@@ -183,8 +183,7 @@ def refill_map(rgb: np.ndarray, history: list[np.ndarray], fov: np.ndarray,
         m = align_to(frame, gray, flow, static)
         if m is None:
             continue
-        reds.append(cv2.warpAffine(red_mask(frame), m, (w, h), flags=cv2.INTER_LINEAR,
-                                   borderMode=cv2.BORDER_CONSTANT, borderValue=0.0) * fov)
+        reds.append(warp_aligned(red_mask(frame), m, (w, h)) * fov)
     if len(reds) < 3:
         return None
     share = np.array([float(r.mean()) for r in reds])
@@ -225,10 +224,6 @@ def stump_map(rgb: np.ndarray, fov: np.ndarray, cfg: CueConfig = CueConfig()) ->
     return out if out.max() > 0 else None
 
 
-def _warp(img: np.ndarray, m: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    return cv2.warpAffine(img, m, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
-
-
 def persistent_stump_map(rgb: np.ndarray, history: list[np.ndarray], fov: np.ndarray,
                          cfg: CueConfig = CueConfig()) -> np.ndarray | None:
     """A vessel stump stays on the same tissue point while specks, glare and blood edges move or
@@ -259,8 +254,8 @@ def persistent_stump_map(rgb: np.ndarray, history: list[np.ndarray], fov: np.nda
             a = None if m is None else align_to(frame, gray, flow, static)
             if a is None:  # no stump in that frame (no blood) or no alignment: it does not vote
                 continue
-            near = cv2.dilate(_warp(near_blood(frame, fov, cfg), a, (w, h)), grow)
-            total += near * np.log(cv2.dilate(_warp(m / float(m.max()), a, (w, h)), grow) + f)
+            near = cv2.dilate(warp_aligned(near_blood(frame, fov, cfg), a, (w, h)), grow)
+            total += near * np.log(cv2.dilate(warp_aligned(m / float(m.max()), a, (w, h)), grow) + f)
             weight += near
     out = np.clip(np.exp(total / weight) - f, 0, None).astype(np.float32) * fov
     return out if out.max() > 0 else None

@@ -99,6 +99,12 @@ def align_to(moving: np.ndarray, target_gray: np.ndarray, flow: cv2.DISOpticalFl
     return None if m is None else cv2.invertAffineTransform(m)
 
 
+def warp_aligned(img: np.ndarray, m: np.ndarray, size: tuple[int, int], outside: float = 0.0) -> np.ndarray:
+    """`img` of an earlier frame moved onto the current one by `align_to`'s transform `m`
+    (bilinear; `outside` where the earlier frame did not see)."""
+    return cv2.warpAffine(img, m, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=outside)
+
+
 def growth_map(rgb: np.ndarray, history: list[np.ndarray], cfg: EvidenceConfig = EvidenceConfig(),
                fov: np.ndarray | None = None) -> np.ndarray | None:
     """Where blood kept appearing: how much redder than in the oldest aligned earlier frame a
@@ -122,8 +128,7 @@ def growth_map(rgb: np.ndarray, history: list[np.ndarray], cfg: EvidenceConfig =
         m = align_to(frame, gray, flow, static)
         if m is None:
             continue
-        warped.append(cv2.warpAffine(red_mask(frame), m, (w, h), flags=cv2.INTER_LINEAR,
-                                     borderMode=cv2.BORDER_CONSTANT, borderValue=1.0))
+        warped.append(warp_aligned(red_mask(frame), m, (w, h), outside=1.0))
     if len(warped) < 2:
         return None
     oldest = warped[0]
