@@ -33,6 +33,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from bleedorigin.models.source.fusion import posterior
 from bleedorigin.pipeline_config import RevisionConfig
 from bleedorigin.types import Point
 
@@ -85,12 +86,11 @@ def weigh_frame(locator: Any, frame: np.ndarray, history: list[np.ndarray] | Non
     sx, sy = frame.shape[1] / w, frame.shape[0] / h
     px, py = (p.x + 0.5) / sx - 0.5, (p.y + 0.5) / sy - 0.5
     r = max(1, int(round(getattr(cfg, "conf_radius", 0.08) * w)))
-    # the candidates' posterior: softmax(score / cand_temperature), score = temperature * log posterior
-    log_p = np.log(post + 1e-300) * getattr(cfg, "temperature", 1.0) / getattr(cfg, "cand_temperature", 1.0)
-    prob = np.exp(log_p - log_p.max())
-    prob /= prob.sum()
+    # the candidates' posterior, as locate_candidates weighs them: score = temperature * log posterior
+    score = getattr(cfg, "temperature", 1.0) * np.log(post + 1e-300)
+    prob = posterior(score, getattr(cfg, "cand_temperature", 1.0))
     disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1)).astype(np.float32)
-    mass = cv2.filter2D(prob.astype(np.float32), -1, disk, borderType=cv2.BORDER_CONSTANT)
+    mass = cv2.filter2D(prob, -1, disk, borderType=cv2.BORDER_CONSTANT)
     ys, xs = np.nonzero(mass >= cv2.dilate(mass, disk.astype(np.uint8)) - 1e-9)
     ev = Evidence(p, [], mass, (sx, sy))
     places, taken = [(p.x, p.y, float(ev.at(np.array([[p.x, p.y]]), 0)[0]))], [(px, py)]
