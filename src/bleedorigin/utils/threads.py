@@ -28,14 +28,19 @@ def available_cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+def _count_from_env(name: str, default: int) -> int:
+    """$name as a whole number >= 1, `default` when unset."""
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return default
+    if not text.isdigit() or int(text) < 1:
+        raise InputError(f"{name} must be a whole number >= 1, got {text!r}")
+    return int(text)
+
+
 def default_threads() -> int:
     """$BLEEDORIGIN_THREADS when set, else available_cores()."""
-    text = os.environ.get("BLEEDORIGIN_THREADS", "").strip()
-    if not text:
-        return available_cores()
-    if not text.isdigit() or int(text) < 1:
-        raise InputError(f"BLEEDORIGIN_THREADS must be a whole number >= 1, got {text!r}")
-    return int(text)
+    return _count_from_env("BLEEDORIGIN_THREADS", available_cores())
 
 
 def torch_threads(n: int) -> int:
@@ -44,12 +49,7 @@ def torch_threads(n: int) -> int:
     stage runs 114 frames/s on one torch thread against 70 on two (docs/robustness.md), while the
     optical flow (OpenCV) gains from every core. A larger model on a CPU (the paper presets) may
     want more."""
-    text = os.environ.get("BLEEDORIGIN_TORCH_THREADS", "").strip()
-    if not text:
-        return 1
-    if not text.isdigit() or int(text) < 1:
-        raise InputError(f"BLEEDORIGIN_TORCH_THREADS must be a whole number >= 1, got {text!r}")
-    return min(n, int(text))
+    return min(n, _count_from_env("BLEEDORIGIN_TORCH_THREADS", 1))
 
 
 def set_threads(n: int | None = None) -> int:
