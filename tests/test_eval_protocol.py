@@ -261,6 +261,30 @@ def test_real_clips_with_bleeding_status_only(tmp_path: Path) -> None:
     assert "| late | from 40 | 40 (" in text and "| free | no | 10 (" in text
 
 
+def test_labelled_real_clip_bleeding_mid_clip(tmp_path: Path) -> None:
+    """A labelled real clip whose meta.json says bleeding starts at frame 40 (the deployment video:
+    another system's point from its alarm on) is scored for onset against frame 40, its episode
+    starts there, and tracking starts at its first label; a start without `bleeding` is refused."""
+    import json
+
+    from bleedorigin.errors import InputError
+    from bleedorigin.io.bench import discover_clips
+
+    folder = _status_folder(tmp_path, "deploy", 40, {"bleeding": True, "bleeding_from_frame": 40})
+    labels = {str(f): [[30.0, 20.0]] for f in range(42, 60)}
+    (folder / "labels.json").write_text(json.dumps({"42": labels["42"]}))
+    (folder / "labels_dense.json").write_text(json.dumps(labels))
+    clip, = discover_clips(tmp_path / "extra")
+    assert (clip.onset_frame, protocol.real_bleeding(clip), protocol.episode_start(clip)) == (40, True, 40)
+    record = protocol.eval_onset(RedOnset(), clip)
+    assert (record["gt"], record["pred"], record["flagged"]) == (40, 40, True)
+    assert protocol.track_queries(clip) == (42, [(0, (30.0, 20.0))])
+    assert np.isnan(protocol.dense_source(clip)[:42]).all() and protocol.dense_source(clip)[59].tolist() == [30, 20]
+    (folder / "meta.json").write_text(json.dumps({"bleeding_from_frame": 40}))
+    with pytest.raises(InputError, match="meta.json"):
+        discover_clips(tmp_path / "extra")
+
+
 @pytest.mark.parametrize("meta", [{"bleeding": True}, {"bleeding": "yes", "bleeding_from_frame": 3},
                                   {"bleeding": False, "bleeding_from_frame": 3},
                                   {"bleeding": True, "bleeding_from_frame": -1}])

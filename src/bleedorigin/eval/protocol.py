@@ -119,8 +119,9 @@ def real_bleeding(clip: Any) -> bool | None:
 
 
 def real_bleeding_start(clip: Any) -> int:
-    """First bleeding frame of a bleeding real clip: its stated start, else 0 (labelled samples)."""
-    return 0 if clip.labels or clip.onset_frame is None else int(clip.onset_frame)
+    """First bleeding frame of a bleeding real clip: its stated start (meta.json), else 0 (the
+    labelled ESD samples bleed from their first frame)."""
+    return 0 if clip.onset_frame is None else int(clip.onset_frame)
 
 
 def episode_start(clip: Any) -> int | None:

@@ -14,6 +14,10 @@ bleeding status cannot be told get no `bleeding` key, so evaluation skips them. 
   dropped (the page video repeats most frames), re-encoded;
 - deoverlay: the on-screen label box blacked out, the flashing alarm border cropped away and the
   green tracker marker filled by inpainting (cv2 Telea) in every frame, re-encoded.
+Clips marked `labels="marker"` (the deployment video) also get the centre of the marker that the
+authors' deployed system drew, on every frame where it is drawn, as `labels_dense.json` and
+`labels.json` (the shared ESD clips' format, pixels of the staged frame): another system's point,
+not ground truth.
 The clips are for local evaluation only: none of the sources states a licence for its videos.
 """
 from __future__ import annotations
@@ -80,15 +84,29 @@ CLIPS = [
     dict(name="esd_deployment_1", category="positive_esd", repo=ESD,
          commit="c9b11225c378fd77951322b4fe052cc272d3d5a8", path="static/deployment_video/1.mp4",
          blob="5e5638a9b9e5ea41edf7d8126cc1e038ddbaff94", bleeding_from_frame=456, process="deoverlay",
+         labels="marker",
          note=("BleedOrigin page 'deployment' video (an early, heavily compressed version; the current one is "
                "larger): real ESD, the authors' system switches its label from non-bleeding to bleeding at "
                "frame 456 and then draws its marker; bleeding_from_frame is that switch (a small red point "
                "at the dissection site is visible from about frame 440)")),
 ]
 
+MARKER_LABELS = ("labels_dense.json: {frame: [[x, y]]} on every frame where the marker is drawn (frames without it "
+                 "left out); labels.json: the first frame of each segment and every 30th after it")
+MARKER_ORIGIN = ("centre of the marker (green disk) drawn by the authors' deployed system, extracted by colour "
+                 "before inpainting; that system's prediction, not manual ground truth")
+COORDINATES = "pixels of the staged frame (border cropped), x right, y down, origin at the centre of the top-left pixel"
+
 DUPLICATE_DIFF = 0.5  # mean |diff| below this = a repeated frame of the page video
 LABEL_BOX = (0, 0, 276, 72)  # x, y, w, h of the on-screen label in the deployment video
 BORDER = 16  # px of the alarm border flashed around the deployment video
+# The deployment video's marker: a semi-transparent green disk (about 84 px across in the 830x720
+# frame) with a bright green centre dot and a thin green trail. Set on that video's frames 0-714:
+MARKER_GREEN = 12  # green excess (G - max(R, B)) that the disk adds over tissue
+MARKER_MIN_RADIUS = 20  # px: the disk holds a circle of radius 28-46; colour fringes of compression reach 30
+MARKER_DOT = 15  # px: window over which the centre dot's green excess is averaged
+MARKER_MIN_DOT = 85  # that average peaks at >= 104 inside every drawn disk, at <= 69 in frames without one
+LABEL_EVERY = 30  # sparse labels: a segment's first frame and every 30th after it (the shared clips' step)
 
 
 def _git_dir(repos: Path, repo: str) -> Path:
@@ -146,6 +164,64 @@ def deoverlay(frames: list[np.ndarray]) -> list[np.ndarray]:
     return out
 
 
+def green_excess(frame: np.ndarray) -> np.ndarray:
+    rgb = frame.astype(np.int16)
+    return rgb[..., 1] - np.maximum(rgb[..., 0], rgb[..., 2])
+
+
+def marker_centre(frame: np.ndarray) -> tuple[float, float] | None:
+    """Centre (x, y) of the deployed system's marker in a raw frame of the deployment video, or None
+    when none is drawn. The centre is that of the largest circle inside the green area (holes
+    filled), so the trail and colour fringes touching the disk do not pull it; a disk counts only
+    with its bright centre dot inside, which compression fringes lack."""
+    g = green_excess(frame)
+    x, y, w, h = LABEL_BOX
+    g[y:y + h, x:x + w] = 0  # the on-screen label is green before the alarm
+    mask = cv2.morphologyEx((g > MARKER_GREEN).astype(np.uint8), cv2.MORPH_CLOSE,
+                            cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (9, 9)))
+    contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+    cv2.drawContours(mask, contours, -1, 1, -1)  # fill the dark tissue seen through the disk
+    dist = cv2.distanceTransform(mask, cv2.DIST_L2, 5)
+    radius = float(dist.max())
+    if radius < MARKER_MIN_RADIUS:
+        return None
+    ys, xs = np.nonzero(dist >= radius - 1.0)  # the plateau of centres, one or a few pixels wide
+    cx, cy = float(xs.mean()), float(ys.mean())
+    yy, xx = np.ogrid[:g.shape[0], :g.shape[1]]
+    dot = cv2.blur(g.astype(np.float32), (MARKER_DOT, MARKER_DOT))[(xx - cx) ** 2 + (yy - cy) ** 2 <= radius ** 2]
+    return (cx, cy) if dot.max() >= MARKER_MIN_DOT else None
+
+
+def marker_labels(frames: Sequence[np.ndarray], offset: int = BORDER) -> tuple[dict, dict]:
+    """(dense, sparse) labels {frame: [[x, y]]} of the marker centre in frames cropped by `offset`
+    px on each side; frames without the marker are left out. Sparse: each run of marked frames
+    (segment) contributes its first frame and every LABEL_EVERY-th after it."""
+    dense: dict[str, list[list[float]]] = {}
+    sparse: dict[str, list[list[float]]] = {}
+    segment_start = None
+    for i, frame in enumerate(frames):
+        c = marker_centre(frame)
+        if c is None:
+            segment_start = None
+            continue
+        segment_start = i if segment_start is None else segment_start
+        dense[str(i)] = [[round(c[0] - offset, 2), round(c[1] - offset, 2)]]
+        if (i - segment_start) % LABEL_EVERY == 0:
+            sparse[str(i)] = dense[str(i)]
+    return dense, sparse
+
+
+def segments(dense: dict) -> list[list[int]]:
+    """[first, last] frame of each run of consecutive labelled frames."""
+    out: list[list[int]] = []
+    for f in sorted(map(int, dense)):
+        if out and f == out[-1][1] + 1:
+            out[-1][1] = f
+        else:
+            out.append([f, f])
+    return out
+
+
 def stage(spec: dict, repos: Path, out_root: Path) -> Path:
     folder = out_root / spec["category"] / spec["name"]
     folder.mkdir(parents=True, exist_ok=True)
@@ -164,6 +240,8 @@ def stage(spec: dict, repos: Path, out_root: Path) -> Path:
         if spec["process"] == "crop":
             frames, kept_fps = crop_dedup(frames, fps, spec["crop"])
         elif spec["process"] == "deoverlay":
+            if spec.get("labels") == "marker":  # read before the marker is inpainted
+                dense, sparse = marker_labels(frames)
             frames, kept_fps = deoverlay(frames), fps
         else:
             raise InputError(f"unknown processing {spec['process']!r}")
@@ -177,6 +255,11 @@ def stage(spec: dict, repos: Path, out_root: Path) -> Path:
             "frames": info.frames}
     if not spec.get("unscored"):  # without `bleeding` the folder is not an evaluation clip
         meta.update(bleeding=b is not None, bleeding_from_frame=b)
+    if spec.get("labels") == "marker":
+        meta.update(labels=MARKER_LABELS, label_origin=MARKER_ORIGIN, coordinates=COORDINATES,
+                    label_frames=len(dense), segments=segments(dense))
+        write_json_atomic(folder / "labels_dense.json", dense, indent=None)
+        write_json_atomic(folder / "labels.json", sparse, indent=None)
     write_json_atomic(folder / "meta.json", meta)
     return folder
 

@@ -77,8 +77,17 @@ def import_sparse_clip(folder: Path, labels_file: str = "labels.json", clip_id: 
     return Clip(id=clip_id or folder.name, video=video, kind="sparse", patient=f"{folder.parent.name}/{folder.name}",
                 site=str(meta.get("site", "unknown")), scenario=scenario,
                 num_frames=int(meta.get("frames") or info.frames or 0), fps=float(meta.get("fps") or info.fps),
-                width=info.width, height=info.height, onset_frame=None, labels=labels,
+                width=info.width, height=info.height, onset_frame=_bleeding_from(meta, folder), labels=labels,
                 dense_labels=dense if labels_file == "labels.json" and dense.is_file() else None)
+
+
+def _bleeding_from(meta: dict, folder: Path) -> int | None:
+    """A labelled real clip in which bleeding starts mid-clip (meta.json `bleeding_from_frame`, e.g.
+    the deployment video): that frame; None for clips bleeding from frame 0 (the ESD samples)."""
+    start = meta.get("bleeding_from_frame")
+    if start is not None and meta.get("bleeding") is not True:
+        raise InputError(f"{folder / 'meta.json'}: 'bleeding_from_frame' is given but 'bleeding' is not true")
+    return start
 
 
 def _clip_folders(root: Path) -> list[Path]:
