@@ -47,7 +47,7 @@ def _draw_marker(frame: np.ndarray, centre: tuple[float, float], trail_to: tuple
     """The deployed system's marker as seen in the deployment video: a semi-transparent green disk
     (radius 42 px) with a bright green centre dot and a thin bright trail to an earlier position."""
     s = 4  # sub-pixel centre via drawing shift
-    c = (int(round(centre[0] * 2 ** s)), int(round(centre[1] * 2 ** s)))
+    c = (round(centre[0] * 2 ** s), round(centre[1] * 2 ** s))
     disk = np.zeros(frame.shape[:2], np.uint8)
     cv2.circle(disk, c, 42 << s, 255, -1, cv2.LINE_AA, shift=s)
     alpha = 0.45 * disk[..., None] / 255.0
