@@ -213,8 +213,11 @@ def stump_map(rgb: np.ndarray, fov: np.ndarray, cfg: CueConfig = CueConfig()) ->
     eigenvalue near 0), relative to the local brightness (a dim part of the view does not win),
     times how near blood is (`near_blood`)."""
     near = near_blood(rgb, fov, cfg)
-    if near is None:
-        return None
+    return None if near is None else _stump_near(rgb, near, fov, cfg)
+
+
+def _stump_near(rgb: np.ndarray, near: np.ndarray, fov: np.ndarray, cfg: CueConfig) -> np.ndarray | None:
+    """`stump_map` given the frame's near-blood map (the persistent cue needs that map too)."""
     gray = to_gray(rgb).astype(np.float32) / 255
     l1, l2, _, _ = hessian(gray, cfg.stump_sigma)
     local = cv2.GaussianBlur(gray, (0, 0), 4 * cfg.stump_sigma) + 0.05
@@ -250,11 +253,12 @@ def persistent_stump_map(rgb: np.ndarray, history: list[np.ndarray], fov: np.nda
         grow = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * cfg.stump_grow + 1,) * 2)
         for k in idx:
             frame = history[k]
-            m = None if frame.shape != rgb.shape else stump_map(frame, fov, cfg)
+            near = None if frame.shape != rgb.shape else near_blood(frame, fov, cfg)
+            m = None if near is None else _stump_near(frame, near, fov, cfg)
             a = None if m is None else align_to(frame, gray, flow, static)
             if a is None:  # no stump in that frame (no blood) or no alignment: it does not vote
                 continue
-            near = cv2.dilate(warp_aligned(near_blood(frame, fov, cfg), a, (w, h)), grow)
+            near = cv2.dilate(warp_aligned(near, a, (w, h)), grow)
             total += near * np.log(cv2.dilate(warp_aligned(m / float(m.max()), a, (w, h)), grow) + f)
             weight += near
     out = np.clip(np.exp(total / weight) - f, 0, None).astype(np.float32) * fov
