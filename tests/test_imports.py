@@ -15,7 +15,7 @@ LAYERS = [
     {"io", "vision"},
     {"sim"},
     {"models", "training"},
-    {"pipeline", "source_revision", "render"},
+    {"pipeline", "source_revision", "source_consensus", "render"},
     {"eval", "export", "review"},
     {"bench", "batch", "commands"},
     {"cli", "__main__"},

@@ -30,7 +30,8 @@ from bleedorigin import MODEL_SIZE
 from bleedorigin.io.video import FrameMapper, open_video
 from bleedorigin.models.loading import load_stage, model_id, model_warnings
 from bleedorigin.pipeline_config import STAGES, PipelineConfig, load_pipeline_config
-from bleedorigin.source_revision import SourceReviser, weigh_frame
+from bleedorigin.source_consensus import CANDIDATES, vote, voting_frames
+from bleedorigin.source_revision import Place, SourceReviser, weigh_frame
 from bleedorigin.types import BleedingEvent, FrameResult, Onset, Point, RunResult, SourceRevision, TrackPoint
 from bleedorigin.utils.progress import track as progress_track
 from bleedorigin.vision.color import AREA_SIZE, BLOOD_THRESHOLD, area_copy, blood_cover, red_mask
@@ -124,8 +125,12 @@ class Pipeline:
         # passed only when known, so a plug-in locator without `exclude` still runs
         old = self.onset.leftover_blood()
         k = self.config.revision.candidates if self._tracks_many else 1
-        evidence = weigh_frame(self.source, seen, history or None, k, old)
-        p, places = evidence.point, evidence.places
+        if self.config.episode.consensus and at == index and hasattr(self.tracker, "add_points"):
+            places = self._consensus(onset_frame, index, k, old)
+            p = Point(*places[0])
+        else:
+            evidence = weigh_frame(self.source, seen, history or None, k, old)
+            p, places = evidence.point, evidence.places
         timings["source"] = (time.perf_counter() - t0) * 1e3
         t0 = time.perf_counter()
         points = [(x, y) for x, y, _ in places]
@@ -144,6 +149,32 @@ class Pipeline:
         log.info("bleeding onset at frame %d (raised at frame %d)", onset_frame, index)
         return FrameResult(index, t, "bleeding", out.score, onset, event.source, event.track[-1], timings,
                            located)
+
+    def _consensus(self, onset_frame: int, index: int, k: int, old: np.ndarray | None) -> list[Place]:
+        """Up to `k` places (model pixels of this frame) voted on by the localizer's candidates on
+        `episode.consensus` buffered frames from the onset to this one, each located with its own
+        history and carried here by the tracker in one pass (bleedorigin.source_consensus)."""
+        chosen = set(voting_frames(onset_frame, index, self.config.episode.consensus))
+        kw = {} if old is None else {"exclude": old}
+        since = onset_frame - self.config.episode.history_frames
+        votes: list[tuple[int, float]] = []  # per carried candidate: frame found on, probability
+        where: list[tuple[float, float]] = []  # per carried candidate: where it is now
+        for i, img in [(i, img) for i, img in self._buffer if min(chosen) <= i <= index]:
+            if where:
+                where = [(tp.x, tp.y) for tp in self.tracker.step_many(img)]
+            if i not in chosen:
+                continue
+            history = [h for j, h in self._buffer if since <= j < i] or None
+            found = self.source.locate_candidates(img, history=history, k=CANDIDATES, **kw)
+            points = [(c.x, c.y) for c in found]
+            if where:
+                self.tracker.add_points(points)
+            else:
+                self.tracker.start_many(img, points, frame_index=i)
+            where += points
+            votes += [(i, float(c.confidence)) for c in found]
+        radius = getattr(getattr(self.source, "cfg", None), "conf_radius", 0.08) * self._buffer[-1][1].shape[1]
+        return vote([(f, x, y, q) for (f, q), (x, y) in zip(votes, where)], radius, k)
 
     @property
     def _tracks_many(self) -> bool:

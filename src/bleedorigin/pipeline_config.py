@@ -18,6 +18,7 @@ from bleedorigin.errors import ConfigError
 
 SHIPPED_CONFIG = Path(__file__).resolve().parent / "configs" / "pipeline.yaml"
 STAGES = ("onset", "source", "track")
+HASH_NEUTRAL = {("consensus", 0)}  # episode options left out of the hash at these values
 
 
 @dataclass(frozen=True)
@@ -34,10 +35,15 @@ class EpisodeConfig:
     buffer_frames: int = 90
     history_frames: int = 10
     locate_at: str = "decision"  # the frame the localizer sees: "decision" (where the onset was raised) or "onset"
+    consensus: int = 0  # frames from the onset to the decision that vote on the source (bleedorigin.source_consensus); 0: off
 
     def __post_init__(self) -> None:
         if self.locate_at not in ("decision", "onset"):
             raise ConfigError(f"episode: locate_at must be 'decision' or 'onset', got {self.locate_at!r}")
+        if self.consensus < 0:
+            raise ConfigError(f"episode: consensus must be >= 0, got {self.consensus}")
+        if self.consensus and self.locate_at != "decision":
+            raise ConfigError("episode: consensus votes at the decision frame; it needs locate_at: decision")
 
 
 @dataclass(frozen=True)
@@ -99,6 +105,8 @@ class PipelineConfig:
     def hash(self) -> str:
         """12 hex digits identifying what the pipeline computes (the name is not part of it)."""
         body = {k: v for k, v in self.to_dict().items() if k != "name"}
+        # an option added later, at its "off" value, computes what the pipeline computed before it existed
+        body["episode"] = {k: v for k, v in body["episode"].items() if (k, v) not in HASH_NEUTRAL}
         return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:12]
 
 
