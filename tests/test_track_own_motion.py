@@ -174,3 +174,40 @@ def test_no_refinement_on_inputs_no_finer_than_the_flow():
         tracker.start_many(frames[0], points)
         out[name] = [[(p.x, p.y) for p in tracker.step_many(f)] for f in frames[1:]]
     np.testing.assert_allclose(out["track_mft_own"], out["track_mft_visible"], atol=1e-9)
+
+
+def test_own_motion_needs_a_known_position(monkeypatch):
+    """A point whose last position is known only roughly (found again after a long occlusion:
+    a large variance) gets no own motion from the previous frame: LK follows what its window
+    sees, here a textured object sliding away from beside the point at 14 px per frame, and
+    would carry the point with it. The point is on still tissue, its true path is where it is."""
+    import bleedorigin.models.track.flow as flow
+
+    tissue = _texture((384, 512), 11)
+    obj = _texture((100, 140), 12, tint=(170, 175, 180))
+    frames = []
+    for t in range(12):
+        img = tissue.copy()
+        x = int(250 + 14.0 * max(0, t - 4))  # still until frame 4, then sliding to the right
+        if x < 512:
+            img[150:250, x:min(512, x + 140)] = obj[:, :min(140, 512 - x)]
+        frames.append(img)
+    point = (249.0, 200.0)  # on the tissue, the object's edge 1 px to its right
+
+    def errors(known_sigma: float) -> np.ndarray:
+        monkeypatch.setattr(flow, "KNOWN_SIGMA", known_sigma)
+        tracker = MultiFlowTracker(refine=True)
+        tracker.start(frames[0], point)
+        err = []
+        for t, f in enumerate(frames[1:], 1):
+            if t == 4:  # from here on the point's position is known to about 6 tracker px only
+                for r in tracker.var:
+                    tracker.var[r][:] = 40.0
+            p = tracker.step(f)
+            err.append(np.hypot(p.x - point[0], p.y - point[1]))
+        return np.array(err)
+
+    gated, free = errors(flow.KNOWN_SIGMA), errors(np.inf)
+    assert free.max() > 20.0, f"the scene no longer tests the gate: errors without it {free.round(1)}"
+    assert gated.max() < 16.0, f"carried by the object sliding past: errors {gated.round(1)}"
+    assert gated[-4:].max() < 2.0, f"not back on its tissue: errors {gated.round(1)}"

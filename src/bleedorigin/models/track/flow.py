@@ -79,6 +79,7 @@ FLAT = 2.0     # gray levels of contrast below which a patch counts as flat
 REFINE_WIN = 21  # LK window (input px) of the refinement at the input resolution
 REFINE_REACH = 2.0  # tracker px a refinement of another reference's coarse candidate may move it
 REFINE_LEVELS = 2  # pyramid levels above the input's of that LK (one more above 3x the tracker size)
+KNOWN_SIGMA = REFINE_WIN / 4  # tracker px (one sigma) a point's last position must be known to for own motion
 APPEAR = 8  # half-width (tracker px) of the patches that keep a point's appearance
 APPEAR_MEMORY = 4  # appearances kept per point: the first and the latest three
 APPEAR_EVERY = 8  # frames between the appearances kept
@@ -391,7 +392,10 @@ class MultiFlowTracker(PointTrackerBase):
             guess_best[found] = c[best[found], np.flatnonzero(found), :2]
         out = [(src_best, self._own_motion(src_best, guess_best, blood_ii, reach=REFINE_REACH))]
         if prev is not None:
-            src_prev = np.full(k, t - 1)
+            # only where the point's last position is known to within half the LK window on a frame twice
+            # the tracker's size: LK follows what its window sees, which for a point placed only roughly
+            # (found again after a long occlusion) can be an object passing beside it
+            src_prev = np.where(np.sqrt(self.var[t - 1]) <= KNOWN_SIGMA, t - 1, -1)
             own = self._own_motion(src_prev, steps[prev].own, blood_ii)
             # own motion overrules the coarse flow's inconsistency, not blood: where blood covers the
             # point's coarse landing it is hidden, and LK, free to slide, would carry it along the pool's edge
