@@ -148,6 +148,12 @@ def crop_dedup(frames: list[np.ndarray], fps: float, box: tuple[int, int, int, i
     return kept, fps * len(kept) / len(frames)
 
 
+def green_excess(frame: np.ndarray) -> np.ndarray:
+    """G - max(R, B) per pixel: what the deployed system's green overlay adds over tissue."""
+    rgb = frame.astype(np.int16)
+    return rgb[..., 1] - np.maximum(rgb[..., 0], rgb[..., 2])
+
+
 def deoverlay(frames: list[np.ndarray]) -> list[np.ndarray]:
     x, y, w, h = LABEL_BOX
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (15, 15))
@@ -155,18 +161,11 @@ def deoverlay(frames: list[np.ndarray]) -> list[np.ndarray]:
     for f in frames:
         f = f.copy()
         f[y:y + h, x:x + w] = 0
-        rgb = f.astype(np.int16)
-        green = (rgb[..., 1] - np.maximum(rgb[..., 0], rgb[..., 2])) > 10
-        mask = cv2.dilate(green.astype(np.uint8), kernel)
+        mask = cv2.dilate((green_excess(f) > 10).astype(np.uint8), kernel)
         if mask.any():
             f = cv2.inpaint(f, mask, 5, cv2.INPAINT_TELEA)
         out.append(f[BORDER:-BORDER, BORDER:-BORDER])
     return out
-
-
-def green_excess(frame: np.ndarray) -> np.ndarray:
-    rgb = frame.astype(np.int16)
-    return rgb[..., 1] - np.maximum(rgb[..., 0], rgb[..., 2])
 
 
 def marker_centre(frame: np.ndarray) -> tuple[float, float] | None:

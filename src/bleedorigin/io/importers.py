@@ -82,11 +82,13 @@ def import_sparse_clip(folder: Path, labels_file: str = "labels.json", clip_id: 
 
 
 def _bleeding_from(meta: dict, folder: Path) -> int | None:
-    """A labelled real clip in which bleeding starts mid-clip (meta.json `bleeding_from_frame`, e.g.
-    the deployment video): that frame; None for clips bleeding from frame 0 (the ESD samples)."""
+    """meta.json's `bleeding_from_frame` (a labelled clip in which bleeding starts mid-clip, e.g. the
+    deployment video, or a status-only clip), checked: a frame index >= 0 given with `bleeding: true`;
+    None when not given (the labelled ESD samples bleed from frame 0)."""
     start = meta.get("bleeding_from_frame")
-    if start is not None and meta.get("bleeding") is not True:
-        raise InputError(f"{folder / 'meta.json'}: 'bleeding_from_frame' is given but 'bleeding' is not true")
+    if start is not None and (meta.get("bleeding") is not True or not isinstance(start, int) or start < 0):
+        raise InputError(f"{folder / 'meta.json'}: 'bleeding_from_frame' must be a frame index >= 0 "
+                         f"given with 'bleeding': true")
     return start
 
 
@@ -128,12 +130,13 @@ def import_status_clip(folder: Path) -> Clip:
 
     folder = Path(folder)
     meta = _meta(folder)
-    bleeding, start = meta.get("bleeding"), meta.get("bleeding_from_frame")
+    bleeding = meta.get("bleeding")
     if not isinstance(bleeding, bool):
         raise InputError(f"{folder / 'meta.json'}: 'bleeding' must be true or false")
-    if bleeding != (start is not None) or not (start is None or (isinstance(start, int) and start >= 0)):
-        raise InputError(f"{folder / 'meta.json'}: 'bleeding_from_frame' must be a frame index >= 0 "
-                         f"when 'bleeding' is true and null otherwise")
+    start = _bleeding_from(meta, folder)
+    if bleeding and start is None:
+        raise InputError(f"{folder / 'meta.json'}: 'bleeding_from_frame' (a frame index >= 0) is needed "
+                         f"when 'bleeding' is true")
     info = probe_video(folder / "video.mp4")
     return Clip(id=folder.name, video=folder / "video.mp4", kind="sparse",
                 patient=f"{folder.parent.name}/{folder.name}",
