@@ -31,7 +31,7 @@ from bleedorigin.io.video import FrameMapper, open_video
 from bleedorigin.models.loading import load_stage, model_id, model_warnings
 from bleedorigin.pipeline_config import STAGES, PipelineConfig, load_pipeline_config
 from bleedorigin.source_consensus import CANDIDATES, vote, voting_frames
-from bleedorigin.source_revision import Place, SourceReviser, weigh_frame
+from bleedorigin.source_revision import Place, SourceReviser, radius_share, weigh_frame
 from bleedorigin.types import BleedingEvent, FrameResult, Onset, Point, RunResult, SourceRevision, TrackPoint
 from bleedorigin.utils.progress import track as progress_track
 from bleedorigin.vision.color import AREA_SIZE, BLOOD_THRESHOLD, area_copy, blood_cover, red_mask
@@ -159,7 +159,10 @@ class Pipeline:
         since = onset_frame - self.config.episode.history_frames
         votes: list[tuple[int, float]] = []  # per carried candidate: frame found on, probability
         where: list[tuple[float, float]] = []  # per carried candidate: where it is now
-        for i, img in [(i, img) for i, img in self._buffer if min(chosen) <= i <= index]:
+        first = min(chosen)
+        for i, img in self._buffer:
+            if i < first:
+                continue
             if where:
                 where = [(tp.x, tp.y) for tp in self.tracker.step_many(img)]
             if i not in chosen:
@@ -173,7 +176,7 @@ class Pipeline:
                 self.tracker.start_many(img, points, frame_index=i)
             where += points
             votes += [(i, float(c.confidence)) for c in found]
-        radius = getattr(getattr(self.source, "cfg", None), "conf_radius", 0.08) * self._buffer[-1][1].shape[1]
+        radius = radius_share(self.source) * self._buffer[-1][1].shape[1]
         return vote([(f, x, y, q) for (f, q), (x, y) in zip(votes, where)], radius, k)
 
     @property

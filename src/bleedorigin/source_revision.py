@@ -70,6 +70,12 @@ class Evidence:
                          for r, c in zip(rows, cols)])
 
 
+def radius_share(locator: Any) -> float:
+    """The localizer's confidence radius as a share of the frame width (its candidates'
+    probabilities are the mass within it); 0.08 for a localizer that does not state one."""
+    return float(getattr(getattr(locator, "cfg", None), "conf_radius", 0.08))
+
+
 def weigh_frame(locator: Any, frame: np.ndarray, history: list[np.ndarray] | None, k: int,
                 exclude: np.ndarray | None = None) -> Evidence:
     """The localizer on `frame`: its point and up to `k` places, in pixels of `frame`, each with
@@ -85,7 +91,7 @@ def weigh_frame(locator: Any, frame: np.ndarray, history: list[np.ndarray] | Non
     cfg = getattr(locator, "cfg", None)
     sx, sy = frame.shape[1] / w, frame.shape[0] / h
     px, py = (p.x + 0.5) / sx - 0.5, (p.y + 0.5) / sy - 0.5
-    r = max(1, int(round(getattr(cfg, "conf_radius", 0.08) * w)))
+    r = max(1, int(round(radius_share(locator) * w)))
     # the candidates' posterior, as locate_candidates weighs them: score = temperature * log posterior
     score = getattr(cfg, "temperature", 1.0) * np.log(post + 1e-300)
     prob = posterior(score, getattr(cfg, "cand_temperature", 1.0))
