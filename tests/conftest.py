@@ -31,6 +31,25 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 # subprocess a test starts, for the reason below.
 os.environ.setdefault("BLEEDORIGIN_THREADS", "1")
 
+from bleedorigin.models.base import OnsetDetectorBase, OnsetStep  # after the thread budget is set
+
+
+class RaiseAt(OnsetDetectorBase):
+    """A stub onset detector: raises at stream frame `at`, placing the onset `back` frames earlier
+    (`back` = `at`: a stream picked up mid-bleed, back-dated to frame 0)."""
+
+    score_threshold = 0.5
+
+    def __init__(self, at: int, back: int):
+        self.at, self.back, self.t = at, back, 0
+
+    def reset(self) -> None:
+        self.t = 0
+
+    def step(self, frame: np.ndarray) -> OnsetStep:
+        t, self.t = self.t, self.t + 1
+        return OnsetStep(1.0, t - self.back) if t == self.at else OnsetStep(0.0)
+
 
 @pytest.fixture(autouse=True)
 def _one_torch_thread():

@@ -9,9 +9,10 @@ from types import SimpleNamespace
 import cv2
 import numpy as np
 import pytest
+from conftest import RaiseAt
 
 from bleedorigin.errors import ConfigError
-from bleedorigin.models.base import OnsetDetectorBase, OnsetStep, SourceLocatorBase
+from bleedorigin.models.base import SourceLocatorBase
 from bleedorigin.models.track.flow import MultiFlowTracker
 from bleedorigin.pipeline import Pipeline
 from bleedorigin.pipeline_config import EpisodeConfig, shipped_config
@@ -23,19 +24,6 @@ H, W = 96, 128
 A, B = (40.0, 50.0), (85.0, 40.0)  # spots on the tissue at frame 0; A is the source
 PAN = 1.0  # px per frame the tissue moves right
 DECISION = 12
-
-
-class OnsetRaisedAt(OnsetDetectorBase):
-    """Raised at frame DECISION, back-dated to frame 0 (a stream picked up mid-bleed)."""
-
-    score_threshold = 0.5
-
-    def reset(self) -> None:
-        self.t = -1
-
-    def step(self, frame: np.ndarray) -> OnsetStep:
-        self.t += 1
-        return OnsetStep(score=1.0, onset_frame=0 if self.t == DECISION else None)
 
 
 class SpotLocator(SourceLocatorBase):
@@ -72,7 +60,7 @@ def _clip(n: int) -> list[np.ndarray]:
 
 def _located(consensus: int) -> tuple[Point, list]:
     cfg = shipped_config().with_episode(end_patience=1000, consensus=consensus)
-    pipe = Pipeline(OnsetRaisedAt(), SpotLocator(), MultiFlowTracker(), dataclasses.replace(cfg))
+    pipe = Pipeline(RaiseAt(at=DECISION, back=DECISION), SpotLocator(), MultiFlowTracker(), dataclasses.replace(cfg))
     for f in _clip(DECISION + 3):
         pipe.step(f)
     event, = pipe.events

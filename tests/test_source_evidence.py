@@ -7,8 +7,9 @@ import json
 import cv2
 import numpy as np
 import pytest
+from conftest import RaiseAt
 
-from bleedorigin.models.base import OnsetDetectorBase, OnsetStep, SourceLocatorBase
+from bleedorigin.models.base import SourceLocatorBase
 from bleedorigin.models.loading import load_stage
 from bleedorigin.errors import ConfigError
 from bleedorigin.models.source.evidence import (EvidenceConfig, centre_prior, flow_map, growth_map, rim_prior,
@@ -127,20 +128,6 @@ def test_source_evidence_and_centre_locate_in_input_pixels():
     assert (c.x, c.y) == (255.5, 191.5)
 
 
-class _RaiseAt(OnsetDetectorBase):
-    """Raises at stream frame `at`, placing the onset `back` frames earlier."""
-
-    def __init__(self, at: int, back: int):
-        self.at, self.back, self.t = at, back, 0
-
-    def reset(self) -> None:
-        self.t = 0
-
-    def step(self, frame: np.ndarray) -> OnsetStep:
-        t, self.t = self.t, self.t + 1
-        return OnsetStep(1.0, t - self.back) if t == self.at else OnsetStep(0.0)
-
-
 class _Recorder(SourceLocatorBase):
     def __init__(self):
         self.calls: list[tuple[int, list[int]]] = []
@@ -154,7 +141,7 @@ class _Recorder(SourceLocatorBase):
 
 def test_pipeline_hands_the_localizer_the_frames_from_the_onset_to_the_decision():
     locator = _Recorder()
-    pipe = Pipeline(_RaiseAt(at=30, back=6), locator, load_stage("track", "track_lk"),
+    pipe = Pipeline(RaiseAt(at=30, back=6), locator, load_stage("track", "track_lk"),
                     shipped_config().with_episode(history_frames=4))
     base = _tissue(3)[:384 // 2, :512 // 2]
     for t in range(40):

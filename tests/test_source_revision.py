@@ -11,8 +11,9 @@ from types import SimpleNamespace
 import cv2
 import numpy as np
 import pytest
+from conftest import RaiseAt
 
-from bleedorigin.models.base import OnsetDetectorBase, OnsetStep, SourceLocatorBase
+from bleedorigin.models.base import SourceLocatorBase
 from bleedorigin.models.track.flow import MultiFlowTracker
 from bleedorigin.pipeline import Pipeline
 from bleedorigin.pipeline_config import RevisionConfig, shipped_config
@@ -22,19 +23,6 @@ from bleedorigin.vision.color import red_mask
 
 H, W = 96, 128
 SOURCE, POOL = (30.0, 30.0), (95.0, 60.0)
-
-
-class OnsetAtStart(OnsetDetectorBase):
-    """Raises at frame 2, back-dated to frame 0 (a stream picked up mid-bleed)."""
-
-    score_threshold = 0.5
-
-    def reset(self) -> None:
-        self.t = -1
-
-    def step(self, frame: np.ndarray) -> OnsetStep:
-        self.t += 1
-        return OnsetStep(score=1.0, onset_frame=0 if self.t == 2 else None)
 
 
 class FreshBloodLocator(SourceLocatorBase):
@@ -77,7 +65,7 @@ def _clip(n: int, source_from: int, pool_radius: float) -> list[np.ndarray]:
 
 
 def _run(frames, revision=RevisionConfig(candidates=4, every=10, ratio=2.0)) -> Pipeline:
-    pipe = Pipeline(OnsetAtStart(), FreshBloodLocator(), MultiFlowTracker(),
+    pipe = Pipeline(RaiseAt(at=2, back=2), FreshBloodLocator(), MultiFlowTracker(),
                     dataclasses.replace(shipped_config().with_episode(end_patience=1000), revision=revision))
     for f in frames:
         pipe.step(f)
