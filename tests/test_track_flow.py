@@ -226,6 +226,21 @@ def test_flow_ranges_bound_every_window_median():
     assert (hi - lo).mean() < (flow.reshape(-1, 2).max(0) - flow.reshape(-1, 2).min(0)).mean()  # tighter than the frame's
 
 
+def test_flow_ranges_of_a_few_points_are_those_of_many():
+    """Up to FEW_RANGES points the ranges are read window by window: the same bounds as from the
+    whole flow's filtered blocks, also where the frame is no multiple of the block."""
+    from bleedorigin.models.track.flow import FEW_RANGES, _window_flow_range
+
+    rng = np.random.default_rng(2)
+    flow = cv2.GaussianBlur(rng.normal(0, 3, (190, 250, 2)).astype(np.float32), (0, 0), 4) * 8
+    xy = rng.uniform(-3, 253, (60, 2)) * [1, 190 / 250]
+    lo, hi = _window_flow_range(flow, xy)
+    for j in range(0, len(xy), FEW_RANGES):
+        few_lo, few_hi = _window_flow_range(flow, xy[j:j + FEW_RANGES])
+        np.testing.assert_array_equal(few_lo, lo[j:j + FEW_RANGES])
+        np.testing.assert_array_equal(few_hi, hi[j:j + FEW_RANGES])
+
+
 def test_flows_on_two_threads_are_those_of_one():
     from bleedorigin.vision.flow import dis_flow, dis_flows
 

@@ -60,7 +60,9 @@ def field_of_view(rgb: np.ndarray, dark: int = 20, margin: float = 0.02) -> np.n
     (octagon or circle) where no bleeding source can be. Pixels brighter than `dark` (max over
     channels), smoothed, holes filled, then shrunk by `margin` of the image width. An all-dark
     frame gives an all-True mask (nothing to exclude by)."""
-    lit = cv2.GaussianBlur(rgb.max(axis=2), (0, 0), 2.0) > dark
+    # cv2.max: numpy's max over the interleaved channel axis costs ~25x more
+    brightest = cv2.max(cv2.max(rgb[..., 0], rgb[..., 1]), rgb[..., 2])
+    lit = cv2.GaussianBlur(brightest, (0, 0), 2.0) > dark
     lit = lit.astype(np.uint8)
     count, labels, stats, _ = cv2.connectedComponentsWithStats(lit, connectivity=4)
     if count <= 1:

@@ -73,6 +73,7 @@ SAMPLE_STEP = 3  # "visible": tracker px between the window samples a hidden poi
 MIN_VISIBLE = 30  # "visible": fewest visible, consistent samples for a local fit (else the scene's)
 FIT_PX = 1.0   # "visible": RANSAC inlier distance of a sample (tracker px)
 RANGE_BLOCK = 8  # block (tracker px) of the flow ranges that bound a window's median
+FEW_RANGES = 4  # up to this many points, the flow ranges are read window by window (cheaper)
 EDGE = 3       # "visible": margin (tracker px) around blood whose flow is not used
 PATCH = 4      # half-width of the patches compared for the photometric cost
 FLAT = 2.0     # gray levels of contrast below which a patch counts as flat
@@ -163,7 +164,8 @@ class MultiFlowTracker(PointTrackerBase):
         self.refining = self.refine and frame.shape[1] > self.size[0]
         self.fine_mapper = FrameMapper(frame.shape[1::-1], self.size)
         self.t, self.first = 0, int(frame_index)
-        self.gray, self.tissue, self.fine = {}, {}, {}
+        self.gray, self.fine = {}, {}
+        self.small, self.blood, self.tissue = {}, {}, {}  # the tissue of a frame only once a hidden step needs it
         self.xy, self.var, self.occluded = {0: np.zeros((0, 2))}, {0: np.zeros(0)}, {0: np.zeros(0, bool)}
         self.anchor = np.zeros(0, int)  # frame each point was given on: a reference while it is tracked
         side = 2 * self.appear_half + 1  # appearances of each point: the patch it was given with, then later ones
@@ -211,7 +213,7 @@ class MultiFlowTracker(PointTrackerBase):
             raise InputError("step() called before start()")
         self.t += 1
         t = self.t
-        gray, blood, tissue = self._store_frame(t, frame)
+        gray, blood = self._store_frame(t, frame)
         blood_ii = cv2.integral(blood.astype(np.uint8))  # blood share of any window, for every point
         refs = sorted(({max(0, t - d) for d in self.deltas} | set(self.anchor.tolist())) & set(self.xy))
         # one flow pair per reference, shared by all points, computed on the thread budget's cores
@@ -224,7 +226,7 @@ class MultiFlowTracker(PointTrackerBase):
             good = np.flatnonzero(np.isfinite(refined[:, 2]))
             rows = [refs.index(r) for r in src[good]]
             cand[rows, good], carry[rows, good] = refined[good], False
-        self._carry_hidden(refs, steps, cand, carry, tissue)
+        self._carry_hidden(refs, steps, cand, carry)
         var, occluded = cand[..., 2], cand[..., 3] > 0
         # the unoccluded candidate of lowest variance; when all are occluded, the lowest variance one
         best = np.where((~occluded).any(0), np.argmin(np.where(occluded, np.inf, var), axis=0), np.argmin(var, axis=0))
@@ -240,9 +242,9 @@ class MultiFlowTracker(PointTrackerBase):
         return [TrackPoint(self.first + t, float(p[0]), float(p[1]), float(c), not bool(o))
                 for p, c, o in zip(out, confidence, self.occluded[t])]
 
-    def _store_frame(self, t: int, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    def _store_frame(self, t: int, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Keep what later steps need of frame t: its gray image at the tracker size and at the
-        input size, and its visible tissue; return (gray, blood, tissue) at the tracker size."""
+        input size, and what its visible tissue is found from; return (gray, blood) at the tracker size."""
         if not isinstance(frame, np.ndarray) or frame.ndim != 3 or frame.shape[2] != 3:
             raise InputError(f"expected an RGB frame (H, W, 3), got {getattr(frame, 'shape', None)}")
         assert self.mapper is not None
@@ -250,19 +252,22 @@ class MultiFlowTracker(PointTrackerBase):
             raise InputError(f"frame size changed from {self.mapper.in_size} to {frame.shape[1::-1]} while tracking")
         small = self.mapper.resize(frame)
         gray, blood = to_gray(small), red_mask(small) > BLOOD_THRESHOLD
-        tissue = self._tissue(small, blood)
-        self.gray[t], self.tissue[t] = gray, tissue
+        self.gray[t] = gray
+        if self.occluded_motion == "visible":
+            # a copy where no resize made one: the caller may reuse or draw on its frame
+            self.small[t], self.blood[t] = small if small is not frame else small.copy(), blood
         if self.refining:
             self.fine[t] = to_gray(frame)
-        return gray, blood, tissue
+        return gray, blood
 
-    def _tissue(self, small: np.ndarray, blood: np.ndarray) -> np.ndarray | None:
-        """Pixels of visible tissue (in the lit view, not blood), for the "visible" motion only."""
-        if self.occluded_motion != "visible":
-            return None
-        # flow just outside blood is smoothed across its edge: keep a margin of EDGE px
-        near_blood = cv2.dilate(blood.astype(np.uint8), np.ones((2 * EDGE + 1, 2 * EDGE + 1), np.uint8)) > 0
-        return field_of_view(small) & ~near_blood
+    def _tissue(self, t: int) -> np.ndarray:
+        """Pixels of visible tissue of frame t (in the lit view, not blood), for the "visible"
+        motion; found the first time a hidden step needs them (most frames' are never needed)."""
+        if t not in self.tissue:
+            # flow just outside blood is smoothed across its edge: keep a margin of EDGE px
+            near_blood = cv2.dilate(self.blood[t].astype(np.uint8), np.ones((2 * EDGE + 1, 2 * EDGE + 1), np.uint8)) > 0
+            self.tissue[t] = field_of_view(self.small[t]) & ~near_blood
+        return self.tissue[t]
 
     def _flow_step(self, r: int, fwd: np.ndarray, bwd: np.ndarray, gray: np.ndarray,
                    blood_ii: np.ndarray) -> "_FlowStep":
@@ -294,8 +299,7 @@ class MultiFlowTracker(PointTrackerBase):
         candidate = np.column_stack([q, self.var[r] + step, self.occluded[r] | hidden])
         return _FlowStep(r, fwd, bwd, p, q.copy(), m, candidate, hidden, covered)
 
-    def _carry_hidden(self, refs: list[int], steps: list["_FlowStep"], cand: np.ndarray, carry: np.ndarray,
-                      tissue: np.ndarray | None) -> None:
+    def _carry_hidden(self, refs: list[int], steps: list["_FlowStep"], cand: np.ndarray, carry: np.ndarray) -> None:
         """Move the hidden steps of `cand` (R, K, 4; rows `carry`) with what surrounds the point,
         where the choice can fall on them: only points with no unoccluded candidate, and for
         those only references whose variance bound (stored variance + the hidden step's
@@ -316,7 +320,7 @@ class MultiFlowTracker(PointTrackerBase):
                 sel = go & (rows == i)
                 idx = todo_points[sel]
                 s = steps[i]
-                m, back = self._carry(s, tissue, idx)
+                m, back = self._carry(s, idx)
                 cand[i, idx, :2] = s.p[idx] + m
                 cand[i, idx, 2] = self.var[s.ref][idx] + (self.step_var + self.occluded_var + ((m + back) ** 2).sum(1))
                 carry[i, idx] = False
@@ -432,13 +436,14 @@ class MultiFlowTracker(PointTrackerBase):
             out[idx] = np.column_stack([q, np.where(good, var, np.inf), ~good])
         return out
 
-    def _carry(self, s: "_FlowStep", tissue: np.ndarray | None, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _carry(self, s: "_FlowStep", idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Motion (K', 2) that carries the points `idx` from s.ref into the new frame, and the
         same motion on the backward flow from where they land (its consistency)."""
         xy = s.p[idx]
         if self.occluded_motion == "visible":
-            m = _visible_motion(s.fwd, s.bwd, self.tissue[s.ref], tissue, xy)
-            return m, _visible_motion(s.bwd, s.fwd, tissue, self.tissue[s.ref], xy + m)
+            tissue_ref, tissue = self._tissue(s.ref), self._tissue(self.t)
+            m = _visible_motion(s.fwd, s.bwd, tissue_ref, tissue, xy)
+            return m, _visible_motion(s.bwd, s.fwd, tissue, tissue_ref, xy + m)
         if self.occluded_motion == "scene":
             m = _scene_motion(s.fwd, xy)
             return m, _scene_motion(s.bwd, xy + m)
@@ -452,21 +457,31 @@ class MultiFlowTracker(PointTrackerBase):
         """Keep the start frame and the frames a later step can still reach."""
         oldest, anchors = t + 1 - max(self.deltas), set(self.anchor.tolist())
         for r in [r for r in self.gray if r < oldest and r not in anchors]:
-            del self.gray[r], self.tissue[r], self.xy[r], self.var[r], self.occluded[r]
-            self.fine.pop(r, None)
+            del self.gray[r], self.xy[r], self.var[r], self.occluded[r]
+            for kept in (self.fine, self.small, self.blood, self.tissue):
+                kept.pop(r, None)
 
 
 def _window_flow_range(flow: np.ndarray, xy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Bounds (K, 2) and (K, 2) of the flow (dx, dy) in the `SURROUND` window around each point:
     the least and largest flow over the blocks of `RANGE_BLOCK` px the window touches, so the
     window's median lies between them. Per contiguous channel: numpy's reduction over the
-    interleaved (N, 2) layout costs ~40x more."""
+    interleaved (N, 2) layout costs ~40x more. For up to `FEW_RANGES` points each window's
+    blocks are read directly (the same least and largest), cheaper than filtering the whole flow."""
     h, w = flow.shape[:2]
     reach = 2 * (SURROUND // RANGE_BLOCK) + 1  # blocks the window can touch, around the point's block
     block, around = np.ones((RANGE_BLOCK, RANGE_BLOCK), np.uint8), np.ones((reach, reach), np.uint8)
     c = np.round(np.asarray(xy, np.float64).reshape(-1, 2)).astype(int)
     bx, by = np.clip(c[:, 0], 0, w - 1) // RANGE_BLOCK, np.clip(c[:, 1], 0, h - 1) // RANGE_BLOCK
     lo, hi = np.empty((len(c), 2)), np.empty((len(c), 2))
+    if len(c) <= FEW_RANGES:
+        side = SURROUND // RANGE_BLOCK
+        for j in range(len(c)):
+            y0, x0 = max(0, by[j] - side) * RANGE_BLOCK, max(0, bx[j] - side) * RANGE_BLOCK
+            region = flow[y0:(by[j] + side + 1) * RANGE_BLOCK, x0:(bx[j] + side + 1) * RANGE_BLOCK]
+            for k in range(2):  # per channel: a strided 2-D view reduces fast
+                lo[j, k], hi[j, k] = region[..., k].min(), region[..., k].max()
+        return lo, hi
     for k, channel in enumerate(cv2.split(flow)):
         # erode / dilate anchored at the block's corner: the least / largest of each block (outside: ignored)
         least = cv2.erode(channel, block, anchor=(0, 0))[::RANGE_BLOCK, ::RANGE_BLOCK]
@@ -616,9 +631,10 @@ def _patches(gray: np.ndarray, xy: np.ndarray, half: int) -> np.ndarray:
     ax, ay = (x - x0)[:, None, :], (y - y0)[:, :, None]
     xa, xb = np.clip(x0, 0, w - 1).astype(int)[:, None, :], np.clip(x0 + 1, 0, w - 1).astype(int)[:, None, :]
     ya, yb = np.clip(y0, 0, h - 1).astype(int)[:, :, None], np.clip(y0 + 1, 0, h - 1).astype(int)[:, :, None]
-    g = gray.astype(np.float32)
-    top = g[ya, xa] * (1 - ax) + g[ya, xb] * ax
-    bottom = g[yb, xa] * (1 - ax) + g[yb, xb] * ax
+    # gather from the uint8 image itself (the float64 weights promote it exactly): converting the
+    # whole frame on every call cost more than the patches
+    top = gray[ya, xa] * (1 - ax) + gray[ya, xb] * ax
+    bottom = gray[yb, xa] * (1 - ax) + gray[yb, xb] * ax
     return (top * (1 - ay) + bottom * ay).astype(np.float32)
 
 
