@@ -219,7 +219,7 @@ class MultiFlowTracker(PointTrackerBase):
         # one flow pair per reference, shared by all points, computed on the thread budget's cores
         flows = dis_flows([pair for r in refs for pair in ((self.gray[r], gray), (gray, self.gray[r]))],
                           self.preset, threads())
-        steps = [self._flow_step(r, flows[2 * i], flows[2 * i + 1], gray, blood_ii) for i, r in enumerate(refs)]
+        steps = self._flow_steps(refs, flows, gray, blood_ii)
         cand = np.stack([s.candidate for s in steps])  # (R, K, 4): x, y, var, occluded
         carry = np.stack([s.hidden for s in steps])  # (R, K): still to be carried by the surroundings
         for src, refined in self._refined(refs, steps, blood_ii):  # a kept refinement replaces its coarse candidate
@@ -269,35 +269,43 @@ class MultiFlowTracker(PointTrackerBase):
             self.tissue[t] = field_of_view(self.small[t]) & ~near_blood
         return self.tissue[t]
 
-    def _flow_step(self, r: int, fwd: np.ndarray, bwd: np.ndarray, gray: np.ndarray,
-                   blood_ii: np.ndarray) -> "_FlowStep":
-        """Each point moved from reference r into the new frame by its own flow (`fwd`, checked
-        along `bwd`), the step's variance and whether it (or the reference) is occluded; a point
-        whose step is hidden only gets the lower bound of its variance here (`_carry_hidden`
-        moves it)."""
-        p = self.xy[r]
-        f = sample_flow_points(fwd, p)
-        b = sample_flow_points(bwd, p + f)
+    def _flow_steps(self, refs: list[int], flows: list[np.ndarray], gray: np.ndarray,
+                    blood_ii: np.ndarray) -> list["_FlowStep"]:
+        """Each point moved from each reference refs[i] into the new frame by its own flow
+        (flows[2 i], checked along flows[2 i + 1]), the step's variance and whether it (or the
+        reference) is occluded; a point whose step is hidden only gets the lower bound of its
+        variance here (`_carry_hidden` moves it). The tests that need no flow run once on the
+        points of all references together (rows reference after reference): per reference,
+        their fixed cost outweighed the work on a few points."""
+        k, w, h = len(self.anchor), *self.size
+        fwd, bwd = flows[0::2], flows[1::2]
+        p = np.concatenate([self.xy[r] for r in refs])  # (R K, 2)
+        f = np.concatenate([sample_flow_points(flow, self.xy[r]) for flow, r in zip(fwd, refs)])
         q = p + f
+        b = np.concatenate([sample_flow_points(flow, q[i * k:(i + 1) * k]) for i, flow in enumerate(bwd)])
         fb2 = ((f + b) ** 2).sum(1)
-        photo = _patch_mismatch(self.gray[r], p, gray, q)
-        w, h = self.size
+        photo = _ncc_mismatch(np.concatenate([_patches(self.gray[r], self.xy[r], PATCH) for r in refs]),
+                              _patches(gray, q, PATCH))
         # a point whose surroundings leave the view leaves too (its own flow cannot point outside).
         # The surroundings' motion m (a median per window, costly) can only do that near the edge:
         # where no flow of the window around the point would take it out, it is not computed
-        lo, hi = _window_flow_range(fwd, p)
-        need = ~(_in_view(p + lo, w, h) & _in_view(p + hi, w, h))
         m, surround_in_view = np.full_like(p, np.nan), np.ones(len(p), bool)
-        if need.any():
-            m[need] = _surround_motion(fwd, p[need])
-            surround_in_view[need] = _in_view(p[need] + m[need], w, h)
+        for i, flow in enumerate(fwd):
+            rows = np.arange(i * k, (i + 1) * k)
+            lo, hi = _window_flow_range(flow, p[rows])
+            need = rows[~(_in_view(p[rows] + lo, w, h) & _in_view(p[rows] + hi, w, h))]
+            if len(need):
+                m[need] = _surround_motion(flow, p[need])
+                surround_in_view[need] = _in_view(p[need] + m[need], w, h)
         outside = ~(_in_view(q, w, h) & surround_in_view)
         inconsistent = fb2 > 0.01 * ((f ** 2).sum(1) + (b ** 2).sum(1)) + self.fb_occluded ** 2
         covered = _window_share(blood_ii, q) > self.blood_hidden
-        hidden = outside | inconsistent | covered | self._unlike(gray, q)
+        hidden = outside | inconsistent | covered | self._unlike(gray, q, np.tile(np.arange(k), len(refs)))
         step = np.where(hidden, self.step_var + self.occluded_var, self.step_var + fb2 + (photo / self.photo_scale) ** 2)
-        candidate = np.column_stack([q, self.var[r] + step, self.occluded[r] | hidden])
-        return _FlowStep(r, fwd, bwd, p, q.copy(), m, candidate, hidden, covered)
+        var, occluded = (np.concatenate([state[r] for r in refs]) for state in (self.var, self.occluded))
+        candidate = np.column_stack([q, var + step, occluded | hidden])
+        return [_FlowStep(r, fwd[i], bwd[i], self.xy[r], *(a[i * k:(i + 1) * k] for a in (q, m, candidate, hidden, covered)))
+                for i, r in enumerate(refs)]
 
     def _carry_hidden(self, refs: list[int], steps: list["_FlowStep"], cand: np.ndarray, carry: np.ndarray) -> None:
         """Move the hidden steps of `cand` (R, K, 4; rows `carry`) with what surrounds the point,
@@ -471,12 +479,12 @@ def _window_flow_range(flow: np.ndarray, xy: np.ndarray) -> tuple[np.ndarray, np
     h, w = flow.shape[:2]
     reach = 2 * (SURROUND // RANGE_BLOCK) + 1  # blocks the window can touch, around the point's block
     block, around = np.ones((RANGE_BLOCK, RANGE_BLOCK), np.uint8), np.ones((reach, reach), np.uint8)
-    c = np.round(np.asarray(xy, np.float64).reshape(-1, 2)).astype(int)
-    bx, by = np.clip(c[:, 0], 0, w - 1) // RANGE_BLOCK, np.clip(c[:, 1], 0, h - 1) // RANGE_BLOCK
-    lo, hi = np.empty((len(c), 2)), np.empty((len(c), 2))
-    if len(c) <= FEW_RANGES:
+    cx, cy = _centres(xy, w, h)
+    bx, by = cx // RANGE_BLOCK, cy // RANGE_BLOCK
+    lo, hi = np.empty((len(cx), 2)), np.empty((len(cx), 2))
+    if len(cx) <= FEW_RANGES:
         side = SURROUND // RANGE_BLOCK
-        for j in range(len(c)):
+        for j in range(len(cx)):
             y0, x0 = max(0, by[j] - side) * RANGE_BLOCK, max(0, bx[j] - side) * RANGE_BLOCK
             region = flow[y0:(by[j] + side + 1) * RANGE_BLOCK, x0:(bx[j] + side + 1) * RANGE_BLOCK]
             for k in range(2):  # per channel: a strided 2-D view reduces fast
@@ -491,6 +499,13 @@ def _window_flow_range(flow: np.ndarray, xy: np.ndarray) -> tuple[np.ndarray, np
     return lo, hi
 
 
+def _centres(xy: np.ndarray, w: int, h: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each point's pixel, x (K,) and y (K,): rounded and clipped to the w x h frame (np.minimum /
+    np.maximum: np.clip's overhead outweighs the work on a few points)."""
+    c = np.minimum(np.maximum(np.round(np.asarray(xy, np.float64).reshape(-1, 2)).astype(int), 0), [w - 1, h - 1])
+    return c[:, 0], c[:, 1]
+
+
 def _in_view(xy: np.ndarray, w: int, h: int) -> np.ndarray:
     return (xy[:, 0] >= -0.5) & (xy[:, 0] <= w - 0.5) & (xy[:, 1] >= -0.5) & (xy[:, 1] <= h - 0.5)
 
@@ -499,8 +514,7 @@ def _window_share(integral: np.ndarray, xy: np.ndarray, half: int = WINDOW) -> n
     """Share of a mask in the (2 half + 1)² window around each point (K,), clipped to the frame,
     from the mask's integral image (`cv2.integral`)."""
     h, w = integral.shape[0] - 1, integral.shape[1] - 1
-    c = np.round(np.asarray(xy, np.float64).reshape(-1, 2)).astype(int)
-    x, y = np.clip(c[:, 0], 0, w - 1), np.clip(c[:, 1], 0, h - 1)
+    x, y = _centres(xy, w, h)
     x0, x1, y0, y1 = np.maximum(0, x - half), np.minimum(w, x + half + 1), np.maximum(0, y - half), np.minimum(h, y + half + 1)
     count = integral[y1, x1] - integral[y0, x1] - integral[y1, x0] + integral[y0, x0]
     return count / ((x1 - x0) * (y1 - y0))
@@ -510,26 +524,26 @@ def _grid(xy: np.ndarray, w: int, h: int, half: int, step: int) -> tuple[np.ndar
     """Sample positions (K, S) every `step` px of the window of half-width `half` around each
     point (its centre rounded, the window clipped to the frame, rows outer), and which are real:
     windows clipped at the border hold fewer samples."""
-    c = np.round(np.asarray(xy, np.float64).reshape(-1, 2)).astype(int)
-    cx, cy = np.clip(c[:, 0], 0, w - 1), np.clip(c[:, 1], 0, h - 1)
+    cx, cy = _centres(xy, w, h)
     offsets = np.arange(0, 2 * half + 1, step)
     gx = np.maximum(0, cx - half)[:, None] + offsets  # (K, n)
     gy = np.maximum(0, cy - half)[:, None] + offsets
     vx, vy = gx < np.minimum(w, cx + half + 1)[:, None], gy < np.minimum(h, cy + half + 1)[:, None]
-    n = len(offsets)
-    gx, gy = np.broadcast_to(gx[:, None, :], (len(c), n, n)), np.broadcast_to(gy[:, :, None], (len(c), n, n))
+    k, n = len(cx), len(offsets)
+    gx, gy = np.broadcast_to(gx[:, None, :], (k, n, n)), np.broadcast_to(gy[:, :, None], (k, n, n))
     valid = vy[:, :, None] & vx[:, None, :]
-    return np.minimum(gx, w - 1).reshape(len(c), -1), np.minimum(gy, h - 1).reshape(len(c), -1), valid.reshape(len(c), -1)
+    return np.minimum(gx, w - 1).reshape(k, -1), np.minimum(gy, h - 1).reshape(k, -1), valid.reshape(k, -1)
 
 
 def _surround_motion(flow: np.ndarray, xy: np.ndarray) -> np.ndarray:
     """Median flow (K, 2) of the wide window around each point: the motion of what surrounds it."""
     h, w = flow.shape[:2]
-    if len(xy) == 0:
-        return np.zeros((0, 2))
-    gx, gy, valid = _grid(xy, w, h, SURROUND, 1)
-    f = np.where(valid[..., None], flow[gy, gx], np.nan)
-    return np.nanmedian(f, axis=1).astype(np.float64)
+    cx, cy = _centres(xy, w, h)
+    out = np.empty((len(cx), 2))
+    for j in range(len(cx)):  # the window's slice (clipped to the frame): a third of the cost of a NaN-padded grid
+        window = flow[max(0, cy[j] - SURROUND):cy[j] + SURROUND + 1, max(0, cx[j] - SURROUND):cx[j] + SURROUND + 1]
+        out[j] = np.median(window.reshape(-1, 2), axis=0)
+    return out
 
 
 def _scene_motion(flow: np.ndarray, xy: np.ndarray) -> np.ndarray:
@@ -610,13 +624,17 @@ def _weighted_similarity(rel: np.ndarray, f: np.ndarray, keep: np.ndarray) -> np
 
 
 def _patch_mismatch(gray_a: np.ndarray, xy_a: np.ndarray, gray_b: np.ndarray, xy_b: np.ndarray) -> np.ndarray:
-    """1 - normalised cross-correlation of the patches around matching points (K,), in [0, 2];
-    flat patches (blood, glare) compare by their small contrast, not by noise."""
-    a, b = _patches(gray_a, xy_a, PATCH), _patches(gray_b, xy_b, PATCH)
-    a = a - a.mean(axis=(1, 2), keepdims=True)
-    b = b - b.mean(axis=(1, 2), keepdims=True)
-    ncc = (a * b).mean(axis=(1, 2)) / np.sqrt(((a ** 2).mean(axis=(1, 2)) + FLAT ** 2)
-                                              * ((b ** 2).mean(axis=(1, 2)) + FLAT ** 2))
+    """1 - normalised cross-correlation of the patches around matching points (K,), in [0, 2]."""
+    return _ncc_mismatch(_patches(gray_a, xy_a, PATCH), _patches(gray_b, xy_b, PATCH))
+
+
+def _ncc_mismatch(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """1 - normalised cross-correlation of matching patches a, b (K, S, S), in [0, 2]; flat
+    patches (blood, glare) compare by their small contrast, not by noise."""
+    ab = np.stack([a, b])  # (2, K, S, S): one reduction for both
+    ab = ab - ab.mean(axis=(2, 3), keepdims=True)
+    power = (ab ** 2).mean(axis=(2, 3)) + FLAT ** 2
+    ncc = (ab[0] * ab[1]).mean(axis=(1, 2)) / np.sqrt(power[0] * power[1])
     return 1.0 - ncc.astype(np.float64)
 
 
@@ -629,8 +647,8 @@ def _patches(gray: np.ndarray, xy: np.ndarray, half: int) -> np.ndarray:
     x, y = xy[:, :1] + offsets, xy[:, 1:] + offsets  # (K, S): the patch's columns and rows
     x0, y0 = np.floor(x), np.floor(y)
     ax, ay = (x - x0)[:, None, :], (y - y0)[:, :, None]
-    xa, xb = np.clip(x0, 0, w - 1).astype(int)[:, None, :], np.clip(x0 + 1, 0, w - 1).astype(int)[:, None, :]
-    ya, yb = np.clip(y0, 0, h - 1).astype(int)[:, :, None], np.clip(y0 + 1, 0, h - 1).astype(int)[:, :, None]
+    xa, xb = (np.minimum(np.maximum(x0 + d, 0), w - 1).astype(int)[:, None, :] for d in (0, 1))
+    ya, yb = (np.minimum(np.maximum(y0 + d, 0), h - 1).astype(int)[:, :, None] for d in (0, 1))
     # gather from the uint8 image itself (the float64 weights promote it exactly): converting the
     # whole frame on every call cost more than the patches
     top = gray[ya, xa] * (1 - ax) + gray[ya, xb] * ax
