@@ -438,21 +438,25 @@ class MultiFlowTracker(PointTrackerBase):
         out = np.column_stack([np.zeros((len(src), 2)), np.full(len(src), np.inf), np.ones(len(src))])
         to_tracker = float(np.mean(mapper.scale))  # refinement px -> tracker px
         levels = REFINE_LEVELS + (1 if to_tracker < 1 / 3 else 0)  # more reach where the coarse flow is coarser
-        for r in np.unique(src[src >= 0]):
-            idx = np.flatnonzero(src == r)
-            p = self.xy[r][idx]
-            start = mapper.to_input(p)
-            moved, fb, ok = lk_refine(self.fine[r], self.fine[t], start, mapper.to_input(guess[idx]),
-                                      REFINE_WIN, levels)
-            q = mapper.to_model(moved)
-            motion2 = ((moved - start) ** 2).sum(1)
-            consistent = ok & (fb ** 2 <= 0.02 * motion2 + self.refine_fb ** 2)
-            photo = _ncc_mismatch(self._ref_patches(r)[idx], _patches(self.gray[t], q, PATCH))
-            near = np.hypot(*(q - guess[idx]).T) <= reach
-            good = (consistent & near & ~self.occluded[r][idx] & _in_view(q, w, h) & (photo < self.photo_hidden)
-                    & (_window_share(blood_ii, q) <= self.blood_hidden) & ~self._unlike(self.gray[t], q, idx))
-            var = self.var[r][idx] + self.step_var + (fb * to_tracker) ** 2 + (photo / self.photo_scale) ** 2
-            out[idx] = np.column_stack([q, np.where(good, var, np.inf), ~good])
+        idx = np.flatnonzero(src >= 0)
+        n, side = len(idx), 2 * PATCH + 1
+        p, moved, fb, ok = np.empty((n, 2)), np.empty((n, 2)), np.empty(n), np.empty(n, bool)
+        var, hidden, ref_patches = np.empty(n), np.empty(n, bool), np.empty((n, side, side), np.float32)
+        for r in np.unique(src[idx]):  # LK per source frame; the tests below once on all points
+            rows = np.flatnonzero(src[idx] == r)
+            j = idx[rows]
+            p[rows], var[rows], hidden[rows], ref_patches[rows] = self.xy[r][j], self.var[r][j], self.occluded[r][j], self._ref_patches(r)[j]
+            moved[rows], fb[rows], ok[rows] = lk_refine(self.fine[r], self.fine[t], mapper.to_input(p[rows]),
+                                                        mapper.to_input(guess[j]), REFINE_WIN, levels)
+        q = mapper.to_model(moved)
+        motion2 = ((moved - mapper.to_input(p)) ** 2).sum(1)
+        consistent = ok & (fb ** 2 <= 0.02 * motion2 + self.refine_fb ** 2)
+        photo = _ncc_mismatch(ref_patches, _patches(self.gray[t], q, PATCH))
+        near = np.hypot(*(q - guess[idx]).T) <= reach
+        good = (consistent & near & ~hidden & _in_view(q, w, h) & (photo < self.photo_hidden)
+                & (_window_share(blood_ii, q) <= self.blood_hidden) & ~self._unlike(self.gray[t], q, idx))
+        var = var + self.step_var + (fb * to_tracker) ** 2 + (photo / self.photo_scale) ** 2
+        out[idx] = np.column_stack([q, np.where(good, var, np.inf), ~good])
         return out
 
     def _carry(self, s: "_FlowStep", idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
