@@ -105,7 +105,7 @@ def test_refinement_is_sub_pixel_on_a_known_shift_of_a_high_resolution_frame():
     # the tracker at the video's resolution: 10 frames of a sub-pixel pan of a 1920x1080 view
     frames = [_shifted(big, 0.7 * t, 0.3 * t, size) for t in range(10)]
     truth = np.array([[960.0 + 0.7 * t, 540.0 + 0.3 * t] for t in range(10)])
-    err, _ = _errors(MultiFlowTracker(refine=True), frames, truth)
+    err, _ = _errors(MultiFlowTracker(), frames, truth)
     assert err.max() < 0.5, f"not sub-pixel at the input resolution: {err.round(2)}"
 
 
@@ -154,7 +154,7 @@ def test_refinement_cannot_slide_a_point_out_from_under_blood(monkeypatch):
         return moved, np.zeros(len(moved)), np.ones(len(moved), bool)
 
     monkeypatch.setattr(flow, "lk_refine", slides_out)
-    tracker = MultiFlowTracker(refine=True)
+    tracker = MultiFlowTracker()
     tracker.start(frames[0], tuple(point))
     steps = [tracker.step(f) for f in frames[1:]]
     assert not any(s.visible for s in steps), "a blood-covered point was slid out and reported visible"
@@ -196,7 +196,7 @@ def test_own_motion_needs_a_known_position(monkeypatch):
 
     def errors(known_sigma: float) -> np.ndarray:
         monkeypatch.setattr(flow, "KNOWN_SIGMA", known_sigma)
-        tracker = MultiFlowTracker(refine=True)
+        tracker = MultiFlowTracker()
         tracker.start(frames[0], point)
         err = []
         for t, f in enumerate(frames[1:], 1):

@@ -210,7 +210,9 @@ def source_esd_full(esd: Results) -> str:
     return _accuracy_table(esd, "source", _source_models(esd), "overall")
 
 
-TRACK_MODELS = (("track_mft_visible", "`track_mft_visible` (default)"),)
+def _track_default(r: Results) -> str:
+    """The shipped tracker of the run's pipeline configuration."""
+    return r.get("config.pipeline.track.model")
 
 
 def _track_baselines(r: Results) -> list[str]:
@@ -219,7 +221,8 @@ def _track_baselines(r: Results) -> list[str]:
 
 
 def _track_all(r: Results) -> tuple[tuple[str, str], ...]:
-    return TRACK_MODELS + tuple((b, f"`{b}` (baseline)") for b in _track_baselines(r))
+    default = _track_default(r)
+    return ((default, f"`{default}` (default)"),) + tuple((b, f"`{b}` (baseline)") for b in _track_baselines(r))
 
 
 def _best_baseline(r: Results, block: str) -> str:
@@ -234,11 +237,11 @@ def track_headline(sim: Results, esd: Results, vl: Results) -> str:
     for label, r, block, paper in (("BleedSim test, long clips", sim, "labelled.overall", True),
                                    ("real ESD, dense", esd, "dense.overall", False),
                                    ("VL-SurgPT", vl, "labelled.overall", False)):
-        n = r.get(f"track.track_mft_visible.{block}.n")
-        rows.append([f"{label} (n={n:,})"] + [err_acc(r.get(f"track.{m}.{block}")) for m, _ in TRACK_MODELS]
-                    + [_best_baseline(r, block), PAPER_TRACK_CELL if paper else ""])
-    return markdown(["data"] + [label for _, label in TRACK_MODELS] + ["best baseline", "paper, BleedOrigin-Track"],
-                    rows)
+        default = _track_default(r)
+        n = r.get(f"track.{default}.{block}.n")
+        rows.append([f"{label} (n={n:,})", err_acc(r.get(f"track.{default}.{block}")),
+                     _best_baseline(r, block), PAPER_TRACK_CELL if paper else ""])
+    return markdown(["data", f"`{_track_default(sim)}` (default)", "best baseline", "paper, BleedOrigin-Track"], rows)
 
 
 def _track_full(r: Results, block: str) -> str:
