@@ -488,9 +488,10 @@ class MultiFlowTracker(PointTrackerBase):
 def _window_flow_range(flow: np.ndarray, xy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Bounds (K, 2) and (K, 2) of the flow (dx, dy) in the `SURROUND` window around each point:
     the least and largest flow over the blocks of `RANGE_BLOCK` px the window touches, so the
-    window's median lies between them. Per contiguous channel: numpy's reduction over the
-    interleaved (N, 2) layout costs ~40x more. For up to `FEW_RANGES` points each window's
-    blocks are read directly (the same least and largest), cheaper than filtering the whole flow."""
+    window's median lies between them. OpenCV's filters on both channels at once: numpy's
+    reduction over the interleaved (N, 2) layout costs ~40x more. For up to `FEW_RANGES` points
+    each window's blocks are read directly (the same least and largest), cheaper than filtering
+    the whole flow."""
     h, w = flow.shape[:2]
     reach = 2 * (SURROUND // RANGE_BLOCK) + 1  # blocks the window can touch, around the point's block
     block, around = np.ones((RANGE_BLOCK, RANGE_BLOCK), np.uint8), np.ones((reach, reach), np.uint8)
@@ -505,12 +506,11 @@ def _window_flow_range(flow: np.ndarray, xy: np.ndarray) -> tuple[np.ndarray, np
             for k in range(2):  # per channel: a strided 2-D view reduces fast
                 lo[j, k], hi[j, k] = region[..., k].min(), region[..., k].max()
         return lo, hi
-    for k, channel in enumerate(cv2.split(flow)):
-        # erode / dilate anchored at the block's corner: the least / largest of each block (outside: ignored)
-        least = cv2.erode(channel, block, anchor=(0, 0))[::RANGE_BLOCK, ::RANGE_BLOCK]
-        largest = cv2.dilate(channel, block, anchor=(0, 0))[::RANGE_BLOCK, ::RANGE_BLOCK]
-        lo[:, k] = cv2.erode(np.ascontiguousarray(least), around)[by, bx]
-        hi[:, k] = cv2.dilate(np.ascontiguousarray(largest), around)[by, bx]
+    # erode / dilate anchored at the block's corner: the least / largest of each block (outside: ignored)
+    least = cv2.erode(flow, block, anchor=(0, 0))[::RANGE_BLOCK, ::RANGE_BLOCK]
+    largest = cv2.dilate(flow, block, anchor=(0, 0))[::RANGE_BLOCK, ::RANGE_BLOCK]
+    lo[:] = cv2.erode(np.ascontiguousarray(least), around)[by, bx]
+    hi[:] = cv2.dilate(np.ascontiguousarray(largest), around)[by, bx]
     return lo, hi
 
 
