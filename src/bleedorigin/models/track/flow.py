@@ -413,25 +413,27 @@ class MultiFlowTracker(PointTrackerBase):
             found = np.isfinite(score[best, np.arange(k)])
             src_best[found] = np.array(refs)[np.array(other)[best[found]]]
             guess_best[found] = c[best[found], np.flatnonzero(found), :2]
-        out = [(src_best, self._own_motion(src_best, guess_best, blood_ii, reach=REFINE_REACH))]
+        src, guess, reach = [src_best], [guess_best], [np.full(k, REFINE_REACH)]
         if prev is not None:
             # only where the point's last position is known to within half the LK window on a frame twice
             # the tracker's size: LK follows what its window sees, which for a point placed only roughly
             # (found again after a long occlusion) can be an object passing beside it
-            src_prev = np.where(np.sqrt(self.var[t - 1]) <= KNOWN_SIGMA, t - 1, -1)
-            own = self._own_motion(src_prev, steps[prev].own, blood_ii)
+            src.append(np.where(np.sqrt(self.var[t - 1]) <= KNOWN_SIGMA, t - 1, -1))
+            guess.append(steps[prev].own)
+            reach.append(np.full(k, np.inf))
+        own = self._own_motion(np.concatenate(src), np.concatenate(guess), blood_ii, np.concatenate(reach))
+        if prev is not None:
             # own motion overrules the coarse flow's inconsistency, not blood: where blood covers the
             # point's coarse landing it is hidden, and LK, free to slide, would carry it along the pool's edge
-            own[steps[prev].covered] = [0.0, 0.0, np.inf, 1.0]
-            out.append((src_prev, own))
-        return out
+            own[k:][steps[prev].covered] = [0.0, 0.0, np.inf, 1.0]
+        return [(s, own[i * k:(i + 1) * k]) for i, s in enumerate(src)]
 
-    def _own_motion(self, src: np.ndarray, guess: np.ndarray, blood_ii: np.ndarray,
-                    reach: float = np.inf) -> np.ndarray:
-        """(K, 4) candidates: point j moved by LK at the input resolution from its position on
-        frame src[j] (-1: none), starting from `guess` (tracker px); a candidate whose LK does
-        not come back (forward-backward), lands on blood or out of view, more than `reach`
-        tracker px from `guess`, or whose patch no longer matches is left out (infinite
+    def _own_motion(self, src: np.ndarray, guess: np.ndarray, blood_ii: np.ndarray, reach: np.ndarray) -> np.ndarray:
+        """(N, 4) candidates, N a multiple of the points (all points for one list of sources,
+        then all for the next: one pass for both kinds of refinement): the point of row j moved by LK at the input resolution from its position on
+        frame src[j] (-1: none), starting from guess[j] (tracker px); a candidate whose LK does
+        not come back (forward-backward), lands on blood or out of view, more than reach[j]
+        tracker px from its guess, or whose patch no longer matches is left out (infinite
         variance)."""
         t, w, h = self.t, *self.size
         mapper = self.fine_mapper
@@ -439,22 +441,23 @@ class MultiFlowTracker(PointTrackerBase):
         to_tracker = float(np.mean(mapper.scale))  # refinement px -> tracker px
         levels = REFINE_LEVELS + (1 if to_tracker < 1 / 3 else 0)  # more reach where the coarse flow is coarser
         idx = np.flatnonzero(src >= 0)
+        point = idx % len(self.anchor)
         n, side = len(idx), 2 * PATCH + 1
         p, moved, fb, ok = np.empty((n, 2)), np.empty((n, 2)), np.empty(n), np.empty(n, bool)
         var, hidden, ref_patches = np.empty(n), np.empty(n, bool), np.empty((n, side, side), np.float32)
         for r in np.unique(src[idx]):  # LK per source frame; the tests below once on all points
             rows = np.flatnonzero(src[idx] == r)
-            j = idx[rows]
+            j = point[rows]
             p[rows], var[rows], hidden[rows], ref_patches[rows] = self.xy[r][j], self.var[r][j], self.occluded[r][j], self._ref_patches(r)[j]
             moved[rows], fb[rows], ok[rows] = lk_refine(self.fine[r], self.fine[t], mapper.to_input(p[rows]),
-                                                        mapper.to_input(guess[j]), REFINE_WIN, levels)
+                                                        mapper.to_input(guess[idx[rows]]), REFINE_WIN, levels)
         q = mapper.to_model(moved)
         motion2 = ((moved - mapper.to_input(p)) ** 2).sum(1)
         consistent = ok & (fb ** 2 <= 0.02 * motion2 + self.refine_fb ** 2)
         photo = _ncc_mismatch(ref_patches, _patches(self.gray[t], q, PATCH))
-        near = np.hypot(*(q - guess[idx]).T) <= reach
+        near = np.hypot(*(q - guess[idx]).T) <= reach[idx]
         good = (consistent & near & ~hidden & _in_view(q, w, h) & (photo < self.photo_hidden)
-                & (_window_share(blood_ii, q) <= self.blood_hidden) & ~self._unlike(self.gray[t], q, idx))
+                & (_window_share(blood_ii, q) <= self.blood_hidden) & ~self._unlike(self.gray[t], q, point))
         var = var + self.step_var + (fb * to_tracker) ** 2 + (photo / self.photo_scale) ** 2
         out[idx] = np.column_stack([q, np.where(good, var, np.inf), ~good])
         return out
