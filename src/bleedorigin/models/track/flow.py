@@ -266,7 +266,7 @@ class MultiFlowTracker(PointTrackerBase):
 
     def _tissue(self, t: int) -> np.ndarray:
         """Pixels of visible tissue of frame t (in the lit view, not blood), for the "visible"
-        motion; found the first time a hidden step needs them (most frames' are never needed)."""
+        motion; found the first time a hidden step needs them (while no point is hidden, never)."""
         if t not in self.tissue:
             # flow just outside blood is smoothed across its edge: keep a margin of EDGE px
             near_blood = cv2.dilate(self.blood[t].astype(np.uint8), np.ones((2 * EDGE + 1, 2 * EDGE + 1), np.uint8)) > 0
@@ -430,8 +430,9 @@ class MultiFlowTracker(PointTrackerBase):
 
     def _own_motion(self, src: np.ndarray, guess: np.ndarray, blood_ii: np.ndarray, reach: np.ndarray) -> np.ndarray:
         """(N, 4) candidates, N a multiple of the points (all points for one list of sources,
-        then all for the next: one pass for both kinds of refinement): the point of row j moved by LK at the input resolution from its position on
-        frame src[j] (-1: none), starting from guess[j] (tracker px); a candidate whose LK does
+        then all for the next: one pass for both kinds of refinement): the point of row j moved
+        by LK at the input resolution from its position on frame src[j] (-1: none), starting
+        from guess[j] (tracker px); a candidate whose LK does
         not come back (forward-backward), lands on blood or out of view, more than reach[j]
         tracker px from its guess, or whose patch no longer matches is left out (infinite
         variance)."""
