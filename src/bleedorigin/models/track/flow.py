@@ -31,12 +31,16 @@ visible) and stores position, variance and occlusion for frame t: a point hidden
 (blood, an instrument, glare) comes back through a reference from before it was hidden.
 
 With `refine` (`track_mft_own`, the default tracker), each point's own motion is also measured at the input's
-resolution: pyramidal LK in a window around the point, from the previous frame (started from its
+resolution (at most twice the tracker's size, so LK's window sees the same part of the scene as
+on BleedSim): pyramidal LK in a window around the point, from the previous frame (started from its
 own coarse flow, whatever the coarse occlusion test says) and from the best unoccluded coarse
 candidate of another reference. A refined candidate whose LK comes back (forward-backward), lands
 in view and off blood and still matches its reference's patch replaces the coarse candidate of
 the same reference, so a point on an instrument moving against the tissue follows the instrument;
-only a point without such a candidate is carried by its surroundings. Own motion overrules the
+only a point without such a candidate is carried by its surroundings. The candidate a point would
+choose is refined from its reference until the choice falls on a confirmed one; an unconfirmed
+candidate far from it (a long reference's, where the coarse flow blended a thin jaw into the
+tissue behind it) competes with a hidden step's cost added. Own motion overrules the
 coarse flow's inconsistency, not blood: a point whose coarse landing is covered stays hidden. An
 input no wider than the tracker is not refined (the flow already sees each of its pixels). With `appear_hidden`
 (`track_mft_own_appear`), a step whose patch matches none of the point's kept appearances is
@@ -80,7 +84,9 @@ PATCH_CHUNK = 512  # most points whose patches are taken in one pass (larger pas
 FLAT = 2.0     # gray levels of contrast below which a patch counts as flat
 REFINE_WIN = 21  # LK window (input px) of the refinement at the input resolution
 REFINE_REACH = 2.0  # tracker px a refinement of another reference's coarse candidate may move it
-REFINE_LEVELS = 2  # pyramid levels above the input's of that LK (one more above 3x the tracker size)
+REFINE_LEVELS = 2  # pyramid levels above the refinement's frame of that LK
+REFINE_SCALE = 2  # the refinement's frames are at most this many tracker sizes (BleedSim's 512x384)
+DOUBT_SIGMAS = 2.0  # an unconfirmed candidate this many sigmas of the confirmed one away is in doubt
 KNOWN_SIGMA = REFINE_WIN / 4  # tracker px (one sigma) a point's last position must be known to for own motion
 APPEAR = 8  # half-width (tracker px) of the patches that keep a point's appearance
 APPEAR_MEMORY = 4  # appearances kept per point: the first and the latest three
@@ -163,7 +169,13 @@ class MultiFlowTracker(PointTrackerBase):
         # the refinement runs at the input's resolution, where that is finer than the flow's: on a
         # smaller input the flow already sees every pixel, and LK on the upsampled frame only adds noise
         self.refining = self.refine and frame.shape[1] > self.size[0]
-        self.fine_mapper = FrameMapper(frame.shape[1::-1], self.size)
+        # LK's window sees the same part of the scene as on BleedSim's frames (twice the tracker's size),
+        # where the refinement was validated: on a 1920 px frame a 21 px window sees only the blurred
+        # inside of a thin, fast instrument part (a jaw), so a larger input is reduced first
+        w, h = frame.shape[1::-1]
+        fine = (w, h) if w <= REFINE_SCALE * self.size[0] else (REFINE_SCALE * self.size[0], REFINE_SCALE * self.size[1])
+        self.to_fine = FrameMapper((w, h), fine)  # input -> refinement frames
+        self.fine_mapper = FrameMapper(fine, self.size)  # refinement frames <-> tracker
         self.t, self.first = 0, int(frame_index)
         self.gray, self.fine = {}, {}
         self.patches: dict[int, np.ndarray] = {}  # frame r's patches at the points' positions there (`_ref_patches`)
@@ -226,14 +238,19 @@ class MultiFlowTracker(PointTrackerBase):
         steps = self._flow_steps(refs, flows, gray, blood_ii)
         cand = np.stack([s.candidate for s in steps])  # (R, K, 4): x, y, var, occluded
         carry = np.stack([s.hidden for s in steps])  # (R, K): still to be carried by the surroundings
+        confirmed = np.zeros(carry.shape, bool)  # replaced by a refinement kept at the input's resolution
+        tried = np.zeros(carry.shape, bool)  # a refinement was tried
         for src, refined in self._refined(refs, steps, blood_ii):  # a kept refinement replaces its coarse candidate
+            some = np.flatnonzero(src >= 0)
+            tried[[refs.index(r) for r in src[some]], some] = True
             good = np.flatnonzero(np.isfinite(refined[:, 2]))
             rows = [refs.index(r) for r in src[good]]
-            cand[rows, good], carry[rows, good] = refined[good], False
+            cand[rows, good], carry[rows, good], confirmed[rows, good] = refined[good], False, True
+        doubt = self._doubt(refs, cand, carry, confirmed, tried, blood_ii) if self.refining else 0.0
         self._carry_hidden(refs, steps, cand, carry)
         var, occluded = cand[..., 2], cand[..., 3] > 0
-        # the unoccluded candidate of lowest variance; when all are occluded, the lowest variance one
-        best = np.where((~occluded).any(0), np.argmin(np.where(occluded, np.inf, var), axis=0), np.argmin(var, axis=0))
+        # the unoccluded candidate of lowest variance (plus its doubt); when all are occluded, the lowest variance one
+        best = np.where((~occluded).any(0), np.argmin(np.where(occluded, np.inf, var + doubt), axis=0), np.argmin(var, axis=0))
         chosen = cand[best, np.arange(cand.shape[1])]  # (K, 4)
         if self.redetect is not None:
             self._redetect(chosen, blood_ii)
@@ -261,7 +278,7 @@ class MultiFlowTracker(PointTrackerBase):
             # a copy where no resize made one: the caller may reuse or draw on its frame
             self.small[t], self.blood[t] = small if small is not frame else small.copy(), blood
         if self.refining:
-            self.fine[t] = to_gray(frame)
+            self.fine[t] = to_gray(self.to_fine.resize(frame))
         return gray, blood
 
     def _tissue(self, t: int) -> np.ndarray:
@@ -428,6 +445,41 @@ class MultiFlowTracker(PointTrackerBase):
             own[k:][steps[prev].covered] = [0.0, 0.0, np.inf, 1.0]
         return [(s, own[i * k:(i + 1) * k]) for i, s in enumerate(src)]
 
+    def _doubt(self, refs: list[int], cand: np.ndarray, carry: np.ndarray, confirmed: np.ndarray,
+               tried: np.ndarray, blood_ii: np.ndarray) -> np.ndarray:
+        """(R, K) variance the choice adds to candidates in doubt. The coarse flow (256x192) blends a thin,
+        fast part of an instrument into the tissue behind it, consistently both ways: a jaw's long
+        references keep finding it where it was, on the tissue, as certain as its own motion. So the
+        unoccluded candidate each point would choose is refined from its reference (LK within
+        `REFINE_REACH`, as the best other reference's is), then the next one, until the choice falls
+        on a candidate confirmed at the input's resolution; an unconfirmed candidate further from the
+        best confirmed one than `DOUBT_SIGMAS` of its sigma (and `REFINE_REACH`) is another
+        hypothesis, which competes with a hidden step's cost (`occluded_var`) added. Not near blood:
+        LK on a pool's moving edge confirms nothing. `cand`, `carry` and `confirmed` are updated."""
+        k = cand.shape[1]
+        every = np.arange(k)
+        failed = tried & ~confirmed
+        for _ in range(len(refs)):
+            var = np.where((cand[..., 3] > 0) | failed, np.inf, cand[..., 2])
+            best = np.argmin(var, 0)
+            todo = np.isfinite(var[best, every]) & ~confirmed[best, every]
+            if not todo.any():
+                break
+            for i in np.unique(best[todo]):
+                sel = todo & (best == i)
+                refined = self._own_motion(np.where(sel, refs[i], -1), cand[i, :, :2], blood_ii, np.full(k, REFINE_REACH))
+                good = sel & np.isfinite(refined[:, 2])
+                cand[i, good], carry[i, good], confirmed[i, good] = refined[good], False, True
+                failed[i, sel & ~good] = True
+        held = np.where(confirmed, cand[..., 2], np.inf)
+        anchor = np.argmin(held, 0)
+        sure = cand[anchor, every, :2]
+        limit = np.maximum(REFINE_REACH, DOUBT_SIGMAS * np.sqrt(np.where(confirmed.any(0), held[anchor, every], 0.0)))
+        apart = np.hypot(*(cand[..., :2] - sure).transpose(2, 0, 1)) > limit
+        clear = _window_share(blood_ii, sure) == 0
+        doubt = confirmed.any(0) & clear & ~confirmed & (cand[..., 3] == 0) & apart
+        return np.where(doubt, self.occluded_var, 0.0)
+
     def _own_motion(self, src: np.ndarray, guess: np.ndarray, blood_ii: np.ndarray, reach: np.ndarray) -> np.ndarray:
         """(N, 4) candidates, N a multiple of the points (all points for one list of sources,
         then all for the next: one pass for both kinds of refinement): the point of row j moved
@@ -440,7 +492,6 @@ class MultiFlowTracker(PointTrackerBase):
         mapper = self.fine_mapper
         out = np.column_stack([np.zeros((len(src), 2)), np.full(len(src), np.inf), np.ones(len(src))])
         to_tracker = float(np.mean(mapper.scale))  # refinement px -> tracker px
-        levels = REFINE_LEVELS + (1 if to_tracker < 1 / 3 else 0)  # more reach where the coarse flow is coarser
         idx = np.flatnonzero(src >= 0)
         point = idx % len(self.anchor)
         n, side = len(idx), 2 * PATCH + 1
@@ -451,7 +502,7 @@ class MultiFlowTracker(PointTrackerBase):
             j = point[rows]
             p[rows], var[rows], hidden[rows], ref_patches[rows] = self.xy[r][j], self.var[r][j], self.occluded[r][j], self._ref_patches(r)[j]
             moved[rows], fb[rows], ok[rows] = lk_refine(self.fine[r], self.fine[t], mapper.to_input(p[rows]),
-                                                        mapper.to_input(guess[idx[rows]]), REFINE_WIN, levels)
+                                                        mapper.to_input(guess[idx[rows]]), REFINE_WIN, REFINE_LEVELS)
         q = mapper.to_model(moved)
         motion2 = ((moved - mapper.to_input(p)) ** 2).sum(1)
         consistent = ok & (fb ** 2 <= 0.02 * motion2 + self.refine_fb ** 2)
