@@ -1,0 +1,24 @@
+"""tools/track_cpu_time.py: the per-frame CPU time is measured over the frames after the warm-up,
+and more points cost more."""
+import importlib.util
+from pathlib import Path
+
+from bleedorigin.bench import bench_frames
+
+TOOL = Path(__file__).resolve().parents[1] / "tools" / "track_cpu_time.py"
+
+
+def _tool():
+    spec = importlib.util.spec_from_file_location("track_cpu_time", TOOL)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_cpu_time_per_frame_grows_with_the_points():
+    tool = _tool()
+    frames = bench_frames(tool.WARMUP + 4)
+    assert len(tool.grid(16, 512, 384)) == 16
+    one = tool.cpu_ms_per_frame("track_mft_visible", frames, 1)
+    many = tool.cpu_ms_per_frame("track_mft_visible", frames, 256)
+    assert 0 < one < many

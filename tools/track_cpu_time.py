@@ -1,0 +1,53 @@
+"""Process CPU time per frame of flow trackers on one thread, on the bench clip: a speed measure
+that holds on a machine other jobs share (wall-clock frames/s from `bleedorigin bench` do not).
+
+    python tools/track_cpu_time.py track_mft_own track_mft_visible
+
+Each tracker starts on frame 0 with 1, 16, 64 and 256 points on the grid `bleedorigin bench`
+uses, steps through frames 1-9 unmeasured, and is timed over frames 10-99.
+"""
+from __future__ import annotations
+
+import sys
+import time
+
+import numpy as np
+
+from bleedorigin.bench import bench_frames
+from bleedorigin.models.loading import load_stage
+from bleedorigin.utils.threads import set_threads
+
+COUNTS = (1, 16, 64, 256)
+WARMUP, FRAMES = 10, 100
+
+
+def grid(count: int, w: int, h: int) -> list[tuple[float, float]]:
+    side = int(np.ceil(np.sqrt(count)))
+    gx, gy = np.meshgrid(np.linspace(0.1, 0.9, side) * w, np.linspace(0.1, 0.9, side) * h)
+    return list(zip(gx.ravel()[:count], gy.ravel()[:count]))
+
+
+def cpu_ms_per_frame(name: str, frames: list[np.ndarray], count: int) -> float:
+    tracker = load_stage("track", name, "cpu")
+    h, w = frames[0].shape[:2]
+    tracker.start_many(frames[0], grid(count, w, h), 0)
+    for frame in frames[1:WARMUP]:
+        tracker.step_many(frame)
+    start = time.process_time()
+    for frame in frames[WARMUP:]:
+        tracker.step_many(frame)
+    return (time.process_time() - start) / (len(frames) - WARMUP) * 1e3
+
+
+def main(names: list[str]) -> None:
+    if not names:
+        sys.exit("usage: python tools/track_cpu_time.py TRACKER [TRACKER ...]")
+    set_threads(1)
+    frames = bench_frames(FRAMES)
+    for name in names:
+        row = " ".join(f"{cpu_ms_per_frame(name, frames, n):.1f}" for n in COUNTS)
+        print(f"{name}: {row} ms CPU per frame at {'/'.join(map(str, COUNTS))} points", flush=True)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
