@@ -227,3 +227,21 @@ def test_end_to_end_report_links_a_timeline_per_clip(tmp_path: Path) -> None:
     report = (out / "report.md").read_text()
     assert f"| full_a · {name} | 8 | 11 |" in report
     assert f"[timeline](plots/timelines/{name}/full_a.png)" in report
+
+
+def test_an_end_to_end_record_goes_stale_when_one_of_its_models_changes(monkeypatch) -> None:
+    """An e2e key names three models; editing the tracker's code must invalidate the pipelines
+    that ran it, as it does the tracker's own records."""
+    from bleedorigin.eval import cache
+    key = "onset_small+source_evidence_red+track_mft_own"
+    original = cache.code_fingerprint
+    before = original(key)
+    assert before and before != original("onset_small+source_evidence_red+track_lk")
+    monkeypatch.setattr(cache, "code_fingerprint", lambda k: "edited" if k == "track_mft_own" else original(k))
+    original.cache_clear()
+    try:
+        assert original(key) != before
+    finally:
+        monkeypatch.undo()
+        original.cache_clear()
+    assert original(key) == before

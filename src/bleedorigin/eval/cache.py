@@ -52,7 +52,11 @@ def model_key(name_or_path: str) -> str:
 @functools.lru_cache(maxsize=None)
 def code_fingerprint(key: str) -> str:
     """For a registry model, a hash of the module that defines it, so that editing a baseline
-    invalidates its cached records ('' for checkpoint folders: their key hashes the weights)."""
+    invalidates its cached records ('' for checkpoint folders: their key hashes the weights);
+    for an end-to-end key ("onset+source+track"), the hash of its three models' fingerprints, so
+    that editing the tracker also invalidates the pipelines that ran it."""
+    if "+" in key:
+        return _digest([code_fingerprint(part).encode() for part in key.split("+")])
     if key not in registry.list_models():
         return ""
     source = inspect.getsourcefile(registry._REGISTRY[key])
