@@ -136,6 +136,21 @@ def test_points_added_and_dropped_mid_stream():
         tracker.add_points([(600.0, 10.0)])
 
 
+def test_a_stream_without_points_goes_on_and_takes_new_ones():
+    n = 16
+    frames = [_shifted(_texture((424, 552), 6), -20 + 1.5 * t, -20 + 0.8 * t, (512, 384)) for t in range(n)]
+    tracker = load_stage("track", "track_mft_own", "cpu")
+    tracker.start_many(frames[0], [(100.0, 100.0), (300.0, 200.0)], frame_index=0)
+    tracker.step_many(frames[1])
+    tracker.drop_points([0, 1])
+    assert [tracker.step_many(f) for f in frames[2:6]] == [[], [], [], []]
+    assert tracker.add_points([(200.0, 150.0)]) == [0]
+    for f in frames[6:]:
+        out = tracker.step_many(f)
+    assert len(out) == 1 and out[0].frame == n - 1
+    assert np.hypot(out[0].x - (200 + 1.5 * (n - 1 - 5)), out[0].y - (150 + 0.8 * (n - 1 - 5))) < 1.0
+
+
 def test_refinement_cannot_slide_a_point_out_from_under_blood(monkeypatch):
     """Blood covers where the point's own coarse flow takes it: the point is hidden, even when LK,
     free to slide, comes back consistently from a place beside the pool (on a pool's edge it is

@@ -230,6 +230,10 @@ class MultiFlowTracker(PointTrackerBase):
         self.t += 1
         t = self.t
         gray, blood = self._store_frame(t, frame)
+        if len(self.anchor) == 0:  # every point dropped: keep the frame, so points can be added on it
+            self.xy[t], self.var[t], self.occluded[t] = np.zeros((0, 2)), np.zeros(0), np.zeros(0, bool)
+            self._forget(t)
+            return []
         blood_ii = cv2.integral(blood.astype(np.uint8))  # blood share of any window, for every point
         refs = sorted(({max(0, t - d) for d in self.deltas} | set(self.anchor.tolist())) & set(self.xy))
         # one flow pair per reference, shared by all points, computed on the thread budget's cores
