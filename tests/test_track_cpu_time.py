@@ -3,7 +3,7 @@ and more points cost more."""
 import importlib.util
 from pathlib import Path
 
-from bleedorigin.bench import bench_frames
+from bleedorigin.bench import bench_frames, grid_points
 
 TOOL = Path(__file__).resolve().parents[1] / "tools" / "track_cpu_time.py"
 
@@ -18,7 +18,7 @@ def _tool():
 def test_cpu_time_per_frame_grows_with_the_points():
     tool = _tool()
     frames = bench_frames(tool.WARMUP + 4)
-    assert len(tool.grid(16, 512, 384)) == 16
+    assert len(grid_points(16, 512, 384)) == 16
     one = tool.cpu_ms_per_frame("track_mft_visible", frames, 1)
     many = tool.cpu_ms_per_frame("track_mft_visible", frames, 256)
     assert 0 < one < many

@@ -13,24 +13,17 @@ import time
 
 import numpy as np
 
-from bleedorigin.bench import bench_frames
+from bleedorigin.bench import POINT_COUNTS, bench_frames, grid_points
 from bleedorigin.models.loading import load_stage
 from bleedorigin.utils.threads import set_threads
 
-COUNTS = (1, 16, 64, 256)
 WARMUP, FRAMES = 10, 100
-
-
-def grid(count: int, w: int, h: int) -> list[tuple[float, float]]:
-    side = int(np.ceil(np.sqrt(count)))
-    gx, gy = np.meshgrid(np.linspace(0.1, 0.9, side) * w, np.linspace(0.1, 0.9, side) * h)
-    return list(zip(gx.ravel()[:count], gy.ravel()[:count]))
 
 
 def cpu_ms_per_frame(name: str, frames: list[np.ndarray], count: int) -> float:
     tracker = load_stage("track", name, "cpu")
     h, w = frames[0].shape[:2]
-    tracker.start_many(frames[0], grid(count, w, h), 0)
+    tracker.start_many(frames[0], grid_points(count, w, h), 0)
     for frame in frames[1:WARMUP]:
         tracker.step_many(frame)
     start = time.process_time()
@@ -45,8 +38,8 @@ def main(names: list[str]) -> None:
     set_threads(1)
     frames = bench_frames(FRAMES)
     for name in names:
-        row = " ".join(f"{cpu_ms_per_frame(name, frames, n):.1f}" for n in COUNTS)
-        print(f"{name}: {row} ms CPU per frame at {'/'.join(map(str, COUNTS))} points", flush=True)
+        row = " ".join(f"{cpu_ms_per_frame(name, frames, n):.1f}" for n in POINT_COUNTS)
+        print(f"{name}: {row} ms CPU per frame at {'/'.join(map(str, POINT_COUNTS))} points", flush=True)
 
 
 if __name__ == "__main__":

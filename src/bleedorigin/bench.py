@@ -119,6 +119,13 @@ def bench_stage(stage: str, name: str | None, frames: list[np.ndarray], device: 
 POINT_COUNTS = (1, 16, 64, 256)  # points tracked at once in the tracker's many-point timing
 
 
+def grid_points(count: int, w: int, h: int) -> list[tuple[float, float]]:
+    """`count` points on a regular grid over the central 80 % of a w x h frame (row by row)."""
+    side = int(np.ceil(np.sqrt(count)))
+    gx, gy = np.meshgrid(np.linspace(0.1, 0.9, side) * w, np.linspace(0.1, 0.9, side) * h)
+    return list(zip(gx.ravel()[:count], gy.ravel()[:count]))
+
+
 def bench_points(name: str | None, frames: list[np.ndarray], device: str) -> dict[str, dict]:
     """Tracker speed with 1, 16, 64 and 256 points on a grid (`start_many` / `step_many`, one
     flow per frame pair for all): frames/s, points/s and ms per frame; {} for trackers that take
@@ -129,10 +136,7 @@ def bench_points(name: str | None, frames: list[np.ndarray], device: str) -> dic
     h, w = frames[0].shape[:2]
     n, out = len(frames), {}
     for count in POINT_COUNTS:
-        side = int(np.ceil(np.sqrt(count)))
-        gx, gy = np.meshgrid(np.linspace(0.1, 0.9, side) * w, np.linspace(0.1, 0.9, side) * h)
-        points = list(zip(gx.ravel()[:count], gy.ravel()[:count]))
-        model.start_many(frames[0], points, frame_index=0)
+        model.start_many(frames[0], grid_points(count, w, h), frame_index=0)
         # the same frames for every count, so the rows compare
         timing = _time_calls(lambda i: model.step_many(frames[1 + i % (n - 1)]), max(10, n - 1))
         summary = timing.summary()

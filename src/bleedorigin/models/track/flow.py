@@ -245,11 +245,11 @@ class MultiFlowTracker(PointTrackerBase):
         confirmed = np.zeros(carry.shape, bool)  # replaced by a refinement kept at the input's resolution
         tried = np.zeros(carry.shape, bool)  # a refinement was tried
         for src, refined in self._refined(refs, steps, blood_ii):  # a kept refinement replaces its coarse candidate
+            row = np.searchsorted(refs, src)  # refs is sorted; meaningful where src >= 0
             some = np.flatnonzero(src >= 0)
-            tried[[refs.index(r) for r in src[some]], some] = True
+            tried[row[some], some] = True
             good = np.flatnonzero(np.isfinite(refined[:, 2]))
-            rows = [refs.index(r) for r in src[good]]
-            cand[rows, good], carry[rows, good], confirmed[rows, good] = refined[good], False, True
+            cand[row[good], good], carry[row[good], good], confirmed[row[good], good] = refined[good], False, True
         doubt = self._doubt(refs, cand, carry, confirmed, tried, blood_ii) if self.refining else 0.0
         self._carry_hidden(refs, steps, cand, carry)
         var, occluded = cand[..., 2], cand[..., 3] > 0
