@@ -270,3 +270,56 @@ def test_point_on_a_thin_fast_jaw_follows_it_not_the_tissue_behind(monkeypatch):
     assert undoubted[-5:].min() > 60.0, f"the scene no longer tests the doubt: errors without it {undoubted.round(0)}"
     assert err.max() < 10.0 and err[-10:].max() < 6.0, f"left the jaw: errors {err.round(1)}"
     assert all(p.visible for p in out)
+
+
+def _start_flow_off(monkeypatch, off: float, after: int):
+    """From frame `after` on, the start frame's flow pair lands `off` px to the right and comes
+    back consistently: a long flow that is wrong both ways (a look-alike in weak texture)."""
+    import bleedorigin.models.track.flow as flow
+
+    real, state = flow.dis_flows, {}
+
+    def dis_flows(pairs, preset, n_threads):
+        out = real(pairs, preset, n_threads)
+        if state["tracker"].t >= after:
+            start = state["tracker"].gray[0]
+            for i, (a, b) in enumerate(pairs):
+                if a is start and b is not start:
+                    out[i] = out[i] + np.float32([off, 0.0])
+                elif b is start and a is not start:
+                    out[i] = out[i] - np.float32([off, 0.0])
+        return out
+
+    monkeypatch.setattr(flow, "dis_flows", dis_flows)
+    return state
+
+
+@pytest.mark.parametrize("name, held", [("track_mft_own", False), ("track_mft_own_match", True)])
+def test_a_matched_chain_is_not_taken_by_a_long_reference_whose_patch_does_not_match(monkeypatch, name, held):
+    """A panning view at the tracker's size (no refinement, as on the 112 px ESD clips): from frame
+    6 on the start frame's flow lands 10 px beside the point, consistently both ways, where its
+    patch no longer matches the start frame's, with less variance than the chain of matched
+    single steps (made uncertain at frame 6). `track_mft_own` takes the long reference;
+    `track_mft_own_match` keeps the matched chain and stays on the true path."""
+    size = (256, 192)
+    tissue = _texture((size[1] + 40, size[0] + 40), 21)
+    n, shift = 12, np.array([1.5, 0.8])
+    frames = [_shifted(tissue, -20 + shift[0] * t, -20 + shift[1] * t, size) for t in range(n)]
+    start = np.array([128.0, 96.0])
+    state = _start_flow_off(monkeypatch, 10.0, after=6)
+    tracker = load_stage("track", name, "cpu")
+    state["tracker"] = tracker
+    tracker.start(frames[0], tuple(start))
+    err = []
+    for t, f in enumerate(frames[1:], 1):
+        if t == 6:  # the chain's positions are known to about 8 px only from here on
+            for r in tracker.var:
+                tracker.var[r][:] = np.maximum(tracker.var[r], 64.0) if r else tracker.var[r]
+        p = tracker.step(f)
+        err.append(np.hypot(p.x - (start[0] + shift[0] * t), p.y - (start[1] + shift[1] * t)))
+    err = np.array(err)
+    assert err[:5].max() < 1.0, f"lost before the long flow went wrong: {err.round(2)}"
+    if held:
+        assert err[5:].max() < 1.0, f"taken by the long reference's unmatched candidate: {err.round(2)}"
+    else:  # the scene tests the choice: without it the long reference takes the point
+        assert err[5:].max() > 4.0, f"the long reference no longer wins here: {err.round(2)}"

@@ -110,6 +110,7 @@ class _FlowStep:
     candidate: np.ndarray  # (K, 4) x, y, var, occluded
     hidden: np.ndarray  # (K,) the step is hidden: carried by the surroundings
     covered: np.ndarray  # (K,) blood covers where the point's own flow takes it
+    unmatched: np.ndarray  # (K,) the patch where it lands does not match the reference's (1 - NCC >= photo_hidden)
 
 
 class MultiFlowTracker(PointTrackerBase):
@@ -122,7 +123,7 @@ class MultiFlowTracker(PointTrackerBase):
                  occluded_var: float = 4.0, blood_hidden: float = 0.5, sigma_conf: float = 4.0,
                  occluded_motion: str = "visible", refine: bool = True, refine_fb: float = 1.0,
                  photo_hidden: float = 0.5, appear_hidden: float | None = None, appear_half: int = APPEAR,
-                 redetect: float | None = None,
+                 redetect: float | None = None, elapsed: bool = False, match_first: bool = False,
                  name: str = "track_mft_own"):
         """Sizes and variances in pixels of the tracker resolution `size`; `fb_occluded`: forward-
         backward error (px) above which a small step is occluded; `blood_hidden`: blood share of
@@ -134,7 +135,8 @@ class MultiFlowTracker(PointTrackerBase):
         its patch mismatch below `photo_hidden`; `appear_hidden`: a step is occluded where the
         patch at the point matches none of its earlier appearances (1 - NCC above it; None: no
         such test); `redetect`: a hidden point in view and off blood is searched for by its
-        kept appearances and taken where one matches with at least this NCC (None: no search)."""
+        kept appearances and taken where one matches with at least this NCC (None: no search);
+        `elapsed`: a step costs `step_var` per frame it spans, not per step (below)."""
         if occluded_motion not in OCCLUDED_MOTIONS:
             raise InputError(f"occluded_motion {occluded_motion!r}: expected one of {', '.join(OCCLUDED_MOTIONS)}")
         if not deltas or any(int(d) < 1 for d in deltas):
@@ -147,6 +149,7 @@ class MultiFlowTracker(PointTrackerBase):
         self.refine, self.refine_fb, self.photo_hidden = refine, refine_fb, photo_hidden
         self.appear_hidden, self.appear_half = appear_hidden, appear_half
         self.redetect = redetect
+        self.elapsed, self.match_first = elapsed, match_first
         # with refinement, callers give frames at the video's own resolution, not resized
         self.native_frames = refine
         self.name = self.model_id = name
@@ -253,6 +256,9 @@ class MultiFlowTracker(PointTrackerBase):
         doubt = self._doubt(refs, cand, carry, confirmed, tried, blood_ii) if self.refining else 0.0
         self._carry_hidden(refs, steps, cand, carry)
         var, occluded = cand[..., 2], cand[..., 3] > 0
+        if self.match_first:  # refined candidates passed the same patch test; of the others, unmatched coarse steps wait
+            waits = np.stack([s.unmatched for s in steps]) & ~confirmed
+            occluded = occluded | (waits & (~occluded & ~waits).any(0))
         # the unoccluded candidate of lowest variance (plus its doubt); when all are occluded, the lowest variance one
         best = np.where((~occluded).any(0), np.argmin(np.where(occluded, np.inf, var + doubt), axis=0), np.argmin(var, axis=0))
         chosen = cand[best, np.arange(cand.shape[1])]  # (K, 4)
@@ -326,11 +332,24 @@ class MultiFlowTracker(PointTrackerBase):
         inconsistent = fb2 > 0.01 * ((f ** 2).sum(1) + (b ** 2).sum(1)) + self.fb_occluded ** 2
         covered = _window_share(blood_ii, q) > self.blood_hidden
         hidden = outside | inconsistent | covered | self._unlike(gray, q, np.tile(np.arange(k), len(refs)))
-        step = np.where(hidden, self.step_var + self.occluded_var, self.step_var + fb2 + (photo / self.photo_scale) ** 2)
+        base = np.repeat(np.broadcast_to(self._step_cost(np.array(refs)), len(refs)), k)  # rows: reference after reference
+        step = np.where(hidden, base + self.occluded_var, base + fb2 + (photo / self.photo_scale) ** 2)
         var, occluded = (np.concatenate([state[r] for r in refs]) for state in (self.var, self.occluded))
         candidate = np.column_stack([q, var + step, occluded | hidden])
-        return [_FlowStep(r, fwd[i], bwd[i], self.xy[r], *(a[i * k:(i + 1) * k] for a in (q, m, candidate, hidden, covered)))
+        unmatched = photo >= self.photo_hidden
+        return [_FlowStep(r, fwd[i], bwd[i], self.xy[r], *(a[i * k:(i + 1) * k] for a in (q, m, candidate, hidden, covered, unmatched)))
                 for i, r in enumerate(refs)]
+
+    def _step_cost(self, ref: np.ndarray | int) -> np.ndarray | float:
+        """The constant cost of a step from frame `ref` into the current frame: `step_var`, or with
+        `elapsed` `step_var` per frame between them. A flow across many frames is not checked by
+        anything between its ends: the tissue deforms and the light changes over the gap, and in weak
+        texture a long flow consistent both ways and a flat patch that matches can sit at a
+        look-alike place. Per frame, a chain of single steps and one long step then pay the same,
+        and the chain's checks (forward-backward, patches) at every frame are what can tell them apart."""
+        if not self.elapsed:
+            return self.step_var
+        return self.step_var * np.maximum(1, self.t - np.asarray(ref))
 
     def _ref_patches(self, r: int) -> np.ndarray:
         """Patches (K, S, S) of frame r around the points' positions there, which every later
@@ -362,7 +381,7 @@ class MultiFlowTracker(PointTrackerBase):
                 s = steps[i]
                 m, back = self._carry(s, idx)
                 cand[i, idx, :2] = s.p[idx] + m
-                cand[i, idx, 2] = self.var[s.ref][idx] + (self.step_var + self.occluded_var + ((m + back) ** 2).sum(1))
+                cand[i, idx, 2] = self.var[s.ref][idx] + (self._step_cost(s.ref) + self.occluded_var + ((m + back) ** 2).sum(1))
                 carry[i, idx] = False
                 best[sel] = np.minimum(best[sel], cand[i, idx, 2])
         cand[..., 2][carry] = np.inf  # not carried: never the choice
@@ -514,7 +533,7 @@ class MultiFlowTracker(PointTrackerBase):
         near = np.hypot(*(q - guess[idx]).T) <= reach[idx]
         good = (consistent & near & ~hidden & _in_view(q, w, h) & (photo < self.photo_hidden)
                 & (_window_share(blood_ii, q) <= self.blood_hidden) & ~self._unlike(self.gray[t], q, point))
-        var = var + self.step_var + (fb * to_tracker) ** 2 + (photo / self.photo_scale) ** 2
+        var = var + self._step_cost(src[idx]) + (fb * to_tracker) ** 2 + (photo / self.photo_scale) ** 2
         out[idx] = np.column_stack([q, np.where(good, var, np.inf), ~good])
         return out
 
@@ -748,6 +767,8 @@ CONFIGS = {
     "track_mft512": {"refine": False, "occluded_motion": "surround", "size": (512, 384)},
     "track_mft_scene": {"refine": False, "occluded_motion": "scene"},
     "track_mft_redetect": {"refine": False, "redetect": 0.8},
+    "track_mft_own_elapsed": {"elapsed": True},
+    "track_mft_own_match": {"match_first": True},
 }
 
 
