@@ -14,7 +14,7 @@ A step is occluded when that error is large for the motion (Sundaram et al. 2010
 around the candidate, or when it (or the tissue around it) leaves the view; a candidate from an occluded reference stays
 occluded. The point's own flow means nothing under occlusion, so an occluded step moves it with
 what is around it, one of three ways (`occluded_motion`):
-- "visible" (`track_mft_visible`, and the shipped `track_mft_own`): a similarity fitted to the visible tissue
+- "visible" (`track_mft_visible`, `track_mft_own` and the shipped `track_mft_own_match`): a similarity fitted to the visible tissue
   in the wide window around it, the window samples that are in the lit view and not blood (nor
   within `EDGE` px of it) in both frames and whose flow comes back along the backward flow;
   RANSAC, then least squares weighted by closeness to the point. A spreading or drifting pool
@@ -30,7 +30,7 @@ lowest variance (when every candidate is occluded, the lowest variance one, repo
 visible) and stores position, variance and occlusion for frame t: a point hidden for a while
 (blood, an instrument, glare) comes back through a reference from before it was hidden.
 
-With `refine` (`track_mft_own`, the default tracker), each point's own motion is also measured at the input's
+With `refine` (`track_mft_own` and the default `track_mft_own_match`), each point's own motion is also measured at the input's
 resolution (at most twice the tracker's size, so LK's window sees the same part of the scene as
 on BleedSim): pyramidal LK in a window around the point, from the previous frame (started from its
 own coarse flow, whatever the coarse occlusion test says) and from the best unoccluded coarse
@@ -42,7 +42,11 @@ choose is refined from its reference until the choice falls on a confirmed one; 
 candidate far from it (a long reference's, where the coarse flow blended a thin jaw into the
 tissue behind it) competes with a hidden step's cost added. Own motion overrules the
 coarse flow's inconsistency, not blood: a point whose coarse landing is covered stays hidden. An
-input no wider than the tracker is not refined (the flow already sees each of its pixels). With `appear_hidden`
+input no wider than the tracker is not refined (the flow already sees each of its pixels). With
+`match_first` (the default), a coarse candidate whose patch does not match its reference's (the
+refinement's own patch test) is chosen only where no unoccluded candidate matches: a long reference's
+flow, consistent both ways, can land on a look-alike in weak texture or glare, and would take the
+point from a chain of matched steps whose variance has grown. With `appear_hidden`
 (`track_mft_own_appear`), a step whose patch matches none of the point's kept appearances is
 occluded as well. With `redetect` (`track_mft_redetect`), a hidden point in view and off blood
 is searched for by those appearances around its carried position and taken where one matches.
@@ -116,15 +120,15 @@ class _FlowStep:
 class MultiFlowTracker(PointTrackerBase):
     """`start(frame, (x, y))` / `step(frame)` for one point, `start_many` / `step_many` for several."""
 
-    name = "track_mft_own"
+    name = "track_mft_own_match"
 
     def __init__(self, size: tuple[int, int] = (256, 192), deltas: Sequence[int] = DELTAS, preset: str = "fast",
                  step_var: float = 0.25, photo_scale: float = 0.2, fb_occluded: float = 1.0,
                  occluded_var: float = 4.0, blood_hidden: float = 0.5, sigma_conf: float = 4.0,
                  occluded_motion: str = "visible", refine: bool = True, refine_fb: float = 1.0,
                  photo_hidden: float = 0.5, appear_hidden: float | None = None, appear_half: int = APPEAR,
-                 redetect: float | None = None, elapsed: bool = False, match_first: bool = False,
-                 name: str = "track_mft_own"):
+                 redetect: float | None = None, match_first: bool = True,
+                 name: str = "track_mft_own_match"):
         """Sizes and variances in pixels of the tracker resolution `size`; `fb_occluded`: forward-
         backward error (px) above which a small step is occluded; `blood_hidden`: blood share of
         the window around the point above which it is hidden; `occluded_motion`: what carries an
@@ -136,7 +140,9 @@ class MultiFlowTracker(PointTrackerBase):
         patch at the point matches none of its earlier appearances (1 - NCC above it; None: no
         such test); `redetect`: a hidden point in view and off blood is searched for by its
         kept appearances and taken where one matches with at least this NCC (None: no search);
-        `elapsed`: a step costs `step_var` per frame it spans, not per step (below)."""
+        `match_first`: a coarse step whose patch does not match its reference's (1 - NCC at least
+        `photo_hidden`, the refinement's own test) is taken only where no unoccluded candidate
+        matches."""
         if occluded_motion not in OCCLUDED_MOTIONS:
             raise InputError(f"occluded_motion {occluded_motion!r}: expected one of {', '.join(OCCLUDED_MOTIONS)}")
         if not deltas or any(int(d) < 1 for d in deltas):
@@ -149,7 +155,7 @@ class MultiFlowTracker(PointTrackerBase):
         self.refine, self.refine_fb, self.photo_hidden = refine, refine_fb, photo_hidden
         self.appear_hidden, self.appear_half = appear_hidden, appear_half
         self.redetect = redetect
-        self.elapsed, self.match_first = elapsed, match_first
+        self.match_first = match_first
         # with refinement, callers give frames at the video's own resolution, not resized
         self.native_frames = refine
         self.name = self.model_id = name
@@ -256,7 +262,10 @@ class MultiFlowTracker(PointTrackerBase):
         doubt = self._doubt(refs, cand, carry, confirmed, tried, blood_ii) if self.refining else 0.0
         self._carry_hidden(refs, steps, cand, carry)
         var, occluded = cand[..., 2], cand[..., 3] > 0
-        if self.match_first:  # refined candidates passed the same patch test; of the others, unmatched coarse steps wait
+        if self.match_first:
+            # a long flow can be consistent both ways and land on a look-alike (weak texture, glare): where the
+            # point does not look like itself on that reference, the candidate waits for one that does
+            # (refined candidates passed the same patch test)
             waits = np.stack([s.unmatched for s in steps]) & ~confirmed
             occluded = occluded | (waits & (~occluded & ~waits).any(0))
         # the unoccluded candidate of lowest variance (plus its doubt); when all are occluded, the lowest variance one
@@ -332,24 +341,12 @@ class MultiFlowTracker(PointTrackerBase):
         inconsistent = fb2 > 0.01 * ((f ** 2).sum(1) + (b ** 2).sum(1)) + self.fb_occluded ** 2
         covered = _window_share(blood_ii, q) > self.blood_hidden
         hidden = outside | inconsistent | covered | self._unlike(gray, q, np.tile(np.arange(k), len(refs)))
-        base = np.repeat(np.broadcast_to(self._step_cost(np.array(refs)), len(refs)), k)  # rows: reference after reference
-        step = np.where(hidden, base + self.occluded_var, base + fb2 + (photo / self.photo_scale) ** 2)
+        step = np.where(hidden, self.step_var + self.occluded_var, self.step_var + fb2 + (photo / self.photo_scale) ** 2)
         var, occluded = (np.concatenate([state[r] for r in refs]) for state in (self.var, self.occluded))
         candidate = np.column_stack([q, var + step, occluded | hidden])
         unmatched = photo >= self.photo_hidden
         return [_FlowStep(r, fwd[i], bwd[i], self.xy[r], *(a[i * k:(i + 1) * k] for a in (q, m, candidate, hidden, covered, unmatched)))
                 for i, r in enumerate(refs)]
-
-    def _step_cost(self, ref: np.ndarray | int) -> np.ndarray | float:
-        """The constant cost of a step from frame `ref` into the current frame: `step_var`, or with
-        `elapsed` `step_var` per frame between them. A flow across many frames is not checked by
-        anything between its ends: the tissue deforms and the light changes over the gap, and in weak
-        texture a long flow consistent both ways and a flat patch that matches can sit at a
-        look-alike place. Per frame, a chain of single steps and one long step then pay the same,
-        and the chain's checks (forward-backward, patches) at every frame are what can tell them apart."""
-        if not self.elapsed:
-            return self.step_var
-        return self.step_var * np.maximum(1, self.t - np.asarray(ref))
 
     def _ref_patches(self, r: int) -> np.ndarray:
         """Patches (K, S, S) of frame r around the points' positions there, which every later
@@ -381,7 +378,7 @@ class MultiFlowTracker(PointTrackerBase):
                 s = steps[i]
                 m, back = self._carry(s, idx)
                 cand[i, idx, :2] = s.p[idx] + m
-                cand[i, idx, 2] = self.var[s.ref][idx] + (self._step_cost(s.ref) + self.occluded_var + ((m + back) ** 2).sum(1))
+                cand[i, idx, 2] = self.var[s.ref][idx] + (self.step_var + self.occluded_var + ((m + back) ** 2).sum(1))
                 carry[i, idx] = False
                 best[sel] = np.minimum(best[sel], cand[i, idx, 2])
         cand[..., 2][carry] = np.inf  # not carried: never the choice
@@ -533,7 +530,7 @@ class MultiFlowTracker(PointTrackerBase):
         near = np.hypot(*(q - guess[idx]).T) <= reach[idx]
         good = (consistent & near & ~hidden & _in_view(q, w, h) & (photo < self.photo_hidden)
                 & (_window_share(blood_ii, q) <= self.blood_hidden) & ~self._unlike(self.gray[t], q, point))
-        var = var + self._step_cost(src[idx]) + (fb * to_tracker) ** 2 + (photo / self.photo_scale) ** 2
+        var = var + self.step_var + (fb * to_tracker) ** 2 + (photo / self.photo_scale) ** 2
         out[idx] = np.column_stack([q, np.where(good, var, np.inf), ~good])
         return out
 
@@ -757,18 +754,17 @@ def _appearance_mismatch(templates: np.ndarray, patches: np.ndarray) -> np.ndarr
     return 1.0 - np.nanmax(np.where(np.isnan(ncc), -np.inf, ncc), axis=1) if len(ncc) else np.zeros(0)
 
 
-# Configurations compared in docs/tracking.md; track_mft_own is the default tracker.
-# Presets by registry name; the class defaults are the shipped one (track_mft_own).
+# Configurations compared in docs/tracking.md; track_mft_own_match is the default tracker.
+# Presets by registry name; the class defaults are the shipped one (track_mft_own_match).
 CONFIGS = {
-    "track_mft_own": {},
-    "track_mft_own_appear": {"appear_hidden": 0.3},
-    "track_mft_visible": {"refine": False},
-    "track_mft": {"refine": False, "occluded_motion": "surround"},
-    "track_mft512": {"refine": False, "occluded_motion": "surround", "size": (512, 384)},
-    "track_mft_scene": {"refine": False, "occluded_motion": "scene"},
-    "track_mft_redetect": {"refine": False, "redetect": 0.8},
-    "track_mft_own_elapsed": {"elapsed": True},
-    "track_mft_own_match": {"match_first": True},
+    "track_mft_own_match": {},
+    "track_mft_own": {"match_first": False},
+    "track_mft_own_appear": {"match_first": False, "appear_hidden": 0.3},
+    "track_mft_visible": {"match_first": False, "refine": False},
+    "track_mft": {"match_first": False, "refine": False, "occluded_motion": "surround"},
+    "track_mft512": {"match_first": False, "refine": False, "occluded_motion": "surround", "size": (512, 384)},
+    "track_mft_scene": {"match_first": False, "refine": False, "occluded_motion": "scene"},
+    "track_mft_redetect": {"match_first": False, "refine": False, "redetect": 0.8},
 }
 
 
