@@ -351,28 +351,38 @@ class MultiFlowTracker(PointTrackerBase):
         where the choice can fall on them: only points with no unoccluded candidate, and for
         those only references whose variance bound (stored variance + the hidden step's
         constant) does not exceed the best candidate found so far, lowest bound first. The
-        choice is the one all candidates would give; the others are left out (infinite variance)."""
+        choice is the one all candidates would give; the others are left out (infinite variance).
+        For `hidden_estimate` "mean" every reference with a finite bound is carried."""
         var, occluded = cand[..., 2], cand[..., 3] > 0
         todo_points = np.flatnonzero(~(~occluded).any(0))
         bound = np.where(carry, var, np.inf)[:, todo_points]
-        best = np.where(carry, np.inf, var)[:, todo_points].min(0)
-        order = np.argsort(bound, axis=0, kind="stable")  # (R, K'): each point's references by bound
-        for rank in range(len(refs)):
-            rows = order[rank]
-            lower = bound[rows, np.arange(len(todo_points))]
-            # the mean weighs every carried candidate; the best one needs only those that can beat it
-            go = np.isfinite(lower) & ((lower <= best) | (self.hidden_estimate == "mean"))
-            if not go.any():
-                break
-            for i in np.unique(rows[go]):
-                sel = go & (rows == i)
-                idx = todo_points[sel]
-                s = steps[i]
-                m, back = self._carry(s, idx)
-                cand[i, idx, :2] = s.p[idx] + m
-                cand[i, idx, 2] = self.var[s.ref][idx] + (self.step_var + self.occluded_var + ((m + back) ** 2).sum(1))
-                carry[i, idx] = False
-                best[sel] = np.minimum(best[sel], cand[i, idx, 2])
+
+        def move(i: int, idx: np.ndarray) -> None:
+            s = steps[i]
+            m, back = self._carry(s, idx)
+            cand[i, idx, :2] = s.p[idx] + m
+            cand[i, idx, 2] = self.var[s.ref][idx] + (self.step_var + self.occluded_var + ((m + back) ** 2).sum(1))
+            carry[i, idx] = False
+
+        if self.hidden_estimate == "mean":  # the mean weighs every carried candidate: one pass per reference
+            for i in range(len(refs)):
+                idx = todo_points[np.isfinite(bound[i])]
+                if len(idx):
+                    move(i, idx)
+        else:
+            best = np.where(carry, np.inf, var)[:, todo_points].min(0)
+            order = np.argsort(bound, axis=0, kind="stable")  # (R, K'): each point's references by bound
+            for rank in range(len(refs)):
+                rows = order[rank]
+                lower = bound[rows, np.arange(len(todo_points))]
+                go = np.isfinite(lower) & (lower <= best)
+                if not go.any():
+                    break
+                for i in np.unique(rows[go]):
+                    sel = go & (rows == i)
+                    idx = todo_points[sel]
+                    move(i, idx)
+                    best[sel] = np.minimum(best[sel], cand[i, idx, 2])
         cand[..., 2][carry] = np.inf  # not carried: never the choice
 
     def _unlike(self, gray: np.ndarray, xy: np.ndarray, idx: np.ndarray | None = None) -> np.ndarray:
