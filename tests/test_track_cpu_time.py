@@ -22,3 +22,11 @@ def test_cpu_time_per_frame_grows_with_the_points():
     one = tool.cpu_ms_per_frame("track_mft_visible", frames, 1)
     many = tool.cpu_ms_per_frame("track_mft_visible", frames, 256)
     assert 0 < one < many
+
+
+def test_unknown_tracker_ends_with_exit_code_2(capsys):
+    import pytest
+    with pytest.raises(SystemExit) as stop:
+        _tool().main(["track_nonexistent"])
+    assert stop.value.code == 2
+    assert "track_nonexistent" in capsys.readouterr().err

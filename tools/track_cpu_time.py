@@ -14,6 +14,7 @@ import time
 import numpy as np
 
 from bleedorigin.bench import POINT_COUNTS, bench_frames, grid_points
+from bleedorigin.errors import BleedOriginError
 from bleedorigin.models.loading import load_stage
 from bleedorigin.utils.threads import set_threads
 
@@ -33,10 +34,17 @@ def cpu_ms_per_frame(name: str, frames: list[np.ndarray], count: int) -> float:
 
 
 def main(names: list[str]) -> None:
-    if not names:
-        sys.exit("usage: python tools/track_cpu_time.py TRACKER [TRACKER ...]")
+    if not names or names[0] in ("-h", "--help"):
+        print(__doc__)
+        sys.exit(0 if names else 2)
     set_threads(1)
     frames = bench_frames(FRAMES)
+    for name in names:
+        try:  # a wrong name ends with one line, before any timing
+            load_stage("track", name, "cpu")
+        except BleedOriginError as e:
+            print(f"error: {e}", file=sys.stderr)
+            sys.exit(2)
     for name in names:
         row = " ".join(f"{cpu_ms_per_frame(name, frames, n):.1f}" for n in POINT_COUNTS)
         print(f"{name}: {row} ms CPU per frame at {'/'.join(map(str, POINT_COUNTS))} points", flush=True)

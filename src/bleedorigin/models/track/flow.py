@@ -99,6 +99,7 @@ APPEAR_FRESH = 0.15  # 1 - NCC below which a visible point's patch still looks l
 SEARCH_MIN, SEARCH_MAX = 24, 96  # re-detection: half-width (tracker px) of the search, 3 sigma between these
 UNIQUE = 0.1  # re-detection: NCC by which the best match must beat every other place (no look-alike)
 OCCLUDED_MOTIONS = ("surround", "scene", "visible")
+HIDDEN_ESTIMATES = ("best", "mean")
 
 
 @dataclass
@@ -127,7 +128,7 @@ class MultiFlowTracker(PointTrackerBase):
                  occluded_var: float = 4.0, blood_hidden: float = 0.5, sigma_conf: float = 4.0,
                  occluded_motion: str = "visible", refine: bool = True, refine_fb: float = 1.0,
                  photo_hidden: float = 0.5, appear_hidden: float | None = None, appear_half: int = APPEAR,
-                 redetect: float | None = None, match_first: bool = True,
+                 redetect: float | None = None, hidden_estimate: str = "best", match_first: bool = True,
                  name: str = "track_mft_own_match"):
         """Sizes and variances in pixels of the tracker resolution `size`; `fb_occluded`: forward-
         backward error (px) above which a small step is occluded; `blood_hidden`: blood share of
@@ -140,11 +141,15 @@ class MultiFlowTracker(PointTrackerBase):
         patch at the point matches none of its earlier appearances (1 - NCC above it; None: no
         such test); `redetect`: a hidden point in view and off blood is searched for by its
         kept appearances and taken where one matches with at least this NCC (None: no search);
+        `hidden_estimate`: where a point has no unoccluded candidate, "best" takes the carried
+        candidate of lowest variance, "mean" the inverse-variance weighted mean of all of them;
         `match_first`: a coarse step whose patch does not match its reference's (1 - NCC at least
         `photo_hidden`, the refinement's own test) is taken only where no unoccluded candidate
         matches."""
         if occluded_motion not in OCCLUDED_MOTIONS:
             raise InputError(f"occluded_motion {occluded_motion!r}: expected one of {', '.join(OCCLUDED_MOTIONS)}")
+        if hidden_estimate not in HIDDEN_ESTIMATES:
+            raise InputError(f"hidden_estimate {hidden_estimate!r}: expected one of {', '.join(HIDDEN_ESTIMATES)}")
         if not deltas or any(int(d) < 1 for d in deltas):
             raise InputError(f"deltas must be positive frame offsets, got {list(deltas)}")
         self.size, self.deltas = (int(size[0]), int(size[1])), sorted({int(d) for d in deltas})
@@ -154,7 +159,7 @@ class MultiFlowTracker(PointTrackerBase):
         self.blood_hidden, self.sigma_conf = blood_hidden, sigma_conf
         self.refine, self.refine_fb, self.photo_hidden = refine, refine_fb, photo_hidden
         self.appear_hidden, self.appear_half = appear_hidden, appear_half
-        self.redetect = redetect
+        self.redetect, self.hidden_estimate = redetect, hidden_estimate
         self.match_first = match_first
         # with refinement, callers give frames at the video's own resolution, not resized
         self.native_frames = refine
@@ -271,6 +276,8 @@ class MultiFlowTracker(PointTrackerBase):
         # the unoccluded candidate of lowest variance (plus its doubt); when all are occluded, the lowest variance one
         best = np.where((~occluded).any(0), np.argmin(np.where(occluded, np.inf, var + doubt), axis=0), np.argmin(var, axis=0))
         chosen = cand[best, np.arange(cand.shape[1])]  # (K, 4)
+        if self.hidden_estimate == "mean":
+            _mean_of_hidden(chosen, cand)
         if self.redetect is not None:
             self._redetect(chosen, blood_ii)
         self.xy[t], self.var[t], self.occluded[t] = chosen[:, :2], chosen[:, 2], chosen[:, 3] > 0
@@ -360,27 +367,38 @@ class MultiFlowTracker(PointTrackerBase):
         where the choice can fall on them: only points with no unoccluded candidate, and for
         those only references whose variance bound (stored variance + the hidden step's
         constant) does not exceed the best candidate found so far, lowest bound first. The
-        choice is the one all candidates would give; the others are left out (infinite variance)."""
+        choice is the one all candidates would give; the others are left out (infinite variance).
+        For `hidden_estimate` "mean" every reference with a finite bound is carried."""
         var, occluded = cand[..., 2], cand[..., 3] > 0
         todo_points = np.flatnonzero(~(~occluded).any(0))
         bound = np.where(carry, var, np.inf)[:, todo_points]
-        best = np.where(carry, np.inf, var)[:, todo_points].min(0)
-        order = np.argsort(bound, axis=0, kind="stable")  # (R, K'): each point's references by bound
-        for rank in range(len(refs)):
-            rows = order[rank]
-            lower = bound[rows, np.arange(len(todo_points))]
-            go = np.isfinite(lower) & (lower <= best)
-            if not go.any():
-                break
-            for i in np.unique(rows[go]):
-                sel = go & (rows == i)
-                idx = todo_points[sel]
-                s = steps[i]
-                m, back = self._carry(s, idx)
-                cand[i, idx, :2] = s.p[idx] + m
-                cand[i, idx, 2] = self.var[s.ref][idx] + (self.step_var + self.occluded_var + ((m + back) ** 2).sum(1))
-                carry[i, idx] = False
-                best[sel] = np.minimum(best[sel], cand[i, idx, 2])
+
+        def move(i: int, idx: np.ndarray) -> None:
+            s = steps[i]
+            m, back = self._carry(s, idx)
+            cand[i, idx, :2] = s.p[idx] + m
+            cand[i, idx, 2] = self.var[s.ref][idx] + (self.step_var + self.occluded_var + ((m + back) ** 2).sum(1))
+            carry[i, idx] = False
+
+        if self.hidden_estimate == "mean":  # the mean weighs every carried candidate: one pass per reference
+            for i in range(len(refs)):
+                idx = todo_points[np.isfinite(bound[i])]
+                if len(idx):
+                    move(i, idx)
+        else:
+            best = np.where(carry, np.inf, var)[:, todo_points].min(0)
+            order = np.argsort(bound, axis=0, kind="stable")  # (R, K'): each point's references by bound
+            for rank in range(len(refs)):
+                rows = order[rank]
+                lower = bound[rows, np.arange(len(todo_points))]
+                go = np.isfinite(lower) & (lower <= best)
+                if not go.any():
+                    break
+                for i in np.unique(rows[go]):
+                    sel = go & (rows == i)
+                    idx = todo_points[sel]
+                    move(i, idx)
+                    best[sel] = np.minimum(best[sel], cand[i, idx, 2])
         cand[..., 2][carry] = np.inf  # not carried: never the choice
 
     def _unlike(self, gray: np.ndarray, xy: np.ndarray, idx: np.ndarray | None = None) -> np.ndarray:
@@ -558,6 +576,19 @@ class MultiFlowTracker(PointTrackerBase):
             del self.gray[r], self.xy[r], self.var[r], self.occluded[r]
             for kept in (self.fine, self.small, self.blood, self.tissue, self.patches):
                 kept.pop(r, None)
+
+
+def _mean_of_hidden(chosen: np.ndarray, cand: np.ndarray) -> None:
+    """Each point with no unoccluded candidate (`cand` (R, K, 4)) placed at the inverse-variance
+    weighted mean of its carried candidates (`chosen` (K, 4) is changed; its variance stays the
+    lowest one's). References carried by different tissue fits err apart, so their mean wanders
+    less than whichever one has the lowest variance from frame to frame."""
+    var = cand[..., 2]
+    hidden = ~(cand[..., 3] == 0).any(0) & (np.isfinite(var).sum(0) > 1)  # as step_many's choice
+    for j in np.flatnonzero(hidden):
+        ok = np.isfinite(var[:, j])
+        w = 1.0 / np.maximum(var[ok, j], 1e-9)
+        chosen[j, :2] = (cand[ok, j, :2] * w[:, None]).sum(0) / w.sum()
 
 
 def _window_flow_range(flow: np.ndarray, xy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -765,6 +796,7 @@ CONFIGS = {
     "track_mft512": {"match_first": False, "refine": False, "occluded_motion": "surround", "size": (512, 384)},
     "track_mft_scene": {"match_first": False, "refine": False, "occluded_motion": "scene"},
     "track_mft_redetect": {"match_first": False, "refine": False, "redetect": 0.8},
+    "track_mft_own_mean": {"match_first": False, "hidden_estimate": "mean"},
 }
 
 
