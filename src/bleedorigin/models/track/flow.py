@@ -797,6 +797,7 @@ CONFIGS = {
     "track_mft_scene": {"match_first": False, "refine": False, "occluded_motion": "scene"},
     "track_mft_redetect": {"match_first": False, "refine": False, "redetect": 0.8},
     "track_mft_own_mean": {"match_first": False, "hidden_estimate": "mean"},
+    "track_mft_own_match_mean": {"hidden_estimate": "mean"},
 }
 
 
