@@ -100,6 +100,7 @@ SEARCH_MIN, SEARCH_MAX = 24, 96  # re-detection: half-width (tracker px) of the 
 UNIQUE = 0.1  # re-detection: NCC by which the best match must beat every other place (no look-alike)
 OCCLUDED_MOTIONS = ("surround", "scene", "visible")
 HIDDEN_ESTIMATES = ("best", "mean")
+MEAN_REFS = 3  # hidden_estimate "mean": references of lowest variance bound always carried (cost: 3, not all 7)
 
 
 @dataclass
@@ -142,7 +143,8 @@ class MultiFlowTracker(PointTrackerBase):
         such test); `redetect`: a hidden point in view and off blood is searched for by its
         kept appearances and taken where one matches with at least this NCC (None: no search);
         `hidden_estimate`: where a point has no unoccluded candidate, "best" takes the carried
-        candidate of lowest variance, "mean" the inverse-variance weighted mean of all of them;
+        candidate of lowest variance, "mean" the inverse-variance weighted mean of those
+        carried from the `MEAN_REFS` references of lowest variance bound and any other that could win;
         `match_first`: a coarse step whose patch does not match its reference's (1 - NCC at least
         `photo_hidden`, the refinement's own test) is taken only where no unoccluded candidate
         matches."""
@@ -368,7 +370,7 @@ class MultiFlowTracker(PointTrackerBase):
         those only references whose variance bound (stored variance + the hidden step's
         constant) does not exceed the best candidate found so far, lowest bound first. The
         choice is the one all candidates would give; the others are left out (infinite variance).
-        For `hidden_estimate` "mean" every reference with a finite bound is carried."""
+        For `hidden_estimate` "mean" the `MEAN_REFS` references of lowest bound are carried too."""
         var, occluded = cand[..., 2], cand[..., 3] > 0
         todo_points = np.flatnonzero(~(~occluded).any(0))
         bound = np.where(carry, var, np.inf)[:, todo_points]
@@ -380,25 +382,20 @@ class MultiFlowTracker(PointTrackerBase):
             cand[i, idx, 2] = self.var[s.ref][idx] + (self.step_var + self.occluded_var + ((m + back) ** 2).sum(1))
             carry[i, idx] = False
 
-        if self.hidden_estimate == "mean":  # the mean weighs every carried candidate: one pass per reference
-            for i in range(len(refs)):
-                idx = todo_points[np.isfinite(bound[i])]
-                if len(idx):
-                    move(i, idx)
-        else:
-            best = np.where(carry, np.inf, var)[:, todo_points].min(0)
-            order = np.argsort(bound, axis=0, kind="stable")  # (R, K'): each point's references by bound
-            for rank in range(len(refs)):
-                rows = order[rank]
-                lower = bound[rows, np.arange(len(todo_points))]
-                go = np.isfinite(lower) & (lower <= best)
-                if not go.any():
-                    break
-                for i in np.unique(rows[go]):
-                    sel = go & (rows == i)
-                    idx = todo_points[sel]
-                    move(i, idx)
-                    best[sel] = np.minimum(best[sel], cand[i, idx, 2])
+        best = np.where(carry, np.inf, var)[:, todo_points].min(0)
+        order = np.argsort(bound, axis=0, kind="stable")  # (R, K'): each point's references by bound
+        for rank in range(len(refs)):
+            rows = order[rank]
+            lower = bound[rows, np.arange(len(todo_points))]
+            # the mean also weighs the MEAN_REFS most certain references, whether or not they can win
+            go = np.isfinite(lower) & ((lower <= best) | (self.hidden_estimate == "mean" and rank < MEAN_REFS))
+            if not go.any():
+                break
+            for i in np.unique(rows[go]):
+                sel = go & (rows == i)
+                idx = todo_points[sel]
+                move(i, idx)
+                best[sel] = np.minimum(best[sel], cand[i, idx, 2])
         cand[..., 2][carry] = np.inf  # not carried: never the choice
 
     def _unlike(self, gray: np.ndarray, xy: np.ndarray, idx: np.ndarray | None = None) -> np.ndarray:
