@@ -102,11 +102,11 @@ def test_point_leaving_the_view_is_not_visible(name):
 def test_several_points_track_as_each_alone_through_the_registry():
     frames = _frames(12)
     points = [(200.0, 150.0), (330.0, 240.0)]
-    together = load_stage("track", "track_mft_own_match", "cpu")
+    together = load_stage("track", "track_mft_own", "cpu")
     together.start_many(frames[0], points)
     both = [together.step_many(f) for f in frames[1:]]
     for k, p in enumerate(points):
-        alone = MultiFlowTracker()  # the class defaults: the shipped track_mft_own_match
+        alone = MultiFlowTracker()  # the class defaults: the shipped track_mft_own
         alone.start(frames[0], p)
         single = [alone.step(f) for f in frames[1:]]
         assert np.allclose([(s.x, s.y) for s in single], [(b[k].x, b[k].y) for b in both], atol=1e-6)

@@ -14,7 +14,7 @@ A step is occluded when that error is large for the motion (Sundaram et al. 2010
 around the candidate, or when it (or the tissue around it) leaves the view; a candidate from an occluded reference stays
 occluded. The point's own flow means nothing under occlusion, so an occluded step moves it with
 what is around it, one of three ways (`occluded_motion`):
-- "visible" (`track_mft_visible`, `track_mft_own` and the shipped `track_mft_own_match`): a similarity fitted to the visible tissue
+- "visible" (`track_mft_visible`, the shipped `track_mft_own` and its variants): a similarity fitted to the visible tissue
   in the wide window around it, the window samples that are in the lit view and not blood (nor
   within `EDGE` px of it) in both frames and whose flow comes back along the backward flow;
   RANSAC, then least squares weighted by closeness to the point. A spreading or drifting pool
@@ -30,7 +30,7 @@ lowest variance (when every candidate is occluded, the lowest variance one, repo
 visible) and stores position, variance and occlusion for frame t: a point hidden for a while
 (blood, an instrument, glare) comes back through a reference from before it was hidden.
 
-With `refine` (`track_mft_own` and the default `track_mft_own_match`), each point's own motion is also measured at the input's
+With `refine` (the shipped `track_mft_own` and its variants), each point's own motion is also measured at the input's
 resolution (at most twice the tracker's size, so LK's window sees the same part of the scene as
 on BleedSim): pyramidal LK in a window around the point, from the previous frame (started from its
 own coarse flow, whatever the coarse occlusion test says) and from the best unoccluded coarse
@@ -43,7 +43,7 @@ candidate far from it (a long reference's, where the coarse flow blended a thin 
 tissue behind it) competes with a hidden step's cost added. Own motion overrules the
 coarse flow's inconsistency, not blood: a point whose coarse landing is covered stays hidden. An
 input no wider than the tracker is not refined (the flow already sees each of its pixels). With
-`match_first` (the default), a coarse candidate whose patch does not match its reference's (the
+`match_first` (`track_mft_own_match`), a coarse candidate whose patch does not match its reference's (the
 refinement's own patch test) is chosen only where no unoccluded candidate matches: a long reference's
 flow, consistent both ways, can land on a look-alike in weak texture or glare, and would take the
 point from a chain of matched steps whose variance has grown. With `appear_hidden`
@@ -122,15 +122,15 @@ class _FlowStep:
 class MultiFlowTracker(PointTrackerBase):
     """`start(frame, (x, y))` / `step(frame)` for one point, `start_many` / `step_many` for several."""
 
-    name = "track_mft_own_match"
+    name = "track_mft_own"
 
     def __init__(self, size: tuple[int, int] = (256, 192), deltas: Sequence[int] = DELTAS, preset: str = "fast",
                  step_var: float = 0.25, photo_scale: float = 0.2, fb_occluded: float = 1.0,
                  occluded_var: float = 4.0, blood_hidden: float = 0.5, sigma_conf: float = 4.0,
                  occluded_motion: str = "visible", refine: bool = True, refine_fb: float = 1.0,
                  photo_hidden: float = 0.5, appear_hidden: float | None = None, appear_half: int = APPEAR,
-                 redetect: float | None = None, hidden_estimate: str = "best", match_first: bool = True,
-                 name: str = "track_mft_own_match"):
+                 redetect: float | None = None, hidden_estimate: str = "best", match_first: bool = False,
+                 name: str = "track_mft_own"):
         """Sizes and variances in pixels of the tracker resolution `size`; `fb_occluded`: forward-
         backward error (px) above which a small step is occluded; `blood_hidden`: blood share of
         the window around the point above which it is hidden; `occluded_motion`: what carries an
@@ -782,19 +782,19 @@ def _appearance_mismatch(templates: np.ndarray, patches: np.ndarray) -> np.ndarr
     return 1.0 - np.nanmax(np.where(np.isnan(ncc), -np.inf, ncc), axis=1) if len(ncc) else np.zeros(0)
 
 
-# Configurations compared in docs/tracking.md; track_mft_own_match is the default tracker.
-# Presets by registry name; the class defaults are the shipped one (track_mft_own_match).
+# Configurations compared in docs/tracking.md; track_mft_own is the default tracker.
+# Presets by registry name; the class defaults are the shipped one (track_mft_own).
 CONFIGS = {
-    "track_mft_own_match": {},
-    "track_mft_own": {"match_first": False},
-    "track_mft_own_appear": {"match_first": False, "appear_hidden": 0.3},
-    "track_mft_visible": {"match_first": False, "refine": False},
-    "track_mft": {"match_first": False, "refine": False, "occluded_motion": "surround"},
-    "track_mft512": {"match_first": False, "refine": False, "occluded_motion": "surround", "size": (512, 384)},
-    "track_mft_scene": {"match_first": False, "refine": False, "occluded_motion": "scene"},
-    "track_mft_redetect": {"match_first": False, "refine": False, "redetect": 0.8},
-    "track_mft_own_mean": {"match_first": False, "hidden_estimate": "mean"},
-    "track_mft_own_match_mean": {"hidden_estimate": "mean"},
+    "track_mft_own": {},
+    "track_mft_own_match": {"match_first": True},
+    "track_mft_own_mean": {"hidden_estimate": "mean"},
+    "track_mft_own_match_mean": {"match_first": True, "hidden_estimate": "mean"},
+    "track_mft_own_appear": {"appear_hidden": 0.3},
+    "track_mft_visible": {"refine": False},
+    "track_mft": {"refine": False, "occluded_motion": "surround"},
+    "track_mft512": {"refine": False, "occluded_motion": "surround", "size": (512, 384)},
+    "track_mft_scene": {"refine": False, "occluded_motion": "scene"},
+    "track_mft_redetect": {"refine": False, "redetect": 0.8},
 }
 
 
