@@ -276,10 +276,11 @@ class MultiFlowTracker(PointTrackerBase):
             waits = np.stack([s.unmatched for s in steps]) & ~confirmed
             occluded = occluded | (waits & (~occluded & ~waits).any(0))
         # the unoccluded candidate of lowest variance (plus its doubt); when all are occluded, the lowest variance one
-        best = np.where((~occluded).any(0), np.argmin(np.where(occluded, np.inf, var + doubt), axis=0), np.argmin(var, axis=0))
+        seen = (~occluded).any(0)
+        best = np.where(seen, np.argmin(np.where(occluded, np.inf, var + doubt), axis=0), np.argmin(var, axis=0))
         chosen = cand[best, np.arange(cand.shape[1])]  # (K, 4)
         if self.hidden_estimate == "mean":
-            _mean_of_hidden(chosen, cand)
+            _mean_of_hidden(chosen, cand, ~seen)
         if self.redetect is not None:
             self._redetect(chosen, blood_ii)
         self.xy[t], self.var[t], self.occluded[t] = chosen[:, :2], chosen[:, 2], chosen[:, 3] > 0
@@ -374,14 +375,6 @@ class MultiFlowTracker(PointTrackerBase):
         var, occluded = cand[..., 2], cand[..., 3] > 0
         todo_points = np.flatnonzero(~(~occluded).any(0))
         bound = np.where(carry, var, np.inf)[:, todo_points]
-
-        def move(i: int, idx: np.ndarray) -> None:
-            s = steps[i]
-            m, back = self._carry(s, idx)
-            cand[i, idx, :2] = s.p[idx] + m
-            cand[i, idx, 2] = self.var[s.ref][idx] + (self.step_var + self.occluded_var + ((m + back) ** 2).sum(1))
-            carry[i, idx] = False
-
         best = np.where(carry, np.inf, var)[:, todo_points].min(0)
         order = np.argsort(bound, axis=0, kind="stable")  # (R, K'): each point's references by bound
         for rank in range(len(refs)):
@@ -394,7 +387,11 @@ class MultiFlowTracker(PointTrackerBase):
             for i in np.unique(rows[go]):
                 sel = go & (rows == i)
                 idx = todo_points[sel]
-                move(i, idx)
+                s = steps[i]
+                m, back = self._carry(s, idx)
+                cand[i, idx, :2] = s.p[idx] + m
+                cand[i, idx, 2] = self.var[s.ref][idx] + (self.step_var + self.occluded_var + ((m + back) ** 2).sum(1))
+                carry[i, idx] = False
                 best[sel] = np.minimum(best[sel], cand[i, idx, 2])
         cand[..., 2][carry] = np.inf  # not carried: never the choice
 
@@ -575,14 +572,13 @@ class MultiFlowTracker(PointTrackerBase):
                 kept.pop(r, None)
 
 
-def _mean_of_hidden(chosen: np.ndarray, cand: np.ndarray) -> None:
-    """Each point with no unoccluded candidate (`cand` (R, K, 4)) placed at the inverse-variance
-    weighted mean of its carried candidates (`chosen` (K, 4) is changed; its variance stays the
-    lowest one's). References carried by different tissue fits err apart, so their mean wanders
-    less than whichever one has the lowest variance from frame to frame."""
+def _mean_of_hidden(chosen: np.ndarray, cand: np.ndarray, hidden: np.ndarray) -> None:
+    """Each `hidden` point (K,: no unoccluded candidate) placed at the inverse-variance weighted
+    mean of its carried candidates (`cand` (R, K, 4); `chosen` (K, 4) is changed, its variance
+    stays the lowest one's). References carried by different tissue fits err apart, so their mean
+    wanders less than whichever one has the lowest variance from frame to frame."""
     var = cand[..., 2]
-    hidden = ~(cand[..., 3] == 0).any(0) & (np.isfinite(var).sum(0) > 1)  # as step_many's choice
-    for j in np.flatnonzero(hidden):
+    for j in np.flatnonzero(hidden & (np.isfinite(var).sum(0) > 1)):
         ok = np.isfinite(var[:, j])
         w = 1.0 / np.maximum(var[ok, j], 1e-9)
         chosen[j, :2] = (cand[ok, j, :2] * w[:, None]).sum(0) / w.sum()
