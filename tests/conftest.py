@@ -61,6 +61,16 @@ def _one_torch_thread():
     torch.set_num_threads(n)
 
 
+def load_tool(name: str):
+    """The module of tools/NAME.py (maintainer scripts are not part of the package)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parents[1] / "tools" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 @pytest.fixture
 def shared_data() -> Path:
     if not SHARED_DATA.is_dir():

@@ -1,23 +1,16 @@
 """tools/camera_shake.py: a known camera shake, undone, leaves a tracker's point on a textured
 plane where it was; no shake changes nothing; a bad folder ends with exit code 2."""
-import importlib.util
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-from test_track_flow import SIZE, _frames  # noqa: E402  (the textured plane moved by a known homography)
-
-TOOL = Path(__file__).resolve().parents[1] / "tools" / "camera_shake.py"
+from conftest import load_tool
+from test_track_flow import SIZE, _frames  # the textured plane moved by a known homography
 
 
 def _tool():
-    spec = importlib.util.spec_from_file_location("camera_shake", TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool("camera_shake")
 
 
 def test_shake_undone_leaves_the_point_where_it_was():

@@ -1,18 +1,11 @@
 """tools/track_cpu_time.py: the per-frame CPU time is measured over the frames after the warm-up,
 and more points cost more."""
-import importlib.util
-from pathlib import Path
-
 from bleedorigin.bench import bench_frames, grid_points
-
-TOOL = Path(__file__).resolve().parents[1] / "tools" / "track_cpu_time.py"
+from conftest import load_tool
 
 
 def _tool():
-    spec = importlib.util.spec_from_file_location("track_cpu_time", TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool("track_cpu_time")
 
 
 def test_cpu_time_per_frame_grows_with_the_points():

@@ -12,7 +12,6 @@ px of a 512x384 frame.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -20,6 +19,7 @@ import cv2
 import numpy as np
 
 from bleedorigin.errors import BleedOriginError, InputError
+from bleedorigin.io.importers import read_sparse_labels
 from bleedorigin.io.video import load_clip_frames
 from bleedorigin.models.loading import load_stage
 
@@ -57,11 +57,15 @@ def shaken_path(name: str, frames: np.ndarray, point: np.ndarray, amp: float, se
 
 
 def _reference(clip: Path, n: int) -> np.ndarray | None:
+    """(n, 2) the dense reference point per frame, NaN where there is none; None without labels."""
     path = clip / "labels_dense.json"
     if not path.is_file():
         return None
-    labels = json.loads(path.read_text())
-    return np.array([(labels.get(str(i)) or [None])[0] or [np.nan, np.nan] for i in range(n)], np.float64)
+    out = np.full((n, 2), np.nan)
+    for frame, points in read_sparse_labels(path).items():
+        if frame < n and points and points[0] is not None:
+            out[frame] = points[0]
+    return out
 
 
 def main() -> None:
