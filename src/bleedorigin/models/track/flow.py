@@ -100,6 +100,7 @@ SEARCH_MIN, SEARCH_MAX = 24, 96  # re-detection: half-width (tracker px) of the 
 UNIQUE = 0.1  # re-detection: NCC by which the best match must beat every other place (no look-alike)
 OCCLUDED_MOTIONS = ("surround", "scene", "visible")
 HIDDEN_ESTIMATES = ("best", "mean")
+UNCONFIRMED = ("apart", "doubt", "never", "defer")  # how the choice weighs a candidate LK did not confirm (`_doubt`)
 MEAN_REFS = 3  # hidden_estimate "mean": references of lowest variance bound always carried (cost: 3, not all 7)
 
 
@@ -130,7 +131,7 @@ class MultiFlowTracker(PointTrackerBase):
                  occluded_motion: str = "visible", refine: bool = True, refine_fb: float = 1.0,
                  photo_hidden: float = 0.5, appear_hidden: float | None = None, appear_half: int = APPEAR,
                  redetect: float | None = None, hidden_estimate: str = "best", match_first: bool = False,
-                 name: str = "track_mft_own"):
+                 unconfirmed: str = "apart", name: str = "track_mft_own"):
         """Sizes and variances in pixels of the tracker resolution `size`; `fb_occluded`: forward-
         backward error (px) above which a small step is occluded; `blood_hidden`: blood share of
         the window around the point above which it is hidden; `occluded_motion`: what carries an
@@ -147,11 +148,17 @@ class MultiFlowTracker(PointTrackerBase):
         carried from the `MEAN_REFS` references of lowest variance bound and any other that could win;
         `match_first`: a coarse step whose patch does not match its reference's (1 - NCC at least
         `photo_hidden`, the refinement's own test) is taken only where no unoccluded candidate
-        matches."""
+        matches; `unconfirmed`: where a point has a candidate confirmed at the input's resolution
+        (its window clear of blood), an unconfirmed unoccluded one competes with a hidden step's
+        cost added when it lies `DOUBT_SIGMAS` of the confirmed one's sigma away ("apart"), wherever
+        it lies ("doubt"), or is not chosen ("never"), or is not chosen where it lies nearer than
+        that (the same hypothesis, less precise) and competes with that cost where further ("defer")."""
         if occluded_motion not in OCCLUDED_MOTIONS:
             raise InputError(f"occluded_motion {occluded_motion!r}: expected one of {', '.join(OCCLUDED_MOTIONS)}")
         if hidden_estimate not in HIDDEN_ESTIMATES:
             raise InputError(f"hidden_estimate {hidden_estimate!r}: expected one of {', '.join(HIDDEN_ESTIMATES)}")
+        if unconfirmed not in UNCONFIRMED:
+            raise InputError(f"unconfirmed {unconfirmed!r}: expected one of {', '.join(UNCONFIRMED)}")
         if not deltas or any(int(d) < 1 for d in deltas):
             raise InputError(f"deltas must be positive frame offsets, got {list(deltas)}")
         self.size, self.deltas = (int(size[0]), int(size[1])), sorted({int(d) for d in deltas})
@@ -162,7 +169,7 @@ class MultiFlowTracker(PointTrackerBase):
         self.refine, self.refine_fb, self.photo_hidden = refine, refine_fb, photo_hidden
         self.appear_hidden, self.appear_half = appear_hidden, appear_half
         self.redetect, self.hidden_estimate = redetect, hidden_estimate
-        self.match_first = match_first
+        self.match_first, self.unconfirmed = match_first, unconfirmed
         # with refinement, callers give frames at the video's own resolution, not resized
         self.native_frames = refine
         self.name = self.model_id = name
@@ -486,8 +493,13 @@ class MultiFlowTracker(PointTrackerBase):
         `REFINE_REACH`, as the best other reference's is), then the next one, until the choice falls
         on a candidate confirmed at the input's resolution; an unconfirmed candidate further from the
         best confirmed one than `DOUBT_SIGMAS` of its sigma (and `REFINE_REACH`) is another
-        hypothesis, which competes with a hidden step's cost (`occluded_var`) added. Not near blood:
-        LK on a pool's moving edge confirms nothing. `cand`, `carry` and `confirmed` are updated."""
+        hypothesis, which competes with a hidden step's cost (`occluded_var`) added; with `unconfirmed`
+        "doubt" every unconfirmed candidate does, however near (a fast or textureless point's sigma
+        makes two sigmas tens of input px), and with "never" it is not chosen: the reference is
+        trusted while LK confirms its candidate; with "defer" one nearer than `DOUBT_SIGMAS` is not
+        chosen (the same place, measured less precisely: taking it leaves a fast point behind) and
+        one further competes with the cost added. Not near blood: LK on a pool's moving edge confirms
+        nothing. `cand`, `carry` and `confirmed` are updated."""
         k = cand.shape[1]
         every = np.arange(k)
         failed = tried & ~confirmed
@@ -509,8 +521,12 @@ class MultiFlowTracker(PointTrackerBase):
         limit = np.maximum(REFINE_REACH, DOUBT_SIGMAS * np.sqrt(np.where(confirmed.any(0), held[anchor, every], 0.0)))
         apart = np.hypot(*(cand[..., :2] - sure).transpose(2, 0, 1)) > limit
         clear = _window_share(blood_ii, sure) == 0
-        doubt = confirmed.any(0) & clear & ~confirmed & (cand[..., 3] == 0) & apart
-        return np.where(doubt, self.occluded_var, 0.0)
+        doubt = confirmed.any(0) & clear & ~confirmed & (cand[..., 3] == 0)
+        if self.unconfirmed == "apart":
+            doubt &= apart
+        elif self.unconfirmed == "defer":
+            return np.where(doubt, np.where(apart, self.occluded_var, np.inf), 0.0)
+        return np.where(doubt, np.inf if self.unconfirmed == "never" else self.occluded_var, 0.0)
 
     def _own_motion(self, src: np.ndarray, guess: np.ndarray, blood_ii: np.ndarray, reach: np.ndarray) -> np.ndarray:
         """(N, 4) candidates, N a multiple of the points (all points for one list of sources,
@@ -786,6 +802,9 @@ CONFIGS = {
     "track_mft_own_mean": {"hidden_estimate": "mean"},
     "track_mft_own_match_mean": {"match_first": True, "hidden_estimate": "mean"},
     "track_mft_own_appear": {"appear_hidden": 0.3},
+    "track_mft_own_doubt": {"unconfirmed": "doubt"},
+    "track_mft_own_confirmed": {"unconfirmed": "never"},
+    "track_mft_own_defer": {"unconfirmed": "defer"},
     "track_mft_visible": {"refine": False},
     "track_mft": {"refine": False, "occluded_motion": "surround"},
     "track_mft512": {"refine": False, "occluded_motion": "surround", "size": (512, 384)},
