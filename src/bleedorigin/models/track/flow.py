@@ -131,7 +131,7 @@ class MultiFlowTracker(PointTrackerBase):
                  occluded_motion: str = "visible", refine: bool = True, refine_fb: float = 1.0,
                  photo_hidden: float = 0.5, appear_hidden: float | None = None, appear_half: int = APPEAR,
                  redetect: float | None = None, hidden_estimate: str = "best", match_first: bool = False,
-                 unconfirmed: str = "apart", name: str = "track_mft_own"):
+                 unconfirmed: str = "apart", own_anchor: bool = False, name: str = "track_mft_own"):
         """Sizes and variances in pixels of the tracker resolution `size`; `fb_occluded`: forward-
         backward error (px) above which a small step is occluded; `blood_hidden`: blood share of
         the window around the point above which it is hidden; `occluded_motion`: what carries an
@@ -152,7 +152,10 @@ class MultiFlowTracker(PointTrackerBase):
         (its window clear of blood), an unconfirmed unoccluded one competes with a hidden step's
         cost added when it lies `DOUBT_SIGMAS` of the confirmed one's sigma away ("apart"), wherever
         it lies ("doubt"), or is not chosen ("never"), or is not chosen where it lies nearer than
-        that (the same hypothesis, less precise) and competes with that cost where further ("defer")."""
+        that (the same hypothesis, less precise) and competes with that cost where further ("defer");
+        `own_anchor`: where the point's own motion from the previous frame is confirmed, it is the
+        confirmed candidate the others are measured from, and one further from it, confirmed or
+        not, competes with that cost added."""
         if occluded_motion not in OCCLUDED_MOTIONS:
             raise InputError(f"occluded_motion {occluded_motion!r}: expected one of {', '.join(OCCLUDED_MOTIONS)}")
         if hidden_estimate not in HIDDEN_ESTIMATES:
@@ -169,7 +172,7 @@ class MultiFlowTracker(PointTrackerBase):
         self.refine, self.refine_fb, self.photo_hidden = refine, refine_fb, photo_hidden
         self.appear_hidden, self.appear_half = appear_hidden, appear_half
         self.redetect, self.hidden_estimate = redetect, hidden_estimate
-        self.match_first, self.unconfirmed = match_first, unconfirmed
+        self.match_first, self.unconfirmed, self.own_anchor = match_first, unconfirmed, own_anchor
         # with refinement, callers give frames at the video's own resolution, not resized
         self.native_frames = refine
         self.name = self.model_id = name
@@ -499,7 +502,10 @@ class MultiFlowTracker(PointTrackerBase):
         trusted while LK confirms its candidate; with "defer" one nearer than `DOUBT_SIGMAS` is not
         chosen (the same place, measured less precisely: taking it leaves a fast point behind) and
         one further competes with the cost added. Not near blood: LK on a pool's moving edge confirms
-        nothing. `cand`, `carry` and `confirmed` are updated."""
+        nothing. With `own_anchor`, a point whose own motion from the previous frame is confirmed is
+        measured from it, and a far candidate LK confirmed elsewhere (a long flow that landed on a
+        look-alike of a textured instrument, consistently both ways) is in doubt as well.
+        `cand`, `carry` and `confirmed` are updated."""
         k = cand.shape[1]
         every = np.arange(k)
         failed = tried & ~confirmed
@@ -517,6 +523,11 @@ class MultiFlowTracker(PointTrackerBase):
                 failed[i, sel & ~good] = True
         held = np.where(confirmed, cand[..., 2], np.inf)
         anchor = np.argmin(held, 0)
+        own = np.zeros(k, bool)
+        if self.own_anchor and self.t - 1 in refs:
+            prev = refs.index(self.t - 1)
+            own = confirmed[prev]
+            anchor = np.where(own, prev, anchor)
         sure = cand[anchor, every, :2]
         limit = np.maximum(REFINE_REACH, DOUBT_SIGMAS * np.sqrt(np.where(confirmed.any(0), held[anchor, every], 0.0)))
         apart = np.hypot(*(cand[..., :2] - sure).transpose(2, 0, 1)) > limit
@@ -524,7 +535,8 @@ class MultiFlowTracker(PointTrackerBase):
         doubt = confirmed.any(0) & clear & ~confirmed & (cand[..., 3] == 0)
         if self.unconfirmed == "apart":
             doubt &= apart
-        elif self.unconfirmed == "defer":
+        doubt |= own & clear & confirmed & (cand[..., 3] == 0) & apart
+        if self.unconfirmed == "defer":
             return np.where(doubt, np.where(apart, self.occluded_var, np.inf), 0.0)
         return np.where(doubt, np.inf if self.unconfirmed == "never" else self.occluded_var, 0.0)
 
@@ -805,6 +817,7 @@ CONFIGS = {
     "track_mft_own_doubt": {"unconfirmed": "doubt"},
     "track_mft_own_confirmed": {"unconfirmed": "never"},
     "track_mft_own_defer": {"unconfirmed": "defer"},
+    "track_mft_own_anchor": {"own_anchor": True},
     "track_mft_visible": {"refine": False},
     "track_mft": {"refine": False, "occluded_motion": "surround"},
     "track_mft512": {"refine": False, "occluded_motion": "surround", "size": (512, 384)},
