@@ -131,7 +131,8 @@ class MultiFlowTracker(PointTrackerBase):
                  occluded_motion: str = "visible", refine: bool = True, refine_fb: float = 1.0,
                  photo_hidden: float = 0.5, appear_hidden: float | None = None, appear_half: int = APPEAR,
                  redetect: float | None = None, hidden_estimate: str = "best", match_first: bool = False,
-                 unconfirmed: str = "apart", own_anchor: bool = False, name: str = "track_mft_own"):
+                 unconfirmed: str = "apart", own_anchor: bool = False, agree: bool = False,
+                 name: str = "track_mft_own"):
         """Sizes and variances in pixels of the tracker resolution `size`; `fb_occluded`: forward-
         backward error (px) above which a small step is occluded; `blood_hidden`: blood share of
         the window around the point above which it is hidden; `occluded_motion`: what carries an
@@ -155,7 +156,9 @@ class MultiFlowTracker(PointTrackerBase):
         that (the same hypothesis, less precise) and competes with that cost where further ("defer");
         `own_anchor`: where the point's own motion from the previous frame is confirmed, it is the
         confirmed candidate the others are measured from, and one further from it, confirmed or
-        not, competes with that cost added."""
+        not, competes with that cost added; `agree`: a candidate LK did not confirm within the
+        refinement's reach is refined again from its reference without it, and replaces its coarse
+        candidate where it lands within `refine_fb` (refinement px) of the confirmed one."""
         if occluded_motion not in OCCLUDED_MOTIONS:
             raise InputError(f"occluded_motion {occluded_motion!r}: expected one of {', '.join(OCCLUDED_MOTIONS)}")
         if hidden_estimate not in HIDDEN_ESTIMATES:
@@ -172,7 +175,7 @@ class MultiFlowTracker(PointTrackerBase):
         self.refine, self.refine_fb, self.photo_hidden = refine, refine_fb, photo_hidden
         self.appear_hidden, self.appear_half = appear_hidden, appear_half
         self.redetect, self.hidden_estimate = redetect, hidden_estimate
-        self.match_first, self.unconfirmed, self.own_anchor = match_first, unconfirmed, own_anchor
+        self.match_first, self.unconfirmed, self.own_anchor, self.agree = match_first, unconfirmed, own_anchor, agree
         # with refinement, callers give frames at the video's own resolution, not resized
         self.native_frames = refine
         self.name = self.model_id = name
@@ -505,7 +508,10 @@ class MultiFlowTracker(PointTrackerBase):
         nothing. With `own_anchor`, a point whose own motion from the previous frame is confirmed is
         measured from it, and a far candidate LK confirmed elsewhere (a long flow that landed on a
         look-alike of a textured instrument, consistently both ways) is in doubt as well.
-        `cand`, `carry` and `confirmed` are updated."""
+        With `agree`, a candidate whose refinement was not kept is refined again from its reference
+        beyond the reach: where that LK lands on the confirmed candidate (within `refine_fb`), two
+        references agree where the point is, and the coarse candidate (the coarse flow lagging a
+        fast jaw) is replaced by the refined one. `cand`, `carry` and `confirmed` are updated."""
         k = cand.shape[1]
         every = np.arange(k)
         failed = tried & ~confirmed
@@ -521,6 +527,8 @@ class MultiFlowTracker(PointTrackerBase):
                 good = sel & np.isfinite(refined[:, 2])
                 cand[i, good], carry[i, good], confirmed[i, good] = refined[good], False, True
                 failed[i, sel & ~good] = True
+        if self.agree:
+            self._agree(refs, cand, carry, confirmed, failed & (cand[..., 3] == 0), blood_ii)
         held = np.where(confirmed, cand[..., 2], np.inf)
         anchor = np.argmin(held, 0)
         own = np.zeros(k, bool)
@@ -539,6 +547,23 @@ class MultiFlowTracker(PointTrackerBase):
         if self.unconfirmed == "defer":
             return np.where(doubt, np.where(apart, self.occluded_var, np.inf), 0.0)
         return np.where(doubt, np.inf if self.unconfirmed == "never" else self.occluded_var, 0.0)
+
+    def _agree(self, refs: list[int], cand: np.ndarray, carry: np.ndarray, confirmed: np.ndarray,
+               retry: np.ndarray, blood_ii: np.ndarray) -> None:
+        """Refine the candidates `retry` (R, K) again from their references without the reach; one
+        that lands within `refine_fb` (refinement px) of the point's confirmed candidate of lowest
+        variance replaces its coarse candidate (`cand`, `carry`, `confirmed` are updated)."""
+        k = cand.shape[1]
+        retry = retry & confirmed.any(0)
+        if not retry.any():
+            return
+        held = np.where(confirmed, cand[..., 2], np.inf)
+        sure = cand[np.argmin(held, 0), np.arange(k), :2]
+        tolerance = self.refine_fb * float(np.mean(self.fine_mapper.scale))  # refinement px -> tracker px
+        for i in np.flatnonzero(retry.any(1)):
+            refined = self._own_motion(np.where(retry[i], refs[i], -1), cand[i, :, :2], blood_ii, np.full(k, np.inf))
+            good = retry[i] & np.isfinite(refined[:, 2]) & (np.hypot(*(refined[:, :2] - sure).T) <= tolerance)
+            cand[i, good], carry[i, good], confirmed[i, good] = refined[good], False, True
 
     def _own_motion(self, src: np.ndarray, guess: np.ndarray, blood_ii: np.ndarray, reach: np.ndarray) -> np.ndarray:
         """(N, 4) candidates, N a multiple of the points (all points for one list of sources,
@@ -818,6 +843,7 @@ CONFIGS = {
     "track_mft_own_confirmed": {"unconfirmed": "never"},
     "track_mft_own_defer": {"unconfirmed": "defer"},
     "track_mft_own_anchor": {"own_anchor": True},
+    "track_mft_own_agree": {"agree": True},
     "track_mft_visible": {"refine": False},
     "track_mft": {"refine": False, "occluded_motion": "surround"},
     "track_mft512": {"refine": False, "occluded_motion": "surround", "size": (512, 384)},
