@@ -132,7 +132,7 @@ class MultiFlowTracker(PointTrackerBase):
                  photo_hidden: float = 0.5, appear_hidden: float | None = None, appear_half: int = APPEAR,
                  redetect: float | None = None, hidden_estimate: str = "best", match_first: bool = False,
                  unconfirmed: str = "apart", own_anchor: bool = False, agree: bool = False,
-                 name: str = "track_mft_own"):
+                 own_look: bool = False, name: str = "track_mft_own"):
         """Sizes and variances in pixels of the tracker resolution `size`; `fb_occluded`: forward-
         backward error (px) above which a small step is occluded; `blood_hidden`: blood share of
         the window around the point above which it is hidden; `occluded_motion`: what carries an
@@ -158,7 +158,9 @@ class MultiFlowTracker(PointTrackerBase):
         confirmed candidate the others are measured from, and one further from it, confirmed or
         not, competes with that cost added; `agree`: a candidate LK did not confirm within the
         refinement's reach is refined again from its reference without it, and replaces its coarse
-        candidate where it lands within `refine_fb` (refinement px) of the confirmed one."""
+        candidate where it lands within `refine_fb` (refinement px) of the confirmed one; `own_look`:
+        another reference takes a point from its confirmed own motion only where its landing looks
+        more like that reference's patch of the point than the own motion's position does."""
         if occluded_motion not in OCCLUDED_MOTIONS:
             raise InputError(f"occluded_motion {occluded_motion!r}: expected one of {', '.join(OCCLUDED_MOTIONS)}")
         if hidden_estimate not in HIDDEN_ESTIMATES:
@@ -176,6 +178,7 @@ class MultiFlowTracker(PointTrackerBase):
         self.appear_hidden, self.appear_half = appear_hidden, appear_half
         self.redetect, self.hidden_estimate = redetect, hidden_estimate
         self.match_first, self.unconfirmed, self.own_anchor, self.agree = match_first, unconfirmed, own_anchor, agree
+        self.own_look = own_look
         # with refinement, callers give frames at the video's own resolution, not resized
         self.native_frames = refine
         self.name = self.model_id = name
@@ -291,6 +294,8 @@ class MultiFlowTracker(PointTrackerBase):
         # the unoccluded candidate of lowest variance (plus its doubt); when all are occluded, the lowest variance one
         seen = (~occluded).any(0)
         best = np.where(seen, np.argmin(np.where(occluded, np.inf, var + doubt), axis=0), np.argmin(var, axis=0))
+        if self.own_look and self.refining and t - 1 in refs:
+            self._keep_own_look(refs, cand, best, confirmed[refs.index(t - 1)] & seen, gray)
         chosen = cand[best, np.arange(cand.shape[1])]  # (K, 4)
         if self.hidden_estimate == "mean":
             _mean_of_hidden(chosen, cand, ~seen)
@@ -547,6 +552,25 @@ class MultiFlowTracker(PointTrackerBase):
         if self.unconfirmed == "defer":
             return np.where(doubt, np.where(apart, self.occluded_var, np.inf), 0.0)
         return np.where(doubt, np.inf if self.unconfirmed == "never" else self.occluded_var, 0.0)
+
+    def _keep_own_look(self, refs: list[int], cand: np.ndarray, best: np.ndarray, own: np.ndarray,
+                       gray: np.ndarray) -> None:
+        """Where a point's own motion from the previous frame is confirmed (`own`, K) and another
+        reference's candidate further than the refinement's reach from it was chosen (`best`, K, is
+        changed: a jump, not a correction LK could make), compare both positions with that
+        reference's patch of the point: the own motion is kept where it looks at least as much
+        like it. A long reference's low variance is one step's; seen from the same reference, a
+        landing on a look-alike (the textured instrument's own texture, weak texture) is no better
+        than the point's own consistent motion."""
+        prev = refs.index(self.t - 1)
+        k = cand.shape[1]
+        jump = own & (best != prev) & (np.hypot(*(cand[best, np.arange(k), :2] - cand[prev, :, :2]).T) > REFINE_REACH)
+        for i in np.unique(best[jump]):
+            pts = np.flatnonzero(jump & (best == i))
+            patch = self._ref_patches(refs[i])[pts]
+            theirs = _ncc_mismatch(patch, _patches(gray, cand[i, pts, :2], PATCH))
+            mine = _ncc_mismatch(patch, _patches(gray, cand[prev, pts, :2], PATCH))
+            best[pts[mine <= theirs]] = prev
 
     def _agree(self, refs: list[int], cand: np.ndarray, carry: np.ndarray, confirmed: np.ndarray,
                retry: np.ndarray, blood_ii: np.ndarray) -> None:
@@ -844,6 +868,7 @@ CONFIGS = {
     "track_mft_own_defer": {"unconfirmed": "defer"},
     "track_mft_own_anchor": {"own_anchor": True},
     "track_mft_own_agree": {"agree": True},
+    "track_mft_own_look": {"agree": True, "own_look": True},
     "track_mft_visible": {"refine": False},
     "track_mft": {"refine": False, "occluded_motion": "surround"},
     "track_mft512": {"refine": False, "occluded_motion": "surround", "size": (512, 384)},
