@@ -349,14 +349,17 @@ def _bar_frames(n: int, size=(1024, 768), thick: int = 60, length: int = 200, sp
     return frames, np.array(pos) + [length - 6, thick / 2]
 
 
-def test_point_on_a_textured_instrument_is_not_taken_by_a_long_reference_on_its_own_texture():
+@pytest.mark.parametrize("name", ["track_mft_own_anchor", "track_mft_own_look"])
+def test_point_on_a_textured_instrument_is_not_taken_by_a_long_reference_on_its_own_texture(name):
     """The bar moves 8 px a frame against the tissue; over 16 frames (32 tracker px) the coarse
     flow cannot reach its motion and lands on the bar's own smooth texture, consistently both
     ways, where LK confirms it, with less variance than the chain of own motions. `track_mft_own`
-    jumps there, 155 px back along the bar; `track_mft_own_anchor`, where the point's own
-    motion is confirmed, weighs that far candidate as another hypothesis and follows the bar."""
+    jumps there, 155 px back along the bar. Where the point's own motion is confirmed,
+    `track_mft_own_anchor` weighs that far candidate as another hypothesis, and
+    `track_mft_own_look` keeps the own motion because, seen from that reference, the landing
+    looks no more like the point: both follow the bar."""
     frames, truth = _bar_frames(30)
-    err, out = _errors("track_mft_own_anchor", frames, truth)
+    err, out = _errors(name, frames, truth)
     default, _ = _errors("track_mft_own", frames, truth)
     assert default.max() > 100.0, f"the scene no longer tests the choice: track_mft_own errors {default.round(0)}"
     assert err.max() < 12.0, f"left the bar: errors {err.round(1)}"
