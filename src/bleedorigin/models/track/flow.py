@@ -50,6 +50,11 @@ point from a chain of matched steps whose variance has grown. With `appear_hidde
 (`track_mft_own_appear`), a step whose patch matches none of the point's kept appearances is
 occluded as well. With `redetect` (`track_mft_redetect`), a hidden point in view and off blood
 is searched for by those appearances around its carried position and taken where one matches.
+The variants of docs/tracking.md "Candidates LK does not confirm" change how the choice weighs
+candidates LK did not confirm (`unconfirmed`, `own_anchor`), refine a lagging long reference
+again beyond the reach where its LK lands on the confirmed candidate (`agree`,
+`track_mft_own_agree`), or keep a confirmed own motion against a jump whose landing looks no more
+like the point from that reference (`own_look`).
 
 Confidence: exp(-sigma / `sigma_conf`), sigma the square root of the variance (docs/tracking.md
 reports its calibration). Flows are computed once per (r, t) pair and shared by all points,
