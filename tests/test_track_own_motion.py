@@ -366,11 +366,6 @@ def test_point_on_a_textured_instrument_is_not_taken_by_a_long_reference_on_its_
     assert all(p.visible for p in out)
 
 
-def test_an_unknown_way_to_weigh_unconfirmed_candidates_is_refused():
-    with pytest.raises(InputError, match="unconfirmed"):
-        MultiFlowTracker(unconfirmed="sometimes")
-
-
 def test_point_on_a_fast_instrument_is_not_left_behind_by_the_coarse_flow():
     """A thicker bar moving (7, 2) px a frame against tissue panning (-1, 1): the long references'
     coarse flow lags it by 2-3 tracker px, just beyond the refinement's reach, unconfirmed and
