@@ -760,12 +760,13 @@ def _similarity_inliers(rel: np.ndarray, f: np.ndarray) -> np.ndarray | None:
 def _weighted_similarity(rel: np.ndarray, f: np.ndarray, keep: np.ndarray) -> np.ndarray:
     """Translation (K, 2) at the origin of the similarity fitted by least squares to the samples
     `keep` (K, S) at `rel` (K, S, 2, relative to each point) moved by `f`, weighted by closeness."""
-    weight = np.where(keep, np.exp(-_sq(rel) / (2 * (SURROUND / 2) ** 2)), 0.0)
+    r2 = _sq(rel)
+    weight = np.where(keep, np.exp(-r2 / (2 * (SURROUND / 2) ** 2)), 0.0)
     # (rel + f) = [[a, -b], [b, a]] rel + t in the unknowns (a, b, tx, ty): weighted normal equations
     x, y = rel[..., 0], rel[..., 1]
     u, v = x + f[..., 0], y + f[..., 1]
     sw, sx, sy = weight.sum(1), (weight * x).sum(1), (weight * y).sum(1)
-    sxx = (weight * (x * x + y * y)).sum(1)
+    sxx = (weight * r2).sum(1)
     zero = np.zeros_like(sw)
     normal = np.stack([np.stack([sxx, zero, sx, sy], -1), np.stack([zero, sxx, -sy, sx], -1),
                        np.stack([sx, -sy, sw, zero], -1), np.stack([sy, sx, zero, sw], -1)], 1)
