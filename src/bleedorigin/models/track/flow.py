@@ -505,12 +505,14 @@ class MultiFlowTracker(PointTrackerBase):
             todo = np.isfinite(var[best, every]) & ~confirmed[best, every]
             if not todo.any():
                 break
-            for i in np.unique(best[todo]):
-                sel = todo & (best == i)
-                refined = self._own_motion(np.where(sel, refs[i], -1), cand[i, :, :2], blood_ii, np.full(k, REFINE_REACH))
-                good = sel & np.isfinite(refined[:, 2])
-                cand[i, good], carry[i, good], confirmed[i, good] = refined[good], False, True
-                failed[i, sel & ~good] = True
+            # every point from its own reference in one pass (LK per reference inside): a pass per
+            # reference cost more than its few points
+            src = np.where(todo, np.asarray(refs)[best], -1)
+            refined = self._own_motion(src, cand[best, every, :2], blood_ii, np.full(k, REFINE_REACH))
+            good = np.flatnonzero(todo & np.isfinite(refined[:, 2]))
+            cand[best[good], good], carry[best[good], good], confirmed[best[good], good] = refined[good], False, True
+            bad = np.flatnonzero(todo & ~np.isfinite(refined[:, 2]))
+            failed[best[bad], bad] = True
         held = np.where(confirmed, cand[..., 2], np.inf)
         anchor = np.argmin(held, 0)
         sure = cand[anchor, every, :2]
