@@ -323,3 +323,58 @@ def test_a_matched_chain_is_not_taken_by_a_long_reference_whose_patch_does_not_m
         assert err[5:].max() < 1.0, f"taken by the long reference's unmatched candidate: {err.round(2)}"
     else:  # the scene tests the choice: without it the long reference takes the point
         assert err[5:].max() > 4.0, f"the long reference no longer wins here: {err.round(2)}"
+
+
+def _bar_frames(n: int, size=(1024, 768), thick: int = 60, length: int = 200, speed=(8.0, 0.0), pan=(-2.0, 1.0)):
+    """A textured grey bar (an instrument) on a 1024x768 frame, speeding up to `speed` px a
+    frame over 10 frames, over tissue panning by `pan` px a frame, each frame the mean of five
+    positions along its motion (blur); the true path of a point 6 px in from the bar's leading
+    end, at mid-thickness."""
+    w, h = size
+    tissue = _texture((h + 200, w + 200), 11)
+    bar = _texture((thick, length), 12, tint=(90, 95, 100)).astype(np.float32)
+    bar = np.clip((bar - 60) * 2.5 + 60, 0, 255).astype(np.uint8)  # the bar's own texture, well lit
+    pos = [np.array([200.0, h / 2])]
+    for t in range(1, n):
+        pos.append(pos[-1] + np.array(speed) * min(t, 10) / 10)
+    frames = []
+    for t in range(n):
+        acc = np.zeros((h, w, 3), np.float32)
+        for x, y in np.linspace(pos[max(t - 1, 0)], pos[t], 5):
+            img = _shifted(tissue, -100 + pan[0] * t, -100 + pan[1] * t, size).astype(np.float32)
+            xi, yi = int(np.floor(x)), int(np.floor(y))
+            img[yi:yi + thick, xi:xi + length] = _shifted(bar, x - xi, y - yi, (length, thick))
+            acc += img
+        frames.append(np.clip(acc / 5, 0, 255).astype(np.uint8))
+    return frames, np.array(pos) + [length - 6, thick / 2]
+
+
+@pytest.mark.parametrize("name", ["track_mft_own_anchor", "track_mft_own_look"])
+def test_point_on_a_textured_instrument_is_not_taken_by_a_long_reference_on_its_own_texture(name):
+    """The bar moves 8 px a frame against the tissue; over 16 frames (32 tracker px) the coarse
+    flow cannot reach its motion and lands on the bar's own smooth texture, consistently both
+    ways, where LK confirms it, with less variance than the chain of own motions. `track_mft_own`
+    jumps there, 155 px back along the bar. Where the point's own motion is confirmed,
+    `track_mft_own_anchor` weighs that far candidate as another hypothesis, and
+    `track_mft_own_look` keeps the own motion because, seen from that reference, the landing
+    looks no more like the point: both follow the bar."""
+    frames, truth = _bar_frames(30)
+    err, out = _errors(name, frames, truth)
+    default, _ = _errors("track_mft_own", frames, truth)
+    assert default.max() > 100.0, f"the scene no longer tests the choice: track_mft_own errors {default.round(0)}"
+    assert err.max() < 12.0, f"left the bar: errors {err.round(1)}"
+    assert all(p.visible for p in out)
+
+
+def test_point_on_a_fast_instrument_is_not_left_behind_by_the_coarse_flow():
+    """A thicker bar moving (7, 2) px a frame against tissue panning (-1, 1): the long references'
+    coarse flow lags it by 2-3 tracker px, just beyond the refinement's reach, unconfirmed and
+    near the confirmed own motion, and `track_mft_own` takes them and trails the point (13-14 px
+    at the end). `track_mft_own_agree` refines them again from their references without the reach;
+    their LK lands on the confirmed candidate, so the point stays with the bar."""
+    frames, truth = _bar_frames(30, thick=80, speed=(7.0, 2.0), pan=(-1.0, 1.0))
+    err, out = _errors("track_mft_own_agree", frames, truth)
+    default, _ = _errors("track_mft_own", frames, truth)
+    assert default[-10:].min() > 11.0, f"the scene no longer tests the lag: track_mft_own errors {default.round(1)}"
+    assert err.mean() < 6.5 and err.max() < 11.0, f"left behind: errors {err.round(1)}"
+    assert all(p.visible for p in out)

@@ -4,7 +4,8 @@ revising the source while the episode goes on.
 The onset detector may place the onset a few frames before the frame where it raises it. The
 source is located at that decision frame, with the frames from just before the onset up to it
 as history, then carried back to the onset by the tracker so the event's track starts there
-(or, with `episode.locate_at: onset`, located on the onset frame and tracked forward).
+(`episode.locate_at: onset` locates on the onset frame, `blood` on the first frame from the onset
+on that shows the bleed; the point is carried back to the onset and forward to the decision).
 The localizer's next best places are tracked with it (when the tracker tracks several points at
 once); every few frames the evidence is weighed again and the source moves to another candidate
 when it clearly wins (bleedorigin.source_revision). The event's track is then that candidate's
@@ -34,7 +35,8 @@ from bleedorigin.source_consensus import CANDIDATES, vote, voting_frames
 from bleedorigin.source_revision import Place, SourceReviser, radius_share, weigh_frame
 from bleedorigin.types import BleedingEvent, FrameResult, Onset, Point, RunResult, SourceRevision, TrackPoint
 from bleedorigin.utils.progress import track as progress_track
-from bleedorigin.vision.color import AREA_SIZE, BLOOD_THRESHOLD, area_copy, blood_cover, red_mask
+from bleedorigin.models.onset.present import PRESENT_THRESHOLD
+from bleedorigin.vision.color import AREA_SIZE, BLOOD_THRESHOLD, area_copy, blood_cover, blood_presence, red_mask
 
 log = logging.getLogger(__name__)
 
@@ -115,9 +117,9 @@ class Pipeline:
         where = None if out.where is None else tuple(self._mapper.to_input(  # type: ignore[union-attr]
             np.array(out.where, float).reshape(2, 2)).reshape(-1))
         onset = Onset(onset_frame, onset_frame / fps, out.score, out.cue, where)
-        # the localizer sees the frame where the onset was raised ("decision") or the onset frame
-        # itself ("onset", as the paper), with the frames from `history_frames` before the onset up to it
-        at = onset_frame if self.config.episode.locate_at == "onset" else index
+        # the localizer sees the frame `locate_at` names, with the frames from `history_frames`
+        # before the onset up to it
+        at = self._locate_frame(onset_frame, index)
         seen = dict(self._buffer)[at]
         history = [img for i, img in self._buffer if onset_frame - self.config.episode.history_frames <= i < at]
         t0 = time.perf_counter()
@@ -134,10 +136,7 @@ class Pipeline:
         timings["source"] = (time.perf_counter() - t0) * 1e3
         t0 = time.perf_counter()
         points = [(x, y) for x, y, _ in places]
-        if at == index:
-            paths = self._start_candidates(small, points, p.confidence, index, onset_frame)
-        else:
-            paths = self._catch_up(points, p.confidence, onset_frame, index)
+        paths = self._carry_located(points, p.confidence, at, onset_frame, index)
         timings["track"] = (time.perf_counter() - t0) * 1e3
         track = paths[0]
         first = track[0]  # the source where the bleeding started (the onset frame)
@@ -192,32 +191,35 @@ class Pipeline:
     def _step(self, small: np.ndarray, k: int) -> list[TrackPoint]:
         return self.tracker.step_many(small) if k > 1 else [self.tracker.step(small)]
 
-    def _start_candidates(self, small: np.ndarray, points: list[tuple[float, float]], confidence: float,
-                          index: int, onset_frame: int) -> list[list[TrackPoint]]:
-        """The candidates (model pixels of the decision frame) carried back to the onset through
-        the buffered frames, then the tracker started on them at the decision frame; per
-        candidate its track points (input pixels) from the onset to the decision frame."""
-        here = [self._to_input_track(TrackPoint(index, x, y, confidence, True), index) for x, y in points]
+    def _locate_frame(self, onset_frame: int, index: int) -> int:
+        """The buffered frame the localizer sees (`episode.locate_at`)."""
+        how = self.config.episode.locate_at
+        if how == "onset":
+            return onset_frame
+        if how == "blood":  # the onset's date can come before any blood shows: the first frame that shows it
+            for i, img in self._buffer:
+                if onset_frame <= i < index and blood_presence(img) > PRESENT_THRESHOLD:
+                    return i
+        return index
+
+    def _carry_located(self, points: list[tuple[float, float]], confidence: float, at: int, onset_frame: int,
+                       index: int) -> list[list[TrackPoint]]:
+        """The candidates (model pixels of buffered frame `at`) carried back through the buffered
+        frames to the onset, then tracked forward from `at` to this frame, the tracker left running
+        on them; per candidate its track points (input pixels) from the onset to this frame."""
+        seen = dict(self._buffer)[at]
+        earlier = [(i, img) for i, img in self._buffer if onset_frame <= i < at]
+        later = [(i, img) for i, img in self._buffer if at < i <= index]
         backs: list[list[TrackPoint]] = [[] for _ in points]
-        earlier = [(i, img) for i, img in self._buffer if onset_frame <= i < index]
         if earlier:
-            self._start(small, points, index)
+            self._start(seen, points, at)
             for i, img in reversed(earlier):
                 for back, tp in zip(backs, self._step(img, len(points))):
                     back.append(self._to_input_track(tp, i))
-        self._start(small, points, index)
-        return [back[::-1] + [h] for back, h in zip(backs, here)]
-
-    def _catch_up(self, points: list[tuple[float, float]], confidence: float, onset_frame: int,
-                  index: int) -> list[list[TrackPoint]]:
-        """The candidates (model pixels of the onset frame) tracked forward through the buffered
-        frames up to this one, the tracker left running on them; per candidate its track points
-        (input pixels) from the onset to this frame."""
-        frames = [(i, img) for i, img in self._buffer if onset_frame <= i <= index]
-        self._start(frames[0][1], points, onset_frame)
-        paths = [[self._to_input_track(TrackPoint(onset_frame, x, y, confidence, True), onset_frame)]
-                 for x, y in points]
-        for i, img in frames[1:]:
+        self._start(seen, points, at)
+        paths = [back[::-1] + [self._to_input_track(TrackPoint(at, x, y, confidence, True), at)]
+                 for back, (x, y) in zip(backs, points)]
+        for i, img in later:
             for path, tp in zip(paths, self._step(img, len(points))):
                 path.append(self._to_input_track(tp, i))
         return paths

@@ -27,6 +27,9 @@ class StageConfig:
     options: dict[str, Any] = field(default_factory=dict)   # keyword options of that model's preset
 
 
+LOCATE_AT = ("decision", "onset", "blood")
+
+
 @dataclass(frozen=True)
 class EpisodeConfig:
     end_blood_fraction: float = 0.02
@@ -34,12 +37,14 @@ class EpisodeConfig:
     end_patch: int = 64
     buffer_frames: int = 90
     history_frames: int = 10
-    locate_at: str = "decision"  # the frame the localizer sees: "decision" (where the onset was raised) or "onset"
+    # the frame the localizer sees: "decision" (where the onset was raised), "onset", or "blood" (the
+    # first frame from the onset on whose blood cover passes the presence check's threshold)
+    locate_at: str = "decision"
     consensus: int = 0  # frames from the onset to the decision that vote on the source (bleedorigin.source_consensus); 0: off
 
     def __post_init__(self) -> None:
-        if self.locate_at not in ("decision", "onset"):
-            raise ConfigError(f"episode: locate_at must be 'decision' or 'onset', got {self.locate_at!r}")
+        if self.locate_at not in LOCATE_AT:
+            raise ConfigError(f"episode: locate_at must be one of {', '.join(LOCATE_AT)}, got {self.locate_at!r}")
         if self.consensus < 0:
             raise ConfigError(f"episode: consensus must be >= 0, got {self.consensus}")
         if self.consensus and self.locate_at != "decision":

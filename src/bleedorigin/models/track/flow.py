@@ -50,6 +50,11 @@ point from a chain of matched steps whose variance has grown. With `appear_hidde
 (`track_mft_own_appear`), a step whose patch matches none of the point's kept appearances is
 occluded as well. With `redetect` (`track_mft_redetect`), a hidden point in view and off blood
 is searched for by those appearances around its carried position and taken where one matches.
+The variants of docs/tracking.md "Candidates LK does not confirm" change how the choice weighs
+candidates LK did not confirm (`own_anchor`), refine a lagging long reference
+again beyond the reach where its LK lands on the confirmed candidate (`agree`,
+`track_mft_own_agree`), or keep a confirmed own motion against a jump whose landing looks no more
+like the point from that reference (`own_look`).
 
 Confidence: exp(-sigma / `sigma_conf`), sigma the square root of the variance (docs/tracking.md
 reports its calibration). Flows are computed once per (r, t) pair and shared by all points,
@@ -130,7 +135,8 @@ class MultiFlowTracker(PointTrackerBase):
                  occluded_motion: str = "visible", refine: bool = True, refine_fb: float = 1.0,
                  photo_hidden: float = 0.5, appear_hidden: float | None = None, appear_half: int = APPEAR,
                  redetect: float | None = None, hidden_estimate: str = "best", match_first: bool = False,
-                 name: str = "track_mft_own"):
+                 own_anchor: bool = False, agree: bool = False,
+                 own_look: bool = False, name: str = "track_mft_own"):
         """Sizes and variances in pixels of the tracker resolution `size`; `fb_occluded`: forward-
         backward error (px) above which a small step is occluded; `blood_hidden`: blood share of
         the window around the point above which it is hidden; `occluded_motion`: what carries an
@@ -147,7 +153,13 @@ class MultiFlowTracker(PointTrackerBase):
         carried from the `MEAN_REFS` references of lowest variance bound and any other that could win;
         `match_first`: a coarse step whose patch does not match its reference's (1 - NCC at least
         `photo_hidden`, the refinement's own test) is taken only where no unoccluded candidate
-        matches."""
+        matches; `own_anchor`: where the point's own motion from the previous frame is confirmed, it is the
+        confirmed candidate the others are measured from, and one further from it, confirmed or
+        not, competes with that cost added; `agree`: a candidate LK did not confirm within the
+        refinement's reach is refined again from its reference without it, and replaces its coarse
+        candidate where it lands within `refine_fb` (refinement px) of the confirmed one; `own_look`:
+        another reference takes a point from its confirmed own motion only where its landing looks
+        more like that reference's patch of the point than the own motion's position does."""
         if occluded_motion not in OCCLUDED_MOTIONS:
             raise InputError(f"occluded_motion {occluded_motion!r}: expected one of {', '.join(OCCLUDED_MOTIONS)}")
         if hidden_estimate not in HIDDEN_ESTIMATES:
@@ -162,7 +174,8 @@ class MultiFlowTracker(PointTrackerBase):
         self.refine, self.refine_fb, self.photo_hidden = refine, refine_fb, photo_hidden
         self.appear_hidden, self.appear_half = appear_hidden, appear_half
         self.redetect, self.hidden_estimate = redetect, hidden_estimate
-        self.match_first = match_first
+        self.match_first, self.own_anchor, self.agree = match_first, own_anchor, agree
+        self.own_look = own_look
         # with refinement, callers give frames at the video's own resolution, not resized
         self.native_frames = refine
         self.name = self.model_id = name
@@ -278,6 +291,8 @@ class MultiFlowTracker(PointTrackerBase):
         # the unoccluded candidate of lowest variance (plus its doubt); when all are occluded, the lowest variance one
         seen = (~occluded).any(0)
         best = np.where(seen, np.argmin(np.where(occluded, np.inf, var + doubt), axis=0), np.argmin(var, axis=0))
+        if self.own_look and self.refining and t - 1 in refs:
+            self._keep_own_look(refs, cand, best, confirmed[refs.index(t - 1)] & seen, gray)
         chosen = cand[best, np.arange(cand.shape[1])]  # (K, 4)
         if self.hidden_estimate == "mean":
             _mean_of_hidden(chosen, cand, ~seen)
@@ -494,8 +509,14 @@ class MultiFlowTracker(PointTrackerBase):
         `REFINE_REACH`, as the best other reference's is), then the next one, until the choice falls
         on a candidate confirmed at the input's resolution; an unconfirmed candidate further from the
         best confirmed one than `DOUBT_SIGMAS` of its sigma (and `REFINE_REACH`) is another
-        hypothesis, which competes with a hidden step's cost (`occluded_var`) added. Not near blood:
-        LK on a pool's moving edge confirms nothing. `cand`, `carry` and `confirmed` are updated."""
+        hypothesis, which competes with a hidden step's cost (`occluded_var`) added. Not near blood: LK on a pool's moving edge confirms
+        nothing. With `own_anchor`, a point whose own motion from the previous frame is confirmed is
+        measured from it, and a far candidate LK confirmed elsewhere (a long flow that landed on a
+        look-alike of a textured instrument, consistently both ways) is in doubt as well.
+        With `agree`, a candidate whose refinement was not kept is refined again from its reference
+        beyond the reach: where that LK lands on the confirmed candidate (within `refine_fb`), two
+        references agree where the point is, and the coarse candidate (the coarse flow lagging a
+        fast jaw) is replaced by the refined one. `cand`, `carry` and `confirmed` are updated."""
         k = cand.shape[1]
         every = np.arange(k)
         failed = tried & ~confirmed
@@ -513,14 +534,57 @@ class MultiFlowTracker(PointTrackerBase):
             cand[best[good], good], carry[best[good], good], confirmed[best[good], good] = refined[good], False, True
             bad = np.flatnonzero(todo & ~np.isfinite(refined[:, 2]))
             failed[best[bad], bad] = True
+        if self.agree:
+            self._agree(refs, cand, carry, confirmed, failed & (cand[..., 3] == 0), blood_ii)
         held = np.where(confirmed, cand[..., 2], np.inf)
         anchor = np.argmin(held, 0)
+        own = np.zeros(k, bool)
+        if self.own_anchor and self.t - 1 in refs:
+            prev = refs.index(self.t - 1)
+            own = confirmed[prev]
+            anchor = np.where(own, prev, anchor)
         sure = cand[anchor, every, :2]
         limit = np.maximum(REFINE_REACH, DOUBT_SIGMAS * np.sqrt(np.where(confirmed.any(0), held[anchor, every], 0.0)))
         apart = np.hypot(*(cand[..., :2] - sure).transpose(2, 0, 1)) > limit
         clear = _window_share(blood_ii, sure) == 0
-        doubt = confirmed.any(0) & clear & ~confirmed & (cand[..., 3] == 0) & apart
+        doubt = (confirmed.any(0) & ~confirmed | own & confirmed) & clear & (cand[..., 3] == 0) & apart
         return np.where(doubt, self.occluded_var, 0.0)
+
+    def _keep_own_look(self, refs: list[int], cand: np.ndarray, best: np.ndarray, own: np.ndarray,
+                       gray: np.ndarray) -> None:
+        """Where a point's own motion from the previous frame is confirmed (`own`, K) and another
+        reference's candidate further than the refinement's reach from it was chosen (`best`, K, is
+        changed: a jump, not a correction LK could make), compare both positions with that
+        reference's patch of the point: the own motion is kept where it looks at least as much
+        like it. A long reference's low variance is one step's; seen from the same reference, a
+        landing on a look-alike (the textured instrument's own texture, weak texture) is no better
+        than the point's own consistent motion."""
+        prev = refs.index(self.t - 1)
+        k = cand.shape[1]
+        jump = own & (best != prev) & (np.hypot(*(cand[best, np.arange(k), :2] - cand[prev, :, :2]).T) > REFINE_REACH)
+        for i in np.unique(best[jump]):
+            pts = np.flatnonzero(jump & (best == i))
+            patch = self._ref_patches(refs[i])[pts]
+            theirs = _ncc_mismatch(patch, _patches(gray, cand[i, pts, :2], PATCH))
+            mine = _ncc_mismatch(patch, _patches(gray, cand[prev, pts, :2], PATCH))
+            best[pts[mine <= theirs]] = prev
+
+    def _agree(self, refs: list[int], cand: np.ndarray, carry: np.ndarray, confirmed: np.ndarray,
+               retry: np.ndarray, blood_ii: np.ndarray) -> None:
+        """Refine the candidates `retry` (R, K) again from their references without the reach; one
+        that lands within `refine_fb` (refinement px) of the point's confirmed candidate of lowest
+        variance replaces its coarse candidate (`cand`, `carry`, `confirmed` are updated)."""
+        k = cand.shape[1]
+        retry = retry & confirmed.any(0)
+        if not retry.any():
+            return
+        held = np.where(confirmed, cand[..., 2], np.inf)
+        sure = cand[np.argmin(held, 0), np.arange(k), :2]
+        tolerance = self.refine_fb * float(np.mean(self.fine_mapper.scale))  # refinement px -> tracker px
+        for i in np.flatnonzero(retry.any(1)):
+            refined = self._own_motion(np.where(retry[i], refs[i], -1), cand[i, :, :2], blood_ii, np.full(k, np.inf))
+            good = retry[i] & np.isfinite(refined[:, 2]) & (np.hypot(*(refined[:, :2] - sure).T) <= tolerance)
+            cand[i, good], carry[i, good], confirmed[i, good] = refined[good], False, True
 
     def _own_motion(self, src: np.ndarray, guess: np.ndarray, blood_ii: np.ndarray, reach: np.ndarray) -> np.ndarray:
         """(N, 4) candidates, N a multiple of the points (all points for one list of sources,
@@ -826,6 +890,9 @@ CONFIGS = {
     "track_mft_own_mean": {"hidden_estimate": "mean"},
     "track_mft_own_match_mean": {"match_first": True, "hidden_estimate": "mean"},
     "track_mft_own_appear": {"appear_hidden": 0.3},
+    "track_mft_own_anchor": {"own_anchor": True},
+    "track_mft_own_agree": {"agree": True},
+    "track_mft_own_look": {"agree": True, "own_look": True},
     "track_mft_visible": {"refine": False},
     "track_mft": {"refine": False, "occluded_motion": "surround"},
     "track_mft512": {"refine": False, "occluded_motion": "surround", "size": (512, 384)},
