@@ -581,10 +581,14 @@ class MultiFlowTracker(PointTrackerBase):
         held = np.where(confirmed, cand[..., 2], np.inf)
         sure = cand[np.argmin(held, 0), np.arange(k), :2]
         tolerance = self.refine_fb * float(np.mean(self.fine_mapper.scale))  # refinement px -> tracker px
-        for i in np.flatnonzero(retry.any(1)):
-            refined = self._own_motion(np.where(retry[i], refs[i], -1), cand[i, :, :2], blood_ii, np.full(k, np.inf))
-            good = retry[i] & np.isfinite(refined[:, 2]) & (np.hypot(*(refined[:, :2] - sure).T) <= tolerance)
-            cand[i, good], carry[i, good], confirmed[i, good] = refined[good], False, True
+        rows = np.flatnonzero(retry.any(1))
+        # every reference's retries in one pass (all points for each reference in turn)
+        src = np.concatenate([np.where(retry[i], refs[i], -1) for i in rows])
+        refined = self._own_motion(src, np.concatenate(cand[rows, :, :2]), blood_ii, np.full(len(src), np.inf))
+        for n, i in enumerate(rows):
+            again = refined[n * k:(n + 1) * k]
+            good = retry[i] & np.isfinite(again[:, 2]) & (np.hypot(*(again[:, :2] - sure).T) <= tolerance)
+            cand[i, good], carry[i, good], confirmed[i, good] = again[good], False, True
 
     def _own_motion(self, src: np.ndarray, guess: np.ndarray, blood_ii: np.ndarray, reach: np.ndarray) -> np.ndarray:
         """(N, 4) candidates, N a multiple of the points (all points for one list of sources,
