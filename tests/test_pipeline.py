@@ -191,29 +191,32 @@ def test_locating_at_the_onset_frame_sees_that_frame_and_tracks_forward_from_it(
     assert np.hypot(event.source.x - (40 + max(0, event.onset.frame - 10) * 0.5), event.source.y - 50) < 6
 
 
-def test_locating_at_the_first_frame_that_shows_the_bleed():
-    """With `locate_at: blood` the localizer gets the first frame from the onset on whose blood
-    cover passes the presence check's threshold (a bleed dated from its first drop shows too
-    little to locate on), and the point is carried back to the onset and forward to the end."""
-    from bleedorigin.models.onset.present import PRESENT_THRESHOLD
-    from bleedorigin.vision.color import blood_presence
-
-    def discs(t: int) -> list:  # a bleed from (40, 50) from frame 10, under the threshold on its first frame
-        return [((40 + max(0, t - 10) * 0.5, 50), min(3 + (t - 10) * 0.5, 10))] if t >= 10 else []
-
-    frames = _blood_discs(40, discs)
-    pipe = Pipeline.from_pretrained(shipped_config().with_episode(locate_at="blood"), **BASELINES)
-    seen = []
+def _recording_locator(pipe: Pipeline) -> list:
+    """The frames the pipeline's localizer is handed, in order."""
+    seen: list = []
     locate = pipe.source.locate
     pipe.source.locate = lambda frame, history=None, **kw: seen.append(frame) or locate(frame, history=history, **kw)
-    for f in frames:
-        pipe.step(f)
-    event = pipe.events[0]
-    small = [pipe._mapper.resize(f) for f in frames]
-    at = next(i for i, s in enumerate(small) if len(seen) == 1 and np.array_equal(s, seen[0]))
-    cover = [blood_presence(s) for s in small]
-    assert event.onset.frame < at and cover[at] > PRESENT_THRESHOLD
-    assert all(c <= PRESENT_THRESHOLD for c in cover[event.onset.frame:at])
-    assert [tp.frame for tp in event.track] == list(range(event.onset.frame, len(frames)))
-    moved = event.track[at - event.onset.frame]
-    assert np.hypot(moved.x - (40 + (at - 10) * 0.5), moved.y - 50) < 6
+    return seen
+
+
+def test_locating_where_the_presence_check_dated_the_onset_by_its_blood():
+    """With `locate_at: blood` the localizer sees the onset frame when the presence check raised
+    the onset (it dates it by the blood it counted, so that frame shows the bleed) and the frame
+    where the onset was raised when another detector did (its date can precede any blood)."""
+    def discs(t: int) -> list:  # a bleed from (40, 50) from frame `start`, spreading
+        return [((40, 50), min(5 + (t - start) * 0.5, 14))] if t >= start else []
+
+    for start, onset_model, cue_is_presence in ((0, "onset_small", True), (10, "onset_hsv", False)):
+        frames = _blood_discs(60, discs)
+        pipe = Pipeline.from_pretrained(shipped_config().with_episode(locate_at="blood"), onset_model=onset_model,
+                                        source_model="source_redmask", track_model="track_lk")
+        seen = _recording_locator(pipe)
+        phases = [pipe.step(f).phase for f in frames]
+        event = pipe.events[0]
+        raised = phases.index("bleeding")
+        assert (event.onset.cue in ("bleeding_present", "fresh_blood")) == cue_is_presence, event.onset.cue
+        at = event.onset.frame if cue_is_presence else raised
+        assert event.onset.frame < raised and len(seen) == 1
+        assert np.array_equal(seen[0], pipe._mapper.resize(frames[at]))
+        assert [tp.frame for tp in event.track] == list(range(event.onset.frame, len(frames)))
+        assert np.hypot(event.track[0].x - 40, event.track[0].y - 50) < 6

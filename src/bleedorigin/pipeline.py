@@ -4,8 +4,9 @@ revising the source while the episode goes on.
 The onset detector may place the onset a few frames before the frame where it raises it. The
 source is located at that decision frame, with the frames from just before the onset up to it
 as history, then carried back to the onset by the tracker so the event's track starts there
-(`episode.locate_at: onset` locates on the onset frame, `blood` on the first frame from the onset
-on that shows the bleed; the point is carried back to the onset and forward to the decision).
+(`episode.locate_at: onset` locates on the onset frame, `blood` on it where the presence check
+dated the onset by the blood it saw; the point is carried back to the onset and forward to the
+decision).
 The localizer's next best places are tracked with it (when the tracker tracks several points at
 once); every few frames the evidence is weighed again and the source moves to another candidate
 when it clearly wins (bleedorigin.source_revision). The event's track is then that candidate's
@@ -35,8 +36,8 @@ from bleedorigin.source_consensus import CANDIDATES, vote, voting_frames
 from bleedorigin.source_revision import Place, SourceReviser, radius_share, weigh_frame
 from bleedorigin.types import BleedingEvent, FrameResult, Onset, Point, RunResult, SourceRevision, TrackPoint
 from bleedorigin.utils.progress import track as progress_track
-from bleedorigin.models.onset.present import PRESENT_THRESHOLD
-from bleedorigin.vision.color import AREA_SIZE, BLOOD_THRESHOLD, area_copy, blood_cover, blood_presence, red_mask
+from bleedorigin.models.onset.present import CUE_FRESH, CUE_PRESENT
+from bleedorigin.vision.color import AREA_SIZE, BLOOD_THRESHOLD, area_copy, blood_cover, red_mask
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +120,7 @@ class Pipeline:
         onset = Onset(onset_frame, onset_frame / fps, out.score, out.cue, where)
         # the localizer sees the frame `locate_at` names, with the frames from `history_frames`
         # before the onset up to it
-        at = self._locate_frame(onset_frame, index)
+        at = self._locate_frame(onset_frame, index, out.cue)
         seen = dict(self._buffer)[at]
         history = [img for i, img in self._buffer if onset_frame - self.config.episode.history_frames <= i < at]
         t0 = time.perf_counter()
@@ -191,15 +192,13 @@ class Pipeline:
     def _step(self, small: np.ndarray, k: int) -> list[TrackPoint]:
         return self.tracker.step_many(small) if k > 1 else [self.tracker.step(small)]
 
-    def _locate_frame(self, onset_frame: int, index: int) -> int:
-        """The buffered frame the localizer sees (`episode.locate_at`)."""
+    def _locate_frame(self, onset_frame: int, index: int, cue: str | None) -> int:
+        """The buffered frame the localizer sees (`episode.locate_at`). "blood": the presence check
+        dates an onset at the first frame its blood passed the threshold, a frame that shows the
+        bleed; the network's date (the start of the red area's rise) can come before any blood shows."""
         how = self.config.episode.locate_at
-        if how == "onset":
+        if how == "onset" or (how == "blood" and cue in (CUE_PRESENT, CUE_FRESH)):
             return onset_frame
-        if how == "blood":  # the onset's date can come before any blood shows: the first frame that shows it
-            for i, img in self._buffer:
-                if onset_frame <= i < index and blood_presence(img) > PRESENT_THRESHOLD:
-                    return i
         return index
 
     def _carry_located(self, points: list[tuple[float, float]], confidence: float, at: int, onset_frame: int,

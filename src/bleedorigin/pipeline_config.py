@@ -38,7 +38,7 @@ class EpisodeConfig:
     buffer_frames: int = 90
     history_frames: int = 10
     # the frame the localizer sees: "decision" (where the onset was raised), "onset", or "blood" (the
-    # first frame from the onset on whose blood cover passes the presence check's threshold)
+    # onset frame where the presence check dated the onset by the blood it saw, else the decision)
     locate_at: str = "decision"
     consensus: int = 0  # frames from the onset to the decision that vote on the source (bleedorigin.source_consensus); 0: off
 

@@ -896,6 +896,7 @@ CONFIGS = {
     "track_mft_own_appear": {"appear_hidden": 0.3},
     "track_mft_own_anchor": {"own_anchor": True},
     "track_mft_own_agree": {"agree": True},
+    "track_mft_own_agree_mean": {"agree": True, "hidden_estimate": "mean"},
     "track_mft_own_look": {"agree": True, "own_look": True},
     "track_mft_visible": {"refine": False},
     "track_mft": {"refine": False, "occluded_motion": "surround"},
