@@ -59,7 +59,7 @@ def _clip(n: int) -> list[np.ndarray]:
 
 
 def _located(consensus: int) -> tuple[Point, list]:
-    cfg = shipped_config().with_episode(end_patience=1000, consensus=consensus)
+    cfg = shipped_config().with_episode(end_patience=1000, consensus=consensus, locate_at="decision")
     pipe = Pipeline(RaiseAt(at=DECISION, back=DECISION), SpotLocator(), MultiFlowTracker(), dataclasses.replace(cfg))
     for f in _clip(DECISION + 3):
         pipe.step(f)

@@ -2,11 +2,11 @@
 revising the source while the episode goes on.
 
 The onset detector may place the onset a few frames before the frame where it raises it. The
-source is located at that decision frame, with the frames from just before the onset up to it
-as history, then carried back to the onset by the tracker so the event's track starts there
-(`episode.locate_at: onset` locates on the onset frame, `blood` on it where the presence check
-dated the onset by the blood it saw; the point is carried back to the onset and forward to the
-decision).
+source is located on one buffered frame (`episode.locate_at`: the decision frame, the onset
+frame, or, shipped, the onset frame where the presence check dated the onset by the blood it
+counted and the decision frame otherwise), with the frames from just before the onset up to it
+as history; the tracker carries it back to the onset, so the event's track starts there, and
+forward to the decision frame.
 The localizer's next best places are tracked with it (when the tracker tracks several points at
 once); every few frames the evidence is weighed again and the source moves to another candidate
 when it clearly wins (bleedorigin.source_revision). The event's track is then that candidate's
