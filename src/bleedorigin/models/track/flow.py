@@ -386,28 +386,36 @@ class MultiFlowTracker(PointTrackerBase):
         those only references whose variance bound (stored variance + the hidden step's
         constant) does not exceed the best candidate found so far, lowest bound first. The
         choice is the one all candidates would give; the others are left out (infinite variance).
-        For `hidden_estimate` "mean" the `MEAN_REFS` references of lowest bound are carried too."""
+        For `hidden_estimate` "mean" the `MEAN_REFS` references of lowest bound are carried too.
+        The steps of one round (a rank; for "mean", the first `MEAN_REFS` ranks, which go
+        whatever the best is) are carried together, all references in one pass."""
         var, occluded = cand[..., 2], cand[..., 3] > 0
         todo_points = np.flatnonzero(~(~occluded).any(0))
         bound = np.where(carry, var, np.inf)[:, todo_points]
         best = np.where(carry, np.inf, var)[:, todo_points].min(0)
         order = np.argsort(bound, axis=0, kind="stable")  # (R, K'): each point's references by bound
-        for rank in range(len(refs)):
-            rows = order[rank]
-            lower = bound[rows, np.arange(len(todo_points))]
-            # the mean also weighs the MEAN_REFS most certain references, whether or not they can win
-            go = np.isfinite(lower) & ((lower <= best) | (self.hidden_estimate == "mean" and rank < MEAN_REFS))
-            if not go.any():
+        every = np.arange(len(todo_points))
+        # the mean weighs the MEAN_REFS most certain references whether or not they can win: one round for them
+        together = min(MEAN_REFS, len(refs)) if self.hidden_estimate == "mean" else 0
+        rounds = ([range(together)] if together else []) + [[rank] for rank in range(together, len(refs))]
+        for ranks in rounds:
+            rows, cols = [], []  # (reference, position in todo_points) of the steps this round carries
+            for rank in ranks:
+                lower = bound[order[rank], every]
+                go = np.isfinite(lower) & ((lower <= best) | (rank < together))
+                rows.append(order[rank][go])
+                cols.append(every[go])
+            row, col = np.concatenate(rows), np.concatenate(cols)
+            if not len(row):
                 break
-            for i in np.unique(rows[go]):
-                sel = go & (rows == i)
-                idx = todo_points[sel]
-                s = steps[i]
-                m, back = self._carry(s, idx)
-                cand[i, idx, :2] = s.p[idx] + m
-                cand[i, idx, 2] = self.var[s.ref][idx] + (self.step_var + self.occluded_var + ((m + back) ** 2).sum(1))
-                carry[i, idx] = False
-                best[sel] = np.minimum(best[sel], cand[i, idx, 2])
+            idx = todo_points[col]
+            m, back = self._carry(steps, row, idx)
+            ref_xy = np.stack([s.p for s in steps])[row, idx]
+            ref_var = np.stack([self.var[s.ref] for s in steps])[row, idx]
+            cand[row, idx, :2] = ref_xy + m
+            cand[row, idx, 2] = ref_var + (self.step_var + self.occluded_var + ((m + back) ** 2).sum(1))
+            carry[row, idx] = False
+            np.minimum.at(best, col, cand[row, idx, 2])
         cand[..., 2][carry] = np.inf  # not carried: never the choice
 
     def _unlike(self, gray: np.ndarray, xy: np.ndarray, idx: np.ndarray | None = None) -> np.ndarray:
@@ -518,12 +526,14 @@ class MultiFlowTracker(PointTrackerBase):
             todo = np.isfinite(var[best, every]) & ~confirmed[best, every]
             if not todo.any():
                 break
-            for i in np.unique(best[todo]):
-                sel = todo & (best == i)
-                refined = self._own_motion(np.where(sel, refs[i], -1), cand[i, :, :2], blood_ii, np.full(k, REFINE_REACH))
-                good = sel & np.isfinite(refined[:, 2])
-                cand[i, good], carry[i, good], confirmed[i, good] = refined[good], False, True
-                failed[i, sel & ~good] = True
+            # every point from its own reference in one pass (LK per reference inside): a pass per
+            # reference cost more than its few points
+            src = np.where(todo, np.asarray(refs)[best], -1)
+            refined = self._own_motion(src, cand[best, every, :2], blood_ii, np.full(k, REFINE_REACH))
+            good = np.flatnonzero(todo & np.isfinite(refined[:, 2]))
+            cand[best[good], good], carry[best[good], good], confirmed[best[good], good] = refined[good], False, True
+            bad = np.flatnonzero(todo & ~np.isfinite(refined[:, 2]))
+            failed[best[bad], bad] = True
         if self.agree:
             self._agree(refs, cand, carry, confirmed, failed & (cand[..., 3] == 0), blood_ii)
         held = np.where(confirmed, cand[..., 2], np.inf)
@@ -571,10 +581,14 @@ class MultiFlowTracker(PointTrackerBase):
         held = np.where(confirmed, cand[..., 2], np.inf)
         sure = cand[np.argmin(held, 0), np.arange(k), :2]
         tolerance = self.refine_fb * float(np.mean(self.fine_mapper.scale))  # refinement px -> tracker px
-        for i in np.flatnonzero(retry.any(1)):
-            refined = self._own_motion(np.where(retry[i], refs[i], -1), cand[i, :, :2], blood_ii, np.full(k, np.inf))
-            good = retry[i] & np.isfinite(refined[:, 2]) & (np.hypot(*(refined[:, :2] - sure).T) <= tolerance)
-            cand[i, good], carry[i, good], confirmed[i, good] = refined[good], False, True
+        rows = np.flatnonzero(retry.any(1))
+        # every reference's retries in one pass (all points for each reference in turn)
+        src = np.concatenate([np.where(retry[i], refs[i], -1) for i in rows])
+        refined = self._own_motion(src, np.concatenate(cand[rows, :, :2]), blood_ii, np.full(len(src), np.inf))
+        for n, i in enumerate(rows):
+            again = refined[n * k:(n + 1) * k]
+            good = retry[i] & np.isfinite(again[:, 2]) & (np.hypot(*(again[:, :2] - sure).T) <= tolerance)
+            cand[i, good], carry[i, good], confirmed[i, good] = again[good], False, True
 
     def _own_motion(self, src: np.ndarray, guess: np.ndarray, blood_ii: np.ndarray, reach: np.ndarray) -> np.ndarray:
         """(N, 4) candidates, N a multiple of the points (all points for one list of sources,
@@ -610,14 +624,27 @@ class MultiFlowTracker(PointTrackerBase):
         out[idx] = np.column_stack([q, np.where(good, var, np.inf), ~good])
         return out
 
-    def _carry(self, s: "_FlowStep", idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Motion (K', 2) that carries the points `idx` from s.ref into the new frame, and the
-        same motion on the backward flow from where they land (its consistency)."""
-        xy = s.p[idx]
+    def _carry(self, steps: list["_FlowStep"], row: np.ndarray, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Motion (N, 2) that carries point idx[n] from steps[row[n]].ref into the new frame, and
+        the same motion on the backward flow from where it lands (its consistency)."""
+        used = np.unique(row)
         if self.occluded_motion == "visible":
-            tissue_ref, tissue = self._tissue(s.ref), self._tissue(self.t)
-            m = _visible_motion(s.fwd, s.bwd, tissue_ref, tissue, xy)
-            return m, _visible_motion(s.bwd, s.fwd, tissue, tissue_ref, xy + m)
+            # one pass over the steps of every reference: the fixed cost of a pass outweighed its few points
+            tissue = self._tissue(self.t)
+            pairs = [(steps[i], self._tissue(steps[i].ref)) for i in used]
+            which = np.searchsorted(used, row)
+            xy = np.stack([s.p for s in steps])[row, idx]
+            m = _visible_motion([(s.fwd, s.bwd, ref_tissue, tissue) for s, ref_tissue in pairs], which, xy)
+            return m, _visible_motion([(s.bwd, s.fwd, tissue, ref_tissue) for s, ref_tissue in pairs], which, xy + m)
+        m, back = np.empty((len(row), 2)), np.empty((len(row), 2))
+        for i in used:
+            n = np.flatnonzero(row == i)
+            m[n], back[n] = self._carry_by_flow(steps[i], idx[n])
+        return m, back
+
+    def _carry_by_flow(self, s: "_FlowStep", idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """`_carry` of the points `idx` from s.ref by the "scene" or "surround" motion."""
+        xy = s.p[idx]
         if self.occluded_motion == "scene":
             m = _scene_motion(s.fwd, xy)
             return m, _scene_motion(s.bwd, xy + m)
@@ -733,25 +760,33 @@ def _scene_motion(flow: np.ndarray, xy: np.ndarray) -> np.ndarray:
     return xy @ transform[:, :2].T + transform[:, 2] - xy
 
 
-def _visible_motion(flow: np.ndarray, back: np.ndarray, tissue_a: np.ndarray, tissue_b: np.ndarray,
+def _visible_motion(fields: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]], which: np.ndarray,
                     xy: np.ndarray) -> np.ndarray:
-    """Motion (K, 2) of each point along `flow` (a -> b) under a similarity fitted to the visible
-    tissue around it: window samples that are tissue in a, land on tissue in b and come back
-    along `back` (b -> a), so blood, the black frame and what the flow cannot follow are left
-    out; RANSAC, then a least-squares fit to the inliers weighted by closeness to the point.
-    Where too few such samples remain, the similarity of all the view's visible tissue (once per
-    flow), and where that fails too, the median flow around the point."""
-    h, w = flow.shape[:2]
+    """Motion (K, 2) of each point along its flow a -> b under a similarity fitted to the visible
+    tissue around it; fields[which[j]] = (flow a -> b, back b -> a, tissue of a, tissue of b) of
+    point j (the steps of several references in one pass). The window samples used are tissue
+    in a, land on tissue in b and come back along `back`, so blood, the black frame and what the
+    flow cannot follow are left out; RANSAC, then a least-squares fit to the inliers weighted by
+    closeness to the point. Where too few such samples remain, the similarity of all the view's
+    visible tissue (once per flow), and where that fails too, the median flow around the point."""
+    h, w = fields[0][0].shape[:2]
     xy = np.asarray(xy, np.float64).reshape(-1, 2)
     gx, gy, valid = _grid(xy, w, h, SURROUND, SAMPLE_STEP)  # (K, S)
-    f = flow[gy, gx].astype(np.float64)  # (K, S, 2)
+    groups = [(fields[i], np.flatnonzero(which == i)) for i in np.unique(which)]
+    # reads by flat pixel index (take): several times cheaper than 2-D fancy indexing, the same values
+    at = gy * w + gx
+    f = np.empty((*gx.shape, 2))
+    for (flow, _, _, _), j in groups:
+        f[j] = flow.reshape(-1, 2).take(at[j], axis=0)
     tx, ty = np.round(gx + f[..., 0]).astype(int), np.round(gy + f[..., 1]).astype(int)
     lands = (tx >= 0) & (tx < w) & (ty >= 0) & (ty < h)
-    tx, ty = np.clip(tx, 0, w - 1), np.clip(ty, 0, h - 1)
-    bk = back[ty, tx]
-    fb = f + bk
-    consistent = (fb ** 2).sum(-1) < 0.01 * ((f ** 2).sum(-1) + (bk ** 2).sum(-1)) + 1.0
-    ok = valid & lands & consistent & tissue_a[gy, gx] & tissue_b[ty, tx]
+    to = np.minimum(np.maximum(ty, 0), h - 1) * w + np.minimum(np.maximum(tx, 0), w - 1)
+    bk = np.empty((*gx.shape, 2), np.float32)  # the flow's own type: its squares below too
+    ok = valid & lands
+    for (_, back, tissue_a, tissue_b), j in groups:
+        bk[j] = back.reshape(-1, 2).take(to[j], axis=0)
+        ok[j] &= tissue_a.ravel().take(at[j]) & tissue_b.ravel().take(to[j])
+    ok &= _sq(f + bk) < 0.01 * (_sq(f) + _sq(bk)) + 1.0  # comes back along `back`
     rel = np.stack([gx - xy[:, :1], gy - xy[:, 1:]], -1)  # (K, S, 2)
     inlier = np.zeros_like(ok)
     for j in np.flatnonzero(ok.sum(1) >= MIN_VISIBLE):  # RANSAC per point: its own window's outliers
@@ -763,14 +798,22 @@ def _visible_motion(flow: np.ndarray, back: np.ndarray, tissue_a: np.ndarray, ti
     fitted = inlier.any(1)
     if fitted.any():
         out[fitted] = _weighted_similarity(rel[fitted], f[fitted], inlier[fitted])
-    if not fitted.all():
-        rest = np.flatnonzero(~fitted)
+    for (flow, _, tissue_a, _), j in groups:
+        rest = j[~fitted[j]]
+        if not len(rest):
+            continue
         scene = scene_motion(flow, tissue_a)
         if scene is None:
             out[rest] = _surround_motion(flow, xy[rest])
         else:
             out[rest] = xy[rest] @ scene[:, :2].T + scene[:, 2] - xy[rest]
     return out
+
+
+def _sq(v: np.ndarray) -> np.ndarray:
+    """Squared length (...,) of vectors (..., 2), in their own type: the two channels added
+    (numpy's reduction over a last axis of 2 costs several times more, for the same sum)."""
+    return v[..., 0] ** 2 + v[..., 1] ** 2
 
 
 def _similarity_inliers(rel: np.ndarray, f: np.ndarray) -> np.ndarray | None:
@@ -787,12 +830,13 @@ def _similarity_inliers(rel: np.ndarray, f: np.ndarray) -> np.ndarray | None:
 def _weighted_similarity(rel: np.ndarray, f: np.ndarray, keep: np.ndarray) -> np.ndarray:
     """Translation (K, 2) at the origin of the similarity fitted by least squares to the samples
     `keep` (K, S) at `rel` (K, S, 2, relative to each point) moved by `f`, weighted by closeness."""
-    weight = np.where(keep, np.exp(-(rel ** 2).sum(-1) / (2 * (SURROUND / 2) ** 2)), 0.0)
+    r2 = _sq(rel)
+    weight = np.where(keep, np.exp(-r2 / (2 * (SURROUND / 2) ** 2)), 0.0)
     # (rel + f) = [[a, -b], [b, a]] rel + t in the unknowns (a, b, tx, ty): weighted normal equations
     x, y = rel[..., 0], rel[..., 1]
     u, v = x + f[..., 0], y + f[..., 1]
     sw, sx, sy = weight.sum(1), (weight * x).sum(1), (weight * y).sum(1)
-    sxx = (weight * (x * x + y * y)).sum(1)
+    sxx = (weight * r2).sum(1)
     zero = np.zeros_like(sw)
     normal = np.stack([np.stack([sxx, zero, sx, sy], -1), np.stack([zero, sxx, -sy, sx], -1),
                        np.stack([sx, -sy, sw, zero], -1), np.stack([sy, sx, zero, sw], -1)], 1)
