@@ -3,7 +3,6 @@ exit 1), never a traceback or an "unexpected" exit 1."""
 from __future__ import annotations
 
 import json
-import shutil
 
 import numpy as np
 import pytest
