@@ -39,7 +39,7 @@ class EpisodeConfig:
     history_frames: int = 10
     # the frame the localizer sees: "decision" (where the onset was raised), "onset", or "blood" (the
     # onset frame where the presence check dated the onset by the blood it saw, else the decision)
-    locate_at: str = "decision"
+    locate_at: str = "blood"
     consensus: int = 0  # frames from the onset to the decision that vote on the source (bleedorigin.source_consensus); 0: off
 
     def __post_init__(self) -> None:
