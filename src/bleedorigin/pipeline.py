@@ -31,12 +31,12 @@ import numpy as np
 from bleedorigin import MODEL_SIZE
 from bleedorigin.io.video import FrameMapper, open_video
 from bleedorigin.models.loading import load_stage, model_id, model_warnings
+from bleedorigin.models.onset.present import CUE_FRESH, CUE_PRESENT
 from bleedorigin.pipeline_config import STAGES, PipelineConfig, load_pipeline_config
 from bleedorigin.source_consensus import CANDIDATES, vote, voting_frames
 from bleedorigin.source_revision import Place, SourceReviser, radius_share, weigh_frame
 from bleedorigin.types import BleedingEvent, FrameResult, Onset, Point, RunResult, SourceRevision, TrackPoint
 from bleedorigin.utils.progress import track as progress_track
-from bleedorigin.models.onset.present import CUE_FRESH, CUE_PRESENT
 from bleedorigin.vision.color import AREA_SIZE, BLOOD_THRESHOLD, area_copy, blood_cover, red_mask
 
 log = logging.getLogger(__name__)
@@ -137,7 +137,7 @@ class Pipeline:
         timings["source"] = (time.perf_counter() - t0) * 1e3
         t0 = time.perf_counter()
         points = [(x, y) for x, y, _ in places]
-        paths = self._carry_located(points, p.confidence, at, onset_frame, index)
+        paths = self._carry_located(seen, points, p.confidence, at, onset_frame, index)
         timings["track"] = (time.perf_counter() - t0) * 1e3
         track = paths[0]
         first = track[0]  # the source where the bleeding started (the onset frame)
@@ -201,12 +201,11 @@ class Pipeline:
             return onset_frame
         return index
 
-    def _carry_located(self, points: list[tuple[float, float]], confidence: float, at: int, onset_frame: int,
-                       index: int) -> list[list[TrackPoint]]:
-        """The candidates (model pixels of buffered frame `at`) carried back through the buffered
-        frames to the onset, then tracked forward from `at` to this frame, the tracker left running
-        on them; per candidate its track points (input pixels) from the onset to this frame."""
-        seen = dict(self._buffer)[at]
+    def _carry_located(self, seen: np.ndarray, points: list[tuple[float, float]], confidence: float, at: int,
+                       onset_frame: int, index: int) -> list[list[TrackPoint]]:
+        """The candidates (model pixels of buffered frame `at`, `seen`) carried back through the
+        buffered frames to the onset, then tracked forward from `at` to this frame, the tracker left
+        running on them; per candidate its track points (input pixels) from the onset to this frame."""
         earlier = [(i, img) for i, img in self._buffer if onset_frame <= i < at]
         later = [(i, img) for i, img in self._buffer if at < i <= index]
         backs: list[list[TrackPoint]] = [[] for _ in points]
