@@ -14,7 +14,7 @@ A step is occluded when that error is large for the motion (Sundaram et al. 2010
 around the candidate, or when it (or the tissue around it) leaves the view; a candidate from an occluded reference stays
 occluded. The point's own flow means nothing under occlusion, so an occluded step moves it with
 what is around it, one of three ways (`occluded_motion`):
-- "visible" (`track_mft_visible`, the shipped `track_mft_own` and its variants): a similarity fitted to the visible tissue
+- "visible" (`track_mft_visible`, `track_mft_own` and its variants, the shipped `track_mft_own_mean` among them): a similarity fitted to the visible tissue
   in the wide window around it, the window samples that are in the lit view and not blood (nor
   within `EDGE` px of it) in both frames and whose flow comes back along the backward flow;
   RANSAC, then least squares weighted by closeness to the point. A spreading or drifting pool
@@ -30,7 +30,7 @@ lowest variance (when every candidate is occluded, the lowest variance one, repo
 visible) and stores position, variance and occlusion for frame t: a point hidden for a while
 (blood, an instrument, glare) comes back through a reference from before it was hidden.
 
-With `refine` (the shipped `track_mft_own` and its variants), each point's own motion is also measured at the input's
+With `refine` (`track_mft_own` and its variants), each point's own motion is also measured at the input's
 resolution (at most twice the tracker's size, so LK's window sees the same part of the scene as
 on BleedSim): pyramidal LK in a window around the point, from the previous frame (started from its
 own coarse flow, whatever the coarse occlusion test says) and from the best unoccluded coarse
@@ -395,6 +395,8 @@ class MultiFlowTracker(PointTrackerBase):
         best = np.where(carry, np.inf, var)[:, todo_points].min(0)
         order = np.argsort(bound, axis=0, kind="stable")  # (R, K'): each point's references by bound
         every = np.arange(len(todo_points))
+        ref_xy = np.stack([s.p for s in steps])  # (R, K, 2) the points on each reference, and their variances
+        ref_var = np.stack([self.var[s.ref] for s in steps])
         # the mean weighs the MEAN_REFS most certain references whether or not they can win: one round for them
         together = min(MEAN_REFS, len(refs)) if self.hidden_estimate == "mean" else 0
         rounds = ([range(together)] if together else []) + [[rank] for rank in range(together, len(refs))]
@@ -409,11 +411,10 @@ class MultiFlowTracker(PointTrackerBase):
             if not len(row):
                 break
             idx = todo_points[col]
-            m, back = self._carry(steps, row, idx)
-            ref_xy = np.stack([s.p for s in steps])[row, idx]
-            ref_var = np.stack([self.var[s.ref] for s in steps])[row, idx]
-            cand[row, idx, :2] = ref_xy + m
-            cand[row, idx, 2] = ref_var + (self.step_var + self.occluded_var + ((m + back) ** 2).sum(1))
+            xy = ref_xy[row, idx]
+            m, back = self._carry(steps, row, idx, xy)
+            cand[row, idx, :2] = xy + m
+            cand[row, idx, 2] = ref_var[row, idx] + (self.step_var + self.occluded_var + ((m + back) ** 2).sum(1))
             carry[row, idx] = False
             np.minimum.at(best, col, cand[row, idx, 2])
         cand[..., 2][carry] = np.inf  # not carried: never the choice
@@ -624,27 +625,26 @@ class MultiFlowTracker(PointTrackerBase):
         out[idx] = np.column_stack([q, np.where(good, var, np.inf), ~good])
         return out
 
-    def _carry(self, steps: list["_FlowStep"], row: np.ndarray, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Motion (N, 2) that carries point idx[n] from steps[row[n]].ref into the new frame, and
-        the same motion on the backward flow from where it lands (its consistency)."""
+    def _carry(self, steps: list["_FlowStep"], row: np.ndarray, idx: np.ndarray,
+               xy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Motion (N, 2) that carries point idx[n], at xy[n] on steps[row[n]].ref, into the new
+        frame, and the same motion on the backward flow from where it lands (its consistency)."""
         used = np.unique(row)
         if self.occluded_motion == "visible":
             # one pass over the steps of every reference: the fixed cost of a pass outweighed its few points
             tissue = self._tissue(self.t)
             pairs = [(steps[i], self._tissue(steps[i].ref)) for i in used]
             which = np.searchsorted(used, row)
-            xy = np.stack([s.p for s in steps])[row, idx]
             m = _visible_motion([(s.fwd, s.bwd, ref_tissue, tissue) for s, ref_tissue in pairs], which, xy)
             return m, _visible_motion([(s.bwd, s.fwd, tissue, ref_tissue) for s, ref_tissue in pairs], which, xy + m)
         m, back = np.empty((len(row), 2)), np.empty((len(row), 2))
         for i in used:
             n = np.flatnonzero(row == i)
-            m[n], back[n] = self._carry_by_flow(steps[i], idx[n])
+            m[n], back[n] = self._carry_by_flow(steps[i], idx[n], xy[n])
         return m, back
 
-    def _carry_by_flow(self, s: "_FlowStep", idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """`_carry` of the points `idx` from s.ref by the "scene" or "surround" motion."""
-        xy = s.p[idx]
+    def _carry_by_flow(self, s: "_FlowStep", idx: np.ndarray, xy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """`_carry` of the points `idx`, at `xy` on s.ref, by the "scene" or "surround" motion."""
         if self.occluded_motion == "scene":
             m = _scene_motion(s.fwd, xy)
             return m, _scene_motion(s.bwd, xy + m)
@@ -887,7 +887,7 @@ def _appearance_mismatch(templates: np.ndarray, patches: np.ndarray) -> np.ndarr
 
 
 # Configurations compared in docs/tracking.md; track_mft_own is the default tracker.
-# Presets by registry name; the class defaults are the shipped one (track_mft_own).
+# Presets by registry name; the class defaults are `track_mft_own` (the pipeline ships `track_mft_own_mean`).
 CONFIGS = {
     "track_mft_own": {},
     "track_mft_own_match": {"match_first": True},
