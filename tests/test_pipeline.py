@@ -164,39 +164,31 @@ def test_new_bleed_long_after_an_episode_is_raised_near_its_start():
     assert np.hypot(pipe.events[1].source.x - 60, pipe.events[1].source.y - 20) < 12
 
 
-def test_locating_at_the_onset_frame_sees_that_frame_and_tracks_forward_from_it():
-    """With `locate_at: onset` the localizer gets the back-dated onset frame (where the source
-    is, before the blood moved on), and the point is tracked forward from there to the frame
-    where the onset was raised: a source sliding away after the onset is followed."""
-    class Recorder:
-        def __init__(self, inner):
-            self.inner, self.seen = inner, []
-
-        def locate(self, frame, history=None, **kw):
-            self.seen.append(frame)
-            return self.inner.locate(frame, history=history, **kw)
-
-    def discs(t: int) -> list:  # a bleed from (40, 50) from frame 10 whose pool drifts right
-        return [((40 + max(0, t - 10) * 0.5, 50), min(4 + (t - 10) * 0.5, 10))] if t >= 10 else []
-
-    frames = _blood_discs(40, discs)
-    pipe = Pipeline.from_pretrained(shipped_config().with_episode(locate_at="onset"), **BASELINES)
-    pipe.source = Recorder(pipe.source)
-    for f in frames:
-        pipe.step(f)
-    event = pipe.events[0]
-    assert len(pipe.source.seen) == 1 and np.array_equal(pipe.source.seen[0], pipe._mapper.resize(frames[event.onset.frame]))
-    frames_tracked = [tp.frame for tp in event.track]
-    assert frames_tracked == list(range(event.onset.frame, len(frames)))
-    assert np.hypot(event.source.x - (40 + max(0, event.onset.frame - 10) * 0.5), event.source.y - 50) < 6
-
-
 def _recording_locator(pipe: Pipeline) -> list:
     """The frames the pipeline's localizer is handed, in order."""
     seen: list = []
     locate = pipe.source.locate
     pipe.source.locate = lambda frame, history=None, **kw: seen.append(frame) or locate(frame, history=history, **kw)
     return seen
+
+
+def test_locating_at_the_onset_frame_sees_that_frame_and_tracks_forward_from_it():
+    """With `locate_at: onset` the localizer gets the back-dated onset frame (where the source
+    is, before the blood moved on), and the point is tracked forward from there to the frame
+    where the onset was raised: a source sliding away after the onset is followed."""
+    def discs(t: int) -> list:  # a bleed from (40, 50) from frame 10 whose pool drifts right
+        return [((40 + max(0, t - 10) * 0.5, 50), min(4 + (t - 10) * 0.5, 10))] if t >= 10 else []
+
+    frames = _blood_discs(40, discs)
+    pipe = Pipeline.from_pretrained(shipped_config().with_episode(locate_at="onset"), **BASELINES)
+    seen = _recording_locator(pipe)
+    for f in frames:
+        pipe.step(f)
+    event = pipe.events[0]
+    assert len(seen) == 1 and np.array_equal(seen[0], pipe._mapper.resize(frames[event.onset.frame]))
+    frames_tracked = [tp.frame for tp in event.track]
+    assert frames_tracked == list(range(event.onset.frame, len(frames)))
+    assert np.hypot(event.source.x - (40 + max(0, event.onset.frame - 10) * 0.5), event.source.y - 50) < 6
 
 
 def test_locating_where_the_presence_check_dated_the_onset_by_its_blood():
