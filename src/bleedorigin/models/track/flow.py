@@ -269,6 +269,7 @@ class MultiFlowTracker(PointTrackerBase):
         flows = dis_flows([pair for r in refs for pair in ((self.gray[r], gray), (gray, self.gray[r]))],
                           self.preset, threads())
         steps = self._flow_steps(refs, flows, gray, blood_ii)
+        self.refined: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # this frame's refinements by source frame (`_refinements`)
         cand = np.stack([s.candidate for s in steps])  # (R, K, 4): x, y, var, occluded
         carry = np.stack([s.hidden for s in steps])  # (R, K): still to be carried by the surroundings
         confirmed = np.zeros(carry.shape, bool)  # replaced by a refinement kept at the input's resolution
@@ -574,7 +575,9 @@ class MultiFlowTracker(PointTrackerBase):
                retry: np.ndarray, blood_ii: np.ndarray) -> None:
         """Refine the candidates `retry` (R, K) again from their references without the reach; one
         that lands within `refine_fb` (refinement px) of the point's confirmed candidate of lowest
-        variance replaces its coarse candidate (`cand`, `carry`, `confirmed` are updated)."""
+        variance replaces its coarse candidate (`cand`, `carry`, `confirmed` are updated). Each retry
+        starts from the coarse candidate its failed refinement started from: `_refinements` has it
+        already, so no LK runs here."""
         k = cand.shape[1]
         retry = retry & confirmed.any(0)
         if not retry.any():
@@ -599,31 +602,56 @@ class MultiFlowTracker(PointTrackerBase):
         not come back (forward-backward), lands on blood or out of view, more than reach[j]
         tracker px from its guess, or whose patch no longer matches is left out (infinite
         variance)."""
+        out = self._refinements(src, guess, blood_ii)
+        far = np.hypot(*(out[:, :2] - guess).T) > reach
+        out[far, 2:] = [np.inf, 1.0]
+        return out
+
+    def _refinements(self, src: np.ndarray, guess: np.ndarray, blood_ii: np.ndarray) -> np.ndarray:
+        """`_own_motion` without the reach test. Each (source frame, point, guess) is refined once
+        per frame (`self.refined`): the agreement asks again, without the reach, for the
+        refinements that failed in `_refined` and `_doubt`, from the same coarse candidates."""
+        k = len(self.anchor)
+        out = np.column_stack([np.zeros((len(src), 2)), np.full(len(src), np.inf), np.ones(len(src))])
+        idx = np.flatnonzero(src >= 0)
+        known = np.zeros(len(idx), bool)
+        for r in set(np.unique(src[idx]).tolist()) & self.refined.keys():
+            done_guess, done = self.refined[r]
+            rows = np.flatnonzero(src[idx] == r)
+            rows = rows[(done_guess[idx[rows] % k] == guess[idx[rows]]).all(1)]
+            out[idx[rows]], known[rows] = done[idx[rows] % k], True
+        new = idx[~known]
+        if len(new):
+            out[new] = self._refine_rows(src[new], new % k, guess[new], blood_ii)
+        for r in np.unique(src[new]):
+            done_guess, done = self.refined.setdefault(r, (np.full((k, 2), np.nan), np.zeros((k, 4))))
+            rows = new[src[new] == r]
+            done_guess[rows % k], done[rows % k] = guess[rows], out[rows]
+        return out
+
+    def _refine_rows(self, src: np.ndarray, point: np.ndarray, guess: np.ndarray, blood_ii: np.ndarray) -> np.ndarray:
+        """(n, 4) candidates of the points `point` (n,) moved by LK from frame src[n], starting
+        from guess[n]; the tests of `_own_motion` but the reach."""
         t, w, h = self.t, *self.size
         mapper = self.fine_mapper
-        out = np.column_stack([np.zeros((len(src), 2)), np.full(len(src), np.inf), np.ones(len(src))])
         to_tracker = float(np.mean(mapper.scale))  # refinement px -> tracker px
-        idx = np.flatnonzero(src >= 0)
-        point = idx % len(self.anchor)
-        n, side = len(idx), 2 * PATCH + 1
+        n, side = len(src), 2 * PATCH + 1
         p, moved, fb, ok = np.empty((n, 2)), np.empty((n, 2)), np.empty(n), np.empty(n, bool)
         var, hidden, ref_patches = np.empty(n), np.empty(n, bool), np.empty((n, side, side), np.float32)
-        for r in np.unique(src[idx]):  # LK per source frame; the tests below once on all points
-            rows = np.flatnonzero(src[idx] == r)
+        for r in np.unique(src):  # LK per source frame; the tests below once on all points
+            rows = np.flatnonzero(src == r)
             j = point[rows]
             p[rows], var[rows], hidden[rows], ref_patches[rows] = self.xy[r][j], self.var[r][j], self.occluded[r][j], self._ref_patches(r)[j]
             moved[rows], fb[rows], ok[rows] = lk_refine(self.fine[r], self.fine[t], mapper.to_input(p[rows]),
-                                                        mapper.to_input(guess[idx[rows]]), REFINE_WIN, REFINE_LEVELS)
+                                                        mapper.to_input(guess[rows]), REFINE_WIN, REFINE_LEVELS)
         q = mapper.to_model(moved)
         motion2 = ((moved - mapper.to_input(p)) ** 2).sum(1)
         consistent = ok & (fb ** 2 <= 0.02 * motion2 + self.refine_fb ** 2)
         photo = _ncc_mismatch(ref_patches, _patches(self.gray[t], q, PATCH))
-        near = np.hypot(*(q - guess[idx]).T) <= reach[idx]
-        good = (consistent & near & ~hidden & _in_view(q, w, h) & (photo < self.photo_hidden)
+        good = (consistent & ~hidden & _in_view(q, w, h) & (photo < self.photo_hidden)
                 & (_window_share(blood_ii, q) <= self.blood_hidden) & ~self._unlike(self.gray[t], q, point))
         var = var + self.step_var + (fb * to_tracker) ** 2 + (photo / self.photo_scale) ** 2
-        out[idx] = np.column_stack([q, np.where(good, var, np.inf), ~good])
-        return out
+        return np.column_stack([q, np.where(good, var, np.inf), ~good])
 
     def _carry(self, steps: list["_FlowStep"], row: np.ndarray, idx: np.ndarray,
                xy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
