@@ -530,6 +530,7 @@ class MultiFlowTracker(PointTrackerBase):
                 break
             # every point from its own reference in one pass (LK per reference inside): a pass per
             # reference cost more than its few points
+            self._refine_ahead(refs, cand, var, confirmed, best, todo, blood_ii)
             src = np.where(todo, np.asarray(refs)[best], -1)
             refined = self._own_motion(src, cand[best, every, :2], blood_ii, np.full(k, REFINE_REACH))
             good = np.flatnonzero(todo & np.isfinite(refined[:, 2]))
@@ -551,6 +552,19 @@ class MultiFlowTracker(PointTrackerBase):
         clear = _window_share(blood_ii, sure) == 0
         doubt = (confirmed.any(0) & ~confirmed | own & confirmed) & clear & (cand[..., 3] == 0) & apart
         return np.where(doubt, self.occluded_var, 0.0)
+
+    def _refine_ahead(self, refs: list[int], cand: np.ndarray, var: np.ndarray, confirmed: np.ndarray,
+                      best: np.ndarray, todo: np.ndarray, blood_ii: np.ndarray) -> None:
+        """Refine, with this pass of `_doubt` (points `todo` from their `best` references), the
+        candidates a later pass could refine from the same references: unconfirmed, of variance
+        `var` (R, K; infinite where none can be refined) no higher than the point's best
+        confirmed one. A later pass finds them in `_refinements`; an LK call per reference and
+        pass costs more than a few more points in it."""
+        held = np.where(confirmed, var, np.inf).min(0)
+        these = np.isin(np.arange(len(refs)), best[todo])[:, None]
+        ahead = these & todo & ~confirmed & np.isfinite(var) & (var <= held)
+        src = np.where(ahead, np.asarray(refs)[:, None], -1).ravel()
+        self._refinements(src, cand[..., :2].reshape(-1, 2), blood_ii)
 
     def _keep_own_look(self, refs: list[int], cand: np.ndarray, best: np.ndarray, own: np.ndarray,
                        gray: np.ndarray) -> None:
