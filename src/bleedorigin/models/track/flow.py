@@ -563,8 +563,9 @@ class MultiFlowTracker(PointTrackerBase):
         held = np.where(confirmed, var, np.inf).min(0)
         these = np.isin(np.arange(len(refs)), best[todo])[:, None]
         ahead = these & todo & ~confirmed & np.isfinite(var) & (var <= held)
-        src = np.where(ahead, np.asarray(refs)[:, None], -1).ravel()
-        self._refinements(src, cand[..., :2].reshape(-1, 2), blood_ii)
+        if ahead.sum() > todo.sum():  # more than this pass's own candidates (which it holds)
+            src = np.where(ahead, np.asarray(refs)[:, None], -1).ravel()
+            self._refinements(src, cand[..., :2].reshape(-1, 2), blood_ii)
 
     def _keep_own_look(self, refs: list[int], cand: np.ndarray, best: np.ndarray, own: np.ndarray,
                        gray: np.ndarray) -> None:
