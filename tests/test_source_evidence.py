@@ -211,6 +211,20 @@ def test_centre_prior_moves_an_ambiguous_answer_toward_the_centre_and_keeps_a_cl
     assert conf_weak < 0.5 * conf_clear  # split, faint evidence and a network that points nowhere
 
 
+def test_shifted_prior_sits_below_the_view_centre_and_decides_a_blood_free_frame():
+    """`prior_shift` moves the prior's peak down by that share of the view's equivalent radius;
+    with no blood in view the priors decide, and the answer is that place, not the centre."""
+    fov = np.ones((H, W), bool)
+    radius = np.sqrt(H * W / np.pi)
+    log_prior, (cx, cy) = centre_prior(fov, 1.5, 0.5)
+    peak_y, peak_x = np.unravel_index(np.argmax(log_prior), log_prior.shape)
+    assert abs(cy - ((H - 1) / 2 + 0.5 * radius)) < 1e-6 and abs(peak_y - cy) <= 0.5 and abs(peak_x - cx) <= 0.5
+    frame = np.full((384, 512, 3), 150, np.uint8)  # grey, no blood, no network heat weighed
+    centred = load_stage("source", "source_evidence_red", "cpu", {"w_net": 0.0}).locate(frame)
+    shifted = load_stage("source", "source_evidence_red", "cpu", {"w_net": 0.0, "prior_shift": 0.5}).locate(frame)
+    assert abs(centred.y - 192) < 8 and shifted.y - centred.y > 0.3 * np.sqrt(384 * 512 / np.pi)
+
+
 def test_point_estimates_mean_and_shrink_hedge_toward_the_centre():
     heat = np.full((H, W), 0.01, np.float32)
     spot = np.array([30.0, 28.0])

@@ -63,6 +63,7 @@ class FusionConfig:
     w_flow: float = 0.0       # weight of the (normalised) flow-divergence map when history is given
     flow_min: float = 1e-3    # flow-map peak below which no blood flowed out: the map is left out
     prior_sigma: float = 1.5  # centre prior's std as a share of the view's equivalent radius (0: none)
+    prior_shift: float = 0.0  # the prior's centre this share of that radius below the view's centre (the working channel's side)
     w_support: float = 1.0    # weight of log support + log rim prior (0: the cues alone decide)
     w_stump: float = 0.0      # weight of the (normalised) vessel-stump map (models.source.cues)
     w_refill: float = 0.0     # weight of the (normalised) refill map, when history is given
@@ -275,10 +276,10 @@ class EvidenceSourceLocator(SourceLocatorBase):
             if self.cfg.w_flow > 0:
                 flow = flow_map(small, past, self.cfg.evidence, fov)
         cues = cue_maps(small, past, fov, self.cfg)
-        centre, centre_xy = centre_prior(fov, self.cfg.prior_sigma)
+        centre, centre_xy = centre_prior(fov, self.cfg.prior_sigma, self.cfg.prior_shift)
         score = fuse(heat, red, support, prior, growth, self.cfg, flow, centre, dark, cues)
         if float(score.max() - score.min()) <= 1e-6:  # nothing weighed said anything: the middle of the view
-            score = centre_prior(fov, FALLBACK_PRIOR)[0]
+            score = centre_prior(fov, FALLBACK_PRIOR, self.cfg.prior_shift)[0]
         keep = allowed(exclude, (w, h))
         if keep is not None and keep.any():  # old blood (`locate`'s exclude) scores as the least likely place
             score = np.where(keep, score, score.min())
