@@ -108,7 +108,7 @@ def test_confidence_of_one_pool_two_far_pools_and_no_blood():
     base = cv2.resize(_in_view(_tissue(1)[:H, :W]), (512, 384))
     one, two = base.copy(), base.copy()
     cv2.circle(one, (180, 150), 16, (140, 10, 20), -1)
-    for xy in ((150, 130), (362, 254)):  # about as far from the view's centre, on opposite sides
+    for xy in ((150, 200), (362, 200)):  # at one height, mirrored about the view's vertical midline: as likely under the prior
         cv2.circle(two, xy, 16, (140, 10, 20), -1)
     c_one, c_two, c_none = (loc.locate(f).confidence for f in (one, two, base))
     assert c_one > 0.5
@@ -220,7 +220,7 @@ def test_shifted_prior_sits_below_the_view_centre_and_decides_a_blood_free_frame
     peak_y, peak_x = np.unravel_index(np.argmax(log_prior), log_prior.shape)
     assert abs(cy - ((H - 1) / 2 + 0.5 * radius)) < 1e-6 and abs(peak_y - cy) <= 0.5 and abs(peak_x - cx) <= 0.5
     frame = np.full((384, 512, 3), 150, np.uint8)  # grey, no blood, no network heat weighed
-    centred = load_stage("source", "source_evidence_red", "cpu", {"w_net": 0.0}).locate(frame)
+    centred = load_stage("source", "source_evidence_red", "cpu", {"w_net": 0.0, "prior_shift": 0.0}).locate(frame)
     shifted = load_stage("source", "source_evidence_red", "cpu", {"w_net": 0.0, "prior_shift": 0.5}).locate(frame)
     assert abs(centred.y - 192) < 8 and shifted.y - centred.y > 0.3 * np.sqrt(384 * 512 / np.pi)
 

@@ -63,7 +63,7 @@ class FusionConfig:
     w_flow: float = 0.0       # weight of the (normalised) flow-divergence map when history is given
     flow_min: float = 1e-3    # flow-map peak below which no blood flowed out: the map is left out
     prior_sigma: float = 1.5  # centre prior's std as a share of the view's equivalent radius (0: none)
-    prior_shift: float = 0.0  # the prior's centre this share of that radius below the view's centre (the working channel's side)
+    prior_shift: float = 0.5  # the prior's centre this share of that radius below the view's centre (the working channel's side)
     w_support: float = 1.0    # weight of log support + log rim prior (0: the cues alone decide)
     w_stump: float = 0.0      # weight of the (normalised) vessel-stump map (models.source.cues)
     w_refill: float = 0.0     # weight of the (normalised) refill map, when history is given
@@ -103,13 +103,13 @@ class EvidenceMaps:
 
 
 # The red fusion `source_evidence_red` (FusionConfig's defaults): the network, Red-Mask, dark blood,
-# support, rim and centre priors.
-RED: dict[str, Any] = dict(w_net=0.1, w_red=1.0, w_dark=1.0, w_support=1.0, prior_sigma=1.5, w_stump=0.0,
-                           cand_temperature=1.0)
+# support, rim and a spatial prior on the working channel's side.
+RED: dict[str, Any] = dict(w_net=0.1, w_red=1.0, w_dark=1.0, w_support=1.0, prior_sigma=1.5, prior_shift=0.5,
+                           w_stump=0.0, cand_temperature=1.0)
 # `source_evidence`: the vessel-stump cue alone (the network does not run); the candidates'
 # temperature calibrated leave one clip out (docs/source.md, "Candidates").
-STUMP: dict[str, Any] = dict(w_net=0.0, w_red=0.0, w_dark=0.0, w_support=0.0, prior_sigma=0.0, w_stump=1.0,
-                             cand_temperature=0.1)
+STUMP: dict[str, Any] = dict(w_net=0.0, w_red=0.0, w_dark=0.0, w_support=0.0, prior_sigma=0.0, prior_shift=0.0,
+                             w_stump=1.0, cand_temperature=0.1)
 # `source_evidence_persist`: STUMP with the stump map combined over 8 aligned history frames
 # (cues.persistent_stump_map; 8 as the growth map's samples, fixed before measuring).
 PERSIST: dict[str, Any] = dict(stump_history=8)
