@@ -128,6 +128,18 @@ def test_source_evidence_and_centre_locate_in_input_pixels():
     assert (c.x, c.y) == (255.5, 191.5)
 
 
+def test_channel_guess_is_half_the_view_radius_below_its_centre_in_input_pixels():
+    """`source_channel`: on a frame whose lit view is a disc, the answer is on the disc's
+    vertical through its centre, half its radius below it, whatever the input size."""
+    for w, h in ((512, 384), (1280, 960)):
+        frame = np.zeros((h, w, 3), np.uint8)
+        centre, radius = (w // 2, h // 2), h // 2 - 4
+        cv2.circle(frame, centre, radius, (120, 90, 160), -1)
+        p = load_stage("source", "source_channel").locate(frame)
+        assert abs(p.x - centre[0]) < 0.02 * w
+        assert abs(p.y - (centre[1] + 0.5 * radius)) < 0.06 * radius  # the view found shrinks by 2 % of the width
+
+
 class _Recorder(SourceLocatorBase):
     def __init__(self):
         self.calls: list[tuple[int, list[int]]] = []
