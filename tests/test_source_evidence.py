@@ -192,7 +192,7 @@ def _maps(heat: np.ndarray, red: np.ndarray, cfg: FusionConfig) -> EvidenceMaps:
     fov = np.ones((H, W), bool)
     ones = np.ones((H, W), np.float32)
     prior = rim_prior(fov, cfg.evidence.rim_fraction)
-    centre, cxy = centre_prior(fov, cfg.prior_sigma)
+    centre, cxy = centre_prior(fov, cfg.prior_sigma, cfg.prior_shift)
     score = fuse(heat, red, ones, prior, None, cfg, None, centre)
     return EvidenceMaps(heat, red, None, ones, prior, None, None, centre, cxy, posterior(score, cfg.temperature))
 
@@ -202,13 +202,13 @@ def _bump(x: float, y: float, amp: float = 1.0, s: float = 6.0) -> np.ndarray:
     return (amp * np.exp(-((xx - x) ** 2 + (yy - y) ** 2) / (2 * s * s))).astype(np.float32)
 
 
-def test_centre_prior_moves_an_ambiguous_answer_toward_the_centre_and_keeps_a_clear_one():
+def test_prior_moves_an_ambiguous_answer_toward_its_place_and_keeps_a_clear_one():
     """Weak, split evidence (two faint red spots, the farther one marginally redder, a flat
-    network): the prior picks the spot nearer the centre and the confidence is low. One clear
-    source (strong red and network agreeing) off-centre is found within a pixel."""
+    network): the prior picks the spot nearer its place (below the centre) and the confidence is
+    low. One clear source (strong red and network agreeing) far from it is found within a pixel."""
     cfg, flat = FusionConfig(**RED), FusionConfig(**{**RED, "prior_sigma": 0.0})
     assert cfg.prior_sigma > 0
-    centre = np.array([(W - 1) / 2, (H - 1) / 2])
+    centre = np.array(_maps(np.ones((H, W), np.float32), np.zeros((H, W), np.float32), cfg).centre_xy)
     far, near = np.array([25.0, 30.0]), np.array([110.0, 85.0])
     heat = np.full((H, W), 0.01, np.float32)
     red = np.maximum(_bump(*far, 0.35), _bump(*near, 0.33))
