@@ -19,6 +19,7 @@ import itertools
 
 import numpy as np
 
+from bleedorigin.models.source.evidence import centre_prior
 from bleedorigin.models.source.fusion import FusionConfig, candidates
 
 SCALE = 512 / 192
@@ -36,7 +37,9 @@ FAMILIES = {
 }
 
 
-def load(path: str) -> list[dict]:
+def load(path: str, prior_shift: float = 0.0) -> list[dict]:
+    """The items of a map cache; with `prior_shift` the centre prior moved down as the
+    localizer's `prior_shift` moves it (the cache holds the centred one)."""
     z = np.load(path)
     ids = sorted({k.split("/")[0] for k in z.files}, key=int)
     out = []
@@ -44,6 +47,8 @@ def load(path: str) -> list[dict]:
         it = {k.split("/", 1)[1]: z[k] for k in z.files if k.split("/", 1)[0] == i}
         meta = it.pop("meta")
         it.update(set=str(meta[0]), proto=str(meta[1]), clip=str(meta[2]), t=int(meta[3]))
+        if prior_shift:
+            it["centre_log"] = centre_prior(it["fov"] > 0, 1.5, prior_shift)[0]
         out.append(it)
     return out
 
@@ -120,9 +125,10 @@ def main() -> None:
     ap.add_argument("--sim", action="append", default=[])
     ap.add_argument("--families", nargs="+", default=list(FAMILIES))
     ap.add_argument("--calibrate", default="stump", help="family whose candidates are calibrated")
+    ap.add_argument("--prior-shift", type=float, default=0.0, help="the centre prior this share of the view's radius down")
     a = ap.parse_args()
-    real = load(a.real)
-    sim = [it for s in a.sim for it in load(s)]
+    real = load(a.real, a.prior_shift)
+    sim = [it for s in a.sim for it in load(s, a.prior_shift)]
     clips = sorted({it["clip"] for it in real})
     fit_on = [i for i, it in enumerate(real) if it["proto"] == "all"]
     chosen: dict[str, list[tuple]] = {}

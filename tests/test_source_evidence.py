@@ -108,7 +108,7 @@ def test_confidence_of_one_pool_two_far_pools_and_no_blood():
     base = cv2.resize(_in_view(_tissue(1)[:H, :W]), (512, 384))
     one, two = base.copy(), base.copy()
     cv2.circle(one, (180, 150), 16, (140, 10, 20), -1)
-    for xy in ((150, 130), (362, 254)):  # about as far from the view's centre, on opposite sides
+    for xy in ((150, 200), (362, 200)):  # at one height, mirrored about the view's vertical midline: as likely under the prior
         cv2.circle(two, xy, 16, (140, 10, 20), -1)
     c_one, c_two, c_none = (loc.locate(f).confidence for f in (one, two, base))
     assert c_one > 0.5
@@ -126,6 +126,18 @@ def test_source_evidence_and_centre_locate_in_input_pixels():
     assert ev.last_maps is not None and ev.last_maps.posterior.shape == (144, 192)
     c = load_stage("source", "source_centre").locate(frame)
     assert (c.x, c.y) == (255.5, 191.5)
+
+
+def test_channel_guess_is_half_the_view_radius_below_its_centre_in_input_pixels():
+    """`source_channel`: on a frame whose lit view is a disc, the answer is on the disc's
+    vertical through its centre, half its radius below it, whatever the input size."""
+    for w, h in ((512, 384), (1280, 960)):
+        frame = np.zeros((h, w, 3), np.uint8)
+        centre, radius = (w // 2, h // 2), h // 2 - 4
+        cv2.circle(frame, centre, radius, (120, 90, 160), -1)
+        p = load_stage("source", "source_channel").locate(frame)
+        assert abs(p.x - centre[0]) < 0.02 * w
+        assert abs(p.y - (centre[1] + 0.5 * radius)) < 0.06 * radius  # the view found shrinks by 2 % of the width
 
 
 class _Recorder(SourceLocatorBase):
@@ -180,7 +192,7 @@ def _maps(heat: np.ndarray, red: np.ndarray, cfg: FusionConfig) -> EvidenceMaps:
     fov = np.ones((H, W), bool)
     ones = np.ones((H, W), np.float32)
     prior = rim_prior(fov, cfg.evidence.rim_fraction)
-    centre, cxy = centre_prior(fov, cfg.prior_sigma)
+    centre, cxy = centre_prior(fov, cfg.prior_sigma, cfg.prior_shift)
     score = fuse(heat, red, ones, prior, None, cfg, None, centre)
     return EvidenceMaps(heat, red, None, ones, prior, None, None, centre, cxy, posterior(score, cfg.temperature))
 
@@ -190,13 +202,13 @@ def _bump(x: float, y: float, amp: float = 1.0, s: float = 6.0) -> np.ndarray:
     return (amp * np.exp(-((xx - x) ** 2 + (yy - y) ** 2) / (2 * s * s))).astype(np.float32)
 
 
-def test_centre_prior_moves_an_ambiguous_answer_toward_the_centre_and_keeps_a_clear_one():
+def test_prior_moves_an_ambiguous_answer_toward_its_place_and_keeps_a_clear_one():
     """Weak, split evidence (two faint red spots, the farther one marginally redder, a flat
-    network): the prior picks the spot nearer the centre and the confidence is low. One clear
-    source (strong red and network agreeing) off-centre is found within a pixel."""
+    network): the prior picks the spot nearer its place (below the centre) and the confidence is
+    low. One clear source (strong red and network agreeing) far from it is found within a pixel."""
     cfg, flat = FusionConfig(**RED), FusionConfig(**{**RED, "prior_sigma": 0.0})
     assert cfg.prior_sigma > 0
-    centre = np.array([(W - 1) / 2, (H - 1) / 2])
+    centre = np.array(_maps(np.ones((H, W), np.float32), np.zeros((H, W), np.float32), cfg).centre_xy)
     far, near = np.array([25.0, 30.0]), np.array([110.0, 85.0])
     heat = np.full((H, W), 0.01, np.float32)
     red = np.maximum(_bump(*far, 0.35), _bump(*near, 0.33))
@@ -209,6 +221,20 @@ def test_centre_prior_moves_an_ambiguous_answer_toward_the_centre_and_keeps_a_cl
     (xy_clear, conf_clear) = point_estimate(_maps(_bump(*clear), _bump(*clear), cfg), cfg, 3)
     assert np.hypot(*(np.array(xy_clear) - clear)) < 1.0
     assert conf_weak < 0.5 * conf_clear  # split, faint evidence and a network that points nowhere
+
+
+def test_shifted_prior_sits_below_the_view_centre_and_decides_a_blood_free_frame():
+    """`prior_shift` moves the prior's peak down by that share of the view's equivalent radius;
+    with no blood in view the priors decide, and the answer is that place, not the centre."""
+    fov = np.ones((H, W), bool)
+    radius = np.sqrt(H * W / np.pi)
+    log_prior, (cx, cy) = centre_prior(fov, 1.5, 0.5)
+    peak_y, peak_x = np.unravel_index(np.argmax(log_prior), log_prior.shape)
+    assert abs(cy - ((H - 1) / 2 + 0.5 * radius)) < 1e-6 and abs(peak_y - cy) <= 0.5 and abs(peak_x - cx) <= 0.5
+    frame = np.full((384, 512, 3), 150, np.uint8)  # grey, no blood, no network heat weighed
+    centred = load_stage("source", "source_evidence_red", "cpu", {"w_net": 0.0, "prior_shift": 0.0}).locate(frame)
+    shifted = load_stage("source", "source_evidence_red", "cpu", {"w_net": 0.0, "prior_shift": 0.5}).locate(frame)
+    assert abs(centred.y - 192) < 8 and shifted.y - centred.y > 0.3 * np.sqrt(384 * 512 / np.pi)
 
 
 def test_point_estimates_mean_and_shrink_hedge_toward_the_centre():

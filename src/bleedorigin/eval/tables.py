@@ -159,7 +159,7 @@ def onset_real(esd: Results, vl: Results, extra: Results) -> str:
                      f"extra ESD flagged within ±{x0['within']} (n={x0['bleeding']})"], rows)
 
 
-SOURCE_NOTES = {"source_small": "network alone", "source_centre": "image centre"}
+SOURCE_NOTES = {"source_small": "network alone", "source_centre": "image centre", "source_channel": "6 o'clock below the centre"}
 
 
 def _source_models(r: Results, short: bool = False) -> list[tuple[str, str]]:

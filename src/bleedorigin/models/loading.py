@@ -20,7 +20,7 @@ PREDICTORS = {
 }
 
 # Reference rows kept in every report and benchmark.
-BASELINES = {"onset": ["onset_hsv"], "source": ["source_redmask", "source_centre"],
+BASELINES = {"onset": ["onset_hsv"], "source": ["source_redmask", "source_centre", "source_channel"],
              "track": ["track_lk", "track_dis", "track_scene", "track_still"]}
 
 # Defaults used when the user names no model: the shipped configs/pipeline.yaml's.

@@ -5,11 +5,11 @@ blood, models.source.cues), `source_evidence_persist` (the same cue over the
 history frames aligned to the current one: a stump that stays on the same tissue point wins),
 `source_evidence_history` (the stump cue, also weighing where blood is red again while little
 blood is in view over earlier frames), `source_evidence_red`
-(the shipped pipeline's source: `source_small` fused with the Red-Mask, dark blood and a centre
-prior, models.source.fusion),
+(the shipped pipeline's source: `source_small` fused with the Red-Mask, dark blood and a spatial
+prior on the working channel's side, models.source.fusion),
 `source_small` (shipped weights), `source_paper` (PE-Spatial-style ViT at 512x384, encoder
 weights from a local file, or a trained checkpoint folder), `source_test` (tiny random network)
-and `source_centre` (reference: the image centre).
+and `source_centre`, `source_channel` (references: the image centre, 6 o'clock below it).
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ import logging
 from typing import Any
 
 from bleedorigin.models.registry import register_model
-from bleedorigin.models.source import centre  # noqa: F401  (registers source_centre)
+from bleedorigin.models.source import centre  # noqa: F401  (registers source_centre, source_channel)
 from bleedorigin.models.source.fusion import PERSIST, RED, STUMP, EvidenceSourceLocator, from_options
 from bleedorigin.models.source.model import SourceConfig, SourceNet
 from bleedorigin.models.source.predictor import SourceLocator

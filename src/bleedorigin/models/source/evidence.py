@@ -7,7 +7,8 @@ Each map is (h, w) float32 at the working resolution of the frame it is given:
 - `rim_prior`: a geometric prior that falls to zero at the edge of the field of view (the source
   is rarely at the rim, where the cap and vignetting sit);
 - `centre_prior`: a broad Gaussian around the centre of the field of view (endoscopists keep
-  the working area in the middle of the view); its log and its centre;
+  the working area in the middle of the view), or around a place below it (the working
+  channel's side, `shift`); its log and its centre;
 - `growth_map`: where blood keeps appearing over earlier frames once camera motion is removed:
   the pixels that turned red earliest among those that were not red in the oldest frame;
 - `flow_map`: the upstream end of the flow of blood: the positive divergence of the dense flow
@@ -65,17 +66,19 @@ def rim_prior(fov: np.ndarray, rim_fraction: float) -> np.ndarray:
     return np.clip(dist / (rim_fraction * radius), 0, 1).astype(np.float32)
 
 
-def centre_prior(fov: np.ndarray, sigma: float) -> tuple[np.ndarray, tuple[float, float]]:
-    """Log of a Gaussian (h, w) around the centroid of the field of view, its standard deviation
-    `sigma` times the view's equivalent radius (sqrt(area / pi)), and that centre (x, y)."""
+def centre_prior(fov: np.ndarray, sigma: float, shift: float = 0.0) -> tuple[np.ndarray, tuple[float, float]]:
+    """Log of a Gaussian (h, w) around the centroid of the field of view moved down by `shift`
+    times the view's equivalent radius (sqrt(area / pi)), its standard deviation `sigma` times
+    that radius, and its centre (x, y)."""
     h, w = fov.shape
     ys, xs = np.nonzero(fov)
     if len(xs) == 0:
         ys, xs = np.mgrid[:h, :w].reshape(2, -1)
-    cx, cy = float(xs.mean()), float(ys.mean())
+    radius = float(np.sqrt(len(xs) / np.pi))
+    cx, cy = float(xs.mean()), float(ys.mean()) + shift * radius
     if sigma <= 0:
         return np.zeros((h, w), np.float32), (cx, cy)
-    s = sigma * np.sqrt(len(xs) / np.pi)
+    s = sigma * radius
     yy, xx = np.mgrid[:h, :w]
     return (-((xx - cx) ** 2 + (yy - cy) ** 2) / (2 * s * s)).astype(np.float32), (cx, cy)
 

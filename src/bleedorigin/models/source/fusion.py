@@ -51,18 +51,20 @@ ESTIMATES = ("peak", "mean", "shrink")
 @dataclass(frozen=True)
 class FusionConfig:
     # The defaults are the red fusion `source_evidence_red`, which the shipped pipeline runs
-    # (configs/pipeline.yaml; w_net, w_red, w_dark, prior_sigma and the rim fraction by
-    # experiments/source_prior_fit.py, w_growth by experiments/source_fusion_select.py). STUMP below
+    # (configs/pipeline.yaml; w_net, w_red, w_dark and prior_sigma by experiments/source_fuse_fit.py
+    # with the prior on the working channel's side, the rim fraction by experiments/source_prior_fit.py,
+    # w_growth by experiments/source_fusion_select.py). STUMP below
     # is `source_evidence`, the vessel-stump cue alone (docs/source.md, "Cues").
     w_net: float = 0.1        # weight of the network's log-heat (0: the network does not run)
     w_red: float = 1.0        # weight of the smoothed Red-Mask
     red_sigma: float = 3.0    # px at the working resolution: a blood region, not single red pixels
-    w_dark: float = 1.0       # weight of the smoothed dark-blood mask
+    w_dark: float = 0.5       # weight of the smoothed dark-blood mask
     w_growth: float = 0.0     # weight of the (normalised) growth map when history is given
     growth_min: float = 0.02  # growth peak below which no blood appeared: the map is left out
     w_flow: float = 0.0       # weight of the (normalised) flow-divergence map when history is given
     flow_min: float = 1e-3    # flow-map peak below which no blood flowed out: the map is left out
-    prior_sigma: float = 1.5  # centre prior's std as a share of the view's equivalent radius (0: none)
+    prior_sigma: float = 0.8  # spatial prior's std as a share of the view's equivalent radius (0: none)
+    prior_shift: float = 0.5  # the prior's centre this share of that radius below the view's centre (the working channel's side)
     w_support: float = 1.0    # weight of log support + log rim prior (0: the cues alone decide)
     w_stump: float = 0.0      # weight of the (normalised) vessel-stump map (models.source.cues)
     w_refill: float = 0.0     # weight of the (normalised) refill map, when history is given
@@ -102,13 +104,13 @@ class EvidenceMaps:
 
 
 # The red fusion `source_evidence_red` (FusionConfig's defaults): the network, Red-Mask, dark blood,
-# support, rim and centre priors.
-RED: dict[str, Any] = dict(w_net=0.1, w_red=1.0, w_dark=1.0, w_support=1.0, prior_sigma=1.5, w_stump=0.0,
-                           cand_temperature=1.0)
+# support, rim and a spatial prior on the working channel's side.
+RED: dict[str, Any] = dict(w_net=0.1, w_red=1.0, w_dark=0.5, w_support=1.0, prior_sigma=0.8, prior_shift=0.5,
+                           w_stump=0.0, cand_temperature=1.0)
 # `source_evidence`: the vessel-stump cue alone (the network does not run); the candidates'
 # temperature calibrated leave one clip out (docs/source.md, "Candidates").
-STUMP: dict[str, Any] = dict(w_net=0.0, w_red=0.0, w_dark=0.0, w_support=0.0, prior_sigma=0.0, w_stump=1.0,
-                             cand_temperature=0.1)
+STUMP: dict[str, Any] = dict(w_net=0.0, w_red=0.0, w_dark=0.0, w_support=0.0, prior_sigma=0.0, prior_shift=0.0,
+                             w_stump=1.0, cand_temperature=0.1)
 # `source_evidence_persist`: STUMP with the stump map combined over 8 aligned history frames
 # (cues.persistent_stump_map; 8 as the growth map's samples, fixed before measuring).
 PERSIST: dict[str, Any] = dict(stump_history=8)
@@ -275,10 +277,10 @@ class EvidenceSourceLocator(SourceLocatorBase):
             if self.cfg.w_flow > 0:
                 flow = flow_map(small, past, self.cfg.evidence, fov)
         cues = cue_maps(small, past, fov, self.cfg)
-        centre, centre_xy = centre_prior(fov, self.cfg.prior_sigma)
+        centre, centre_xy = centre_prior(fov, self.cfg.prior_sigma, self.cfg.prior_shift)
         score = fuse(heat, red, support, prior, growth, self.cfg, flow, centre, dark, cues)
         if float(score.max() - score.min()) <= 1e-6:  # nothing weighed said anything: the middle of the view
-            score = centre_prior(fov, FALLBACK_PRIOR)[0]
+            score = centre_prior(fov, FALLBACK_PRIOR, self.cfg.prior_shift)[0]
         keep = allowed(exclude, (w, h))
         if keep is not None and keep.any():  # old blood (`locate`'s exclude) scores as the least likely place
             score = np.where(keep, score, score.min())
