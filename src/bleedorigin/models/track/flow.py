@@ -124,6 +124,16 @@ class _FlowStep:
     unmatched: np.ndarray  # (K,) the patch where it lands does not match the reference's (1 - NCC >= photo_hidden)
 
 
+class _Refined:
+    """A frame's refinements at the input resolution (`_refinements`, the reach not applied) by
+    (reference row, point): the start each LK began from (NaN: none yet) and its candidate."""
+
+    def __init__(self, refs: list[int], k: int):
+        self.refs = np.asarray(refs)  # sorted
+        self.start = np.full((len(refs), k, 2), np.nan)
+        self.cand = np.zeros((len(refs), k, 4))
+
+
 class MultiFlowTracker(PointTrackerBase):
     """`start(frame, (x, y))` / `step(frame)` for one point, `start_many` / `step_many` for several."""
 
@@ -269,7 +279,7 @@ class MultiFlowTracker(PointTrackerBase):
         flows = dis_flows([pair for r in refs for pair in ((self.gray[r], gray), (gray, self.gray[r]))],
                           self.preset, threads())
         steps = self._flow_steps(refs, flows, gray, blood_ii)
-        self.refined: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # this frame's refinements by source frame (`_refinements`)
+        self.refined = _Refined(refs, len(self.anchor))
         cand = np.stack([s.candidate for s in steps])  # (R, K, 4): x, y, var, occluded
         carry = np.stack([s.hidden for s in steps])  # (R, K): still to be carried by the surroundings
         confirmed = np.zeros(carry.shape, bool)  # replaced by a refinement kept at the input's resolution
@@ -626,22 +636,16 @@ class MultiFlowTracker(PointTrackerBase):
         """`_own_motion` without the reach test. Each (source frame, point, guess) is refined once
         per frame (`self.refined`): the agreement asks again, without the reach, for the
         refinements that failed in `_refined` and `_doubt`, from the same coarse candidates."""
-        k = len(self.anchor)
+        done = self.refined
         out = np.column_stack([np.zeros((len(src), 2)), np.full(len(src), np.inf), np.ones(len(src))])
         idx = np.flatnonzero(src >= 0)
-        known = np.zeros(len(idx), bool)
-        for r in set(np.unique(src[idx]).tolist()) & self.refined.keys():
-            done_guess, done = self.refined[r]
-            rows = np.flatnonzero(src[idx] == r)
-            rows = rows[(done_guess[idx[rows] % k] == guess[idx[rows]]).all(1)]
-            out[idx[rows]], known[rows] = done[idx[rows] % k], True
-        new = idx[~known]
+        point, row = idx % len(self.anchor), np.searchsorted(done.refs, src[idx])
+        known = (done.start[row, point] == guess[idx]).all(1)
+        out[idx[known]] = done.cand[row[known], point[known]]
+        new, point, row = idx[~known], point[~known], row[~known]
         if len(new):
-            out[new] = self._refine_rows(src[new], new % k, guess[new], blood_ii)
-        for r in np.unique(src[new]):
-            done_guess, done = self.refined.setdefault(r, (np.full((k, 2), np.nan), np.zeros((k, 4))))
-            rows = new[src[new] == r]
-            done_guess[rows % k], done[rows % k] = guess[rows], out[rows]
+            out[new] = self._refine_rows(src[new], point, guess[new], blood_ii)
+            done.start[row, point], done.cand[row, point] = guess[new], out[new]
         return out
 
     def _refine_rows(self, src: np.ndarray, point: np.ndarray, guess: np.ndarray, blood_ii: np.ndarray) -> np.ndarray:
