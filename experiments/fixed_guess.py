@@ -1,9 +1,10 @@
-"""Two fixed guesses for the bleeding source against reference points (docs/source.md, "The working
-channel's side"): the centre of the field of view, and 6 o'clock half the view's equivalent radius
-below it (`prior_shift: 0.5`). Mean error in px of a 512x384 frame; nothing is fitted.
+"""The two fixed-guess reference rows, `source_centre` and `source_channel` (6 o'clock half the view's
+equivalent radius below its centre), against reference points (docs/source.md, "The working
+channel's side"), on the labelled frames, not only where `evaluate` scores a localizer. Mean
+error in px of a 512x384 frame; nothing is fitted.
 
     python experiments/fixed_guess.py --real ../shared/data/esd_clips --real data/extra_real/positive_esd \
-        --sim simval/full_s11 --sim simtest/detect
+        --sim simval/full_s11 --sim simtest/detect [--stride 10]
 """
 from __future__ import annotations
 
@@ -14,10 +15,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from bleedorigin.models.source.evidence import centre_prior
-from bleedorigin.vision.color import field_of_view
+from bleedorigin.models.loading import load_stage
 
-SHIFT = 0.5
+GUESSES = [load_stage("source", name) for name in ("source_centre", "source_channel")]
 
 
 def frame_at(video: Path, index: int) -> np.ndarray:
@@ -30,25 +30,29 @@ def frame_at(video: Path, index: int) -> np.ndarray:
 
 
 def guesses(frame: np.ndarray) -> list[tuple[float, float]]:
-    """(centre, shifted) in px of 512x384."""
+    """Each reference row's answer on the frame as `evaluate` hands it over (at 512x384)."""
     small = cv2.cvtColor(cv2.resize(frame, (512, 384), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2RGB)
-    fov = field_of_view(small)
-    return [centre_prior(fov, 1.5, shift)[1] for shift in (0.0, SHIFT)]
+    return [(p.x, p.y) for p in (g.locate(small) for g in GUESSES)]
 
 
 def errors(points: list[tuple[float, float]], places: list[tuple[float, float]]) -> list[list[float]]:
     return [[float(np.hypot(x - px, y - py)) for px, py in places] for x, y in points]
 
 
-def real_clip(clip: Path) -> tuple[list[list[float]], list[list[float]]]:
-    """(errors on the first labelled frame, errors on every labelled frame) of a clip folder."""
+def real_clip(clip: Path, stride: int) -> dict[str, list[list[float]]]:
+    """Errors of a clip folder's labelled frames: frame 0, frame 60, and every frame whose index is
+    a multiple of `stride`; each scored on its own frame."""
     labels = {int(k): v[0] for k, v in json.loads((clip / "labels_dense.json").read_text()).items() if v and v[0]}
-    first = min(labels)
-    frame = frame_at(clip / "video.mp4", first)
-    sx, sy = 512 / frame.shape[1], 384 / frame.shape[0]
-    places = guesses(frame)
-    every = errors([(x * sx, y * sy) for _, (x, y) in sorted(labels.items())], places)
-    return every[:1], every
+    every = "every labelled frame" if stride == 1 else f"every {stride}th labelled frame"
+    out: dict[str, list[list[float]]] = {"frame 0": [], "frame 60": [], every: []}
+    for t, (x, y) in sorted(labels.items()):
+        names = [n for n, hit in (("frame 0", t == 0), ("frame 60", t == 60), (every, t % stride == 0)) if hit]
+        if names:
+            frame = frame_at(clip / "video.mp4", t)
+            row = errors([(x * 512 / frame.shape[1], y * 384 / frame.shape[0])], guesses(frame))
+            for n in names:
+                out[n] += row
+    return out
 
 
 def sim_clip(clip: Path) -> list[list[float]]:
@@ -71,15 +75,16 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--real", action="append", default=[], help="folder of clip folders with labels_dense.json")
     ap.add_argument("--sim", action="append", default=[], help="BleedSim folder (clips/*/gt.npz)")
+    ap.add_argument("--stride", type=int, default=1, help="real clips: also score every this many frames")
     a = ap.parse_args()
     for folder in a.real:
-        first, every = [], []
+        rows: dict[str, list[list[float]]] = {}
         for clip in sorted(p for p in Path(folder).iterdir() if (p / "labels_dense.json").is_file()):
-            f, e = real_clip(clip)
-            first += f
-            every += e
-        show(f"{folder}, first labelled frame", first)
-        show(f"{folder}, every labelled frame", every)
+            for name, r in real_clip(clip, a.stride).items():
+                rows.setdefault(name, []).extend(r)
+        for name, r in rows.items():
+            if r:
+                show(f"{folder}, {name}", r)
     for folder in a.sim:
         rows = [r for clip in sorted(Path(folder).glob("clips/*")) for r in sim_clip(clip)]
         show(f"{folder}, onset frame", rows)

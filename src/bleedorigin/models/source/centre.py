@@ -13,11 +13,12 @@ import numpy as np
 from bleedorigin.models.base import SourceLocatorBase
 from bleedorigin.models.registry import register_model
 from bleedorigin.models.source.evidence import centre_prior
+from bleedorigin.models.source.fusion import FusionConfig
 from bleedorigin.models.source.predictor import check_frame
 from bleedorigin.types import Point
 from bleedorigin.vision.color import field_of_view
 
-CHANNEL_SHIFT = 0.5  # share of the view's equivalent radius below its centre (as the shipped prior_shift)
+CHANNEL_SHIFT = FusionConfig.prior_shift  # share of the view's equivalent radius below its centre: the red fusion's place
 VIEW_WIDTH = 192  # px: the field of view is found on a copy this wide (as the localizers' working size)
 
 
@@ -37,7 +38,8 @@ class ChannelGuess(SourceLocatorBase):
 
     def locate(self, frame: np.ndarray, history: list[np.ndarray] | None = None,
                exclude: np.ndarray | None = None) -> Point:  # a fixed place in the view: no blood, old or new
-        h, w = check_frame(frame).shape[:2]
+        frame = check_frame(frame)
+        h, w = frame.shape[:2]
         scale = VIEW_WIDTH / w
         small = cv2.resize(frame, (VIEW_WIDTH, max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
         _, (x, y) = centre_prior(field_of_view(small), 1.0, CHANNEL_SHIFT)
