@@ -14,7 +14,7 @@ A step is occluded when that error is large for the motion (Sundaram et al. 2010
 around the candidate, or when it (or the tissue around it) leaves the view; a candidate from an occluded reference stays
 occluded. The point's own flow means nothing under occlusion, so an occluded step moves it with
 what is around it, one of three ways (`occluded_motion`):
-- "visible" (`track_mft_visible`, `track_mft_own` and its variants, the shipped `track_mft_own_mean` among them): a similarity fitted to the visible tissue
+- "visible" (`track_mft_visible`, `track_mft_own` and its variants, the shipped `track_mft_own_agree_mean` among them): a similarity fitted to the visible tissue
   in the wide window around it, the window samples that are in the lit view and not blood (nor
   within `EDGE` px of it) in both frames and whose flow comes back along the backward flow;
   RANSAC, then least squares weighted by closeness to the point. A spreading or drifting pool
@@ -934,7 +934,7 @@ def _appearance_mismatch(templates: np.ndarray, patches: np.ndarray) -> np.ndarr
 
 
 # Configurations compared in docs/tracking.md; track_mft_own is the default tracker.
-# Presets by registry name; the class defaults are `track_mft_own` (the pipeline ships `track_mft_own_mean`).
+# Presets by registry name; the class defaults are `track_mft_own` (the pipeline ships `track_mft_own_agree_mean`).
 CONFIGS = {
     "track_mft_own": {},
     "track_mft_own_match": {"match_first": True},
