@@ -15,23 +15,15 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from bleedorigin.io.video import open_video, read_frames
 from bleedorigin.models.loading import load_stage
 
 GUESSES = [load_stage("source", name) for name in ("source_centre", "source_channel")]
 
 
-def frame_at(video: Path, index: int) -> np.ndarray:
-    cap = cv2.VideoCapture(str(video))
-    cap.set(cv2.CAP_PROP_POS_FRAMES, index)
-    ok, frame = cap.read()
-    if not ok:
-        raise SystemExit(f"error: cannot read frame {index} of {video}")
-    return frame
-
-
 def guesses(frame: np.ndarray) -> list[tuple[float, float]]:
-    """Each reference row's answer on the frame as `evaluate` hands it over (at 512x384)."""
-    small = cv2.cvtColor(cv2.resize(frame, (512, 384), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2RGB)
+    """Each reference row's answer on an RGB frame as `evaluate` hands it over (at 512x384)."""
+    small = cv2.resize(frame, (512, 384), interpolation=cv2.INTER_AREA)
     return [(p.x, p.y) for p in (g.locate(small) for g in GUESSES)]
 
 
@@ -45,10 +37,13 @@ def real_clip(clip: Path, stride: int) -> dict[str, list[list[float]]]:
     labels = {int(k): v[0] for k, v in json.loads((clip / "labels_dense.json").read_text()).items() if v and v[0]}
     every = "every labelled frame" if stride == 1 else f"every {stride}th labelled frame"
     out: dict[str, list[list[float]]] = {"frame 0": [], "frame 60": [], every: []}
-    for t, (x, y) in sorted(labels.items()):
-        names = [n for n, hit in (("frame 0", t == 0), ("frame 60", t == 60), (every, t % stride == 0)) if hit]
-        if names:
-            frame = frame_at(clip / "video.mp4", t)
+    with open_video(clip / "video.mp4") as reader:  # one pass over the clip, not a seek per frame
+        for item in reader:
+            t, frame = item.index, item.image
+            names = [n for n, hit in (("frame 0", t == 0), ("frame 60", t == 60), (every, t % stride == 0)) if hit]
+            if t not in labels or not names:
+                continue
+            x, y = labels[t]
             row = errors([(x * 512 / frame.shape[1], y * 384 / frame.shape[0])], guesses(frame))
             for n in names:
                 out[n] += row
@@ -61,7 +56,7 @@ def sim_clip(clip: Path) -> list[list[float]]:
     t = int(gt["onset_frame"])
     if t < 0:
         return []
-    frame = frame_at(clip / "video.mp4", t)
+    frame = read_frames(clip / "video.mp4", t, t + 1)[0]
     x, y = gt["source_xy"][t] * [512 / frame.shape[1], 384 / frame.shape[0]]
     return errors([(x, y)], guesses(frame))
 

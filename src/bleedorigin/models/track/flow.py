@@ -933,8 +933,8 @@ def _appearance_mismatch(templates: np.ndarray, patches: np.ndarray) -> np.ndarr
     return 1.0 - np.nanmax(np.where(np.isnan(ncc), -np.inf, ncc), axis=1) if len(ncc) else np.zeros(0)
 
 
-# Configurations compared in docs/tracking.md; track_mft_own is the default tracker.
-# Presets by registry name; the class defaults are `track_mft_own` (the pipeline ships `track_mft_own_agree_mean`).
+# Configurations compared in docs/tracking.md, by registry name; the class defaults are `track_mft_own`
+# (the pipeline ships `track_mft_own_agree_mean`).
 CONFIGS = {
     "track_mft_own": {},
     "track_mft_own_match": {"match_first": True},
