@@ -155,7 +155,7 @@ def test_refinement_cannot_slide_a_point_out_from_under_blood(monkeypatch):
     """Blood covers where the point's own coarse flow takes it: the point is hidden, even when LK,
     free to slide, comes back consistently from a place beside the pool (on a pool's edge it is
     carried along the edge that way)."""
-    import bleedorigin.models.track.flow as flow
+    import bleedorigin.vision.flow as vision_flow
 
     size = (512, 384)
     tissue = np.tile(_texture((size[1], 50), 3), (1, 11, 1))[:, :size[0]]  # repeats every 50 px: the slid patch matches
@@ -168,7 +168,7 @@ def test_refinement_cannot_slide_a_point_out_from_under_blood(monkeypatch):
         moved = np.asarray(guess, np.float64) + [50.0, 0.0]
         return moved, np.zeros(len(moved)), np.ones(len(moved), bool)
 
-    monkeypatch.setattr(flow, "lk_refine", slides_out)
+    monkeypatch.setattr(vision_flow, "lk_refine", slides_out)
     tracker = MultiFlowTracker()
     tracker.start(frames[0], tuple(point))
     steps = [tracker.step(f) for f in frames[1:]]

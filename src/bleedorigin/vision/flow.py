@@ -53,9 +53,13 @@ def dis_flows(pairs: list[tuple[np.ndarray, np.ndarray]], preset: str = "medium"
 
     if workers <= 1 or len(pairs) <= 1:
         return [calc(pair) for pair in pairs]
+    return list(_pool(workers).map(calc, pairs))
+
+
+def _pool(workers: int) -> ThreadPoolExecutor:
     if workers not in _POOLS:
-        _POOLS[workers] = ThreadPoolExecutor(workers, thread_name_prefix="dis")
-    return list(_POOLS[workers].map(calc, pairs))
+        _POOLS[workers] = ThreadPoolExecutor(workers, thread_name_prefix="flow")
+    return _POOLS[workers]
 
 
 def fit_similarity(xy: np.ndarray, motion: np.ndarray, inlier_px: float, min_inliers: int = 0) -> np.ndarray | None:
@@ -144,6 +148,15 @@ def lk_refine(prev_gray: np.ndarray, next_gray: np.ndarray, xy: np.ndarray, gues
         qk, fbk, okk = _lk_there_and_back(a, b, (p - oa)[None], (g - ob)[None], win, levels)
         q[k], fb[k], ok[k] = qk[0] + ob, fbk[0], okk[0]
     return q, fb, ok
+
+
+def lk_refine_many(jobs: list[tuple], workers: int = 1) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """`lk_refine(*job)` of each job (prev_gray, next_gray, xy, guess, win, levels), in order.
+    With `workers` > 1 the jobs are spread over that many threads (the pool `dis_flows` uses):
+    each call builds its own pyramids on one core, and OpenCV releases the GIL."""
+    if workers <= 1 or len(jobs) <= 1:
+        return [lk_refine(*job) for job in jobs]
+    return list(_pool(workers).map(lambda job: lk_refine(*job), jobs))
 
 
 def _lk_there_and_back(a: np.ndarray, b: np.ndarray, xy: np.ndarray, guess: np.ndarray, win: int,

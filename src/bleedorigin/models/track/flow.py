@@ -77,7 +77,7 @@ from bleedorigin.vision.motion import scene_motion
 from bleedorigin.types import TrackPoint
 from bleedorigin.vision.color import BLOOD_THRESHOLD, field_of_view, red_mask
 from bleedorigin.utils.threads import threads
-from bleedorigin.vision.flow import check_preset, dis_flows, lk_refine, sample_flow_points, to_gray
+from bleedorigin.vision.flow import check_preset, dis_flows, lk_refine_many, sample_flow_points, to_gray
 
 DELTAS = (1, 2, 4, 8, 16, 32)
 WINDOW = 8     # half-width (tracker px) of the window whose blood share hides the point
@@ -657,12 +657,16 @@ class MultiFlowTracker(PointTrackerBase):
         n, side = len(src), 2 * PATCH + 1
         p, moved, fb, ok = np.empty((n, 2)), np.empty((n, 2)), np.empty(n), np.empty(n, bool)
         var, hidden, ref_patches = np.empty(n), np.empty(n, bool), np.empty((n, side, side), np.float32)
-        for r in np.unique(src):  # LK per source frame; the tests below once on all points
+        groups, jobs = [], []
+        for r in np.unique(src):  # LK per source frame (on the thread budget's cores); the tests below once on all points
             rows = np.flatnonzero(src == r)
             j = point[rows]
             p[rows], var[rows], hidden[rows], ref_patches[rows] = self.xy[r][j], self.var[r][j], self.occluded[r][j], self._ref_patches(r)[j]
-            moved[rows], fb[rows], ok[rows] = lk_refine(self.fine[r], self.fine[t], mapper.to_input(p[rows]),
-                                                        mapper.to_input(guess[rows]), REFINE_WIN, REFINE_LEVELS)
+            groups.append(rows)
+            jobs.append((self.fine[r], self.fine[t], mapper.to_input(p[rows]), mapper.to_input(guess[rows]),
+                         REFINE_WIN, REFINE_LEVELS))
+        for rows, (q_rows, fb_rows, ok_rows) in zip(groups, lk_refine_many(jobs, threads())):
+            moved[rows], fb[rows], ok[rows] = q_rows, fb_rows, ok_rows
         q = mapper.to_model(moved)
         motion2 = ((moved - mapper.to_input(p)) ** 2).sum(1)
         consistent = ok & (fb ** 2 <= 0.02 * motion2 + self.refine_fb ** 2)
