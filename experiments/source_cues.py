@@ -26,7 +26,7 @@ from bleedorigin.eval.protocol import dense_source
 from bleedorigin.io.bench import discover_clips
 from bleedorigin.io.video import FrameMapper, read_frames
 from bleedorigin.models.registry import create
-from bleedorigin.models.source.cues import (CueConfig, apex_map, outflow_map, persistent_stump_map, refill_map, streak_map,
+from bleedorigin.models.source.cues import (CueConfig, outflow_map, persistent_stump_map, refill_map, streak_map,
                                             stump_map)
 from bleedorigin.models.source.evidence import flow_map, growth_map
 from bleedorigin.models.source.predictor import to_model
@@ -34,7 +34,7 @@ from bleedorigin.vision.color import field_of_view
 
 SIZE = (192, 144)
 SCALE = 512 / SIZE[0]  # working px -> px of a 512x384 frame (same in y: 384 / 144)
-CUES = ("centre", "net", "red", "dark", "red_fusion", "streak", "apex", "stump", "stump_persist", "outflow", "refill", "growth",
+CUES = ("centre", "net", "red", "dark", "red_fusion", "streak", "stump", "stump_persist", "outflow", "refill", "growth",
         "flowdiv")
 FUSION_MAPS = ("net", "red", "dark", "red_fusion", "support", "rim", "centre_log")  # from the red fusion's maps
 PERSIST = CueConfig(stump_history=8)  # as `source_evidence_persist`
@@ -94,7 +94,7 @@ def cue_maps(loc, item: dict, wanted: tuple[str, ...]) -> dict[str, np.ndarray |
         m = loc.maps(frame)
         out.update({"net": m.heat, "red": m.red, "dark": m.dark, "red_fusion": m.posterior, "support": m.support,
                     "rim": m.prior, "centre_log": m.centre})
-    maker = {"streak": lambda: streak_map(frame, fov), "apex": lambda: apex_map(frame, fov), "stump": lambda: stump_map(frame, fov),
+    maker = {"streak": lambda: streak_map(frame, fov), "stump": lambda: stump_map(frame, fov),
              "stump_persist": lambda: persistent_stump_map(frame, hist, fov, PERSIST),
              "outflow": lambda: outflow_map(frame, hist, fov) if hist else None,
              "refill": lambda: refill_map(frame, hist, fov) if hist else None,

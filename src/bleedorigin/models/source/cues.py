@@ -14,7 +14,6 @@ no usable history). None of them uses a colour constant of its own: blood is the
   how little red they hold (after a flush, or as a bleed starts, only the source is red);
 - `stump_map`: small dark spots (vessel stumps) in or at the edge of blood: a scale-normalised
   dark-blob response (Hessian) of the grey image, near the Red-Mask;
-- `apex_map`: the narrow end of the largest elongated blood region (a stream widens downstream);
 - `persistent_stump_map`: the stump map of the current frame and of earlier ones aligned to it
   (camera motion removed), combined so that only a spot present on the same tissue point in
   every frame keeps its score (a stump stays; specks, glare and blood edges move or vanish).
@@ -27,7 +26,7 @@ import cv2
 import numpy as np
 
 from bleedorigin.models.source.evidence import align_to, camera_motion, warp_aligned
-from bleedorigin.vision.color import BLOOD_THRESHOLD, red_mask
+from bleedorigin.vision.color import red_mask
 from bleedorigin.vision.flow import dis_flow, to_gray
 
 
@@ -46,9 +45,6 @@ class CueConfig:
     stump_floor: float = 0.05      # share of a frame's peak a spot absent from that frame still keeps
     stump_grow: int = 4            # px, the aligned history maps grown by this much (the alignment's residual)
     vote_sigma: float = 2.0        # px, smoothing of every vote accumulator
-    apex_min_px: int = 30          # fewest blood pixels of a region whose shape is read
-    apex_elongation: float = 1.5   # least ratio of a region's length to its width (principal axes) to have ends
-    apex_tail: float = 0.1         # share of the region's pixels, at each end along its axis, that make the end
 
 
 def _votes(h: int, w: int, xs: np.ndarray, ys: np.ndarray, wt: np.ndarray, sigma: float) -> np.ndarray:
@@ -268,34 +264,3 @@ def persistent_stump_map(rgb: np.ndarray, history: list[np.ndarray], fov: np.nda
     out = np.clip(np.exp(total / weight) - f, 0, None).astype(np.float32) * fov
     return out if out.max() > 0 else None
 
-
-def apex_map(rgb: np.ndarray, fov: np.ndarray, cfg: CueConfig = CueConfig()) -> np.ndarray | None:
-    """The narrow end of the largest blood region: blood leaves its source as a thin stream and
-    widens as it spreads and pools, so of the two ends of an elongated region (along its
-    principal axis) the narrower one is upstream. A bump at that end's tip, scaled by how much
-    narrower it is than the other end; None without blood or for a region about as wide as long
-    (a pool says nothing about its inflow)."""
-    blood = ((red_mask(rgb) > BLOOD_THRESHOLD) & fov).astype(np.uint8)
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(blood, connectivity=8)
-    if count <= 1:
-        return None
-    region = labels == 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
-    ys, xs = np.nonzero(region)
-    if len(xs) < cfg.apex_min_px:
-        return None
-    xy = np.column_stack([xs, ys]).astype(np.float64)
-    centred = xy - xy.mean(0)
-    evals, evecs = np.linalg.eigh(np.cov(centred.T))
-    if evals[0] <= 0 or np.sqrt(evals[1] / evals[0]) < cfg.apex_elongation:
-        return None
-    along = centred @ evecs[:, 1]
-    half_width = cv2.distanceTransform(np.pad(region.astype(np.uint8), 1), cv2.DIST_L2, 5)[1:-1, 1:-1][ys, xs]
-    lo, hi = np.quantile(along, [cfg.apex_tail, 1 - cfg.apex_tail])
-    ends = [along <= lo, along >= hi]
-    widths = [float(half_width[e].mean()) for e in ends]
-    narrow = int(np.argmin(widths))
-    tip = xy[ends[narrow]].mean(0)
-    h, w = region.shape
-    yy, xx = np.mgrid[:h, :w]
-    bump = np.exp(-((xx - tip[0]) ** 2 + (yy - tip[1]) ** 2) / (2 * cfg.vote_sigma ** 2))
-    return (bump * (1 - widths[narrow] / max(widths[1 - narrow], 1e-6))).astype(np.float32)
