@@ -34,6 +34,9 @@ FAMILIES = {
     "cues": {"net": (0.1, 0.25, 0.5, 1.0), "red": (0.0, 1.0, 3.0), "stump": (0.0, 1.0, 2.0, 4.0),
              "refill": (0.0, 0.5, 1.0, 2.0), "support": (1.0,)},
     "stump": {"stump": (1.0,), "support": (0.0,), "prior": (0.0,)},  # the default: nothing fitted
+    # the stump cue where a source can be, under the shipped prior's width (run with --prior-shift 0.5
+    # for the working channel's side): nothing fitted
+    "stump_prior": {"stump": (1.0,), "support": (1.0,), "prior": (0.8,)},
 }
 
 
@@ -136,7 +139,7 @@ def main() -> None:
         fam = FAMILIES[name]
         cs = combos(fam)
         E = errors(real, fam)
-        loco = {p: [] for p in ("f0", "f60", "all")}
+        loco = {p: [] for p in ("f0", "f60", "all", "early")}
         chosen[name] = []
         for c in clips:
             train = [i for i in fit_on if real[i]["clip"] != c]
@@ -149,6 +152,8 @@ def main() -> None:
         print(f"## {name}: weights {list(weights(fam))} + prior; fitted on all six clips {full}")
         print("   per held-out clip:", dict(zip(clips, chosen[name])))
         for p, e in loco.items():
+            if not e:
+                continue
             e = np.array(e)
             print(f"   real {p} LOCO: mean {e.mean():.1f} median {np.median(e):.1f} "
                   f"Acc<100 {100 * (e < 100).mean():.0f} % (n={len(e)})")
