@@ -5,7 +5,9 @@
 `bleedorigin evaluate --stages track` follows one point per clip, the bleeding source, often
 under blood. This follows K tissue points per clip from frame 0 (truth `tracks_xy`, visible at
 frame 0 and in at least half of the clip, evenly spread over that list) and scores the frames
-where each is visible: mean error (px at 512x384), Acc<25, n point-frames. Trackers with
+where each is visible: mean error (px at 512x384), Acc<25, n point-frames, and TAPNext++'s
+re-detection score AJ_RD over every frame (eval.tap: each time a point comes back into view after
+a longer hidden stretch than before, the Jaccard of the rest of its track). Trackers with
 `start_many` follow all K points in one pass; the others one point at a time.
 """
 from __future__ import annotations
@@ -18,6 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from bleedorigin.errors import InputError
+from bleedorigin.eval import tap
+from bleedorigin.eval.metrics import point_errors
 from bleedorigin.io.bench import load_bench
 from bleedorigin.io.video import read_frames
 from bleedorigin.models.registry import create
@@ -30,22 +34,23 @@ def pick_points(gt: dict, k: int) -> np.ndarray:
     return ok[np.linspace(0, len(ok) - 1, min(k, len(ok))).round().astype(int)] if len(ok) else ok
 
 
-def track(name: str, frames: np.ndarray, starts: np.ndarray) -> np.ndarray:
-    """(T, K, 2) predictions from frame 0."""
+def track(name: str, frames: np.ndarray, starts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(T, K, 2) predictions from frame 0 and (T, K) whether each was said visible."""
     tracker = create(name)
-    out = np.empty((len(frames), len(starts), 2))
+    out, seen = np.empty((len(frames), len(starts), 2)), np.ones((len(frames), len(starts)), bool)
     out[0] = starts
     if hasattr(tracker, "start_many"):
         tracker.start_many(frames[0], [tuple(p) for p in starts])
         for t in range(1, len(frames)):
-            out[t] = [(p.x, p.y) for p in tracker.step_many(frames[t])]
-        return out
+            step = tracker.step_many(frames[t])
+            out[t], seen[t] = [(p.x, p.y) for p in step], [p.visible for p in step]
+        return out, seen
     for k, p in enumerate(starts):
         tracker.start(frames[0], (float(p[0]), float(p[1])))
         for t in range(1, len(frames)):
             tp = tracker.step(frames[t])
-            out[t, k] = (tp.x, tp.y)
-    return out
+            out[t, k], seen[t, k] = (tp.x, tp.y), tp.visible
+    return out, seen
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -58,6 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         clips = load_bench(a.sim_dir, with_labels=False)
         errs: dict[str, list[np.ndarray]] = {m: [] for m in a.models}
+        reappear: dict[str, list[tuple]] = {m: [] for m in a.models}  # (dist at 256x256, said visible, visible) per point
         per_clip = []
         for c in clips:
             gt = load_gt(c.gt)
@@ -67,23 +73,30 @@ def main(argv: list[str] | None = None) -> int:
             idx = pick_points(gt, a.points)
             if not len(idx):
                 continue
-            truth, vis = gt["tracks_xy"][:, idx].astype(np.float64), gt["tracks_visible"][:, idx]
+            truth, visible = gt["tracks_xy"][:, idx].astype(np.float64), gt["tracks_visible"][:, idx]
+            vis = visible.copy()
             vis[0] = False  # the start frame is given
             row = {"clip": c.id, "scenario": c.scenario, "points": idx.tolist()}
             for m in a.models:
-                e = np.linalg.norm(track(m, frames, truth[0]) - truth, axis=-1)[vis]
+                pred, said = track(m, frames, truth[0])
+                e = np.linalg.norm(pred - truth, axis=-1)[vis]
                 errs[m].append(e)
                 row[m] = float(e.mean())
+                for k in range(len(idx)):
+                    d = point_errors(pred[1:, k], truth[1:, k], (512, 384), scale_to=tap.TAPVID_SIZE)
+                    reappear[m].append((d, said[1:, k], visible[1:, k]))
             per_clip.append(row)
             print(json.dumps(row), flush=True)
     except (InputError, OSError, KeyError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    print("| tracker | mean error px | Acc<25 % | n point-frames |")
-    print("|---|---|---|---|")
+    print("| tracker | mean error px | Acc<25 % | n point-frames | AJ_RD % | reappearances |")
+    print("|---|---|---|---|---|---|")
     for m in sorted(a.models, key=lambda m: np.concatenate(errs[m]).mean()):
         e = np.concatenate(errs[m])
-        print(f"| `{m}` | {e.mean():.2f} | {100 * (e < 25).mean():.1f} | {len(e)} |")
+        rd = tap.redetection_metrics(reappear[m])
+        aj_rd = "-" if rd["aj_rd"] is None else f"{100 * rd['aj_rd']:.1f}"
+        print(f"| `{m}` | {e.mean():.2f} | {100 * (e < 25).mean():.1f} | {len(e)} | {aj_rd} | {rd['events']} |")
     if a.json:
         a.json.write_text(json.dumps(per_clip, indent=1))
     return 0

@@ -13,6 +13,8 @@ from bleedorigin.eval.tap import (
     TAPVID_THRESHOLDS,
     average_over_clips,
     jaccard_metrics,
+    reappearances,
+    redetection_metrics,
 )
 
 
@@ -68,3 +70,52 @@ def test_tapvid_from_track_records_at_256x256(tmp_path: Path) -> None:
 def test_clip_average_skips_undefined_values():
     out = average_over_clips([{"aj": 1.0, "delta_avg": 1.0, "oa": 1.0}, {"aj": None, "delta_avg": None, "oa": 0.5}])
     assert out == {"clips": 2, "aj": 1.0, "delta_avg": 1.0, "oa": 0.75}
+
+
+def test_reappearances_count_only_a_longer_absence_than_before():
+    vis = [True, False, False, True, False, True, False, False, False, True]
+    assert reappearances(vis) == [(3, 2), (9, 3)]  # the 1-frame gap at 4 is shorter than the first
+    assert reappearances([False, False, True]) == [(2, 2)]  # hidden from the first frame
+    assert reappearances([True, True]) == []
+
+
+def test_redetection_jaccard_from_the_reappearance_to_the_end():
+    # hidden for 2 frames, back at frame 3: 0.5 px off there, 3 px off at frame 4, both said visible
+    track = ([0.0, np.inf, np.inf, 0.5, 3.0], [True, False, False, True, True], [True, False, False, True, True])
+    m = redetection_metrics([track])
+    # D = 1, 2: one hit and one visible miss that is also a false positive: 1 / (2 + 1); D >= 4: 2 / 2
+    assert m["by_min_hidden"]["1"] == pytest.approx((1 / 3 + 1 / 3 + 1 + 1 + 1) / 5)
+    assert m["by_min_hidden"]["4"] is None and m["events"] == 1
+    assert m["aj_rd"] == pytest.approx(11 / 15)
+
+
+def test_redetection_pools_events_by_how_long_the_point_was_hidden():
+    found = ([0.0] * 5 + [np.inf] * 5 + [0.0] * 5, [True] * 15, [True] * 5 + [False] * 5 + [True] * 5)
+    lost = ([0.0] * 2 + [np.inf] * 20 + [50.0] * 3, [True] * 25, [True] * 2 + [False] * 20 + [True] * 3)
+    m = redetection_metrics([found, lost])
+    assert m["events_by_min_hidden"] == {"1": 2, "4": 2, "16": 1, "64": 0, "256": 0}
+    # the point found again after 5 hidden frames scores 1 (its hidden frames are before the event),
+    # the one lost after 20 scores 0
+    assert m["by_min_hidden"]["1"] == m["by_min_hidden"]["4"] == pytest.approx(0.5)
+    assert m["by_min_hidden"]["16"] == 0.0 and m["by_min_hidden"]["64"] is None
+    assert m["aj_rd"] == pytest.approx(1 / 3)
+    called_hidden = ([0.0] * 4, [True, False, False, False], [True, False, True, True])
+    assert redetection_metrics([called_hidden])["aj_rd"] == 0.0  # at the right place but never said visible
+    assert redetection_metrics([([0.0] * 3, [True] * 3, [True] * 3)]) == {
+        "aj_rd": None, "by_min_hidden": dict.fromkeys(("1", "4", "16", "64", "256")), "events": 0,
+        "events_by_min_hidden": dict.fromkeys(("1", "4", "16", "64", "256"), 0)}
+
+
+def test_redetection_block_reads_the_dense_truth_of_a_track_record():
+    """A record as `protocol.eval_track` writes it: the point hidden at frames 2-3 (BleedSim's
+    `source_visible`), said hidden at 2 and visible from 3; back at frame 4, 0.5 px off at 256x256."""
+    pred = [[10.0, 10.0, 1.0, 1.0], [10.0, 10.0, 1.0, 1.0], [10.0, 10.0, 0.2, 0.0], [10.0, 10.0, 0.5, 1.0],
+            [10.0, 10.0, 0.9, 1.0]]
+    dense = {"frames": [1, 2, 3, 4], "errors": [0.0] * 4, "errors_tapvid": [0.0, 9.0, 9.0, 0.5],
+             "visible": [True, False, False, True]}
+    record = {"clip": "c", "start": 0, "image_size": [256, 256], "points": [{"pred": pred, "dense": dense}]}
+    rd = runner.redetection_block([record])
+    # from frame 4 on: one visible frame, said visible, 0.5 px off: Jaccard 1 at every threshold
+    assert rd["events"] == 1 and rd["events_by_min_hidden"]["1"] == 1 and rd["aj_rd"] == 1.0
+    record["points"][0]["dense"] = dict(dense, visible=None)  # imported dense labels: no visibility
+    assert runner.redetection_block([record]) is None

@@ -221,12 +221,24 @@ def tapvid_section(metrics: dict[str, Any], models: Sequence[dict[str, Any]]) ->
         return []
     size = "x".join(str(v) for v in tv.get("size", ()))
     ths = ", ".join(str(v) for v in tv.get("thresholds", ()))
-    return ["### Tracking in TAP-Vid's metrics", "",
-            f"Average Jaccard (AJ), delta_avg (share within {{{ths}}} px, averaged) and occlusion accuracy "
-            f"(OA), %, TAP-Vid definitions with distances scaled to {size} as TAP-Vid does (not 512x384); "
-            "per clip, then the mean over clips. A null label on a labelled frame counts as a hidden point. "
-            "track_still is the zero-motion control (the start point, never moved).", "",
-            *_table(["Model", "AJ", "delta_avg", "OA", "clips"], rows)]
+    out = ["### Tracking in TAP-Vid's metrics", "",
+           f"Average Jaccard (AJ), delta_avg (share within {{{ths}}} px, averaged) and occlusion accuracy "
+           f"(OA), %, TAP-Vid definitions with distances scaled to {size} as TAP-Vid does (not 512x384); "
+           "per clip, then the mean over clips. A null label on a labelled frame counts as a hidden point. "
+           "track_still is the zero-motion control (the start point, never moved).", "",
+           *_table(["Model", "AJ", "delta_avg", "OA", "clips"], rows)]
+    redetection = [(m, (metrics["track"][m["key"]].get("tapvid") or {}).get("redetection")) for m in models]
+    redetection = [(m, rd) for m, rd in redetection if rd and rd["events"]]
+    if redetection:
+        rd_rows = [[_label(m), _pct(rd["aj_rd"]), *(_pct(v) for v in rd["by_min_hidden"].values()), str(rd["events"])]
+                   for m, rd in redetection]
+        out += ["Re-detection (TAPNext++'s AJ_RD, %, dense truth): for each time the point becomes visible "
+                "again after a longer hidden stretch than before on its track, the Jaccard of the rest of "
+                "the track, averaged over such events hidden at least d_min frames, then over the thresholds "
+                "and d_min.", "",
+                *_table(["Model", "AJ_RD", *(f"d_min {d}" for d in redetection[0][1]["by_min_hidden"]), "events"],
+                        rd_rows)]
+    return out
 
 
 def e2e_section(metrics: dict[str, Any]) -> list[str]:

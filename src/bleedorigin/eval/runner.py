@@ -435,6 +435,19 @@ def tapvid_block(records: Sequence[dict[str, Any]], which: str) -> dict[str, Any
     return {"overall": tap.average_over_clips(list(per_clip.values())), "per_clip": per_clip}
 
 
+def redetection_block(records: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
+    """TAPNext++'s AJ_RD (eval.tap) over the dense truth of every point that says where it is
+    hidden (BleedSim's `source_visible`), events pooled over clips; None when no point says."""
+    tracks = []
+    for r in records:
+        for p in r["points"]:
+            d = p["dense"]
+            if d and d.get("visible") is not None:
+                visible_at = {r["start"] + i: bool(row[3]) for i, row in enumerate(p["pred"])}
+                tracks.append((d["errors_tapvid"], [visible_at[f] for f in d["frames"]], d["visible"]))
+    return tap.redetection_metrics(tracks) if tracks else None
+
+
 def track_summary(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
     meta = [{g: r[g] for g in GROUPS} for r in records]
     labelled = [dict(m, errors=[row["error"] for p in r["points"] for row in p["labelled"]])
@@ -451,7 +464,8 @@ def track_summary(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
             "dense": _grouped([d for d in dense if d["errors"]], point_block) if has_dense else None,
             "by_time": {"labelled": _by_time(lab_time), "dense": _by_time(dense_time) if has_dense else []},
             "tapvid": {"labelled": tapvid_block(records, "labelled"),
-                       "dense": tapvid_block(records, "dense") if has_dense else None}}
+                       "dense": tapvid_block(records, "dense") if has_dense else None,
+                       "redetection": redetection_block(records) if has_dense else None}}
 
 
 def e2e_summary(records: Sequence[dict[str, Any]], name: str) -> dict[str, Any]:

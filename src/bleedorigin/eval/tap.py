@@ -7,7 +7,12 @@ Every (point, frame) pair scored counts as in TAP-Vid (Doersch et al. 2022) and 
 - Jaccard_x = TP / (visible truth + FP), TP: predicted visible, truly visible and within x;
   FP: predicted visible where the truth is hidden or the prediction is x or more away (a visible
   truth predicted far away is both a miss and a false positive); AJ = the mean over thresholds;
-- OA: share of frames whose predicted visibility equals the truth's.
+- OA: share of frames whose predicted visibility equals the truth's;
+- AJ_RD (TAPNext++'s re-detection score, `redetection_metrics`): for each time a point becomes
+  visible again after longer hidden than ever before on its track, the Jaccard of its track from
+  that frame to the end (within D: at most D px, as TAPNext++ counts), averaged over such events
+  hidden at least d_min frames, then over D (TAPVID_THRESHOLDS) and d_min
+  (REDETECT_MIN_HIDDEN): a tracker that never finds a point again after it was hidden scores 0.
 
 Scales (each block is measured where its field measures it, so its numbers compare with that
 field's tables):
@@ -25,6 +30,7 @@ import numpy as np
 TAPVID_SIZE = (256, 256)  # (W, H) TAP-Vid scores at
 TAPVID_THRESHOLDS = (1, 2, 4, 8, 16)  # px at TAPVID_SIZE
 STIR_THRESHOLDS = (2, 4, 8, 16, 32)  # px of the input video
+REDETECT_MIN_HIDDEN = (1, 4, 16, 64, 256)  # AJ_RD: least hidden frames before a reappearance (TAPNext++)
 
 
 def jaccard_metrics(dist, pred_visible, gt_visible, thresholds: Sequence[float]) -> dict[str, Any]:
@@ -66,3 +72,47 @@ def average_over_clips(blocks: Sequence[dict[str, Any]]) -> dict[str, Any]:
         vals = [b[key] for b in blocks if b.get(key) is not None]
         out[key] = float(np.mean(vals)) if vals else None
     return out
+
+
+def reappearances(gt_visible) -> list[tuple[int, int]]:
+    """(frame index, hidden frames just before it) of each reappearance of one track that AJ_RD
+    scores: the point visible after a hidden stretch longer than every earlier one of the track
+    (a track hidden from its first frame reappears too)."""
+    events, hidden, longest = [], 0, 0
+    for t, visible in enumerate(np.asarray(gt_visible, bool)):
+        if not visible:
+            hidden += 1
+            continue
+        if hidden > longest:
+            events.append((t, hidden))
+            longest = hidden
+        hidden = 0
+    return events
+
+
+def redetection_metrics(tracks: Sequence[tuple], thresholds: Sequence[float] = TAPVID_THRESHOLDS,
+                        min_hidden: Sequence[int] = REDETECT_MIN_HIDDEN) -> dict[str, Any]:
+    """AJ_RD over `tracks`, each (dist, pred_visible, gt_visible) on consecutive frames (dist:
+    prediction-to-truth distance, any value where the truth is hidden, inf for no prediction).
+    Events of every track are pooled; a d_min with no event is None, and so is AJ_RD without any."""
+    scores: list[list[float]] = []  # per event, its Jaccard at each threshold
+    hidden_for: list[int] = []
+    for dist, pred_visible, gt_visible in tracks:
+        dist = np.where(np.isnan(np.asarray(dist, np.float64)), np.inf, np.asarray(dist, np.float64))
+        pred_vis, gt_vis = np.asarray(pred_visible, bool), np.asarray(gt_visible, bool)
+        for t, hidden in reappearances(gt_vis):
+            seen, said, d = gt_vis[t:], pred_vis[t:], dist[t:]
+            row = []
+            for th in thresholds:
+                hit = seen & (d <= th)
+                false_pos = int((said & ~hit).sum())
+                row.append(float((hit & said).sum() / (seen.sum() + false_pos)))
+            scores.append(row)
+            hidden_for.append(hidden)
+    by_min: dict[str, float | None] = {}
+    for d_min in min_hidden:
+        rows = [r for r, h in zip(scores, hidden_for) if h >= d_min]
+        by_min[str(d_min)] = float(np.mean(rows)) if rows else None
+    known = [v for v in by_min.values() if v is not None]
+    return {"aj_rd": float(np.mean(known)) if known else None, "by_min_hidden": by_min, "events": len(scores),
+            "events_by_min_hidden": {str(d): sum(h >= d for h in hidden_for) for d in min_hidden}}
