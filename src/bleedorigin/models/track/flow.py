@@ -50,7 +50,7 @@ point from a chain of matched steps whose variance has grown. With `appear_hidde
 (`track_mft_own_appear`), a step whose patch matches none of the point's kept appearances is
 occluded as well. With `redetect` (`track_mft_redetect`), a hidden point in view and off blood
 is searched for by those appearances around its carried position and taken where one matches.
-The variants of docs/tracking.md "Candidates LK does not confirm" change how the choice weighs
+The variants of docs/tracking-choices.md "Candidates LK does not confirm" change how the choice weighs
 candidates LK did not confirm (`own_anchor`), refine a lagging long reference
 again beyond the reach where its LK lands on the confirmed candidate (`agree`,
 `track_mft_own_agree`), or keep a confirmed own motion against a jump whose landing looks no more
@@ -937,7 +937,7 @@ def _appearance_mismatch(templates: np.ndarray, patches: np.ndarray) -> np.ndarr
     return 1.0 - np.nanmax(np.where(np.isnan(ncc), -np.inf, ncc), axis=1) if len(ncc) else np.zeros(0)
 
 
-# Configurations compared in docs/tracking.md, by registry name; the class defaults are `track_mft_own`
+# Configurations compared in docs/tracking-choices.md, by registry name; the class defaults are `track_mft_own`
 # (the pipeline ships `track_mft_own_agree_mean`).
 CONFIGS = {
     "track_mft_own": {},

@@ -21,7 +21,7 @@ def track_test(device: str = "cpu", seed: int = 0, **overrides: Any) -> PointTra
 
 
 # The shipped weights under each run-time configuration (`variants.py`), for side-by-side
-# evaluation (`bleedorigin evaluate --models`); the default tracker is `track_mft_own_mean` (docs/tracking.md).
+# evaluation (`bleedorigin evaluate --models`); the default tracker is `track_mft_own_agree_mean` (docs/tracking.md).
 def _variant(name: str, settings: dict[str, Any]) -> None:
     @register_model(name)
     def factory(device: str = "auto", weights: str | None = None, **overrides: Any) -> PointTracker:
