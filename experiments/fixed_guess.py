@@ -1,5 +1,5 @@
 """The two fixed-guess reference rows, `source_centre` and `source_channel` (6 o'clock half the view's
-equivalent radius below its centre), against reference points (docs/source.md, "The working
+equivalent radius below its centre), against reference points (docs/source-choices.md, "The working
 channel's side"), on the labelled frames, not only where `evaluate` scores a localizer. Mean
 error in px of a 512x384 frame; nothing is fitted.
 

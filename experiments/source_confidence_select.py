@@ -1,4 +1,4 @@
-"""Choose the confidence of `source_evidence` among candidates by the rule of docs/source.md
+"""Choose the confidence of `source_evidence` among candidates by the rule of docs/source-choices.md
 ("How the confidence is chosen"), and report each candidate's calibration.
 
 Maps are computed once per item with the shipped settings. Data: BleedSim validation detect clips
@@ -112,7 +112,7 @@ def rho(conf: np.ndarray, err: np.ndarray) -> float:
 
 
 def choose(real: tuple, sim: tuple, keep: np.ndarray | None = None) -> str | None:
-    """The rule of docs/source.md on the real items in `keep` (all by default)."""
+    """The rule of docs/source-choices.md on the real items in `keep` (all by default)."""
     (e_r, f_r, _), (e_s, f_s, _) = real, sim
     keep = np.ones(len(e_r), bool) if keep is None else keep
     ok = {}

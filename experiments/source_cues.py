@@ -1,5 +1,5 @@
 """Measure each source cue alone against the centre guess, on real clips with dense labels and on
-BleedSim clips (docs/source.md, "Cues": the rule and the table this prints).
+BleedSim clips (docs/source-choices.md, "Cues": the rule and the table this prints).
 
 Protocols (errors in px of a 512x384 frame):
 - real `f0`: frame 0 alone; `f60`: frame 60 with frames 0..59 as history; `all`: every

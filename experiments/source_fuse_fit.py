@@ -1,5 +1,5 @@
 """Fit fusion families leave one real clip out, and calibrate the candidates' probabilities
-(docs/source.md, "Cues" and "Candidates").
+(docs/source-choices.md, "Cues"; docs/source.md, "Candidates").
 
 Reads the map caches of `experiments/source_cues.py`. A family is the fused score
 sum_c w_c * map_c + log support + log rim + centre prior, every weight and the prior's width on a

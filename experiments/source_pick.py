@@ -1,4 +1,4 @@
-"""The more probable of two localizers (docs/source.md, "The more probable of two localizers"):
+"""The more probable of two localizers (docs/source-choices.md, "The more probable of two localizers"):
 the red fusion (each fold's weights and calibrated temperature) and the vessel-stump cue (its
 shipped temperature 0.1) each give their most probable candidate; the one of higher probability
 is taken. Scored leave one real clip out on the map caches of `experiments/source_cues.py`, with

@@ -5,7 +5,7 @@ Maps are computed once per item (the fit only re-weights them). Data: BleedSim v
 clips (`--sim`, GT onset frame with the 10 frames before it) and every real source label of
 `--real` with the `--history` frames before it (frame 0 alone).
 
-Families (each a grid; docs/source.md states the selection rule):
+Families (each a grid; docs/source-choices.md states the selection rule):
 - `evidence`: the fusion without centre prior (no parameter);
 - `prior`: + centre prior of width `prior_sigma`, posterior arg-max;
 - `mean`: + centre prior, posterior mean at `temperature`;

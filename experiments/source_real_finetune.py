@@ -1,6 +1,6 @@
 """Do real frames help the source network? Score networks fine-tuned leave one clip out (real
 frames of five clips mixed with BleedSim v2, `configs/source_real.yaml`) on the held-out clip,
-against the same fine-tuning on BleedSim alone and the shipped `source_small` (docs/source.md,
+against the same fine-tuning on BleedSim alone and the shipped `source_small` (docs/source-choices.md,
 "Learning from real frames").
 
 Each network is scored alone (arg-max of its heat inside the view) and inside the red fusion

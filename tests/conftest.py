@@ -61,6 +61,15 @@ def _one_torch_thread():
     torch.set_num_threads(n)
 
 
+@pytest.fixture(autouse=True)
+def _input_cap_reset():
+    # the CLI sets the input size cap for its process (`--max-pixels`); a test that runs the CLI
+    # in-process must not leave its cap to the tests after it
+    from bleedorigin.io.video import set_max_pixels
+    yield
+    set_max_pixels(None)
+
+
 def load_tool(name: str):
     """The module of tools/NAME.py (maintainer scripts are not part of the package)."""
     import importlib.util

@@ -20,7 +20,7 @@ centre + min(1, confidence / shrink_full) * (peak - centre).
 Confidence = 1 - exp(-margin), margin = the fused score at the point minus the best fused score
 farther than 2 * `conf_radius` from it: near 0 when another place far away scores about as well
 (the evidence points at two places, or at none and the prior decides), higher the more clearly
-one place stands out (chosen by the rule in docs/source.md, "How the confidence is chosen").
+one place stands out (chosen by the rule in docs/source-choices.md, "How the confidence is chosen").
 """
 from __future__ import annotations
 
