@@ -82,9 +82,9 @@ def main(argv: list[str] | None = None) -> int:
                 e = np.linalg.norm(pred - truth, axis=-1)[vis]
                 errs[m].append(e)
                 row[m] = float(e.mean())
-                for k in range(len(idx)):
-                    d = point_errors(pred[1:, k], truth[1:, k], (512, 384), scale_to=tap.TAPVID_SIZE)
-                    reappear[m].append((d, said[1:, k], visible[1:, k]))
+                d = point_errors(pred[1:].reshape(-1, 2), truth[1:].reshape(-1, 2), (512, 384),
+                                 scale_to=tap.TAPVID_SIZE).reshape(len(pred) - 1, len(idx))
+                reappear[m] += [(d[:, k], said[1:, k], visible[1:, k]) for k in range(len(idx))]
             per_clip.append(row)
             print(json.dumps(row), flush=True)
     except (InputError, OSError, KeyError) as e:

@@ -402,7 +402,7 @@ def tapvid_pairs(record: dict[str, Any], which: str) -> tuple[list[float], list[
     gt_vis: list[bool] = []
     size = tuple(record["image_size"])
     for p in record["points"]:
-        visible_at = {record["start"] + i: bool(row[3]) for i, row in enumerate(p["pred"])}
+        visible_at = _said_visible(record, p)
         if which == "labelled":
             rows = p["labelled"]
             if rows:
@@ -443,9 +443,14 @@ def redetection_block(records: Sequence[dict[str, Any]]) -> dict[str, Any] | Non
         for p in r["points"]:
             d = p["dense"]
             if d and d.get("visible") is not None:
-                visible_at = {r["start"] + i: bool(row[3]) for i, row in enumerate(p["pred"])}
+                visible_at = _said_visible(r, p)
                 tracks.append((d["errors_tapvid"], [visible_at[f] for f in d["frames"]], d["visible"]))
     return tap.redetection_metrics(tracks) if tracks else None
+
+
+def _said_visible(record: dict[str, Any], point: dict[str, Any]) -> dict[int, bool]:
+    """Frame -> whether the tracker said the point was visible there."""
+    return {record["start"] + i: bool(row[3]) for i, row in enumerate(point["pred"])}
 
 
 def track_summary(records: Sequence[dict[str, Any]]) -> dict[str, Any]:

@@ -98,7 +98,7 @@ def redetection_metrics(tracks: Sequence[tuple], thresholds: Sequence[float] = T
     scores: list[list[float]] = []  # per event, its Jaccard at each threshold
     hidden_for: list[int] = []
     for dist, pred_visible, gt_visible in tracks:
-        dist = np.where(np.isnan(np.asarray(dist, np.float64)), np.inf, np.asarray(dist, np.float64))
+        dist = np.asarray(dist, np.float64)  # NaN, like inf, is within no threshold
         pred_vis, gt_vis = np.asarray(pred_visible, bool), np.asarray(gt_visible, bool)
         for t, hidden in reappearances(gt_vis):
             seen, said, d = gt_vis[t:], pred_vis[t:], dist[t:]

@@ -263,4 +263,3 @@ def persistent_stump_map(rgb: np.ndarray, history: list[np.ndarray], fov: np.nda
             weight += near
     out = np.clip(np.exp(total / weight) - f, 0, None).astype(np.float32) * fov
     return out if out.max() > 0 else None
-
