@@ -78,6 +78,19 @@ def test_presence_check_raises_spreading_blood_from_frame_zero_not_a_static_red_
     assert _onsets(check, [clean] * 40) == []
 
 
+def test_presence_check_gives_a_still_pool_at_stream_start_time_to_spread():
+    """A stream that starts on a pool that lies still for 50 frames, then spreads: bleeding under
+    way, dated at frame 0; without the longer stream-start window (`open_frames=0`) the pool
+    becomes the watching window's baseline and only its growth is raised, later, as fresh blood."""
+    still = [_scene()] * 50
+    spreading = [cv2.circle(_scene(pool=False), (64, 52), int(18 + 0.5 * t), (150, 28, 34), -1) for t in range(60)]
+    check = PresenceCheck()
+    assert _onsets(check, still + spreading) == [0] and check.cue == "bleeding_present"
+    check = PresenceCheck(open_frames=0)
+    onsets = _onsets(check, still + spreading)
+    assert len(onsets) == 1 and onsets[0] >= 50 and check.cue == "fresh_blood"
+
+
 def test_presence_check_watching_raises_a_pool_that_appears_after_the_first_window():
     """After the first window the check watches every `watch_stride`-th frame for fresh blood:
     a pool that appears at frame 60 and spreads is raised near its start; with watching off

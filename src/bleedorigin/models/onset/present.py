@@ -11,7 +11,9 @@ from blood) stays where it is, blood spreads.
   present, from the first frame over `threshold`, once `persist` checked frames had more than
   `threshold` of the view covered by blood *and* that blood was live: on some checked frame it
   had spread beyond where it lay on the first frame (camera-carried, widened) by `threshold` of
-  the view. A red but static bed never spreads and raises nothing.
+  the view. A red but static bed never spreads and raises nothing. Blood counted that has not
+  spread by the end of those frames is given until frame `open_frames`, checked every
+  `watch_stride`-th frame against the same first frame: a large pool can take longer to spread.
 - **Watching** (after that first window, and after `rearm`, in the pipeline after each
   episode): every `watch_stride`-th frame, in successive windows of the same length, each with
   the blood in view on its own first checked frame as its baseline, only fresh blood counts
@@ -35,6 +37,7 @@ PRESENT_THRESHOLD = 0.005  # share of the view covered by blood
 PRESENT_PERSIST = 10  # armed frames above the threshold before bleeding is reported
 ARM_FRAMES = 30  # frames after a reset during which the check runs
 WATCH_STRIDE = 4  # after the first armed window, check every this many frames (0: stop)
+OPEN_FRAMES = ARM_FRAMES * WATCH_STRIDE  # a stream-start window whose blood has not spread yet lasts one watching window
 
 CUE_PRESENT = "bleeding_present"  # blood over the threshold at stream start that spread: under way
 CUE_FRESH = "fresh_blood"  # blood that appeared since its window's first frame, camera motion removed
@@ -48,6 +51,7 @@ class PresenceCheck:
     dark: bool = True  # count near-black pools (`vision.color.dark_blood_mask`) as blood
     watch_stride: int = WATCH_STRIDE
     live: bool = True  # at stream start count blood only once it spread (False: any blood, static too)
+    open_frames: int = OPEN_FRAMES  # frames from the start up to which such a window goes on (0: it does not)
 
     def __post_init__(self) -> None:
         self.reset()
@@ -72,6 +76,7 @@ class PresenceCheck:
     def _window(self, start: int, stride: int) -> None:
         """A new armed window from frame `start`, checking every `stride`-th frame."""
         self.start, self.stride = start, stride
+        self.base = start  # the frame whose blood is the window's baseline
         self.checks = 0  # frames checked in this window
         self.first: int | None = None  # first checked frame above the threshold
         self.count = 0
@@ -82,7 +87,13 @@ class PresenceCheck:
     @property
     def opening(self) -> bool:
         """The first window after stream start, where blood already in view may count."""
-        return not self.after_episode and self.start == 0 and self.stride == 1
+        return not self.after_episode and self.base == 0
+
+    def _keeps_opening(self, i: int) -> bool:
+        """The stream-start window ends on frame `i` with blood counted that has not spread yet:
+        with `open_frames`, it goes on (a pool can take longer than the window to spread)."""
+        return (self.opening and self.stride == 1 and self.first is not None and not self.spread
+                and self.watch_stride > 0 and i < self.open_frames)
 
     @property
     def watching(self) -> bool:
@@ -97,8 +108,13 @@ class PresenceCheck:
         self.i += 1
         if self.onset is not None:
             return 0.0, None
-        done = self.checks >= self.arm_frames + self.persist or \
-            (self.first is None and self.checks >= self.arm_frames)
+        if self.opening and self.stride != 1:  # a stream-start window gone on (`open_frames`)
+            done = i >= self.open_frames
+        else:
+            done = self.checks >= self.arm_frames + self.persist or \
+                (self.first is None and self.checks >= self.arm_frames)
+            if done and self._keeps_opening(i):
+                self.stride, self.start, done = self.watch_stride, i, False  # same baseline and count, checked less often
         if done:
             if not self.watching:
                 return 0.0, None
