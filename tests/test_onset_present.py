@@ -91,6 +91,21 @@ def test_presence_check_gives_a_still_pool_at_stream_start_time_to_spread():
     assert len(onsets) == 1 and onsets[0] >= 50 and check.cue == "fresh_blood"
 
 
+def test_presence_check_watches_for_fresh_blood_while_the_stream_start_window_goes_on():
+    """A stream that starts on a still pool, washed away at frame 36 and filling the same place
+    again from frame 60: the refill lies where the first frame's blood lay, so it never spreads
+    beyond it, but it is fresh since the frame where the stream-start window slowed down, and is
+    raised as fresh blood, as the watching window after a shorter stream-start window raises it."""
+    pool, clean = _scene(), _scene(pool=False)
+    frames = [pool] * 36 + [clean] * 24 + [pool] * 80
+    check = PresenceCheck()
+    onsets = _onsets(check, frames)
+    assert len(onsets) == 1 and 60 <= onsets[0] <= 64 and check.cue == "fresh_blood"
+    x0, y0, x1, y1 = check.where
+    assert x0 <= 64 <= x1 and y0 <= 52 <= y1
+    assert _onsets(PresenceCheck(open_frames=0), frames) == onsets
+
+
 def test_presence_check_watching_raises_a_pool_that_appears_after_the_first_window():
     """After the first window the check watches every `watch_stride`-th frame for fresh blood:
     a pool that appears at frame 60 and spreads is raised near its start; with watching off

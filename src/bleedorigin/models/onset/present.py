@@ -13,7 +13,8 @@ from blood) stays where it is, blood spreads.
   had spread beyond where it lay on the first frame (camera-carried, widened) by `threshold` of
   the view. A red but static bed never spreads and raises nothing. Blood counted that has not
   spread by the end of those frames is given until frame `open_frames`, checked every
-  `watch_stride`-th frame against the same first frame: a large pool can take longer to spread.
+  `watch_stride`-th frame against the same first frame (a large pool can take longer to spread),
+  while a watching window (below) runs beside it from the frame where it slows down.
 - **Watching** (after that first window, and after `rearm`, in the pipeline after each
   episode): every `watch_stride`-th frame, in successive windows of the same length, each with
   the blood in view on its own first checked frame as its baseline, only fresh blood counts
@@ -83,6 +84,11 @@ class PresenceCheck:
         self.leftover: LeftoverBlood | None = None
         self.spread = False  # this window's blood spread beyond its first frame (stream start)
         self.box: tuple[int, int, int, int] | None = None  # box of the blood last counted (AREA_SIZE px)
+        # while a stream-start window goes on (`open_frames`), a watching window beside it
+        self.beside: LeftoverBlood | None = None
+        self.beside_first: int | None = None
+        self.beside_count = 0
+        self.beside_box: tuple[int, int, int, int] | None = None
 
     @property
     def opening(self) -> bool:
@@ -114,7 +120,8 @@ class PresenceCheck:
             done = self.checks >= self.arm_frames + self.persist or \
                 (self.first is None and self.checks >= self.arm_frames)
             if done and self._keeps_opening(i):
-                self.stride, self.start, done = self.watch_stride, i, False  # same baseline and count, checked less often
+                # same baseline and count, checked less often; fresh blood is watched for beside it, as after the window
+                self.stride, self.start, done = self.watch_stride, i, False
         if done:
             if not self.watching:
                 return 0.0, None
@@ -131,6 +138,10 @@ class PresenceCheck:
             self.onset = self.first
             self.cue = CUE_PRESENT if self.opening else CUE_FRESH
             self.where = None if self.box is None else scaled_box(self.box, frame.shape, self._small_shape)
+            return 1.0, self.onset
+        if self.beside_count >= self.persist:  # the watching window beside a stream-start window gone on
+            self.onset, self.cue = self.beside_first, CUE_FRESH
+            self.where = None if self.beside_box is None else scaled_box(self.beside_box, frame.shape, self._small_shape)
             return 1.0, self.onset
         return score, None
 
@@ -156,6 +167,8 @@ class PresenceCheck:
             fresh = self.leftover.fresh(small, blood, view)
         if opening:
             self.spread |= fresh > self.threshold or not self.live
+            if self.stride != 1:
+                self._watch_beside(small, blood, view)
             share = view_share(blood, view)
             if share > self.threshold:
                 self.box = largest_box(blood & view)
@@ -163,6 +176,19 @@ class PresenceCheck:
         if fresh > self.threshold:
             self.box = largest_box(self.leftover.last_fresh)
         return fresh
+
+
+    def _watch_beside(self, small: np.ndarray, blood: np.ndarray, view: np.ndarray) -> None:
+        """The watching window that would have followed the stream-start window, run beside it
+        while that goes on: blood that appeared since the frame where it slowed down (a pool
+        washed away and filling again), counted on `persist` checks as watching counts it."""
+        if self.beside is None:
+            self.beside = LeftoverBlood(small, blood, view)
+            return
+        if self.beside.fresh(small, blood, view) > self.threshold:
+            self.beside_first = self.i - 1 if self.beside_first is None else self.beside_first
+            self.beside_count += 1
+            self.beside_box = largest_box(self.beside.last_fresh)
 
 
 def largest_box(mask: np.ndarray) -> tuple[int, int, int, int] | None:
