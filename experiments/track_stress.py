@@ -50,8 +50,8 @@ def main() -> None:
         for m in a.models:
             for way in WAYS:
                 scores[m][f"{folder.name} {way}"] = run(m, video, labels, way)
-        print(folder.name, "  ".join(f"{way} " + " / ".join(f"{scores[m][f'{folder.name} {way}']:.1f}" for m in a.models)
-                                     for way in WAYS), flush=True)
+        cells = [f"{way} " + " / ".join(f"{scores[m][f'{folder.name} {way}']:.1f}" for m in a.models) for way in WAYS]
+        print(folder.name, "  ".join(cells), flush=True)
     for m, runs in scores.items():
         e = np.array(list(runs.values()))
         worst = max(runs, key=runs.get)

@@ -38,7 +38,7 @@ PRESENT_THRESHOLD = 0.005  # share of the view covered by blood
 PRESENT_PERSIST = 10  # armed frames above the threshold before bleeding is reported
 ARM_FRAMES = 30  # frames after a reset during which the check runs
 WATCH_STRIDE = 4  # after the first armed window, check every this many frames (0: stop)
-OPEN_FRAMES = ARM_FRAMES * WATCH_STRIDE  # a stream-start window whose blood has not spread yet lasts one watching window
+OPEN_FRAMES = ARM_FRAMES * WATCH_STRIDE  # a stream-start window whose blood has not spread: one watching window
 
 CUE_PRESENT = "bleeding_present"  # blood over the threshold at stream start that spread: under way
 CUE_FRESH = "fresh_blood"  # blood that appeared since its window's first frame, camera motion removed
@@ -120,7 +120,7 @@ class PresenceCheck:
             done = self.checks >= self.arm_frames + self.persist or \
                 (self.first is None and self.checks >= self.arm_frames)
             if done and self._keeps_opening(i):
-                # same baseline and count, checked less often; fresh blood is watched for beside it, as after the window
+                # same baseline and count, checked less often; fresh blood is watched for beside it
                 self.stride, self.start, done = self.watch_stride, i, False
         if done:
             if not self.watching:
@@ -141,7 +141,8 @@ class PresenceCheck:
             return 1.0, self.onset
         if self.beside_count >= self.persist:  # the watching window beside a stream-start window gone on
             self.onset, self.cue = self.beside_first, CUE_FRESH
-            self.where = None if self.beside_box is None else scaled_box(self.beside_box, frame.shape, self._small_shape)
+            box = self.beside_box
+            self.where = None if box is None else scaled_box(box, frame.shape, self._small_shape)
             return 1.0, self.onset
         return score, None
 
@@ -176,7 +177,6 @@ class PresenceCheck:
         if fresh > self.threshold:
             self.box = largest_box(self.leftover.last_fresh)
         return fresh
-
 
     def _watch_beside(self, small: np.ndarray, blood: np.ndarray, view: np.ndarray) -> None:
         """The watching window that would have followed the stream-start window, run beside it
