@@ -21,12 +21,13 @@ from bleedorigin.io.video import read_frames
 SHARED = "../shared/data"
 DEPLOYMENT = "data/extra_real/positive_esd/esd_deployment_1"
 DEPLOYMENT_ONSET = 456  # its stated onset (meta.json `bleeding_from_frame`)
-WAYS = ("plain", "from20", "from40", "from60", "reversed")
+WAYS = ("plain", "from20", "from40", "from60", "reversed")  # also "twiceN": every frame twice from N (a 50 fps
+# stream of the 25 fps clip's motion), "halfN": every second frame from N
 
 
-def runs(negatives: list[str], onsets: list[str]) -> list[tuple]:
+def runs(ways: list[str], negatives: list[str], onsets: list[str]) -> list[tuple]:
     """(kind, video, way, true onset) of every run."""
-    out = [("shared", f"{c}/video.mp4", w, 0) for c in sorted(glob.glob(f"{SHARED}/esd_clips/*")) for w in WAYS]
+    out = [("shared", f"{c}/video.mp4", w, 0) for c in sorted(glob.glob(f"{SHARED}/esd_clips/*")) for w in ways]
     real_free = sorted(glob.glob("data/extra_real/negative_*/*")) + sorted(glob.glob(f"{SHARED}/vlsurgpt/*"))
     out += [("real_free", f"{c}/video.mp4", "plain", None) for c in real_free]
     out += [("real_free", f"{DEPLOYMENT}/video.mp4", w, None) for w in ("cut0", "cut100", "cut200", "cut300", "cutrev")]
@@ -45,6 +46,10 @@ def frames_of(video: str, way: str) -> np.ndarray:
         return v[::-1]
     if way.startswith("from"):
         return v[int(way[4:]):]
+    if way.startswith("twice"):
+        return np.repeat(v[int(way[5:] or 0):], 2, axis=0)
+    if way.startswith("half"):
+        return v[int(way[4:] or 0)::2]
     before = v[:DEPLOYMENT_ONSET]  # "cutN": the bleeding-free part from frame N, "cutrev": reversed
     return before[::-1] if way == "cutrev" else before[int(way[3:]):]
 
@@ -77,9 +82,13 @@ def main() -> None:
     ap.add_argument("--out", required=True)
     ap.add_argument("--negatives", action="append", default=[], help="BleedSim folder of bleeding-free clips")
     ap.add_argument("--onsets", action="append", default=[], help="BleedSim folder of clips with an onset")
+    ap.add_argument("--ways", default=",".join(WAYS), help="how the shared clips are streamed, comma list")
+    ap.add_argument("--real-free", action=argparse.BooleanOptionalAction, default=True,
+                    help="also the bleeding-free real video and esd_deployment_1")
     ap.add_argument("--workers", type=int, default=2)
     a = ap.parse_args()
-    jobs = runs(a.negatives, a.onsets)
+    jobs = [j for j in runs(a.ways.split(","), a.negatives, a.onsets)
+            if a.real_free or j[0] not in ("real_free", "deployment")]
     with ProcessPoolExecutor(a.workers) as ex:
         res = list(ex.map(one, jobs, [a.open_frames] * len(jobs)))
     Path(a.out).write_text(json.dumps(res, indent=1))
