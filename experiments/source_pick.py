@@ -38,29 +38,43 @@ def calibrated(items: list[dict], combo: tuple) -> float:
     return min(fit.TEMPS, key=lambda t: fit.brier(items, RED, combo, t)[0])
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def fold_fits(real: list[dict], sim: list[dict]) -> list[tuple[str | None, tuple, float]]:
+    """(held-out clip, weights, temperature) of each fold: the red form fitted on the other
+    clips' `all` items, its temperature calibrated on those and BleedSim validation; last, with
+    clip None, both fitted on all six clips, for scoring BleedSim validation."""
+    combos, errors = fit.combos(RED), fit.errors(real, RED)
+    fit_on = [i for i, it in enumerate(real) if it["proto"] == "all"]
+    out = []
+    for clip in sorted({it["clip"] for it in real}) + [None]:
+        train = [i for i in fit_on if real[i]["clip"] != clip]
+        combo = combos[int(np.argmin(errors[:, train].mean(1)))]
+        out.append((clip, combo, calibrated([real[i] for i in train] + sim, combo)))
+    return out
+
+
+def load_sets(a: argparse.Namespace) -> tuple[list[dict], list[dict]]:
+    return fit.load(a.real, a.prior_shift), [it for s in a.sim for it in fit.load(s, a.prior_shift)]
+
+
+def arguments(description: str) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=description)
     ap.add_argument("--real", required=True)
     ap.add_argument("--sim", action="append", default=[])
     ap.add_argument("--prior-shift", type=float, default=0.5)
-    a = ap.parse_args()
-    real = fit.load(a.real, a.prior_shift)
-    sim = [it for s in a.sim for it in fit.load(s, a.prior_shift)]
-    combos, errors = fit.combos(RED), fit.errors(real, RED)
-    fit_on = [i for i, it in enumerate(real) if it["proto"] == "all"]
+    return ap.parse_args()
+
+
+def main() -> None:
+    real, sim = load_sets(arguments(__doc__.splitlines()[0]))
+    *folds, (_, combo, temp) = fold_fits(real, sim)
     scores = {k: {p: [] for p in PROTOS} for k in ("red", "stump", "pick")}
-    for clip in sorted({it["clip"] for it in real}):
-        train = [i for i in fit_on if real[i]["clip"] != clip]
-        combo = combos[int(np.argmin(errors[:, train].mean(1)))]
-        temp = calibrated([real[i] for i in train] + sim, combo)
+    for clip, fold_combo, fold_temp in folds:
         for it in (it for it in real if it["clip"] == clip):
-            for k, e in three_ways(it, combo, temp).items():
+            for k, e in three_ways(it, fold_combo, fold_temp).items():
                 scores[k][it["proto"]].append(e)
     print("| candidate | " + " | ".join(f"real {p}" for p in PROTOS) + " |")
     for k, by_proto in scores.items():
         print(f"| {k} | " + " | ".join(f"{np.mean(v):.1f} (n={len(v)})" for v in by_proto.values()) + " |")
-    combo = combos[int(np.argmin(errors[:, fit_on].mean(1)))]  # fitted on all six clips for BleedSim
-    temp = calibrated([real[i] for i in fit_on] + sim, combo)
     for s in sorted({(it["set"], it["proto"]) for it in sim}):
         rows = [three_ways(it, combo, temp) for it in sim if (it["set"], it["proto"]) == s]
         print(f"{s[0]} {s[1]} (n={len(rows)}): " + ", ".join(

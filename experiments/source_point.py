@@ -8,11 +8,10 @@ out on the map caches of `experiments/source_cues.py`.
 """
 from __future__ import annotations
 
-import argparse
-
 import numpy as np
 
 import source_fuse_fit as fit
+import source_pick as pick
 from bleedorigin.models.source.fusion import posterior
 
 RED = fit.FAMILIES["red"]
@@ -46,39 +45,23 @@ def estimates(it: dict, combo: tuple, temp: float) -> dict[str, float]:
     return {k: fit.SCALE * float(np.hypot(p[0] - it["xy"][0], p[1] - it["xy"][1])) for k, p in points.items()}
 
 
-def calibrated(items: list[dict], combo: tuple) -> float:
-    return min(fit.TEMPS, key=lambda t: fit.brier(items, RED, combo, t)[0])
-
-
 def summary(errors: list[float]) -> str:
     e = np.asarray(errors)
     return f"{e.mean():.1f}, Acc<25 {100 * (e < 25).mean():.0f} % (n={len(e)})"
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--real", required=True)
-    ap.add_argument("--sim", action="append", default=[])
-    ap.add_argument("--prior-shift", type=float, default=0.5)
-    a = ap.parse_args()
-    real = fit.load(a.real, a.prior_shift)
-    sim = [it for s in a.sim for it in fit.load(s, a.prior_shift)]
-    combos, errors = fit.combos(RED), fit.errors(real, RED)
-    fit_on = [i for i, it in enumerate(real) if it["proto"] == "all"]
+    real, sim = pick.load_sets(pick.arguments(__doc__.splitlines()[0]))
+    *folds, (_, combo, temp) = pick.fold_fits(real, sim)
     scores = {k: {p: [] for p in PROTOS} for k in WAYS}
-    for clip in sorted({it["clip"] for it in real}):
-        train = [i for i in fit_on if real[i]["clip"] != clip]
-        combo = combos[int(np.argmin(errors[:, train].mean(1)))]
-        temp = calibrated([real[i] for i in train] + sim, combo)
-        print(f"fold {clip}: weights {combo}, temperature {temp}")
+    for clip, fold_combo, fold_temp in folds:
+        print(f"fold {clip}: weights {fold_combo}, temperature {fold_temp}")
         for it in (it for it in real if it["clip"] == clip):
-            for k, e in estimates(it, combo, temp).items():
+            for k, e in estimates(it, fold_combo, fold_temp).items():
                 scores[k][it["proto"]].append(e)
     print("| point | " + " | ".join(f"real {p}" for p in PROTOS) + " |")
     for k, by_proto in scores.items():
         print(f"| {k} | " + " | ".join(summary(v) for v in by_proto.values()) + " |")
-    combo = combos[int(np.argmin(errors[:, fit_on].mean(1)))]  # fitted on all six clips for BleedSim
-    temp = calibrated([real[i] for i in fit_on] + sim, combo)
     for s in sorted({(it["set"], it["proto"]) for it in sim}):
         rows = [estimates(it, combo, temp) for it in sim if (it["set"], it["proto"]) == s]
         print(f"{s[0]} {s[1]} (n={len(rows)}): " + ", ".join(
