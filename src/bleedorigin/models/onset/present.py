@@ -44,6 +44,40 @@ CUE_PRESENT = "bleeding_present"  # blood over the threshold at stream start tha
 CUE_FRESH = "fresh_blood"  # blood that appeared since its window's first frame, camera motion removed
 
 
+Box = tuple[int, int, int, int]
+
+
+@dataclass
+class _Window:
+    """One armed window: checked every `stride`-th frame from `start`, with the blood in view on
+    its first checked frame as its baseline (`base`: that frame)."""
+    start: int
+    stride: int
+    base: int
+    checks: int = 0  # frames checked
+    first: int | None = None  # first checked frame above the threshold
+    count: int = 0  # checked frames above the threshold
+    leftover: LeftoverBlood | None = None
+    spread: bool = False  # its blood spread beyond its first frame (stream start)
+    box: Box | None = None  # box of the blood last counted (AREA_SIZE px)
+
+    def fresh(self, small: np.ndarray, blood: np.ndarray, view: np.ndarray) -> float:
+        """Share of the view covered by blood that appeared since the window's first checked
+        frame, camera motion removed (0 on that frame, the baseline)."""
+        if self.leftover is None:
+            self.leftover = LeftoverBlood(small, blood, view)
+            return 0.0
+        return self.leftover.fresh(small, blood, view)
+
+    def counts(self, i: int, share: float, threshold: float) -> bool:
+        """Count checked frame `i` when `share` is over the threshold."""
+        if share <= threshold:
+            return False
+        self.first = i if self.first is None else self.first
+        self.count += 1
+        return True
+
+
 @dataclass
 class PresenceCheck:
     threshold: float = PRESENT_THRESHOLD
@@ -71,34 +105,21 @@ class PresenceCheck:
         self.onset: int | None = None
         self.after_episode = after_episode
         self.cue: str | None = None  # why bleeding was raised (CUE_PRESENT or CUE_FRESH)
-        self.where: tuple[int, int, int, int] | None = None  # box (x0, y0, x1, y1) of that blood
-        self._window(start=0, stride=1)
-
-    def _window(self, start: int, stride: int) -> None:
-        """A new armed window from frame `start`, checking every `stride`-th frame."""
-        self.start, self.stride = start, stride
-        self.base = start  # the frame whose blood is the window's baseline
-        self.checks = 0  # frames checked in this window
-        self.first: int | None = None  # first checked frame above the threshold
-        self.count = 0
-        self.leftover: LeftoverBlood | None = None
-        self.spread = False  # this window's blood spread beyond its first frame (stream start)
-        self.box: tuple[int, int, int, int] | None = None  # box of the blood last counted (AREA_SIZE px)
-        # while a stream-start window goes on (`open_frames`), a watching window beside it
-        self.beside: LeftoverBlood | None = None
-        self.beside_first: int | None = None
-        self.beside_count = 0
-        self.beside_box: tuple[int, int, int, int] | None = None
+        self.where: Box | None = None  # box (x0, y0, x1, y1) of that blood
+        self.window = _Window(start=0, stride=1, base=0)
+        # while a stream-start window goes on (`open_frames`), the watching window that would follow it
+        self.beside: _Window | None = None
 
     @property
     def opening(self) -> bool:
         """The first window after stream start, where blood already in view may count."""
-        return not self.after_episode and self.base == 0
+        return not self.after_episode and self.window.base == 0
 
     def _keeps_opening(self, i: int) -> bool:
         """The stream-start window ends on frame `i` with blood counted that has not spread yet:
         with `open_frames`, it goes on (a pool can take longer than the window to spread)."""
-        return (self.opening and self.stride == 1 and self.first is not None and not self.spread
+        w = self.window
+        return (self.opening and w.stride == 1 and w.first is not None and not w.spread
                 and self.watch_stride > 0 and i < self.open_frames)
 
     @property
@@ -114,84 +135,68 @@ class PresenceCheck:
         self.i += 1
         if self.onset is not None:
             return 0.0, None
-        if self.opening and self.stride != 1:  # a stream-start window gone on (`open_frames`)
+        w = self.window
+        if self.opening and w.stride != 1:  # a stream-start window gone on (`open_frames`)
             done = i >= self.open_frames
         else:
-            done = self.checks >= self.arm_frames + self.persist or \
-                (self.first is None and self.checks >= self.arm_frames)
+            done = w.checks >= self.arm_frames + self.persist or \
+                (w.first is None and w.checks >= self.arm_frames)
             if done and self._keeps_opening(i):
                 # same baseline and count, checked less often; fresh blood is watched for beside it
-                self.stride, self.start, done = self.watch_stride, i, False
+                w.stride, w.start, done = self.watch_stride, i, False
+                self.beside = _Window(start=i, stride=self.watch_stride, base=i)
         if done:
             if not self.watching:
                 return 0.0, None
-            self._window(start=i, stride=self.watch_stride)
-        score = min(1.0, self.count / self.persist)
-        if (i - self.start) % self.stride:
+            w = self.window = _Window(start=i, stride=self.watch_stride, base=i)
+            self.beside = None
+        score = min(1.0, w.count / self.persist)
+        if (i - w.start) % w.stride:
             return score, None
-        self.checks += 1
-        if self._cover(frame) > self.threshold:
-            self.first = i if self.first is None else self.first
-            self.count += 1
-        score = min(1.0, self.count / self.persist) * (1.0 if self.spread or not self.opening else 0.5)
-        if self.count >= self.persist and (self.spread or not self.opening):
-            self.onset = self.first
-            self.cue = CUE_PRESENT if self.opening else CUE_FRESH
-            self.where = None if self.box is None else scaled_box(self.box, frame.shape, self._small_shape)
-            return 1.0, self.onset
-        if self.beside_count >= self.persist:  # the watching window beside a stream-start window gone on
-            self.onset, self.cue = self.beside_first, CUE_FRESH
-            box = self.beside_box
-            self.where = None if box is None else scaled_box(box, frame.shape, self._small_shape)
-            return 1.0, self.onset
+        w.checks += 1
+        w.counts(i, self._cover(frame, i), self.threshold)
+        score = min(1.0, w.count / self.persist) * (1.0 if w.spread or not self.opening else 0.5)
+        if w.count >= self.persist and (w.spread or not self.opening):
+            return self._raise(w.first, CUE_PRESENT if self.opening else CUE_FRESH, w.box, frame)
+        if self.beside is not None and self.beside.count >= self.persist:
+            return self._raise(self.beside.first, CUE_FRESH, self.beside.box, frame)
         return score, None
+
+    def _raise(self, onset: int | None, cue: str, box: Box | None, frame: np.ndarray) -> tuple[float, int | None]:
+        self.onset, self.cue = onset, cue
+        self.where = None if box is None else scaled_box(box, frame.shape, self._small_shape)
+        return 1.0, self.onset
 
     def leftover_blood(self) -> np.ndarray | None:
         """After `rearm`: the current window's baseline blood (AREA_SIZE, bool) where it lies on
         the latest checked frame; None at stream start or before that window's first check."""
-        if not self.after_episode or self.leftover is None:
+        if not self.after_episode or self.window.leftover is None:
             return None
-        return self.leftover.carried()
+        return self.window.leftover.carried()
 
-    def _cover(self, frame: np.ndarray) -> float:
-        """Share of the lit view covered by blood that counts. In the opening window: all of it
-        (whether it spread is recorded apart); in later windows and after `rearm`: fresh blood
-        only (0 on a window's first checked frame, its baseline)."""
+    def _cover(self, frame: np.ndarray, i: int) -> float:
+        """Share of the lit view covered by blood that counts on checked frame `i`. In the
+        opening window: all of it (whether it spread is recorded apart); in later windows and
+        after `rearm`: fresh blood only (0 on a window's first checked frame, its baseline)."""
         small = area_copy(frame)
         self._small_shape = small.shape
         blood, view = blood_cover(small, self.dark)
-        opening = self.opening
-        if self.leftover is None:
-            self.leftover = LeftoverBlood(small, blood, view)
-            fresh = 0.0
-        else:
-            fresh = self.leftover.fresh(small, blood, view)
-        if opening:
-            self.spread |= fresh > self.threshold or not self.live
-            if self.stride != 1:
-                self._watch_beside(small, blood, view)
+        w = self.window
+        fresh = w.fresh(small, blood, view)
+        if self.opening:
+            w.spread |= fresh > self.threshold or not self.live
+            if self.beside is not None and self.beside.counts(i, self.beside.fresh(small, blood, view), self.threshold):
+                self.beside.box = largest_box(self.beside.leftover.last_fresh)
             share = view_share(blood, view)
             if share > self.threshold:
-                self.box = largest_box(blood & view)
+                w.box = largest_box(blood & view)
             return share
         if fresh > self.threshold:
-            self.box = largest_box(self.leftover.last_fresh)
+            w.box = largest_box(w.leftover.last_fresh)
         return fresh
 
-    def _watch_beside(self, small: np.ndarray, blood: np.ndarray, view: np.ndarray) -> None:
-        """The watching window that would have followed the stream-start window, run beside it
-        while that goes on: blood that appeared since the frame where it slowed down (a pool
-        washed away and filling again), counted on `persist` checks as watching counts it."""
-        if self.beside is None:
-            self.beside = LeftoverBlood(small, blood, view)
-            return
-        if self.beside.fresh(small, blood, view) > self.threshold:
-            self.beside_first = self.i - 1 if self.beside_first is None else self.beside_first
-            self.beside_count += 1
-            self.beside_box = largest_box(self.beside.last_fresh)
 
-
-def largest_box(mask: np.ndarray) -> tuple[int, int, int, int] | None:
+def largest_box(mask: np.ndarray) -> Box | None:
     """Bounding box (x0, y0, x1, y1) of the largest connected region of `mask`."""
     count, _, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
     if count <= 1:
@@ -201,8 +206,8 @@ def largest_box(mask: np.ndarray) -> tuple[int, int, int, int] | None:
     return x, y, x + w, y + h
 
 
-def scaled_box(box: tuple[int, int, int, int], frame_shape: tuple[int, ...],
-                small_shape: tuple[int, ...]) -> tuple[int, int, int, int]:
+def scaled_box(box: Box, frame_shape: tuple[int, ...],
+                small_shape: tuple[int, ...]) -> Box:
     """A box on the AREA_SIZE copy in pixels of the frame it was made from."""
     sx, sy = frame_shape[1] / small_shape[1], frame_shape[0] / small_shape[0]
     x0, y0, x1, y1 = box
