@@ -47,16 +47,20 @@ def jaccard_metrics(dist, pred_visible, gt_visible, thresholds: Sequence[float])
     jaccard: dict[float, float | None] = {}
     delta: dict[float, float | None] = {}
     for th in thresholds:
-        within = dist < th
-        correct = within & gt_vis
+        correct = (dist < th) & gt_vis
         delta[th] = float(correct.sum() / n_vis) if n_vis else None
-        tp = int((correct & pred_vis).sum())
-        fp = int((pred_vis & ~(within & gt_vis)).sum())
-        jaccard[th] = float(tp / (n_vis + fp)) if n_vis + fp else None
+        jaccard[th] = _jaccard(correct, pred_vis, n_vis)
     return {"aj": _mean(jaccard.values()), "delta_avg": _mean(delta.values()),
             "oa": float((pred_vis == gt_vis).mean()) if len(dist) else None,
             "jaccard": {str(k): v for k, v in jaccard.items()}, "delta": {str(k): v for k, v in delta.items()},
             "n": len(dist), "visible": n_vis}
+
+
+def _jaccard(correct: np.ndarray, pred_vis: np.ndarray, n_visible: int) -> float | None:
+    """TP / (visible truth + FP): TP predicted visible and `correct` (truly visible, within the
+    threshold), FP predicted visible and not correct."""
+    fp = int((pred_vis & ~correct).sum())
+    return float((correct & pred_vis).sum() / (n_visible + fp)) if n_visible + fp else None
 
 
 def _mean(values) -> float | None:
@@ -102,12 +106,7 @@ def redetection_metrics(tracks: Sequence[tuple], thresholds: Sequence[float] = T
         pred_vis, gt_vis = np.asarray(pred_visible, bool), np.asarray(gt_visible, bool)
         for t, hidden in reappearances(gt_vis):
             seen, said, d = gt_vis[t:], pred_vis[t:], dist[t:]
-            row = []
-            for th in thresholds:
-                hit = seen & (d <= th)
-                false_pos = int((said & ~hit).sum())
-                row.append(float((hit & said).sum() / (seen.sum() + false_pos)))
-            scores.append(row)
+            scores.append([_jaccard(seen & (d <= th), said, int(seen.sum())) for th in thresholds])
             hidden_for.append(hidden)
     by_min: dict[str, float | None] = {}
     for d_min in min_hidden:
