@@ -51,15 +51,16 @@ def dis_flows(pairs: list[tuple[np.ndarray, np.ndarray]], preset: str = "medium"
             objects[preset] = dis_flow(preset)
         return objects[preset].calc(pair[0], pair[1], None)
 
-    if workers <= 1 or len(pairs) <= 1:
-        return [calc(pair) for pair in pairs]
-    return list(_pool(workers).map(calc, pairs))
+    return _spread(calc, pairs, workers)
 
 
-def _pool(workers: int) -> ThreadPoolExecutor:
+def _spread(fn, items: list, workers: int) -> list:
+    """[fn(item) for item in items], over `workers` threads of one shared pool when there are several."""
+    if workers <= 1 or len(items) <= 1:
+        return [fn(item) for item in items]
     if workers not in _POOLS:
         _POOLS[workers] = ThreadPoolExecutor(workers, thread_name_prefix="flow")
-    return _POOLS[workers]
+    return list(_POOLS[workers].map(fn, items))
 
 
 def fit_similarity(xy: np.ndarray, motion: np.ndarray, inlier_px: float, min_inliers: int = 0) -> np.ndarray | None:
@@ -154,9 +155,7 @@ def lk_refine_many(jobs: list[tuple], workers: int = 1) -> list[tuple[np.ndarray
     """`lk_refine(*job)` of each job (prev_gray, next_gray, xy, guess, win, levels), in order.
     With `workers` > 1 the jobs are spread over that many threads (the pool `dis_flows` uses):
     each call builds its own pyramids on one core, and OpenCV releases the GIL."""
-    if workers <= 1 or len(jobs) <= 1:
-        return [lk_refine(*job) for job in jobs]
-    return list(_pool(workers).map(lambda job: lk_refine(*job), jobs))
+    return _spread(lambda job: lk_refine(*job), jobs, workers)
 
 
 def _lk_there_and_back(a: np.ndarray, b: np.ndarray, xy: np.ndarray, guess: np.ndarray, win: int,
